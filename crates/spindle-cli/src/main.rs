@@ -1,0 +1,283 @@
+//! `spindle`: the command line. This file only parses arguments and prints; every action is
+//! carried out by `spindle-manager`.
+
+mod output;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use output::{Output, Printer};
+use serde_json::{json, Map, Value};
+use spindle_api::{Method, PluginException};
+use spindle_manager::{CallError, CallOptions, Manager, ManagerConfig, Mode};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Exit codes (documented in the README).
+mod exit {
+    /// The plug-in raised one of the guides' exceptions, or the request was refused.
+    pub const RAISED: u8 = 1;
+    /// Usage error (clap uses 2 as well).
+    pub const USAGE: u8 = 2;
+    /// The plug-in broke the contract.
+    pub const CONTRACT: u8 = 3;
+    /// The call could not complete: the plug-in crashed, hung or could not start.
+    pub const FAILED: u8 = 4;
+    /// spindle itself could not do what was asked (unknown plug-in, unreadable file).
+    pub const SPINDLE: u8 = 5;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "spindle",
+    version,
+    about = "Storage provisioning through storage plug-ins"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// A plug-ins root (<root>/<vendor>/<module>/); repeatable; searched before SPINDLE_PLUGIN_PATH.
+    #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
+    plugin_dirs: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    /// Log level for spindle's own log on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn", env = "SPINDLE_LOG")]
+    log_level: String,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Plug-ins: list, inspect and call them.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// List the plug-ins spindle can host, and the modules it skipped with the reason.
+    List,
+    /// Show one plug-in: class variables, abilities, methods, origin, warnings.
+    Show {
+        /// CLASS or CLASS@VERSION.
+        id: String,
+    },
+    /// Call one method through the manager (contract checks and async driving included).
+    Call {
+        /// CLASS or CLASS@VERSION.
+        id: String,
+        /// Method name as the guides spell it, e.g. getCapabilities.
+        method: String,
+        /// Keyword arguments as a JSON object, or @FILE to read them from a file.
+        #[arg(long, default_value = "{}")]
+        params: String,
+        /// Log and repair contract violations instead of failing the call.
+        #[arg(long)]
+        lenient: bool,
+        /// Seconds a single plug-in invocation may take before it is killed.
+        #[arg(long, default_value_t = 300)]
+        deadline: u64,
+        /// Seconds between getAsyncProgress polls.
+        #[arg(long, default_value_t = 1.0)]
+        poll_interval: f64,
+    },
+}
+
+fn init_logging(g: &Global) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&g.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match g.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn plugin_roots(g: &Global) -> Vec<PathBuf> {
+    let mut roots = g.plugin_dirs.clone();
+    if let Some(path) = std::env::var_os("SPINDLE_PLUGIN_PATH") {
+        roots.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
+    }
+    roots
+}
+
+/// Plug-ins compiled into this program.
+fn builtins() -> Vec<Arc<dyn spindle_api::StorageArrayPlugin>> {
+    vec![Arc::new(spindle_plugin_sim::SimArray)]
+}
+
+async fn manager(
+    g: &Global,
+    mode: Mode,
+    deadline: Duration,
+    poll: Duration,
+) -> Result<Manager, (u8, String)> {
+    let config = ManagerConfig {
+        roots: plugin_roots(g),
+        builtins: builtins(),
+        mode,
+        call_deadline: deadline,
+        async_poll_interval: poll,
+        ..ManagerConfig::default()
+    };
+    Manager::new(config)
+        .await
+        .map_err(|e| (exit::SPINDLE, e.to_string()))
+}
+
+fn read_params(raw: &str) -> Result<Map<String, Value>, (u8, String)> {
+    let text = match raw.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| (exit::SPINDLE, format!("cannot read {path}: {e}")))?
+        }
+        None => raw.to_string(),
+    };
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err((
+            exit::USAGE,
+            format!("--params must be a JSON object of keyword arguments, not {other}"),
+        )),
+        Err(e) => Err((exit::USAGE, format!("--params is not valid JSON: {e}"))),
+    }
+}
+
+async fn run(cli: Cli) -> Result<u8, (u8, String)> {
+    let p = Printer::new(cli.global.output);
+    match cli.command {
+        Command::Plugin(PluginCommand::List) => {
+            let m = manager(
+                &cli.global,
+                Mode::Strict,
+                Duration::from_secs(30),
+                Duration::from_secs(1),
+            )
+            .await?;
+            p.plugin_list(m.plugins(), m.skipped());
+            Ok(0)
+        }
+        Command::Plugin(PluginCommand::Show { id }) => {
+            let m = manager(
+                &cli.global,
+                Mode::Strict,
+                Duration::from_secs(30),
+                Duration::from_secs(1),
+            )
+            .await?;
+            match m.resolve(&id) {
+                Ok(entry) => {
+                    p.plugin_show(entry);
+                    Ok(0)
+                }
+                Err(e) => {
+                    let skipped: Vec<_> = m
+                        .skipped()
+                        .iter()
+                        .filter(|s| s.class.as_deref() == Some(id.split('@').next().unwrap_or(&id)))
+                        .cloned()
+                        .collect();
+                    if skipped.is_empty() {
+                        Err((exit::SPINDLE, e.to_string()))
+                    } else {
+                        p.skipped_only(&skipped);
+                        Ok(exit::SPINDLE)
+                    }
+                }
+            }
+        }
+        Command::Plugin(PluginCommand::Call {
+            id,
+            method,
+            params,
+            lenient,
+            deadline,
+            poll_interval,
+        }) => {
+            let args = read_params(&params)?;
+            let Some(method) = Method::parse(&method) else {
+                let e = PluginException::no_such_operation(format!(
+                    "'{method}' is not a method of the Storage Array API (see `spindle plugin show {id}`)"
+                ));
+                p.exception(&e, &[]);
+                return Ok(exit::RAISED);
+            };
+            let mode = if lenient { Mode::Lenient } else { Mode::Strict };
+            let poll = Duration::from_secs_f64(poll_interval.clamp(0.01, 3600.0));
+            let m = manager(&cli.global, mode, Duration::from_secs(deadline), poll).await?;
+            let entry = m.resolve(&id).map_err(|e| (exit::SPINDLE, e.to_string()))?;
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let progress = tokio::spawn(async move {
+                while let Some(ev) = rx.recv().await {
+                    output::progress(&ev);
+                }
+            });
+            let opts = CallOptions {
+                progress: Some(tx),
+                call_id: None,
+            };
+            let result = m.call(entry, method, args, opts).await;
+            let _ = progress.await;
+            match result {
+                Ok(outcome) => {
+                    for w in &outcome.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    for v in &outcome.violations {
+                        eprintln!("warning: contract violation tolerated: {v}");
+                    }
+                    p.value(&spindle_api::redact_value(&outcome.value));
+                    Ok(0)
+                }
+                Err(e) => {
+                    p.exception(&e.exception(), e.violations());
+                    Ok(match e {
+                        CallError::Rejected(_) | CallError::Raised(_) => exit::RAISED,
+                        CallError::Contract(_) => exit::CONTRACT,
+                        CallError::Failed(_) => exit::FAILED,
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("spindle: cannot start the runtime: {e}");
+            return ExitCode::from(exit::SPINDLE);
+        }
+    };
+    let output = cli.global.output;
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err((code, message)) => {
+            match output {
+                Output::Json => println!("{}", json!({ "error": message })),
+                Output::Table => eprintln!("spindle: {message}"),
+            }
+            ExitCode::from(code)
+        }
+    }
+}

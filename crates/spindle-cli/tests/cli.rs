@@ -1,0 +1,455 @@
+//! The `spindle` command as a user runs it: built-in, Python and broken plug-ins.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Env {
+    cache: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env {
+            cache: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn spindle(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(args)
+            .env("XDG_CACHE_HOME", self.cache.path())
+            .env_remove("SPINDLE_PLUGIN_PATH")
+            .env_remove("SPINDLE_PYTHON_LIB")
+            .output()
+            .expect("spindle runs")
+    }
+}
+
+fn stdout_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn samples() -> String {
+    repo().join("tests/python-plugins").display().to_string()
+}
+
+fn broken() -> String {
+    repo().join("tests/python-plugins-broken").display().to_string()
+}
+
+fn call(env: &Env, root: Option<&str>, class: &str, method: &str, params: &Value) -> (Output, Value) {
+    let p = params.to_string();
+    let mut args = vec![];
+    if let Some(r) = root {
+        args.extend(["--plugin-dir", r]);
+    }
+    args.extend([
+        "--output",
+        "json",
+        "plugin",
+        "call",
+        class,
+        method,
+        "--poll-interval",
+        "0.02",
+        "--params",
+        &p,
+    ]);
+    let out = env.spindle(&args);
+    let v = stdout_json(&out);
+    (out, v)
+}
+
+fn sim_ss(dir: &Path) -> Value {
+    json!({
+        "name": "sim", "uuid": "ss-sim-1", "storage_type": "iSCSIStorage",
+        "admin_host": "localhost", "admin_user": "admin", "admin_passwd": "s3cr3t-admin",
+        "extra_info": format!("state_dir={};split_ms_per_gib=100", dir.display()),
+    })
+}
+
+#[test]
+fn list_shows_built_in_and_python_plugins() {
+    let env = Env::new();
+    let out = env.spindle(&["--plugin-dir", &samples(), "--output", "json", "plugin", "list"]);
+    assert!(out.status.success());
+    let v = stdout_json(&out);
+    let ids: Vec<&str> = v["plugins"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"spindle.sim.SimArray@0.1.0-1"), "{ids:?}");
+    assert!(
+        ids.contains(&"acme.minimal.MinimalArray.MinimalArray@1.0.0-1"),
+        "{ids:?}"
+    );
+    assert!(ids.contains(&"acme.rich.RichArray.RichArray@2.1.0-3"), "{ids:?}");
+    assert_eq!(v["skipped"], json!([]));
+    // The table form names the same plug-ins.
+    let table = env.spindle(&["--plugin-dir", &samples(), "plugin", "list"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("acme.rich.RichArray.RichArray") && text.contains("built-in"),
+        "{text}"
+    );
+}
+
+#[test]
+fn plugin_path_environment_variable_names_roots() {
+    let env = Env::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["--output", "json", "plugin", "list"])
+        .env("XDG_CACHE_HOME", env.cache.path())
+        .env("SPINDLE_PLUGIN_PATH", format!("/nonexistent-root:{}", samples()))
+        .output()
+        .expect("runs");
+    let v = stdout_json(&out);
+    let n = v["plugins"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(n, 3, "{v}");
+    let skipped = v["skipped"].to_string();
+    assert!(
+        skipped.contains("/nonexistent-root") && skipped.contains("cannot be read"),
+        "{skipped}"
+    );
+}
+
+#[test]
+fn show_describes_abilities_methods_and_origin() {
+    let env = Env::new();
+    let out = env.spindle(&[
+        "--plugin-dir",
+        &samples(),
+        "plugin",
+        "show",
+        "acme.minimal.MinimalArray.MinimalArray",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "ACME",
+        "iSCSIStorage",
+        "python",
+        "max_access_entries",
+        "getCapabilities",
+        "generic (supplied by spindle)",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    let json_out = env.spindle(&["--output", "json", "plugin", "show", "spindle.sim.SimArray"]);
+    let v = stdout_json(&json_out);
+    assert_eq!(v["metadata"]["plugin_ability"]["splitclone_is_sync"], "NO");
+    assert_eq!(
+        v["implemented"].as_array().map(Vec::len),
+        Some(42),
+        "the simulator implements every method"
+    );
+    let unknown = env.spindle(&["plugin", "show", "no.such.Plugin"]);
+    assert_eq!(unknown.status.code(), Some(5));
+}
+
+#[test]
+fn sim_calls_return_records_exceptions_and_drive_async_splits() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ss = sim_ss(dir.path());
+    let (out, lun) = call(
+        &env,
+        None,
+        "spindle.sim.SimArray",
+        "create",
+        &json!({"ss_record": ss, "se_record": {"se_type": "LUNType", "ss_uuid": "ss-sim-1", "name": "lun1", "size": 1u64 << 30, "vol_group_name": "pool0"}}),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        lun["page83_id"].as_str().is_some_and(|p| p.starts_with('3')),
+        "{lun}"
+    );
+
+    // Bad input: refused with the guide's exception naming the key, exit 1, nothing created.
+    let (out, err) = call(
+        &env,
+        None,
+        "spindle.sim.SimArray",
+        "create",
+        &json!({"ss_record": ss, "se_record": {"se_type": "LUNType", "ss_uuid": "ss-sim-1", "name": "lun2", "size": "ten", "vol_group_name": "pool0"}}),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(err["exception"], "ValueFormatEx");
+    assert_eq!(err["key"], "size");
+    let (_, listed) = call(
+        &env,
+        None,
+        "spindle.sim.SimArray",
+        "list",
+        &json!({"ss_record": ss}),
+    );
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    // A missing parameter names the parameter.
+    let (out, err) = call(
+        &env,
+        None,
+        "spindle.sim.SimArray",
+        "resize",
+        &json!({"ss_record": ss, "se_record": lun}),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        (err["exception"].as_str(), err["key"].as_str()),
+        (Some("MissingKeyEx"), Some("new_size"))
+    );
+
+    // An asynchronous split: progress on stderr, the result has no async fields.
+    let (_, clone) = call(
+        &env,
+        None,
+        "spindle.sim.SimArray",
+        "clone",
+        &json!({"ss_record": ss, "se_record": lun, "dest_se_record": {"se_type": "SnapCloneType", "ss_uuid": "ss-sim-1", "name": "c1"}}),
+    );
+    let (out, v) = call(
+        &env,
+        None,
+        "spindle.sim.SimArray",
+        "splitClone",
+        &json!({"ss_record": ss, "se_record": clone}),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(v, Value::Null);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("splitClone") && stderr.contains("done"),
+        "{stderr}"
+    );
+    let (_, info) = call(
+        &env,
+        None,
+        "spindle.sim.SimArray",
+        "getInfo",
+        &json!({"ss_record": ss, "se_record": clone}),
+    );
+    assert_eq!(
+        info["se_type"], "LUNType",
+        "the split clone is an ordinary LUN: {info}"
+    );
+    assert!(info.get("async_progress").is_none() && info.get("async_handle").is_none());
+}
+
+#[test]
+fn secrets_never_reach_the_output() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ss = sim_ss(dir.path());
+    let (out, v) = call(
+        &env,
+        None,
+        "spindle.sim.SimArray",
+        "getInfo",
+        &json!({"ss_record": ss}),
+    );
+    assert!(out.status.success());
+    assert_eq!(v["admin_passwd"], "********");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("s3cr3t-admin"), "{all}");
+}
+
+#[test]
+fn unknown_method_and_malformed_params_are_explained() {
+    let env = Env::new();
+    let out = env.spindle(&[
+        "--output",
+        "json",
+        "plugin",
+        "call",
+        "spindle.sim.SimArray",
+        "frobnicate",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout_json(&out)["exception"], "NoSuchOperationEx");
+    let out = env.spindle(&[
+        "plugin",
+        "call",
+        "spindle.sim.SimArray",
+        "list",
+        "--params",
+        "{not json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid JSON"));
+    let out = env.spindle(&[
+        "--output",
+        "json",
+        "plugin",
+        "call",
+        "spindle.sim.SimArray",
+        "list",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout_json(&out)["key"], "ss_record");
+}
+
+fn minimal_ss(dir: &Path) -> Value {
+    json!({
+        "name": "mini", "uuid": "ss-mini-1", "storage_type": "iSCSIStorage",
+        "access_host": "127.0.0.1", "admin_host": "127.0.0.1", "admin_user": "admin", "admin_passwd": "pw",
+        "extra_info": format!("state_dir={}", dir.display()),
+    })
+}
+
+#[test]
+fn python_minimal_plugin_answers_under_strict_contract_checks() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ss = minimal_ss(dir.path());
+    let root = samples();
+    let class = "acme.minimal.MinimalArray.MinimalArray";
+    let (out, caps) = call(
+        &env,
+        Some(&root),
+        class,
+        "getCapabilities",
+        &json!({"ss_record": ss}),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(caps.as_object().map(|m| m.len()), Some(16), "{caps}");
+    let (out, info) = call(&env, Some(&root), class, "getInfo", &json!({"ss_record": ss}));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(info["storage_desc"].is_string(), "{info}");
+    let (out, names) = call(
+        &env,
+        Some(&root),
+        class,
+        "getStorageNames",
+        &json!({"ss_record": ss}),
+    );
+    assert!(out.status.success());
+    assert_eq!(names, json!([]));
+}
+
+fn rich_ss(dir: &Path, storage_type: &str) -> Value {
+    json!({
+        "name": "rich", "uuid": format!("ss-rich-{storage_type}"), "storage_type": storage_type,
+        "access_host": "127.0.0.1", "admin_host": "127.0.0.1", "admin_user": "admin", "admin_passwd": "pw",
+        "extra_info": format!("state_dir={} split_step=25", dir.display()),
+    })
+}
+
+#[test]
+fn python_rich_plugin_creates_clones_splits_with_progress_and_raises_with_keys() {
+    let env = Env::new();
+    let root = samples();
+    let class = "acme.rich.RichArray.RichArray";
+    for storage_type in ["iSCSIStorage", "SANStorage"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ss = rich_ss(dir.path(), storage_type);
+        let uuid = ss["uuid"].clone();
+        let (out, info) = call(&env, Some(&root), class, "getInfo", &json!({"ss_record": ss}));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let pool = info["vol_groups"][0]["vol_name"].clone();
+        let (out, lun) = call(
+            &env,
+            Some(&root),
+            class,
+            "create",
+            &json!({"ss_record": ss, "se_record": {"se_type": "LUNType", "ss_uuid": uuid, "name": "vm1", "size": 1u64 << 30, "vol_group_name": pool}}),
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(lun["page83_id"].is_string(), "{lun}");
+
+        // MissingKeyEx carries its key through the runner and the manager.
+        let (out, err) = call(
+            &env,
+            Some(&root),
+            class,
+            "create",
+            &json!({"ss_record": ss, "se_record": {"se_type": "LUNType", "ss_uuid": uuid, "name": "vm2", "vol_group_name": pool}}),
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            (err["exception"].as_str(), err["key"].as_str()),
+            (Some("MissingKeyEx"), Some("size")),
+            "{err}"
+        );
+
+        let (out, clone) = call(
+            &env,
+            Some(&root),
+            class,
+            "clone",
+            &json!({"ss_record": ss, "se_record": lun, "dest_se_record": {"se_type": "SnapCloneType", "ss_uuid": uuid, "name": "vm1-clone"}}),
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (out, v) = call(
+            &env,
+            Some(&root),
+            class,
+            "splitClone",
+            &json!({"ss_record": ss, "se_record": clone}),
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(v, Value::Null);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("splitClone") && stderr.contains("done"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn broken_python_modules_are_each_explained() {
+    let env = Env::new();
+    let out = env.spindle(&["--plugin-dir", &broken(), "--output", "json", "plugin", "list"]);
+    assert!(out.status.success());
+    let v = stdout_json(&out);
+    let skipped = v["skipped"].as_array().cloned().unwrap_or_default();
+    let reason_for = |module: &str| -> String {
+        skipped
+            .iter()
+            .filter(|s| s["path"].as_str().is_some_and(|p| p.ends_with(module)))
+            .map(|s| s["reason"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let expect = [
+        ("importerror", "ModuleNotFoundError"),
+        ("classimport", "NameError"),
+        ("unresolved", "does not resolve"),
+        ("missingvar", "plugin_ability"),
+        ("badversion", "Major.Minor.Patch-Release"),
+        ("mixedversions", "same version"),
+        ("wrongbase", "does not derive from"),
+    ];
+    for (module, needle) in expect {
+        let r = reason_for(module);
+        assert!(
+            r.contains(needle),
+            "module {module}: expected {needle:?} in {r:?}"
+        );
+    }
+    // The good class of the mixed-version module is still usable.
+    let ids: Vec<&str> = v["plugins"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|p| p["class"].as_str())
+        .collect();
+    assert!(ids.contains(&"faulty.mixedversions.First.First"), "{ids:?}");
+}

@@ -320,7 +320,7 @@ macro_rules! record {
 
             /// Parses a dictionary, naming the key at fault.
             pub fn from_value(v: &Value) -> Result<Self, RecordError> {
-                serde_json::from_value(v.clone()).map_err(|_| {
+                <$name as Deserialize>::deserialize(v).map_err(|_| {
                     classify(
                         $kind.as_str(),
                         &[$((stringify!($field), <$ty as WireType>::describe())),+],

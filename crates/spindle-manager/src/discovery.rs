@@ -187,8 +187,9 @@ fn is_identifier(s: &str) -> bool {
 fn sorted_dirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
+        // A symlinked vendor or module directory is followed, as Python's import would.
+        .filter(|p| p.is_dir())
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
@@ -239,6 +240,7 @@ fn native_candidate(root: &Path, dir: &Path) -> Result<Candidate, String> {
             program,
             args: m.args,
             env: Vec::new(),
+            env_remove: Vec::new(),
             cwd: dir.to_path_buf(),
         },
         expected_classes: m.classes,
@@ -292,6 +294,9 @@ pub fn python_launcher(py: &PythonSetup, root: &Path, module: &str) -> Launcher 
             ("PYTHONPYCACHEPREFIX".into(), py.pycache_dir.display().to_string()),
             ("PYTHONUNBUFFERED".into(), "1".into()),
         ],
+        // Bytecode goes to spindle's own cache (PYTHONPYCACHEPREFIX); forbidding it would make
+        // every call recompile the standard library.
+        env_remove: vec!["PYTHONDONTWRITEBYTECODE".into()],
         cwd: root.to_path_buf(),
     }
 }

@@ -660,6 +660,14 @@ fn check_input(spec: &'static MethodSpec, args: &Map<String, Value>) -> Result<S
     let reject = CallError::Rejected;
     let a = Args::new(spec.method, args).map_err(reject)?;
     let ss = a.ss().map_err(reject)?;
+    // The uuid keys the cache, the validation memo and the per-server lock; the guides have the
+    // manager assign it when the record is created.
+    if ss.uuid.value().is_none_or(|u| u.trim().is_empty()) {
+        return Err(reject(PluginException::missing_key(
+            "uuid",
+            "the ss_record has no uuid; every storage server record carries the uuid assigned when it was created",
+        )));
+    }
     for p in spec.params {
         let Some(v) = args.get(p.name).filter(|v| !v.is_null()) else {
             continue;

@@ -24,6 +24,8 @@ pub struct Launcher {
     pub args: Vec<String>,
     /// Extra environment.
     pub env: Vec<(String, String)>,
+    /// Variables removed from the inherited environment.
+    pub env_remove: Vec<String>,
     /// Working directory.
     pub cwd: PathBuf,
 }
@@ -100,8 +102,11 @@ impl Session {
         let mut cmd = Command::new(&launcher.program);
         cmd.args(&launcher.args)
             .current_dir(&launcher.cwd)
-            .envs(launcher.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::piped())
+            .envs(launcher.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        for k in &launcher.env_remove {
+            cmd.env_remove(k);
+        }
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -202,9 +207,21 @@ impl Session {
         let _ = self.child.kill().await;
     }
 
-    /// Closes stdin and waits briefly for a clean exit.
-    async fn close(mut self) {
+    /// Closes stdin, reads what is left on stdout (anything there is pollution), and waits
+    /// briefly for a clean exit.
+    async fn close(mut self) -> Result<(), Fault> {
         self.stdin.take();
+        let mut rest = Vec::new();
+        let drained = tokio::time::timeout(
+            Duration::from_secs(2),
+            (&mut self.stdout).take(64 * 1024).read_to_end(&mut rest),
+        )
+        .await;
+        let leftover = String::from_utf8_lossy(&rest);
+        let polluted = leftover
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| excerpt(l.trim_end()));
         match tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await {
             Ok(Ok(s)) if !s.success() => {
                 tracing::warn!(plugin = %self.label, "plug-in process ended with {}", describe_status(s));
@@ -214,6 +231,13 @@ impl Session {
                 tracing::warn!(plugin = %self.label, "plug-in process did not exit after stdin closed; killed");
                 let _ = self.child.kill().await;
             }
+        }
+        if drained.is_err() {
+            tracing::warn!(plugin = %self.label, "plug-in process kept stdout open after stdin closed");
+        }
+        match polluted {
+            Some(line) => Err(Fault::Pollution(line)),
+            None => Ok(()),
         }
     }
 
@@ -309,7 +333,7 @@ pub async fn describe(launcher: &Launcher, label: &str, deadline: Duration) -> R
     let mut session = Session::spawn(launcher, label)?;
     match tokio::time::timeout(deadline, session.hello(None)).await {
         Ok(Ok(hello)) => {
-            session.close().await;
+            session.close().await?;
             Ok(hello)
         }
         Ok(Err(f)) => {
@@ -347,11 +371,11 @@ pub async fn call(
     let result = tokio::time::timeout(deadline, exchange).await;
     match result {
         Ok(Ok(Err(e))) => {
-            session.close().await;
+            session.close().await?;
             Ok(Err(Raised::from_rpc(&e)))
         }
         Ok(Ok(Ok(v))) => {
-            session.close().await;
+            session.close().await?;
             match v {
                 Value::Object(mut m) if m.contains_key("value") => {
                     Ok(Ok(m.remove("value").unwrap_or(Value::Null)))

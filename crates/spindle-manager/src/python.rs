@@ -79,12 +79,42 @@ pub fn materialize(base: &Path) -> std::io::Result<PathBuf> {
     }
 }
 
+/// The interpreter itself when `name` on PATH is a wrapper script (pyenv's shims cost tens of
+/// milliseconds per start, paid on every plug-in call); `name` otherwise.
+pub fn resolve_interpreter(name: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    let Some(found) = found else {
+        return PathBuf::from(name);
+    };
+    let is_script = std::fs::File::open(&found)
+        .and_then(|mut f| {
+            let mut head = [0u8; 2];
+            std::io::Read::read_exact(&mut f, &mut head).map(|()| head == *b"#!")
+        })
+        .unwrap_or(false);
+    if !is_script {
+        return found;
+    }
+    std::process::Command::new(&found)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .filter(|p| p.is_file())
+        .unwrap_or(found)
+}
+
 /// The default setup: interpreter from `SPINDLE_PYTHON` (else `python3`); library from
 /// `SPINDLE_PYTHON_LIB`, else the embedded copy in the user's cache (else in `temp_root`).
 pub fn default_setup(temp_root: &Path) -> PythonSetup {
     let interpreter = std::env::var_os("SPINDLE_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("python3"));
+        .unwrap_or_else(|| resolve_interpreter("python3"));
     let lib_dir = match std::env::var_os("SPINDLE_PYTHON_LIB") {
         Some(p) => PathBuf::from(p),
         None => cache_base()

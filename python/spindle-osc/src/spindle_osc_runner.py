@@ -171,7 +171,7 @@ class Channel(object):
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
 
     def read_message(self):
-        """The next message: a dict, or ``(code, text)`` for a line that is not one, or
+        """The next message: a dict, or ``(code, text, id)`` for a line that is not one, or
         ``None`` at end of input."""
         if self.eof:
             return None
@@ -184,16 +184,39 @@ class Channel(object):
                 more = self._in.readline(1 << 20)
                 if not more or more.endswith(b"\n"):
                     break
-            return (CODE_INVALID_REQUEST, "line longer than %d bytes refused" % MAX_LINE_BYTES)
+            return (CODE_INVALID_REQUEST,
+                    "line longer than %d bytes refused" % MAX_LINE_BYTES, None)
         if not line.strip():
-            return (CODE_INVALID_REQUEST, "empty line")
+            return (CODE_INVALID_REQUEST, "empty line", None)
         try:
             message = json.loads(line)
         except ValueError as e:
-            return (CODE_PARSE_ERROR, "not JSON: %s" % e)
-        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
-            return (CODE_INVALID_REQUEST, "not a JSON-RPC 2.0 message")
+            return (CODE_PARSE_ERROR, "not JSON (%s): %r" % (e, line[:_EXCERPT]), None)
+        if not isinstance(message, dict):
+            return (CODE_INVALID_REQUEST, "not a JSON-RPC 2.0 message: %r" % line[:_EXCERPT],
+                    None)
+        if message.get("jsonrpc") != "2.0" or ("method" in message and not isinstance(
+                message["method"], str)):
+            req_id = message.get("id")
+            if "method" in message and isinstance(req_id, (int, str)) \
+                    and not isinstance(req_id, bool):
+                return (CODE_INVALID_REQUEST, "not a JSON-RPC 2.0 request", req_id)
+            return (CODE_INVALID_REQUEST, "not a JSON-RPC 2.0 message: %r" % line[:_EXCERPT],
+                    None)
         return message
+
+    def refuse(self, bad):
+        """Answers a malformed request if it has an id to answer to. Without one, an answer
+        (id null) would itself not be a message spindle accepts, so it is only logged."""
+        code, text, req_id = bad
+        if req_id is not None:
+            self.respond_error(req_id, code, text)
+        else:
+            try:
+                sys.stderr.write("spindle_osc_runner: ignored input: %s\n" % text)
+                sys.stderr.flush()
+            except Exception:
+                pass
 
     # captured standard output ------------------------------------------------------------
     def restore_capture(self):
@@ -251,7 +274,7 @@ class Channel(object):
                     raise HostGone("spindle closed the channel while the plug-in waited for "
                                    "the answer to %s" % method)
                 if isinstance(message, tuple):
-                    self.respond_error(None, message[0], message[1])
+                    self.refuse(message)
                     continue
                 if "method" in message:
                     if "id" in message:
@@ -673,7 +696,7 @@ class Runner(object):
             if message is None:
                 return 0
             if isinstance(message, tuple):
-                channel.respond_error(None, message[0], message[1])
+                channel.refuse(message)
                 continue
             method = message.get("method")
             if method is None:

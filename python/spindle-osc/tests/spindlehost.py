@@ -30,10 +30,19 @@ class ProtocolError(AssertionError):
     pass
 
 
+PYCACHE = os.path.join(tempfile.gettempdir(), "spindle-osc-test-pycache")
+
+
 def runner_env(extra=None):
+    """The environment spindle gives the runner (crates/spindle-manager: python_launcher)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = SRC
+    env["PYTHONPYCACHEPREFIX"] = PYCACHE
+    env["PYTHONUNBUFFERED"] = "1"
     env.pop("PYTHONSTARTUP", None)
+    # With a pycache prefix and no bytecode writing, no .pyc is ever found (the standard
+    # library's included) and every start compiles everything: twice as slow.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if extra:
         env.update(extra)
     return env
@@ -54,7 +63,8 @@ def _classify(msg):
 class Host(object):
     """One runner process, as spindle starts it for one call."""
 
-    def __init__(self, root, module, cache=None, python=PYTHON, env=None, args=None):
+    def __init__(self, root, module, cache=None, python=PYTHON, env=None, args=None,
+                 cwd=None):
         self.cache = cache if cache is not None else {}
         self.tempdir = tempfile.mkdtemp(prefix="spindle-osc-test-")
         self.notifications = []
@@ -65,7 +75,7 @@ class Host(object):
         argv = [python, "-s", "-m", "spindle_osc_runner"]
         argv += args if args is not None else ["--root", root, "--module", module]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, cwd=self.tempdir,
+                                     stderr=subprocess.PIPE, cwd=cwd or root or self.tempdir,
                                      env=env or runner_env())
         self._lines = queue.Queue()
         self._next_id = 0
@@ -75,8 +85,16 @@ class Host(object):
 
     # plumbing ----------------------------------------------------------------------------
     def _pump_stdout(self):
-        for line in iter(self.proc.stdout.readline, b""):
-            self._lines.put(line)
+        traffic = os.environ.get("SPINDLE_OSC_TRAFFIC_LOG")  # every line, for interop checks
+        log = open(traffic, "ab") if traffic else None
+        try:
+            for line in iter(self.proc.stdout.readline, b""):
+                if log is not None:
+                    log.write(line)
+                self._lines.put(line)
+        finally:
+            if log is not None:
+                log.close()
         self._lines.put(None)
 
     def _pump_stderr(self):

@@ -1,9 +1,10 @@
 """The runner's side of the protocol: framing, hello, calls, host services, exceptions, and a
 plug-in that misbehaves in every way it can (tests/fixtures/plugins/testvendor/quirks)."""
 
-import json
 import os
+import shutil
 import subprocess
+import tempfile
 import unittest
 
 from spindlehost import FIXTURES, PYTHON, SAMPLES, SRC, Host, runner_env, value_of
@@ -220,16 +221,22 @@ class BadRequestsTest(QuirksTestCase):
     def test_unknown_method_and_garbage(self):
         response = self.host.request("spindle.nonsense", {})
         self.assertEqual(response["error"]["code"], -32601)
+        # Garbage without an id is not answered: an answer with id null is not a message
+        # spindle accepts. It is logged instead.
         self.host.send_line(b"this is not json")
-        message = self.host.read_message()
-        self.assertEqual((message["id"], message["error"]["code"]), (None, -32700))
         self.host.send_line(b'{"id": 5}')
+        self.host.send_line(b'[1, 2]')
+        # A request that is malformed but has an id gets an error answer.
+        self.host.send_line(b'{"jsonrpc": "1.0", "id": 6, "method": "spindle.hello"}')
         message = self.host.read_message()
-        self.assertEqual(message["error"]["code"], -32600)
+        self.assertEqual((message["id"], message["error"]["code"]), (6, -32600))
         # Notifications and stray responses are ignored.
         self.host.send({"jsonrpc": "2.0", "method": "spindle.tick", "params": {}})
         self.host.send({"jsonrpc": "2.0", "id": "c99", "result": None})
         self.assertEqual(value_of(self.call("getStatus", ss_record=SS)), ["ok", 1, None])
+        self.assertEqual(self.host.close(), 0)
+        self.assertEqual(self.host.stderr.count("spindle_osc_runner: ignored input"), 3)
+        self.assertIn("this is not json", self.host.stderr)
 
     def test_protocol_version_negotiation(self):
         response = self.host.request("spindle.hello", {"protocol_versions": [2, 3],
@@ -298,10 +305,13 @@ class ProcessTest(unittest.TestCase):
 
     def test_current_directory_is_not_on_the_path(self):
         # A file in the working directory must not shadow the plug-in's imports.
-        host = Host(SAMPLES, "acme.minimal")
-        try:
-            with open(os.path.join(host.tempdir, "acme.py"), "w") as f:
+        cwd = tempfile.mkdtemp(prefix="spindle-osc-cwd-")
+        self.addCleanup(shutil.rmtree, cwd)
+        for name in ("acme.py", "OSCPlugin.py"):
+            with open(os.path.join(cwd, name), "w") as f:
                 f.write("raise SystemExit('imported from the working directory')\n")
+        host = Host(SAMPLES, "acme.minimal", cwd=cwd)
+        try:
             self.assertEqual(host.hello()["errors"], [])
         finally:
             self.assertEqual(host.close(), 0)

@@ -6,7 +6,9 @@
 //! - `dispatch`         — `spindle_api::dispatch` alone (argument decoding, the plug-in, encoding);
 //! - `plugin_list`      — the plug-in's `list` alone (cloning 1,000 typed records);
 //! - `serialise`        — encoding 1,000 typed records as JSON values (what dispatch adds);
-//! - `contract_check`   — `contract::check_return` on the 1,000-element result;
+//! - `contract_check`   — `contract::check_return` on the 1,000-element result, as for a
+//!   built-in plug-in (`contract_check_untyped`: as for an out-of-process one, whose every
+//!   element's shape is checked too);
 //! - `wire_encode` / `wire_decode` — the result as JSON text, and a response line parsed back
 //!   (what an out-of-process call adds: the child encodes, the host decodes).
 //!
@@ -34,11 +36,16 @@ const SS_UUID: &str = "ss-bench";
 /// A built-in plug-in that lists 1,000 LUNs and does nothing else.
 struct BenchArray {
     records: Vec<SeRecord>,
+    class: &'static str,
 }
 
 impl BenchArray {
     fn new() -> Self {
-        let records = (0..ELEMENTS)
+        Self::with(ELEMENTS, "spindle.bench.ListArray")
+    }
+
+    fn with(elements: usize, class: &'static str) -> Self {
+        let records = (0..elements)
             .map(|i| {
                 let name = format!("lun-{i}");
                 let v = json!({
@@ -56,7 +63,7 @@ impl BenchArray {
                 SeRecord::from_value(&v).unwrap_or_else(|e| panic!("bench record: {e}"))
             })
             .collect();
-        BenchArray { records }
+        BenchArray { records, class }
     }
 }
 
@@ -66,7 +73,7 @@ fn nope<T>() -> PluginResult<T> {
 
 impl StorageArrayPlugin for BenchArray {
     fn class_name(&self) -> &'static str {
-        "spindle.bench.ListArray"
+        self.class
     }
     fn metadata(&self) -> PluginMetadata {
         PluginMetadata {
@@ -385,6 +392,19 @@ fn bench_list(c: &mut Criterion) {
             ))
         })
     });
+    // What an out-of-process result costs on top: every element's shape is checked too.
+    g.bench_function("contract_check_untyped", |b| {
+        b.iter(|| {
+            black_box(contract::check_return(
+                Method::List.spec(),
+                &metadata,
+                &args,
+                &mut value,
+                false,
+                Mode::Strict,
+            ))
+        })
+    });
     let line = Message::response(Id::Num(1), json!({"value": first.value})).to_line();
     g.bench_function("wire_encode", |b| {
         b.iter(|| black_box(serde_json::to_string(&first.value).unwrap_or_default()))
@@ -395,5 +415,48 @@ fn bench_list(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_list);
+/// The fixed cost of a call, apart from what grows with the result: the same path with a list
+/// of one element.
+fn bench_fixed(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let plugin = Arc::new(BenchArray::with(1, "spindle.bench.OneArray"));
+    let temp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let manager = rt
+        .block_on(Manager::new(ManagerConfig {
+            builtins: vec![plugin.clone()],
+            mode: Mode::Strict,
+            temp_root: Some(temp.path().to_path_buf()),
+            ..ManagerConfig::default()
+        }))
+        .unwrap_or_else(|e| panic!("manager: {e}"));
+    let entry = manager
+        .resolve("spindle.bench.OneArray")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let args = list_args();
+    rt.block_on(manager.call(entry, Method::List, args.clone(), CallOptions::default()))
+        .unwrap_or_else(|e| panic!("list: {e}"));
+    let mut g = c.benchmark_group("list_1_in_process");
+    g.bench_function("manager_call", |b| {
+        b.iter(|| {
+            let out = rt
+                .block_on(manager.call(entry, Method::List, args.clone(), CallOptions::default()))
+                .unwrap_or_else(|e| panic!("list: {e}"));
+            black_box(out.value)
+        })
+    });
+    g.bench_function("dispatch", |b| {
+        b.iter(|| {
+            black_box(
+                dispatch(plugin.as_ref(), &NullHost, Method::List, &args).unwrap_or_else(|e| panic!("{e}")),
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_list, bench_fixed);
 criterion_main!(benches);

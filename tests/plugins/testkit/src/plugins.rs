@@ -39,9 +39,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A correct iSCSI Storage Array plug-in.
 pub const GOOD: &str = "spindle.test.Good";
-/// Exits with status 3 in `getStatus`, aborts (SIGABRT) in `getInfo`.
+/// Exits with status 3 in `getStatus` (after taking a temporary file), aborts (SIGABRT) in
+/// `getInfo`.
 pub const CRASHY: &str = "spindle.test.Crashy";
-/// Sleeps forever in `getStatus`.
+/// Sleeps forever in `getStatus` (after taking a temporary file).
 pub const HANGS: &str = "spindle.test.Hangs";
 /// Prints [`POLLUTION_LINE`] to stdout in `getStatus`.
 pub const POLLUTER: &str = "spindle.test.Polluter";
@@ -76,6 +77,8 @@ pub const HANG_MARKER: &str = "HANGS-MARKER";
 pub const POLLUTION_LINE: &str = "POLLUTER-MARKER: debugging output on stdout";
 /// The `crash-at-hello` set writes this to stderr before it exits.
 pub const HELLO_CRASH_MARKER: &str = "HELLO-CRASH-MARKER";
+/// Crashy and Hangs write this and the path of the temporary file they took to stderr.
+pub const TEMP_FILE_MARKER: &str = "TEMP-FILE=";
 /// Exit status of Crashy's `getStatus`.
 pub const CRASH_STATUS: i32 = 3;
 /// Exit status of the `crash-at-hello` set.
@@ -807,9 +810,22 @@ fn cloned(c: &Call, source: &str) -> PluginResult<Map<String, Value>> {
     Ok(r)
 }
 
+/// Takes a temporary file and writes to it, so that a test can see it removed after a fault.
+/// Its path goes to stderr as `TEMP_FILE_MARKER` + path.
+fn leave_temp_file(c: &Call) {
+    match c.host.temp_file() {
+        Ok(path) => {
+            let _ = std::fs::write(&path, "left behind by a failing call");
+            eprintln!("{TEMP_FILE_MARKER}{}", path.display());
+        }
+        Err(e) => eprintln!("no temporary file: {e}"),
+    }
+}
+
 fn crashy(c: &Call) -> Option<PluginResult<Value>> {
     match c.method {
         "getStatus" => {
+            leave_temp_file(c);
             eprintln!("{CRASH_MARKER}: giving up in getStatus with exit status {CRASH_STATUS}");
             std::process::exit(CRASH_STATUS);
         }
@@ -825,6 +841,7 @@ fn hangs(c: &Call) -> Option<PluginResult<Value>> {
     if c.method != "getStatus" {
         return None;
     }
+    leave_temp_file(c);
     eprintln!(
         "{HANG_MARKER}: pid={} sleeping forever in getStatus",
         std::process::id()

@@ -7,8 +7,36 @@ use spindle_api::{ExceptionKind, Method, PluginException};
 use spindle_manager::{CallError, Rule};
 use spindle_testkit::fixture::{ss_args, ss_record, CALL_DEADLINE};
 use spindle_testkit::plugins::{
-    CRASHY, CRASH_MARKER, CRASH_STATUS, GOOD, HANGS, HANG_MARKER, POLLUTER, POLLUTION_LINE, VERSION,
+    CRASHY, CRASH_MARKER, CRASH_STATUS, GOOD, HANGS, HANG_MARKER, POLLUTER, POLLUTION_LINE, TEMP_FILE_MARKER,
+    VERSION,
 };
+
+/// What is left in the manager's temporary directory (per-call directories).
+fn leftovers(h: &spindle_testkit::fixture::Harness) -> Vec<String> {
+    match std::fs::read_dir(h.root.temp_root()) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The temporary file the failing call reported on stderr: it must be gone.
+fn assert_temp_file_removed(h: &spindle_testkit::fixture::Harness, message: &str) {
+    let path = message
+        .lines()
+        .find_map(|l| l.strip_prefix(TEMP_FILE_MARKER))
+        .unwrap_or_else(|| panic!("the plug-in did not report its temporary file: {message}"));
+    let path = std::path::Path::new(path);
+    assert!(path.starts_with(h.root.temp_root()), "{}", path.display());
+    assert!(!path.exists(), "{} outlived the failed call", path.display());
+    assert_eq!(
+        leftovers(h),
+        Vec::<String>::new(),
+        "the failed call's temporary directory was not removed"
+    );
+}
 
 fn failed(r: Result<spindle_manager::CallOutcome, CallError>) -> PluginException {
     match r {
@@ -39,6 +67,7 @@ async fn a_crash_fails_the_call_with_the_exit_status_and_the_stderr_tail() {
         "the stderr tail is missing: {}",
         e.message
     );
+    assert_temp_file_removed(&h, &e.message);
     // The manager goes on serving other calls.
     h.call(GOOD, Method::GetStatus, ss_args(&ss_record("ss-crash", "")))
         .await
@@ -103,6 +132,7 @@ async fn a_hung_plugin_is_killed_at_the_deadline() {
             .is_none_or(|p| !p.to_string_lossy().contains("spindle-testplugin")),
         "the hung plug-in (pid {pid}) is still running"
     );
+    assert_temp_file_removed(&h, &e.message);
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh Debian 12 machine, as root or not.
-# Installs what the tests need, then runs the Rust and Python suites.
+# The whole test suite, on a fresh Debian 12 machine. Installs what the tests need (as root),
+# runs the Rust and Python suites, and ends with one "N passed, M failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +16,20 @@ if ((${#need_apt[@]})); then
     fi
 fi
 
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+
 echo "== Rust workspace tests"
-cargo test --workspace --all-targets --locked 2>&1
+cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log" || status=1
 
 echo "== Python package tests (OSCPlugin, OSCPluginUtils, runner)"
-(cd python/spindle-osc && python3 -m unittest discover -s tests 2>&1)
+(cd python/spindle-osc && python3 -m unittest discover -s tests 2>&1) | tee -a "$log" || status=1
+
+rust_passed=$(grep -E '^test result:' "$log" | awk '{s += $4} END {print s + 0}')
+rust_failed=$(grep -E '^test result:' "$log" | awk '{s += $6} END {print s + 0}')
+py_ran=$(grep -E '^Ran [0-9]+ tests?' "$log" | awk '{s += $2} END {print s + 0}')
+py_failed=$(grep -E '^FAILED \(' "$log" | grep -oE '(failures|errors)=[0-9]+' | awk -F= '{s += $2} END {print s + 0}')
+echo
+echo "tests: $((rust_passed + py_ran - py_failed)) passed, $((rust_failed + py_failed)) failed"
+exit $status

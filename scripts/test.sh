@@ -4,8 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# command -> Debian package; the storage tests start these for real (tgtd, loop-mounted
+# XFS/btrfs, libiscsi's initiator tools, sshd on loopback).
 need_apt=()
-command -v python3 >/dev/null || need_apt+=(python3)
+for pair in python3:python3 tgtd:tgt tgtadm:tgt iscsi-inq:libiscsi-bin iscsi-readcapacity16:libiscsi-bin \
+            mkfs.xfs:xfsprogs xfs_io:xfsprogs mkfs.btrfs:btrfs-progs sshd:openssh-server ssh:openssh-client \
+            ssh-keygen:openssh-client filefrag:e2fsprogs losetup:mount; do
+    cmd=${pair%%:*} pkg=${pair#*:}
+    PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null || need_apt+=("$pkg")
+done
+mapfile -t need_apt < <(printf '%s\n' "${need_apt[@]}" | sort -u | grep -v '^$' || true)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq

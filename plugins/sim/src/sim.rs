@@ -176,6 +176,32 @@ fn qos_for(param: Option<&str>, rec: Option<&SeRecord>, fallback: &str) -> Plugi
 }
 
 /// The name a (partial) record asks for, checked; `None` when it asks for none.
+/// What both kinds of clone demand of their origin: the clone stays in the origin's pool, and
+/// the origin has room for one more dependent clone.
+fn clone_preconditions(state: &State, origin: &Element, dest: Option<&SeRecord>) -> PluginResult<()> {
+    if let Some(p) = dest
+        .and_then(|d| d.vol_group_name.value())
+        .filter(|p| !p.is_empty())
+    {
+        if *p != origin.pool {
+            return Err(invalid(format!(
+                "vol_group_name {} differs from the pool of {}, {}; a thin clone lives beside its origin",
+                shown(p),
+                origin.label(),
+                shown(&origin.pool)
+            )));
+        }
+    }
+    let clones = i64::try_from(state.clones_for(origin.serial).count()).unwrap_or(i64::MAX);
+    if clones >= MAX_CLONES_PER_ELEMENT {
+        return Err(PluginException::new(
+            ExceptionKind::CloneFailedEx,
+            format!("{} already has {clones} clones, the limit", origin.label()),
+        ));
+    }
+    Ok(())
+}
+
 fn requested_name(rec: Option<&SeRecord>) -> PluginResult<Option<String>> {
     match rec.and_then(|r| r.name.value()).filter(|n| !n.is_empty()) {
         Some(n) => {
@@ -1013,23 +1039,7 @@ impl StorageArrayPlugin for SimArray {
             let oi = state.find(se, "se_record")?;
             let o = &state.elements[oi];
             not_snap(o, "se_record", "cloneFromSnap clones snapshots")?;
-            if let Some(p) = dest.and_then(|d| d.vol_group_name.value()).filter(|p| !p.is_empty()) {
-                if *p != o.pool {
-                    return Err(invalid(format!(
-                        "vol_group_name {} differs from the pool of {}, {}; a thin clone lives beside its origin",
-                        shown(p),
-                        o.label(),
-                        shown(&o.pool)
-                    )));
-                }
-            }
-            let clones = i64::try_from(state.clones_for(o.serial).count()).unwrap_or(i64::MAX);
-            if clones >= MAX_CLONES_PER_ELEMENT {
-                return Err(PluginException::new(
-                    ExceptionKind::CloneFailedEx,
-                    format!("{} already has {clones} clones, the limit", o.label()),
-                ));
-            }
+            clone_preconditions(state, o, dest)?;
             let qos = qos_for(qos, dest, &o.qos)?;
             let (origin_serial, pool, size, thick, base) =
                 (o.serial, o.pool.clone(), o.size, o.copies_thick(), o.name.clone());
@@ -1160,23 +1170,7 @@ impl StorageArrayPlugin for SimArray {
                     shown(&s.name)
                 ))
             })?;
-            if let Some(p) = dest.and_then(|d| d.vol_group_name.value()).filter(|p| !p.is_empty()) {
-                if *p != e.pool {
-                    return Err(invalid(format!(
-                        "vol_group_name {} differs from the pool of {}, {}; a thin clone lives beside its origin",
-                        shown(p),
-                        e.label(),
-                        shown(&e.pool)
-                    )));
-                }
-            }
-            let clones = i64::try_from(state.clones_for(e.serial).count()).unwrap_or(i64::MAX);
-            if clones >= MAX_CLONES_PER_ELEMENT {
-                return Err(PluginException::new(
-                    ExceptionKind::CloneFailedEx,
-                    format!("{} already has {clones} clones, the limit", e.label()),
-                ));
-            }
+            clone_preconditions(state, e, dest)?;
             let qos = qos_for(qos, dest, &e.qos)?;
             let (snap_serial, member_serial, pool, size, thick, base) = (
                 s.serial,

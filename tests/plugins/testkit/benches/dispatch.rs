@@ -321,13 +321,13 @@ fn list_args() -> Map<String, Value> {
     ss_args(&ss_record(SS_UUID, ""))
 }
 
-fn bench_list(c: &mut Criterion) {
+/// A runtime and a strict manager hosting `plugin` in process.
+fn setup(plugin: &Arc<BenchArray>) -> (tokio::runtime::Runtime, Manager, tempfile::TempDir) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let plugin = Arc::new(BenchArray::new());
     let temp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let manager = rt
         .block_on(Manager::new(ManagerConfig {
@@ -337,9 +337,13 @@ fn bench_list(c: &mut Criterion) {
             ..ManagerConfig::default()
         }))
         .unwrap_or_else(|e| panic!("manager: {e}"));
-    let entry = manager
-        .resolve("spindle.bench.ListArray")
-        .unwrap_or_else(|e| panic!("{e}"));
+    (rt, manager, temp)
+}
+
+fn bench_list(c: &mut Criterion) {
+    let plugin = Arc::new(BenchArray::new());
+    let (rt, manager, _temp) = setup(&plugin);
+    let entry = manager.resolve(plugin.class).unwrap_or_else(|e| panic!("{e}"));
     let args = list_args();
 
     // Sanity: the manager returns the 1,000 records (and validates once, outside the loop).
@@ -418,24 +422,9 @@ fn bench_list(c: &mut Criterion) {
 /// The fixed cost of a call, apart from what grows with the result: the same path with a list
 /// of one element.
 fn bench_fixed(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
     let plugin = Arc::new(BenchArray::with(1, "spindle.bench.OneArray"));
-    let temp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let manager = rt
-        .block_on(Manager::new(ManagerConfig {
-            builtins: vec![plugin.clone()],
-            mode: Mode::Strict,
-            temp_root: Some(temp.path().to_path_buf()),
-            ..ManagerConfig::default()
-        }))
-        .unwrap_or_else(|e| panic!("manager: {e}"));
-    let entry = manager
-        .resolve("spindle.bench.OneArray")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (rt, manager, _temp) = setup(&plugin);
+    let entry = manager.resolve(plugin.class).unwrap_or_else(|e| panic!("{e}"));
     let args = list_args();
     rt.block_on(manager.call(entry, Method::List, args.clone(), CallOptions::default()))
         .unwrap_or_else(|e| panic!("list: {e}"));

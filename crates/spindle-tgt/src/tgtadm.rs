@@ -1,0 +1,791 @@
+//! A typed client for `tgtadm`, bound to one tgtd instance (control port N).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AdmError, TgtError};
+use crate::ipc;
+use crate::names::{
+    BackingPath, InitiatorAddress, Iqn, ProductId, ScsiId, ScsiSn, Secret, UserName, VendorId,
+};
+use crate::show::{self, SystemInfo, TargetInfo};
+
+/// Where tgtadm lives on Debian.
+pub const DEFAULT_TGTADM: &str = "/usr/sbin/tgtadm";
+/// tgtd's default management socket base (`TGT_IPC_SOCKET` overrides it); the socket of
+/// instance N is `BASE.N`, its lock file `BASE.N.lock`.
+pub const DEFAULT_IPC_SOCKET_BASE: &str = "/var/run/tgtd/socket";
+/// tgtadm keeps the control port in a C `short`.
+pub const MAX_CONTROL_PORT: u16 = i16::MAX as u16;
+/// Highest LUN this crate hands to tgt (SAM flat space addressing).
+pub const MAX_LUN: u64 = 16383;
+
+/// tgt's default caching mode page (SBC page 8) with WCE cleared: byte 2 of the page goes
+/// from 0x14 (DISC|WCE) to 0x10. Set with `--params mode_page=...`.
+const CACHING_PAGE_WCE_OFF: &str = "8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14:0:0:0:0:0:0";
+/// tgt's default caching mode page (WCE set).
+const CACHING_PAGE_WCE_ON: &str = "8:0:18:0x14:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14:0:0:0:0:0:0";
+
+/// How a CHAP secret travels to tgtd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecretChannel {
+    /// Over tgtd's management Unix socket, as tgtadm itself would send it, but from this
+    /// process: the secret is never on a command line (default).
+    #[default]
+    ManagementSocket,
+    /// As `tgtadm --password SECRET`: the secret is readable in `/proc/PID/cmdline` by every
+    /// local user (unless /proc is mounted with `hidepid`) for the few milliseconds that the
+    /// tgtadm process lives. tgtadm offers no other way (no stdin, file or environment input).
+    CommandLine,
+}
+
+/// How writes reach the backing file. tgt's knobs: `--bsoflags sync|direct|sync:direct` at
+/// logical-unit creation (shown by `tgtadm --op show` as "Backing store flags"), and the
+/// caching mode page's WCE bit (`--params mode_page=8:0:18:...`; not shown by tgtadm).
+/// With WCE clear, tgt's rdwr backing store calls `fdatasync` after every write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CachePolicy {
+    /// Writes land in the host page cache (WCE=1). SYNCHRONIZE CACHE and FUA writes
+    /// `fdatasync`. Initiators may switch WCE off themselves with MODE SELECT.
+    #[default]
+    WriteBack,
+    /// The backing file is opened `O_SYNC` and initiators see WCE=0 (fixed: tgt drops the
+    /// page's changeable mask when the page is replaced). Every write is durable when acknowledged.
+    WriteThrough,
+    /// `O_DIRECT`: writes bypass the host page cache (WCE=1; flushes still `fdatasync`).
+    Direct,
+    /// `O_SYNC|O_DIRECT` and WCE=0.
+    DirectWriteThrough,
+}
+
+impl CachePolicy {
+    /// The `--bsoflags` value, if any.
+    pub fn bsoflags(self) -> Option<&'static str> {
+        match self {
+            CachePolicy::WriteBack => None,
+            CachePolicy::WriteThrough => Some("sync"),
+            CachePolicy::Direct => Some("direct"),
+            CachePolicy::DirectWriteThrough => Some("sync:direct"),
+        }
+    }
+
+    /// Whether initiators see a volatile write cache (WCE).
+    pub fn write_cache(self) -> bool {
+        matches!(self, CachePolicy::WriteBack | CachePolicy::Direct)
+    }
+
+    /// The policy whose open flags tgtd reports (the observable part of a policy).
+    pub fn from_oflags(sync: bool, direct: bool) -> CachePolicy {
+        match (sync, direct) {
+            (false, false) => CachePolicy::WriteBack,
+            (true, false) => CachePolicy::WriteThrough,
+            (false, true) => CachePolicy::Direct,
+            (true, true) => CachePolicy::DirectWriteThrough,
+        }
+    }
+}
+
+fn default_online() -> bool {
+    true
+}
+
+/// Everything about one logical unit that spindle decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LunSpec {
+    /// The backing file (a regular, typically sparse, file).
+    pub backing: BackingPath,
+    /// VPD page 0x83 identity (the NAA-6 designator).
+    pub scsi_id: ScsiId,
+    /// VPD page 0x80 serial number.
+    pub scsi_sn: ScsiSn,
+    /// INQUIRY vendor.
+    #[serde(default)]
+    pub vendor_id: VendorId,
+    /// INQUIRY product.
+    #[serde(default)]
+    pub product_id: ProductId,
+    /// Whether initiators may use the unit (offline units answer NOT READY and are left out
+    /// of iscsi-ls listings, but keep their LUN).
+    #[serde(default = "default_online")]
+    pub online: bool,
+    /// Write caching.
+    #[serde(default)]
+    pub cache: CachePolicy,
+}
+
+enum Arg<'a> {
+    Plain(String),
+    Secret(&'a Secret),
+}
+
+impl Arg<'_> {
+    fn value(&self) -> &str {
+        match self {
+            Arg::Plain(s) => s,
+            Arg::Secret(s) => s.expose_secret(),
+        }
+    }
+}
+
+fn plain(s: impl Into<String>) -> Arg<'static> {
+    Arg::Plain(s.into())
+}
+
+/// A `tgtadm` client for tgtd instance N. Cheap to clone; clones share the record of the
+/// CHAP secrets this client has set (see [`Tgtadm::knows_secret`]).
+#[derive(Clone)]
+pub struct Tgtadm {
+    control_port: u16,
+    program: PathBuf,
+    ipc_socket_base: Option<PathBuf>,
+    secret_channel: SecretChannel,
+    timeout: Duration,
+    secrets_set: Arc<Mutex<BTreeMap<String, Secret>>>,
+}
+
+impl fmt::Debug for Tgtadm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tgtadm")
+            .field("control_port", &self.control_port)
+            .field("program", &self.program)
+            .field("ipc_socket_base", &self.ipc_socket_base)
+            .field("secret_channel", &self.secret_channel)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks a value that came from tgtd (a foreign initiator or account name) before handing
+/// it back to tgtadm: non-empty, no leading '-', no ',' or '=', no whitespace or controls.
+fn check_token(kind: &'static str, value: &str) -> Result<(), TgtError> {
+    let reason = if value.is_empty() {
+        Some("is empty")
+    } else if value.starts_with('-') {
+        Some("must not start with '-'")
+    } else if value.len() > 255 {
+        Some("is longer than 255 bytes")
+    } else if value
+        .chars()
+        .any(|c| c == ',' || c == '=' || c.is_whitespace() || c.is_control())
+    {
+        Some("must not hold ',', '=', spaces or control characters")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(TgtError::InvalidName {
+            kind,
+            value: value.chars().take(80).collect(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn check_tid(tid: u32) -> Result<(), TgtError> {
+    if tid == 0 || tid > i32::MAX as u32 {
+        return Err(TgtError::InvalidName {
+            kind: "target id",
+            value: tid.to_string(),
+            reason: "must be between 1 and 2147483647",
+        });
+    }
+    Ok(())
+}
+
+fn check_lun(lun: u64) -> Result<(), TgtError> {
+    if lun == 0 || lun > MAX_LUN {
+        return Err(TgtError::InvalidName {
+            kind: "LUN",
+            value: lun.to_string(),
+            reason: "must be between 1 and 16383 (LUN 0 is tgt's controller)",
+        });
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read_all(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+impl Tgtadm {
+    /// A client for instance `control_port` (0..=32767), using `/usr/sbin/tgtadm`, the
+    /// default socket location and a 30 s time limit per command.
+    pub fn new(control_port: u16) -> Result<Tgtadm, TgtError> {
+        if control_port > MAX_CONTROL_PORT {
+            return Err(TgtError::Config(format!(
+                "control port {control_port} is above {MAX_CONTROL_PORT} (tgtadm keeps it in a C short)"
+            )));
+        }
+        Ok(Tgtadm {
+            control_port,
+            program: PathBuf::from(DEFAULT_TGTADM),
+            ipc_socket_base: None,
+            secret_channel: SecretChannel::default(),
+            timeout: Duration::from_secs(30),
+            secrets_set: Arc::new(Mutex::new(BTreeMap::new())),
+        })
+    }
+
+    /// Uses another tgtadm binary.
+    pub fn with_program(mut self, program: impl Into<PathBuf>) -> Tgtadm {
+        self.program = program.into();
+        self
+    }
+
+    /// Uses `TGT_IPC_SOCKET=base` (the instance's socket is then `base.N`). Must match the
+    /// tgtd instance's.
+    pub fn with_ipc_socket_base(mut self, base: impl Into<PathBuf>) -> Tgtadm {
+        self.ipc_socket_base = Some(base.into());
+        self
+    }
+
+    /// Chooses how CHAP secrets reach tgtd.
+    pub fn with_secret_channel(mut self, channel: SecretChannel) -> Tgtadm {
+        self.secret_channel = channel;
+        self
+    }
+
+    /// Sets the time limit for one tgtadm command.
+    pub fn with_timeout(mut self, timeout: Duration) -> Tgtadm {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The instance's control port.
+    pub fn control_port(&self) -> u16 {
+        self.control_port
+    }
+
+    /// The socket base in use (`TGT_IPC_SOCKET` or the default).
+    pub fn ipc_socket_base(&self) -> &Path {
+        self.ipc_socket_base
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_IPC_SOCKET_BASE))
+    }
+
+    /// The instance's management socket, `BASE.N`.
+    pub fn ipc_socket_path(&self) -> PathBuf {
+        let mut s = self.ipc_socket_base().as_os_str().to_os_string();
+        s.push(format!(".{}", self.control_port));
+        PathBuf::from(s)
+    }
+
+    fn base_args(&self, mode: &str, op: &str) -> Vec<Arg<'static>> {
+        let mut v = vec![plain("-C"), plain(self.control_port.to_string())];
+        if mode != "sys" {
+            v.push(plain("--lld"));
+            v.push(plain("iscsi"));
+        }
+        v.extend([plain("--op"), plain(op), plain("--mode"), plain(mode)]);
+        v
+    }
+
+    fn render(&self, args: &[Arg<'_>]) -> String {
+        let mut s = self.program.display().to_string();
+        for a in args {
+            s.push(' ');
+            match a {
+                Arg::Plain(p) => s.push_str(p),
+                Arg::Secret(_) => s.push_str("<redacted>"),
+            }
+        }
+        s
+    }
+
+    fn run(&self, args: Vec<Arg<'_>>) -> Result<String, TgtError> {
+        let shown = self.render(&args);
+        tracing::debug!(command = %shown, "tgtadm");
+        let mut cmd = Command::new(&self.program);
+        cmd.args(args.iter().map(Arg::value))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        match &self.ipc_socket_base {
+            Some(base) => cmd.env("TGT_IPC_SOCKET", base),
+            None => cmd.env_remove("TGT_IPC_SOCKET"),
+        };
+        let mut child = cmd.spawn().map_err(|source| TgtError::Spawn {
+            program: self.program.clone(),
+            source,
+        })?;
+        let out = child.stdout.take().map(read_all);
+        let err = child.stderr.take().map(read_all);
+        let status = wait_until(&mut child, self.timeout).map_err(|source| TgtError::Spawn {
+            program: self.program.clone(),
+            source,
+        })?;
+        let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
+        let stderr = err.and_then(|h| h.join().ok()).unwrap_or_default();
+        let Some(status) = status else {
+            return Err(TgtError::Timeout {
+                command: shown,
+                seconds: self.timeout.as_secs(),
+            });
+        };
+        if status.success() {
+            return Ok(String::from_utf8_lossy(&stdout).into_owned());
+        }
+        let mut message = String::from_utf8_lossy(&stderr).into_owned();
+        for a in &args {
+            if let Arg::Secret(s) = a {
+                message = message.replace(s.expose_secret(), "<redacted>");
+            }
+        }
+        let message = message
+            .lines()
+            .map(|l| l.trim().trim_start_matches("tgtadm: "))
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if message.contains("tgt daemon") {
+            return Err(TgtError::NotRunning {
+                control_port: self.control_port,
+                detail: message,
+            });
+        }
+        Err(TgtError::Tgtadm {
+            command: shown,
+            status: status.to_string(),
+            code: AdmError::from_message(&message),
+            message,
+        })
+    }
+
+    // ----- system ---------------------------------------------------------------------
+
+    /// `--op show --mode sys`.
+    pub fn system(&self) -> Result<SystemInfo, TgtError> {
+        show::parse_system(&self.run(self.base_args("sys", "show"))?)
+    }
+
+    /// Whether tgtd answers (`--op show --mode sys` succeeds).
+    pub fn is_alive(&self) -> bool {
+        self.system().is_ok()
+    }
+
+    /// The portals tgtd listens on (`ADDRESS:PORT`).
+    pub fn portals(&self) -> Result<Vec<String>, TgtError> {
+        show::parse_portals(&self.run(self.base_args("portal", "show"))?)
+    }
+
+    /// Stops the daemon the way tgtd allows (it ignores SIGTERM): deletes every target with
+    /// `--force`, then `--op delete --mode system` (tgtadm waits until the socket is gone).
+    pub fn shutdown_daemon(&self) -> Result<(), TgtError> {
+        for t in self.targets()? {
+            match self.delete_target(t.tid, true) {
+                Ok(()) => {}
+                Err(e) if e.adm_error() == Some(AdmError::NoTarget) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.run(self.base_args("sys", "delete")).map(drop)
+    }
+
+    // ----- targets --------------------------------------------------------------------
+
+    /// `--op show --mode target`, parsed.
+    pub fn targets(&self) -> Result<Vec<TargetInfo>, TgtError> {
+        show::parse_targets(&self.run(self.base_args("target", "show"))?)
+    }
+
+    /// The target named `name`, if tgtd has it.
+    pub fn target_by_name(&self, name: &str) -> Result<Option<TargetInfo>, TgtError> {
+        Ok(self.targets()?.into_iter().find(|t| t.name == name))
+    }
+
+    /// `--op new --mode target --tid T --targetname NAME`. A new target has no ACL entry, so
+    /// no initiator can log in until one is bound.
+    pub fn new_target(&self, tid: u32, name: &Iqn) -> Result<(), TgtError> {
+        check_tid(tid)?;
+        let mut a = self.base_args("target", "new");
+        a.extend([
+            plain("--tid"),
+            plain(tid.to_string()),
+            plain("--targetname"),
+            plain(name.as_str()),
+        ]);
+        self.run(a).map(drop)
+    }
+
+    /// `--op delete --mode target --tid T [--force]` (`force` also ends open sessions).
+    pub fn delete_target(&self, tid: u32, force: bool) -> Result<(), TgtError> {
+        check_tid(tid)?;
+        let mut a = self.base_args("target", "delete");
+        if force {
+            a.push(plain("--force"));
+        }
+        a.extend([plain("--tid"), plain(tid.to_string())]);
+        self.run(a).map(drop)
+    }
+
+    /// Adds `initiator` to the target's ACL (`--op bind --initiator-name`).
+    pub fn bind_initiator(&self, tid: u32, initiator: &Iqn) -> Result<(), TgtError> {
+        check_tid(tid)?;
+        let mut a = self.base_args("target", "bind");
+        a.extend([
+            plain("--tid"),
+            plain(tid.to_string()),
+            plain("--initiator-name"),
+            plain(initiator.as_str()),
+        ]);
+        self.run(a).map(drop)
+    }
+
+    /// Removes an initiator name from the target's ACL. Takes a plain string because the
+    /// entry may be one spindle did not put there; it is still checked.
+    pub fn unbind_initiator(&self, tid: u32, initiator: &str) -> Result<(), TgtError> {
+        check_tid(tid)?;
+        check_token("initiator name", initiator)?;
+        let mut a = self.base_args("target", "unbind");
+        a.extend([
+            plain("--tid"),
+            plain(tid.to_string()),
+            plain("--initiator-name"),
+            plain(initiator),
+        ]);
+        self.run(a).map(drop)
+    }
+
+    /// Removes an initiator-address rule (such as `ALL`) from the target's ACL. There is
+    /// deliberately no way to add one.
+    pub fn unbind_address(&self, tid: u32, address: &InitiatorAddress) -> Result<(), TgtError> {
+        check_tid(tid)?;
+        let mut a = self.base_args("target", "unbind");
+        a.extend([
+            plain("--tid"),
+            plain(tid.to_string()),
+            plain("--initiator-address"),
+            plain(address.as_str()),
+        ]);
+        self.run(a).map(drop)
+    }
+
+    // ----- logical units --------------------------------------------------------------
+
+    /// `--op new --mode logicalunit --tid T --lun L --backing-store PATH --bstype rdwr
+    /// [--bsoflags ...]`. The unit starts online with tgt's default identity; prefer
+    /// [`Tgtadm::add_lun`], which configures it at once.
+    pub fn new_lu(
+        &self,
+        tid: u32,
+        lun: u64,
+        backing: &BackingPath,
+        cache: CachePolicy,
+    ) -> Result<(), TgtError> {
+        check_tid(tid)?;
+        check_lun(lun)?;
+        let mut a = self.base_args("logicalunit", "new");
+        a.extend([
+            plain("--tid"),
+            plain(tid.to_string()),
+            plain("--lun"),
+            plain(lun.to_string()),
+            plain("--backing-store"),
+            plain(backing.as_str()),
+            plain("--bstype"),
+            plain("rdwr"),
+        ]);
+        if let Some(flags) = cache.bsoflags() {
+            a.extend([plain("--bsoflags"), plain(flags)]);
+        }
+        self.run(a).map(drop)
+    }
+
+    fn update_lu(&self, tid: u32, lun: u64, params: &[String]) -> Result<(), TgtError> {
+        check_tid(tid)?;
+        check_lun(lun)?;
+        let mut a = self.base_args("logicalunit", "update");
+        a.extend([
+            plain("--tid"),
+            plain(tid.to_string()),
+            plain("--lun"),
+            plain(lun.to_string()),
+            plain("--params"),
+            plain(params.join(",")),
+        ]);
+        self.run(a).map(drop)
+    }
+
+    /// Sets identity, caching page and online state in one
+    /// `--op update --mode logicalunit --params scsi_id=..,scsi_sn=..,vendor_id=..,product_id=..[,mode_page=8:...][,online=0]`.
+    pub fn configure_lu(&self, tid: u32, lun: u64, spec: &LunSpec) -> Result<(), TgtError> {
+        let mut params = vec![
+            format!("scsi_id={}", spec.scsi_id),
+            format!("scsi_sn={}", spec.scsi_sn),
+            format!("vendor_id={}", spec.vendor_id),
+            format!("product_id={}", spec.product_id),
+        ];
+        if !spec.cache.write_cache() {
+            params.push(format!("mode_page={CACHING_PAGE_WCE_OFF}"));
+        }
+        if !spec.online {
+            params.push("online=0".to_string());
+        }
+        self.update_lu(tid, lun, &params)
+    }
+
+    /// Creates and configures a logical unit ([`Tgtadm::new_lu`] then
+    /// [`Tgtadm::configure_lu`]); if configuring fails the unit is deleted again, so no unit
+    /// with tgt's default identity is left behind. The backing file must be a regular file.
+    pub fn add_lun(&self, tid: u32, lun: u64, spec: &LunSpec) -> Result<(), TgtError> {
+        let meta = std::fs::metadata(spec.backing.as_path()).map_err(|source| TgtError::Io {
+            path: spec.backing.as_path().to_path_buf(),
+            source,
+        })?;
+        if !meta.is_file() {
+            return Err(TgtError::Io {
+                path: spec.backing.as_path().to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            });
+        }
+        self.new_lu(tid, lun, &spec.backing, spec.cache)?;
+        if let Err(e) = self.configure_lu(tid, lun, spec) {
+            let _ = self.delete_lu(tid, lun);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `--params online=1` / `online=0`. Offline units answer NOT READY (ASC 0x04/0x01)
+    /// and keep their LUN, identity and data.
+    pub fn set_lu_online(&self, tid: u32, lun: u64, online: bool) -> Result<(), TgtError> {
+        self.update_lu(tid, lun, &[format!("online={}", u8::from(online))])
+    }
+
+    /// Sets the caching mode page's WCE bit (`--params mode_page=8:0:18:...`). tgtd does not
+    /// report it back. After this the bit is no longer changeable by initiators.
+    pub fn set_write_cache(&self, tid: u32, lun: u64, enabled: bool) -> Result<(), TgtError> {
+        let page = if enabled {
+            CACHING_PAGE_WCE_ON
+        } else {
+            CACHING_PAGE_WCE_OFF
+        };
+        self.update_lu(tid, lun, &[format!("mode_page={page}")])
+    }
+
+    /// Makes a changed backing-file size visible (tgt reads the size only when it opens the
+    /// file): `--params online=0`, then `--params path=PATH` (tgt closes and reopens the file,
+    /// re-reads its size, and brings the unit online; it refuses while online), then
+    /// `online=0` again if `online` is false. If the file cannot be reopened the unit is left
+    /// offline without a backing store. The unit keeps its LUN, scsi_id, scsi_sn,
+    /// inquiry data and caching settings; in-flight commands see NOT READY for the moment
+    /// it is offline.
+    pub fn refresh_lu_size(
+        &self,
+        tid: u32,
+        lun: u64,
+        backing: &BackingPath,
+        online: bool,
+    ) -> Result<(), TgtError> {
+        self.set_lu_online(tid, lun, false)?;
+        // If reopening fails, tgt has already closed the old file: the unit stays offline
+        // without a backing store (reconciliation then re-creates it).
+        self.update_lu(tid, lun, &[format!("path={}", backing.as_str())])?;
+        if !online {
+            self.set_lu_online(tid, lun, false)?;
+        }
+        Ok(())
+    }
+
+    /// `--op delete --mode logicalunit --tid T --lun L` (fails while commands are in flight).
+    pub fn delete_lu(&self, tid: u32, lun: u64) -> Result<(), TgtError> {
+        check_tid(tid)?;
+        check_lun(lun)?;
+        let mut a = self.base_args("logicalunit", "delete");
+        a.extend([
+            plain("--tid"),
+            plain(tid.to_string()),
+            plain("--lun"),
+            plain(lun.to_string()),
+        ]);
+        self.run(a).map(drop)
+    }
+
+    // ----- accounts -------------------------------------------------------------------
+
+    /// `--op show --mode account`: the account names (tgtd never shows secrets).
+    pub fn accounts(&self) -> Result<Vec<String>, TgtError> {
+        show::parse_accounts(&self.run(self.base_args("account", "show"))?)
+    }
+
+    /// Creates CHAP account `user` with `secret`, through the configured [`SecretChannel`].
+    /// tgt's accounts are global to the instance; a target uses one once it is bound.
+    pub fn new_account(&self, user: &UserName, secret: &Secret) -> Result<(), TgtError> {
+        match self.secret_channel {
+            SecretChannel::ManagementSocket => {
+                let mut body =
+                    format!("user={},password={}", user.as_str(), secret.expose_secret()).into_bytes();
+                let label = format!("creating account {user}");
+                let result = ipc::request(
+                    &self.ipc_socket_path(),
+                    self.control_port,
+                    &ipc::Request {
+                        mode: ipc::Mode::Account,
+                        op: ipc::Op::New,
+                        tid: -1,
+                        lun: u64::MAX,
+                        body: &body,
+                        label: &label,
+                    },
+                    self.timeout,
+                );
+                body.iter_mut().for_each(|b| *b = 0);
+                std::hint::black_box(&body);
+                result?;
+            }
+            SecretChannel::CommandLine => {
+                let mut a = self.base_args("account", "new");
+                a.extend([plain("--user"), plain(user.as_str()), plain("--password")]);
+                a.push(Arg::Secret(secret));
+                self.run(a)?;
+            }
+        }
+        lock(&self.secrets_set).insert(user.as_str().to_string(), secret.clone());
+        Ok(())
+    }
+
+    /// Deletes an account (tgtd also unbinds it from every target). Takes a plain string
+    /// because the account may be one spindle did not create; it is still checked.
+    pub fn delete_account(&self, user: &str) -> Result<(), TgtError> {
+        check_token("CHAP account name", user)?;
+        let mut a = self.base_args("account", "delete");
+        a.extend([plain("--user"), plain(user)]);
+        self.run(a)?;
+        lock(&self.secrets_set).remove(user);
+        Ok(())
+    }
+
+    /// Binds an account to a target as an incoming (initiator-authenticating) account. A
+    /// target with at least one incoming account requires CHAP at login.
+    pub fn bind_account(&self, tid: u32, user: &UserName) -> Result<(), TgtError> {
+        check_tid(tid)?;
+        let mut a = self.base_args("account", "bind");
+        a.extend([
+            plain("--tid"),
+            plain(tid.to_string()),
+            plain("--user"),
+            plain(user.as_str()),
+        ]);
+        self.run(a).map(drop)
+    }
+
+    /// Unbinds an incoming account from a target.
+    pub fn unbind_account(&self, tid: u32, user: &str) -> Result<(), TgtError> {
+        check_tid(tid)?;
+        check_token("CHAP account name", user)?;
+        let mut a = self.base_args("account", "unbind");
+        a.extend([
+            plain("--tid"),
+            plain(tid.to_string()),
+            plain("--user"),
+            plain(user),
+        ]);
+        self.run(a).map(drop)
+    }
+
+    /// Whether this client (or a clone) created `user` with exactly `secret` and has not
+    /// deleted it since. tgtd never reveals secrets, so this record is the only way to know
+    /// that an existing account's secret is the desired one.
+    pub fn knows_secret(&self, user: &str, secret: &Secret) -> bool {
+        lock(&self.secrets_set).get(user) == Some(secret)
+    }
+
+    /// Forgets recorded secrets of accounts that tgtd no longer has (it was restarted, or
+    /// someone deleted them).
+    pub(crate) fn forget_secrets_except(&self, present: &[String]) {
+        lock(&self.secrets_set).retain(|user, _| present.iter().any(|p| p == user));
+    }
+
+    /// Whether this client created `user` (and has not deleted it since).
+    pub(crate) fn created_account(&self, user: &str) -> bool {
+        lock(&self.secrets_set).contains_key(user)
+    }
+}
+
+/// Waits for `child` up to `timeout`; kills it and returns `None` when the time is up.
+fn wait_until(child: &mut std::process::Child, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if start.elapsed() >= timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_rendered_commands() {
+        let adm = Tgtadm::new(7).expect("valid");
+        let secret = Secret::new("super-secret-value").expect("valid");
+        let args = vec![plain("--password"), Arg::Secret(&secret)];
+        let shown = adm.render(&args);
+        assert!(!shown.contains("super-secret-value"));
+        assert!(shown.ends_with("--password <redacted>"));
+        assert!(!format!("{adm:?}").contains("super"));
+    }
+
+    #[test]
+    fn limits() {
+        assert!(Tgtadm::new(32768).is_err());
+        assert!(check_tid(0).is_err());
+        assert!(check_lun(0).is_err());
+        assert!(check_lun(16384).is_err());
+        assert!(check_token("x", "-x").is_err());
+        assert!(check_token("x", "a,b").is_err());
+        assert!(check_token("x", "ok.name").is_ok());
+    }
+
+    #[test]
+    fn cache_policies_round_trip_through_oflags() {
+        for p in [
+            CachePolicy::WriteBack,
+            CachePolicy::WriteThrough,
+            CachePolicy::Direct,
+            CachePolicy::DirectWriteThrough,
+        ] {
+            let flags = p.bsoflags().unwrap_or("");
+            assert_eq!(
+                CachePolicy::from_oflags(flags.contains("sync"), flags.contains("direct")),
+                p
+            );
+        }
+    }
+
+    #[test]
+    fn socket_path() {
+        let adm = Tgtadm::new(7).expect("valid").with_ipc_socket_base("/tmp/x/sock");
+        assert_eq!(adm.ipc_socket_path(), PathBuf::from("/tmp/x/sock.7"));
+        assert_eq!(
+            Tgtadm::new(77).expect("valid").ipc_socket_path(),
+            PathBuf::from("/var/run/tgtd/socket.77")
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! Benchmarks of the Linux array's engine on a loop-mounted XFS (reflink=1), next to the bare
+//! operations in the same run. Needs root (it mounts a loop file system); prints a table.
+//!
+//! `cargo bench -p spindle-plugin-linux --bench engine` (set `SPINDLE_BENCH_LUNS` to change
+//! the 10,000 LUNs of the list() measurement).
+#![allow(clippy::unwrap_used)]
+
+use spindle_api::SeType;
+use spindle_plugin_linux::config::{ArrayConfig, PoolConfig};
+use spindle_plugin_linux::engine::{Engine, EngineOptions};
+use spindle_plugin_linux::fsops;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TIB: i64 = 1 << 40;
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+struct Mount {
+    _tmp: tempfile::TempDir,
+    mnt: PathBuf,
+    dev: String,
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let m = self.mnt.to_str().unwrap_or("");
+        for _ in 0..50 {
+            if Command::new("umount")
+                .arg(m)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+fn xfs(gib: u64) -> Mount {
+    let tmp = tempfile::Builder::new()
+        .prefix("spindle-bench-")
+        .tempdir()
+        .unwrap();
+    let img = tmp.path().join("fs.img");
+    std::fs::File::create(&img).unwrap().set_len(gib * GIB).unwrap();
+    let dev = sh("losetup", &["--find", "--show", img.to_str().unwrap()]);
+    sh("mkfs.xfs", &["-q", "-f", "-m", "reflink=1", &dev]);
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    sh("mount", &[&dev, mnt.to_str().unwrap()]);
+    Mount { _tmp: tmp, mnt, dev }
+}
+
+fn cfg(pool: &Path) -> ArrayConfig {
+    ArrayConfig {
+        pools: vec![PoolConfig {
+            name: "p0".into(),
+            path: pool.to_path_buf(),
+        }],
+        state: None,
+        iqn_prefix: None,
+        split_rate_mib: None,
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+    let t = Instant::now();
+    let r = f();
+    (t.elapsed(), r)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn worker_exe() -> PathBuf {
+    // target/release/deps/engine-xxxx -> target/release/spindle-array
+    let me = std::env::current_exe().unwrap();
+    let dir = me.parent().and_then(Path::parent).unwrap().to_path_buf();
+    dir.join("spindle-array")
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it,
+    // and then it only says what it would do.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("engine benchmark: run with cargo bench -p spindle-plugin-linux --bench engine");
+        return;
+    }
+    if sh("id", &["-u"]) != "0" {
+        eprintln!("the engine benchmark needs root (it mounts a loop XFS); skipped");
+        return;
+    }
+    let exe = worker_exe();
+    if !exe.exists() {
+        // Benches build the binary too; if not, build it.
+        let _ = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "spindle-plugin-linux",
+                "--bin",
+                "spindle-array",
+            ])
+            .status();
+    }
+    let opts = EngineOptions {
+        worker_exe: Some(exe),
+    };
+    let m = xfs(16);
+    let pool = m.mnt.join("p0");
+    std::fs::create_dir(&pool).unwrap();
+    let c = cfg(&pool);
+    let mut e = Engine::open(&c, opts.clone()).unwrap();
+    println!("spindle-plugin-linux engine benchmark, XFS (reflink=1) on a 16 GiB loop image");
+    println!("{:<58} {:>14}", "operation", "median of 5");
+
+    // create a 1 TiB thin LUN, vs bare truncate
+    let mut eng = Vec::new();
+    let mut bare = Vec::new();
+    for i in 0..5 {
+        let (d, x) = time(|| e.create(&format!("c{i}"), "p0", TIB, true, None).unwrap());
+        eng.push(d);
+        e.remove(&x.uuid).unwrap();
+        let p = pool.join(format!("bare{i}"));
+        let (d, _) = time(|| {
+            let f = std::fs::File::create(&p).unwrap();
+            f.set_len(TIB as u64).unwrap();
+            f.sync_all().unwrap();
+        });
+        bare.push(d);
+        std::fs::remove_file(&p).unwrap();
+    }
+    println!("{:<58} {:>14}", "create 1 TiB thin LUN (engine)", ms(median(eng)));
+    println!(
+        "{:<58} {:>14}",
+        "bare: create + truncate 1 TiB + fsync",
+        ms(median(bare))
+    );
+
+    // A 1 TiB LUN holding 1 GiB of data: 1024 x 1 MiB extents spread over the whole LUN.
+    let lun = e.create("big", "p0", TIB, true, None).unwrap();
+    let lp = lun.path.clone().unwrap();
+    {
+        let f = std::fs::OpenOptions::new().write(true).open(&lp).unwrap();
+        let buf: Vec<u8> = (0..MIB as usize).map(|i| (i % 251) as u8 | 1).collect();
+        for i in 0..1024u64 {
+            f.write_all_at(&buf, i * GIB).unwrap();
+        }
+        f.sync_all().unwrap();
+    }
+    let mut snap = Vec::new();
+    let mut clone = Vec::new();
+    let mut snapclone = Vec::new();
+    let mut ficlone = Vec::new();
+    for i in 0..5 {
+        let (d, s) = time(|| e.snapshot(&lun.uuid, Some(&format!("s{i}"))).unwrap());
+        snap.push(d);
+        let (d, cl) = time(|| e.clone_element(&lun.uuid, Some(&format!("k{i}")), None).unwrap());
+        clone.push(d);
+        let (d, sc) = time(|| {
+            e.clone_from_snap(&lun.uuid, &s.uuid, Some(&format!("sc{i}")), None)
+                .unwrap()
+        });
+        snapclone.push(d);
+        let p = pool.join(format!("bareclone{i}"));
+        let (d, _) = time(|| match fsops::reflink(&lp, &p, 0o600) {
+            Ok(()) => {}
+            Err(_) => panic!("FICLONE failed"),
+        });
+        ficlone.push(d);
+        std::fs::remove_file(&p).unwrap();
+        e.remove(&sc.uuid).unwrap();
+        e.remove(&cl.uuid).unwrap();
+        e.snap_remove(&s.uuid).unwrap();
+    }
+    println!(
+        "{:<58} {:>14}",
+        "snapshot of 1 TiB LUN with 1 GiB data (engine)",
+        ms(median(snap))
+    );
+    println!("{:<58} {:>14}", "clone of it (engine)", ms(median(clone)));
+    println!(
+        "{:<58} {:>14}",
+        "clone from snapshot (engine)",
+        ms(median(snapclone))
+    );
+    println!(
+        "{:<58} {:>14}",
+        "bare: FICLONE of the same file + fsync",
+        ms(median(ficlone))
+    );
+
+    // Split throughput vs cp --reflink=never, both reading a fresh clone with a cold page
+    // cache (a reflink copy does not share page cache with its source).
+    let drop_caches = || {
+        sh("sync", &[]);
+        let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+    };
+    let cl = e.clone_element(&lun.uuid, Some("to-split"), None).unwrap();
+    drop_caches();
+    let (d_split, _) = time(|| {
+        let st = e.split_start(&cl.uuid).unwrap();
+        loop {
+            if e.split_progress(&st.handle).unwrap().progress.is_none() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let cl2 = e.clone_element(&lun.uuid, Some("to-copy"), None).unwrap();
+    let src2 = cl2.path.clone().unwrap();
+    let dst = pool.join("cp-copy");
+    drop_caches();
+    let (d_cp, _) = time(|| {
+        sh(
+            "cp",
+            &[
+                "--reflink=never",
+                "--sparse=always",
+                src2.to_str().unwrap(),
+                dst.to_str().unwrap(),
+            ],
+        );
+        std::fs::File::open(&dst).unwrap().sync_all().unwrap();
+    });
+    std::fs::remove_file(&dst).unwrap();
+    e.remove(&cl2.uuid).unwrap();
+    let gibs = |d: Duration| format!("{:.0} MiB/s", 1024.0 / d.as_secs_f64());
+    println!(
+        "{:<58} {:>14}",
+        format!("split clone, 1 GiB data in 1 TiB ({})", ms(d_split)),
+        gibs(d_split)
+    );
+    println!(
+        "{:<58} {:>14}",
+        format!("bare: cp --reflink=never --sparse=always ({})", ms(d_cp)),
+        gibs(d_cp)
+    );
+    e.remove(&cl.uuid).unwrap();
+    e.remove(&lun.uuid).unwrap();
+
+    // list() with many LUNs.
+    let n: usize = std::env::var("SPINDLE_BENCH_LUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let (d_create, _) = time(|| {
+        for i in 0..n {
+            e.create(&format!("l{i}"), "p0", MIB as i64, true, None).unwrap();
+        }
+    });
+    println!(
+        "{:<58} {:>14}",
+        format!(
+            "create {n} LUNs, one by one (engine, total {:.1} s)",
+            d_create.as_secs_f64()
+        ),
+        ms(d_create / n as u32)
+    );
+    let mut lists = Vec::new();
+    for _ in 0..5 {
+        let (d, v) = time(|| e.list(&[SeType::Lun, SeType::SnapClone]).unwrap());
+        assert_eq!(v.len(), n);
+        lists.push(d);
+    }
+    println!(
+        "{:<58} {:>14}",
+        format!("list() with {n} LUNs (engine)"),
+        ms(median(lists))
+    );
+    let mut opens = Vec::new();
+    for _ in 0..5 {
+        let (d, _) = time(|| Engine::open(&c, opts.clone()).unwrap());
+        opens.push(d);
+    }
+    println!(
+        "{:<58} {:>14}",
+        format!("open + recovery scan with {n} LUNs (every request)"),
+        ms(median(opens))
+    );
+    let exe = worker_exe();
+    let req = serde_json::json!({"op": "list", "config": c}).to_string();
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let (d, _) = time(|| {
+            let mut ch = Command::new(&exe)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            ch.stdin.take().unwrap().write_all(req.as_bytes()).unwrap();
+            let out = ch.wait_with_output().unwrap();
+            assert!(out.stdout.starts_with(b"{\"ok\""));
+        });
+        runs.push(d);
+    }
+    println!(
+        "{:<58} {:>14}",
+        format!("spindle-array list with {n} LUNs (whole program)"),
+        ms(median(runs))
+    );
+    drop(e);
+}

@@ -1,0 +1,76 @@
+//! `spindle-array`: the array side of spindle's Linux software array.
+//!
+//! - `spindle-array` (no arguments): reads one JSON request from standard input, writes one
+//!   JSON response to standard output (see `spindle_plugin_linux::protocol`), exits 0.
+//! - `spindle-array split-worker --state DIR --op ID`: the detached clone-split worker that
+//!   `split-start` launches; not for people.
+//! - `spindle-array steps`: prints the crash-test step names, one per line.
+
+use spindle_plugin_linux::engine::{Engine, EngineOptions};
+use spindle_plugin_linux::{crash, protocol};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => serve(),
+        Some("split-worker") => split_worker(&args[1..]),
+        Some("steps") => {
+            for (_, steps) in crash::STEPS {
+                for s in *steps {
+                    println!("{s}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!(
+                "spindle-array: unknown command {other:?}; run it with a JSON request on standard input"
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve() -> ExitCode {
+    let mut text = String::new();
+    let response = match std::io::stdin().read_to_string(&mut text) {
+        Ok(_) => protocol::handle_text(&text, EngineOptions::default()),
+        Err(e) => protocol::error(&spindle_api::PluginException::value_format(
+            "request",
+            format!("cannot read the request: {e}"),
+        )),
+    };
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{response}").and_then(|()| out.flush()).is_err() {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn split_worker(args: &[String]) -> ExitCode {
+    // Its own session: the worker outlives the request and the ssh connection that ran it.
+    let _ = rustix::process::setsid();
+    let mut state = None;
+    let mut op = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--state" => state = it.next().map(PathBuf::from),
+            "--op" => op = it.next().cloned(),
+            _ => return ExitCode::from(2),
+        }
+    }
+    let (Some(state), Some(op)) = (state, op) else {
+        return ExitCode::from(2);
+    };
+    // Standard input is the split's lock file, held for the worker's life: keep it open.
+    let result =
+        Engine::open_state(&state, EngineOptions::default()).and_then(|mut e| e.run_split_worker(&op));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(1),
+    }
+}

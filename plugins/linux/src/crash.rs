@@ -1,0 +1,93 @@
+//! The test-only fault hook: `SPINDLE_ARRAY_CRASH_AT=<step>` makes the program abort
+//! (`std::process::abort`, as abrupt as SIGKILL: no destructors, no flushing) when it reaches
+//! that step, so tests can check recovery after a crash at every step.
+//!
+//! Step names are `<operation>.<phase>`; [`STEPS`] lists them all. The phases are:
+//! - `intent`: the intent row is committed, no file has been touched;
+//! - `partial`: the temporary files (`.<op>.partial`) are complete and fsynced;
+//! - `prepared`: the intent is marked prepared (from here recovery rolls forward);
+//! - `renamed` / `applied`: the files are in their final place (directory fsynced), the
+//!   database not yet updated;
+//! - for multi-snapshots, `subvol`: the btrfs subvolume snapshot exists;
+//! - for splits, `spawned` (request side, worker started) and `copied` (worker side, copy
+//!   complete and fsynced, not yet prepared).
+
+/// The environment variable naming the step to crash at.
+pub const CRASH_ENV: &str = "SPINDLE_ARRAY_CRASH_AT";
+
+/// Every step name, per operation.
+pub const STEPS: &[(&str, &[&str])] = &[
+    (
+        "create",
+        &[
+            "create.intent",
+            "create.partial",
+            "create.prepared",
+            "create.renamed",
+        ],
+    ),
+    ("resize", &["resize.intent", "resize.prepared", "resize.applied"]),
+    ("remove", &["remove.intent", "remove.prepared", "remove.applied"]),
+    (
+        "snapshot",
+        &[
+            "snapshot.intent",
+            "snapshot.partial",
+            "snapshot.prepared",
+            "snapshot.renamed",
+        ],
+    ),
+    (
+        "multisnap",
+        &[
+            "multisnap.intent",
+            "multisnap.subvol",
+            "multisnap.partial",
+            "multisnap.prepared",
+            "multisnap.renamed",
+        ],
+    ),
+    (
+        "snapremove",
+        &["snapremove.intent", "snapremove.prepared", "snapremove.applied"],
+    ),
+    (
+        "clone",
+        &["clone.intent", "clone.partial", "clone.prepared", "clone.renamed"],
+    ),
+    (
+        "snapclone",
+        &[
+            "snapclone.intent",
+            "snapclone.partial",
+            "snapclone.prepared",
+            "snapclone.renamed",
+        ],
+    ),
+    (
+        "restore",
+        &[
+            "restore.intent",
+            "restore.partial",
+            "restore.prepared",
+            "restore.renamed",
+        ],
+    ),
+    (
+        "split",
+        &[
+            "split.intent",
+            "split.spawned",
+            "split.copied",
+            "split.prepared",
+            "split.renamed",
+        ],
+    ),
+];
+
+/// Aborts the process if `SPINDLE_ARRAY_CRASH_AT` names `step`.
+pub fn point(step: &str) {
+    if std::env::var_os(CRASH_ENV).is_some_and(|v| v == step) {
+        std::process::abort();
+    }
+}

@@ -1,0 +1,639 @@
+//! The array's durable state: one SQLite database (WAL, `synchronous=FULL`) in the state
+//! directory.
+//!
+//! Tables: `schema_version`, `meta` (array identity, next serial), `pools`, `elements`,
+//! `members` (the per-LUN images of each snapshot), `groups`, `entries`, `presentations`,
+//! `chap`, `qos`, `intents` (the operations journal) and `splits` (clone-split progress).
+//! [`MIGRATIONS`] brings any older database up to [`SCHEMA_VERSION`].
+
+use crate::error::{DbContext, Error, Result};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Migrations: entry `i` takes the database from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the first schema.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE pools (
+        name TEXT PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        fs TEXT,
+        reflink INTEGER,
+        subvolume INTEGER
+     );
+     CREATE TABLE elements (
+        uuid TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL CHECK (kind IN ('lun', 'snap', 'clone')),
+        pool TEXT NOT NULL REFERENCES pools(name),
+        size INTEGER NOT NULL,
+        thin INTEGER NOT NULL,
+        parent TEXT,
+        parent_member TEXT,
+        read_only INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        qos TEXT NOT NULL,
+        online INTEGER NOT NULL,
+        serial INTEGER NOT NULL UNIQUE,
+        backing_gen INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL
+     );
+     CREATE INDEX elements_parent ON elements(parent);
+     CREATE TABLE members (
+        snap TEXT NOT NULL REFERENCES elements(uuid) ON DELETE CASCADE,
+        element TEXT NOT NULL REFERENCES elements(uuid),
+        file TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (snap, element)
+     );
+     CREATE INDEX members_element ON members(element);
+     CREATE TABLE groups (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        modes TEXT
+     );
+     CREATE TABLE entries (
+        grp INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        entry TEXT NOT NULL,
+        pos INTEGER NOT NULL,
+        PRIMARY KEY (grp, entry)
+     );
+     CREATE TABLE presentations (
+        element TEXT NOT NULL REFERENCES elements(uuid),
+        grp INTEGER NOT NULL REFERENCES groups(id),
+        lun INTEGER NOT NULL,
+        PRIMARY KEY (element, grp),
+        UNIQUE (grp, lun)
+     );
+     CREATE TABLE chap (id INTEGER PRIMARY KEY CHECK (id = 1), username TEXT NOT NULL);
+     CREATE TABLE qos (
+        value TEXT PRIMARY KEY,
+        priority INTEGER NOT NULL,
+        description TEXT NOT NULL,
+        write_cache INTEGER NOT NULL
+     );
+     INSERT INTO qos VALUES
+        ('writeback', 0, 'write cache on: writes are acknowledged from the page cache; initiators flush with SYNCHRONIZE CACHE', 1),
+        ('writethrough', 1, 'write cache off: a write is acknowledged once it reached the backing file', 0);
+     CREATE TABLE intents (
+        op TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        step TEXT NOT NULL CHECK (step IN ('started', 'prepared')),
+        created INTEGER NOT NULL
+     );
+     CREATE TABLE splits (
+        op TEXT PRIMARY KEY,
+        element TEXT NOT NULL,
+        total INTEGER NOT NULL,
+        done INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+        message TEXT,
+        started INTEGER NOT NULL,
+        finished INTEGER
+     );",
+];
+
+/// What an element is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A LUN (including a clone once split).
+    Lun,
+    /// A snapshot (of one LUN, or of several at once); its images are its members.
+    Snap,
+    /// A writable reflink copy of a LUN or of a snapshot, not yet split.
+    Clone,
+}
+
+impl Kind {
+    /// The column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Lun => "lun",
+            Kind::Snap => "snap",
+            Kind::Clone => "clone",
+        }
+    }
+
+    fn parse(s: &str) -> rusqlite::Result<Kind> {
+        match s {
+            "lun" => Ok(Kind::Lun),
+            "snap" => Ok(Kind::Snap),
+            "clone" => Ok(Kind::Clone),
+            other => Err(rusqlite::Error::InvalidColumnType(
+                0,
+                format!("kind {other}"),
+                rusqlite::types::Type::Text,
+            )),
+        }
+    }
+}
+
+/// One row of `elements`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElementRow {
+    /// uuid; LUNs and clones live in `<pool>/<uuid>.img`.
+    pub uuid: String,
+    /// Name, unique on the array.
+    pub name: String,
+    /// LUN, snapshot or clone.
+    pub kind: Kind,
+    /// Pool name.
+    pub pool: String,
+    /// Bytes (a snapshot: the sum of its members).
+    pub size: u64,
+    /// Thin (sparse) or thick (allocated).
+    pub thin: bool,
+    /// A clone's source: an element or a snapshot uuid. `None` once split.
+    pub parent: Option<String>,
+    /// For a clone of a snapshot: which member (element uuid) it copies.
+    pub parent_member: Option<String>,
+    /// Snapshots are read-only.
+    pub read_only: bool,
+    /// SE_STATES value.
+    pub state: String,
+    /// QoS value.
+    pub qos: String,
+    /// Desired online state.
+    pub online: bool,
+    /// Page-83 serial, never reused.
+    pub serial: u64,
+    /// Incremented whenever the backing file is replaced (restore, split): an export must
+    /// re-open it.
+    pub backing_gen: u64,
+    /// Creation time, seconds since the epoch.
+    pub created: i64,
+}
+
+/// One row of `members`: one LUN's image inside a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRow {
+    /// Snapshot uuid.
+    pub snap: String,
+    /// The LUN it is an image of.
+    pub element: String,
+    /// File uuid: the image is `<pool>/<file>.img`.
+    pub file: String,
+    /// The LUN's size at the snapshot.
+    pub size: u64,
+}
+
+/// One row of `groups` with its entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRow {
+    /// Row id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Initiator names, in the order added.
+    pub entries: Vec<String>,
+    /// Modes, as given.
+    pub modes: Option<Vec<String>>,
+}
+
+/// One row of `splits`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitRow {
+    /// Operation id (the async handle).
+    pub op: String,
+    /// The clone being split.
+    pub element: String,
+    /// Data bytes to copy.
+    pub total: u64,
+    /// Bytes copied.
+    pub done: u64,
+    /// running, done or failed.
+    pub status: String,
+    /// Why it failed.
+    pub message: Option<String>,
+}
+
+/// One row of `intents`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentRow {
+    /// Operation id.
+    pub op: String,
+    /// Operation kind (first part of its crash-step names).
+    pub kind: String,
+    /// The serialised plan.
+    pub plan: String,
+    /// `started` or `prepared`.
+    pub step: String,
+}
+
+/// One row of `pools`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolRow {
+    /// Name.
+    pub name: String,
+    /// Directory.
+    pub path: PathBuf,
+    /// File-system name, once probed.
+    pub fs: Option<String>,
+    /// Whether FICLONE works there, once probed.
+    pub reflink: Option<bool>,
+    /// Whether the directory is a btrfs subvolume, once probed.
+    pub subvolume: Option<bool>,
+}
+
+/// The open database.
+#[derive(Debug)]
+pub struct Db {
+    /// The connection.
+    pub conn: Connection,
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) const ELEMENT_COLS: &str =
+    "uuid, name, kind, pool, size, thin, parent, parent_member, read_only, state, qos, online, serial, backing_gen, created";
+
+pub(crate) fn element_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ElementRow> {
+    Ok(ElementRow {
+        uuid: r.get(0)?,
+        name: r.get(1)?,
+        kind: Kind::parse(&r.get::<_, String>(2)?)?,
+        pool: r.get(3)?,
+        size: r.get::<_, i64>(4)? as u64,
+        thin: r.get(5)?,
+        parent: r.get(6)?,
+        parent_member: r.get(7)?,
+        read_only: r.get(8)?,
+        state: r.get(9)?,
+        qos: r.get(10)?,
+        online: r.get(11)?,
+        serial: r.get::<_, i64>(12)? as u64,
+        backing_gen: r.get::<_, i64>(13)? as u64,
+        created: r.get(14)?,
+    })
+}
+
+/// Inserts an element row.
+pub fn insert_element(tx: &Transaction<'_>, e: &ElementRow) -> Result<()> {
+    tx.execute(
+        &format!("INSERT INTO elements ({ELEMENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+        params![
+            e.uuid,
+            e.name,
+            e.kind.as_str(),
+            e.pool,
+            e.size as i64,
+            e.thin,
+            e.parent,
+            e.parent_member,
+            e.read_only,
+            e.state,
+            e.qos,
+            e.online,
+            e.serial as i64,
+            e.backing_gen as i64,
+            e.created
+        ],
+    )
+    .dbx("insert element")?;
+    Ok(())
+}
+
+/// Inserts a member row.
+pub fn insert_member(tx: &Transaction<'_>, m: &MemberRow) -> Result<()> {
+    tx.execute(
+        "INSERT INTO members (snap, element, file, size) VALUES (?1, ?2, ?3, ?4)",
+        params![m.snap, m.element, m.file, m.size as i64],
+    )
+    .dbx("insert snapshot member")?;
+    Ok(())
+}
+
+impl Db {
+    /// Opens (creating) `<state>/array.db`, sets WAL and FULL sync, and migrates it.
+    pub fn open(state_dir: &Path) -> Result<Db> {
+        let path = state_dir.join("array.db");
+        let conn = Connection::open(&path).dbx("open")?;
+        conn.busy_timeout(Duration::from_secs(60))
+            .dbx("set busy timeout")?;
+        conn.pragma_update(None, "journal_mode", "WAL").dbx("set WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .dbx("set synchronous")?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .dbx("set foreign keys")?;
+        let mut db = Db { conn };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    /// The schema version found.
+    pub fn schema_version(&self) -> Result<i64> {
+        let exists: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .dbx("read schema version")?;
+        if !exists {
+            return Ok(0);
+        }
+        self.conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .optional()
+            .dbx("read schema version")
+            .map(|v| v.unwrap_or(0))
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .dbx("begin migration")?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            .dbx("create schema_version")?;
+        let v: i64 = tx
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .optional()
+            .dbx("read schema version")?
+            .unwrap_or(0);
+        if v > SCHEMA_VERSION {
+            return Err(Error::InvalidArray(format!(
+                "the state database has schema version {v}, newer than this program's {SCHEMA_VERSION}"
+            )));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(v as usize) {
+            tx.execute_batch(m)
+                .dbx(&format!("migrate to version {}", i + 1))?;
+        }
+        tx.execute("DELETE FROM schema_version", [])
+            .dbx("write schema version")?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [SCHEMA_VERSION],
+        )
+        .dbx("write schema version")?;
+        tx.commit().dbx("commit migration")
+    }
+
+    /// Starts an immediate (write-locking) transaction.
+    pub fn tx(&mut self) -> Result<Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .dbx("begin")
+    }
+
+    /// A `meta` value.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .dbx("read meta")
+    }
+
+    /// Every pool row.
+    pub fn pools(&self) -> Result<Vec<PoolRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT name, path, fs, reflink, subvolume FROM pools ORDER BY rowid")
+            .dbx("list pools")?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(PoolRow {
+                    name: r.get(0)?,
+                    path: PathBuf::from(r.get::<_, String>(1)?),
+                    fs: r.get(2)?,
+                    reflink: r.get(3)?,
+                    subvolume: r.get(4)?,
+                })
+            })
+            .dbx("list pools")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .dbx("list pools")?;
+        Ok(rows)
+    }
+
+    /// An element by uuid.
+    pub fn element(&self, uuid: &str) -> Result<Option<ElementRow>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {ELEMENT_COLS} FROM elements WHERE uuid = ?1"),
+                [uuid],
+                element_from_row,
+            )
+            .optional()
+            .dbx("read element")
+    }
+
+    /// An element by name.
+    pub fn element_by_name(&self, name: &str) -> Result<Option<ElementRow>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {ELEMENT_COLS} FROM elements WHERE name = ?1"),
+                [name],
+                element_from_row,
+            )
+            .optional()
+            .dbx("read element")
+    }
+
+    /// Elements matching a WHERE clause (with parameters).
+    pub fn elements_where(&self, clause: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<ElementRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ELEMENT_COLS} FROM elements WHERE {clause} ORDER BY serial"
+            ))
+            .dbx("list elements")?;
+        let rows = st
+            .query_map(p, element_from_row)
+            .dbx("list elements")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .dbx("list elements")?;
+        Ok(rows)
+    }
+
+    /// The members of a snapshot.
+    pub fn members(&self, snap: &str) -> Result<Vec<MemberRow>> {
+        self.members_where("snap = ?1", &[&snap])
+    }
+
+    /// Member rows matching a WHERE clause.
+    pub fn members_where(&self, clause: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<MemberRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT snap, element, file, size FROM members WHERE {clause} ORDER BY rowid"
+            ))
+            .dbx("list snapshot members")?;
+        let rows = st
+            .query_map(p, |r| {
+                Ok(MemberRow {
+                    snap: r.get(0)?,
+                    element: r.get(1)?,
+                    file: r.get(2)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                })
+            })
+            .dbx("list snapshot members")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .dbx("list snapshot members")?;
+        Ok(rows)
+    }
+
+    /// Every group with its entries, ordered by name.
+    pub fn groups(&self) -> Result<Vec<GroupRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, name, modes FROM groups ORDER BY name")
+            .dbx("list groups")?;
+        let mut groups = st
+            .query_map([], |r| {
+                let modes: Option<String> = r.get(2)?;
+                Ok(GroupRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    entries: Vec::new(),
+                    modes: modes.and_then(|m| serde_json::from_str(&m).ok()),
+                })
+            })
+            .dbx("list groups")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .dbx("list groups")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT grp, entry FROM entries ORDER BY grp, pos")
+            .dbx("list group entries")?;
+        let entries = st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .dbx("list group entries")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .dbx("list group entries")?;
+        for (grp, entry) in entries {
+            if let Some(g) = groups.iter_mut().find(|g| g.id == grp) {
+                g.entries.push(entry);
+            }
+        }
+        Ok(groups)
+    }
+
+    /// A group by name (case-insensitive).
+    pub fn group(&self, name: &str) -> Result<Option<GroupRow>> {
+        Ok(self
+            .groups()?
+            .into_iter()
+            .find(|g| g.name.eq_ignore_ascii_case(name)))
+    }
+
+    /// Presentations: (element uuid, group name, LUN number).
+    pub fn presentations(&self) -> Result<Vec<(String, String, u32)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT p.element, g.name, p.lun FROM presentations p JOIN groups g ON g.id = p.grp ORDER BY g.name, p.lun",
+            )
+            .dbx("list presentations")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u32)))
+            .dbx("list presentations")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .dbx("list presentations")?;
+        Ok(rows)
+    }
+
+    /// Every pending intent.
+    pub fn intents(&self) -> Result<Vec<IntentRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT op, kind, plan, step FROM intents ORDER BY created, op")
+            .dbx("list intents")?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(IntentRow {
+                    op: r.get(0)?,
+                    kind: r.get(1)?,
+                    plan: r.get(2)?,
+                    step: r.get(3)?,
+                })
+            })
+            .dbx("list intents")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .dbx("list intents")?;
+        Ok(rows)
+    }
+
+    /// A split row.
+    pub fn split(&self, op: &str) -> Result<Option<SplitRow>> {
+        self.conn
+            .query_row(
+                "SELECT op, element, total, done, status, message FROM splits WHERE op = ?1",
+                [op],
+                |r| {
+                    Ok(SplitRow {
+                        op: r.get(0)?,
+                        element: r.get(1)?,
+                        total: r.get::<_, i64>(2)? as u64,
+                        done: r.get::<_, i64>(3)? as u64,
+                        status: r.get(4)?,
+                        message: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .dbx("read split")
+    }
+
+    /// Every table's rows as JSON, for comparisons in tests and for support dumps. The CHAP
+    /// secret is not in the database, so it is not in the dump.
+    pub fn dump(&self) -> Result<serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        for table in [
+            "meta",
+            "pools",
+            "elements",
+            "members",
+            "groups",
+            "entries",
+            "presentations",
+            "chap",
+            "qos",
+            "intents",
+            "splits",
+        ] {
+            let mut st = self
+                .conn
+                .prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))
+                .or_else(|_| self.conn.prepare(&format!("SELECT * FROM {table}")))
+                .dbx("dump")?;
+            let n = st.column_count();
+            let rows = st
+                .query_map([], |r| {
+                    let mut row = Vec::with_capacity(n);
+                    for i in 0..n {
+                        let v: rusqlite::types::Value = r.get(i)?;
+                        row.push(match v {
+                            rusqlite::types::Value::Null => serde_json::Value::Null,
+                            rusqlite::types::Value::Integer(i) => i.into(),
+                            rusqlite::types::Value::Real(f) => f.into(),
+                            rusqlite::types::Value::Text(t) => t.into(),
+                            rusqlite::types::Value::Blob(b) => format!("{b:?}").into(),
+                        });
+                    }
+                    Ok(serde_json::Value::Array(row))
+                })
+                .dbx("dump")?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .dbx("dump")?;
+            out.insert(table.to_string(), serde_json::Value::Array(rows));
+        }
+        Ok(serde_json::Value::Object(out))
+    }
+}

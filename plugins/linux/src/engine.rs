@@ -1,0 +1,2658 @@
+//! The storage engine: every array operation, crash-safe.
+//!
+//! Every mutation that touches files follows one protocol (see the crate docs):
+//! 1. allocate ids, then commit an intent row holding the whole [`Plan`] (step `started`);
+//! 2. build temporary files `.<op>.partial` in the pool, fsynced;
+//! 3. mark the intent `prepared` (committed);
+//! 4. rename the temporaries into place (or apply the in-place change), fsync the directory;
+//! 5. in one transaction, apply the plan to the tables and delete the intent.
+//!
+//! Recovery ([`Engine::open`]) rolls a `started` intent back (temporaries removed, nothing
+//! else was touched) and a `prepared` one forward (every step after 3 is idempotent), then
+//! removes orphan files that match this array's naming patterns.
+
+use crate::config::ArrayConfig;
+use crate::crash;
+use crate::db::{self, Db, ElementRow, GroupRow, Kind, MemberRow, PoolRow};
+use crate::error::{DbContext, Error, IoContext, Result};
+use crate::export::{ChapPlan, ExportPlan, LunPlan, TargetPlan, PRODUCT, VENDOR};
+use crate::fsops::{self, ReflinkFailure, Stamp};
+use crate::model::{
+    ArrayInfo, ChapAccount, Element, Group, GroupSpec, Limits, MemberView, PoolInfo, QosLevel, SplitStatus,
+};
+use crate::names::{self, shown};
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+use spindle_api::{make_mp_page83_from_raw_page83, Abilities, Flag, MaxEntries, OpAbility, SeState, SeType};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Sizes are rounded up to whole MiB.
+pub const EXTENT: u64 = 1 << 20;
+/// Largest LUN: 1 PiB (thin LUNs are not bounded by free space; thick ones are).
+pub const MAX_SIZE: u64 = 1 << 50;
+/// Snapshots one LUN may have. Neither file system has a small hard cap (XFS counts extent
+/// sharers in 32 bits, btrfs in its extent tree), but every snapshot adds a sharer to each
+/// extent of the LUN, and FICLONE, copy-on-write overwrites and splits slow down as the
+/// sharer count and the refcount metadata grow; 256 keeps those costs bounded.
+pub const MAX_SNAPS_PER_ELEMENT: i64 = 256;
+/// Unsplit clones one element (LUN or snapshot) may have; same bound as snapshots.
+pub const MAX_CLONES_PER_ELEMENT: i64 = 256;
+/// Initiators one group (target ACL) may hold: tgt has no cap of its own, but each entry is one
+/// tgtadm bind to reconcile on every change.
+pub const MAX_ACCESS_ENTRIES: u32 = 256;
+/// LUNs one target may carry: numbers 1..=255 (tgt reserves LUN 0 for its controller; 255 is
+/// the most that single-level peripheral LUN addressing reaches on every initiator).
+pub const MAX_LUNS_PER_TARGET: u32 = 255;
+/// The QoS given to elements created without one.
+pub const DEFAULT_QOS: &str = "writethrough";
+/// Split copy chunk.
+const CHUNK: usize = 4 << 20;
+
+/// How to open the engine.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// The `spindle-array` executable that runs split workers; default: this executable.
+    pub worker_exe: Option<PathBuf>,
+}
+
+/// A file move of a plan: a finished temporary and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    /// The temporary `.<op>.partial` file.
+    pub partial: PathBuf,
+    /// The final file.
+    pub dest: PathBuf,
+}
+
+/// What an intent will do, complete enough to be rolled forward from the journal alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "plan", rename_all = "snake_case")]
+pub enum Plan {
+    /// New elements (create, snapshot, multi-snapshot, clone, clone of a snapshot).
+    Insert {
+        /// Rows to insert.
+        elements: Vec<ElementRow>,
+        /// Snapshot images to insert.
+        members: Vec<MemberRow>,
+        /// Temporaries to rename.
+        moves: Vec<Move>,
+        /// A btrfs subvolume snapshot to delete at the end.
+        subvol: Option<PathBuf>,
+    },
+    /// Resize a file in place.
+    Resize {
+        /// Element.
+        uuid: String,
+        /// Its file.
+        path: PathBuf,
+        /// New size.
+        size: u64,
+        /// Thin (set_len) or thick (fallocate the growth).
+        thin: bool,
+    },
+    /// Remove elements (a LUN, or a snapshot) and their files.
+    Remove {
+        /// Rows to delete.
+        uuids: Vec<String>,
+        /// Files to unlink.
+        files: Vec<PathBuf>,
+    },
+    /// Roll elements back to snapshot images.
+    Restore {
+        /// (element, size after the roll-back).
+        updates: Vec<(String, u64)>,
+        /// Temporaries (reflinks of the images) to rename over the elements' files.
+        moves: Vec<Move>,
+    },
+    /// Split a clone: replace its file with a full copy.
+    Split {
+        /// The clone.
+        uuid: String,
+        /// Its file.
+        source: PathBuf,
+        /// The copy's temporary and the clone's file.
+        moves: Vec<Move>,
+        /// Thick clones get an allocated copy.
+        thin: bool,
+        /// The clone's file as it was when the split started; any write changes it.
+        stamp: Stamp,
+        /// Bandwidth limit, MiB/s (0 = none).
+        rate_mib: u64,
+    },
+}
+
+impl Plan {
+    fn moves(&self) -> &[Move] {
+        match self {
+            Plan::Insert { moves, .. } | Plan::Restore { moves, .. } | Plan::Split { moves, .. } => moves,
+            Plan::Resize { .. } | Plan::Remove { .. } => &[],
+        }
+    }
+}
+
+/// The engine over one array's state directory. Each public method takes the array's lock
+/// for its duration, so several processes (requests, split workers) can share an array.
+#[derive(Debug)]
+pub struct Engine {
+    state_dir: PathBuf,
+    db: Db,
+    opts: EngineOptions,
+    cfg: Option<ArrayConfig>,
+    array_id: String,
+    company_id: u32,
+    vendor_id: u64,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().hyphenated().to_string()
+}
+
+fn round_up(size: u64) -> u64 {
+    size.div_ceil(EXTENT).saturating_mul(EXTENT)
+}
+
+fn image(pool: &Path, file: &str) -> PathBuf {
+    pool.join(format!("{file}.img"))
+}
+
+fn partial(pool: &Path, op: &str, n: usize) -> PathBuf {
+    if n == 0 {
+        pool.join(format!(".{op}.partial"))
+    } else {
+        pool.join(format!(".{op}.{n}.partial"))
+    }
+}
+
+fn parent_dir(p: &Path) -> &Path {
+    p.parent().unwrap_or(Path::new("/"))
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// The lock guard: the array's lock is held while this lives.
+#[derive(Debug)]
+pub struct LockGuard(#[allow(dead_code)] File);
+
+impl Engine {
+    /// Opens the array described by `cfg`: checks the configuration, creates the state
+    /// directory (mode 0700) and database if needed, makes the array's identity once,
+    /// registers new pools, and runs recovery.
+    pub fn open(cfg: &ArrayConfig, opts: EngineOptions) -> Result<Engine> {
+        cfg.check()?;
+        for p in &cfg.pools {
+            let md = fs::metadata(&p.path).map_err(|e| {
+                Error::InvalidArray(format!(
+                    "pool {} directory {} is not usable: {e}",
+                    shown(&p.name),
+                    shown(&p.path.to_string_lossy())
+                ))
+            })?;
+            if !md.is_dir() {
+                return Err(Error::InvalidArray(format!(
+                    "pool {} path {} is not a directory",
+                    shown(&p.name),
+                    shown(&p.path.to_string_lossy())
+                )));
+            }
+        }
+        let state_dir = cfg.state_dir()?;
+        fsops::ensure_private_dir(&state_dir)?;
+        let mut engine = Engine::open_state_dir(&state_dir, opts, Some(cfg.clone()))?;
+        let _g = engine.lock()?;
+        engine.register_pools(cfg)?;
+        engine.recover()?;
+        Ok(engine)
+    }
+
+    /// Opens an existing state directory without a configuration (the split worker).
+    pub fn open_state(state_dir: &Path, opts: EngineOptions) -> Result<Engine> {
+        if !state_dir.join("array.db").exists() {
+            return Err(Error::InvalidArray(format!(
+                "{} holds no array state",
+                shown(&state_dir.to_string_lossy())
+            )));
+        }
+        Engine::open_state_dir(state_dir, opts, None)
+    }
+
+    fn open_state_dir(state_dir: &Path, opts: EngineOptions, cfg: Option<ArrayConfig>) -> Result<Engine> {
+        let lock = Engine::lock_at(state_dir)?;
+        let mut db = Db::open(state_dir)?;
+        let db_path = state_dir.join("array.db");
+        let _ = fs::set_permissions(&db_path, std::os::unix::fs::PermissionsExt::from_mode(0o600));
+        let tx = db.tx()?;
+        let get = |k: &str| -> Result<Option<String>> {
+            tx.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })
+                .dbx("read identity")
+        };
+        let (array_id, company_id, vendor_id) =
+            match (get("array_id")?, get("company_id")?, get("vendor_id")?) {
+                (Some(a), Some(c), Some(v)) => (
+                    a,
+                    u32::from_str_radix(&c, 16).map_err(|_| Error::Failed("corrupt company_id".into()))?,
+                    u64::from_str_radix(&v, 16).map_err(|_| Error::Failed("corrupt vendor_id".into()))?,
+                ),
+                _ => {
+                    let a = new_id();
+                    let b = uuid::Uuid::new_v4().into_bytes();
+                    // A locally administered company id (U/L bit set, not a group address) and a
+                    // random 36-bit vendor id, made once per array.
+                    let company =
+                        (u32::from(b[0] & 0xfc | 0x02) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+                    let vendor = (u64::from(b[3] & 0x0f) << 32)
+                        | (u64::from(b[4]) << 24)
+                        | (u64::from(b[5]) << 16)
+                        | (u64::from(b[6]) << 8)
+                        | u64::from(b[7]);
+                    for (k, v) in [
+                        ("array_id", a.clone()),
+                        ("company_id", format!("{company:06x}")),
+                        ("vendor_id", format!("{vendor:09x}")),
+                        ("next_serial", "1".into()),
+                        ("created", db::now().to_string()),
+                    ] {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                            params![k, v],
+                        )
+                        .dbx("write identity")?;
+                    }
+                    (a, company, vendor)
+                }
+            };
+        tx.commit().dbx("commit identity")?;
+        drop(lock);
+        Ok(Engine {
+            state_dir: state_dir.to_path_buf(),
+            db,
+            opts,
+            cfg,
+            array_id,
+            company_id,
+            vendor_id,
+        })
+    }
+
+    fn lock_at(state_dir: &Path) -> Result<LockGuard> {
+        let path = state_dir.join("lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .ctx("cannot open lock", &path)?;
+        f.lock().ctx("cannot lock", &path)?;
+        Ok(LockGuard(f))
+    }
+
+    /// Takes the array's lock (blocking) until the guard is dropped.
+    pub fn lock(&self) -> Result<LockGuard> {
+        Engine::lock_at(&self.state_dir)
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The array's id.
+    pub fn array_id(&self) -> &str {
+        &self.array_id
+    }
+
+    /// The prefix of target names.
+    pub fn iqn_prefix(&self) -> String {
+        self.cfg
+            .as_ref()
+            .and_then(|c| c.iqn_prefix.clone())
+            .unwrap_or_else(|| format!("iqn.2025-01.invalid.spindle:{}", &self.array_id[..8]))
+    }
+
+    /// Every table as JSON (tests compare dumps to prove bad input changed nothing).
+    pub fn dump(&self) -> Result<serde_json::Value> {
+        self.db.dump()
+    }
+
+    fn register_pools(&mut self, cfg: &ArrayConfig) -> Result<()> {
+        let known = self.db.pools()?;
+        let tx = self.db.tx()?;
+        for p in &cfg.pools {
+            let path = p.path.to_string_lossy().into_owned();
+            if let Some(k) = known.iter().find(|k| k.name == p.name) {
+                if k.path != p.path {
+                    return Err(Error::InvalidArray(format!(
+                        "pool {} is registered at {}; the configuration gives {}",
+                        shown(&p.name),
+                        shown(&k.path.to_string_lossy()),
+                        shown(&path)
+                    )));
+                }
+            } else if let Some(k) = known.iter().find(|k| k.path == p.path) {
+                return Err(Error::InvalidArray(format!(
+                    "directory {} is registered as pool {}; the configuration calls it {}",
+                    shown(&path),
+                    shown(&k.name),
+                    shown(&p.name)
+                )));
+            } else {
+                tx.execute(
+                    "INSERT INTO pools (name, path) VALUES (?1, ?2)",
+                    params![p.name, path],
+                )
+                .dbx("register pool")?;
+            }
+        }
+        tx.commit().dbx("register pools")
+    }
+
+    fn pool(&self, name: &str) -> Result<PoolRow> {
+        self.db
+            .pools()?
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                Error::InvalidValue(format!(
+                    "vol_group_name {} names no pool of this array",
+                    shown(name)
+                ))
+            })
+    }
+
+    fn pool_path(&self, name: &str) -> Result<PathBuf> {
+        Ok(self.pool(name)?.path)
+    }
+
+    /// Probes a pool's file system (type, reflink, subvolume) and records it.
+    fn probe_pool(&mut self, p: &PoolRow) -> Result<PoolRow> {
+        let magic = fsops::fs_magic(&p.path)?;
+        let reflink = fsops::probe_reflink(&p.path)?;
+        let subvolume = fsops::is_btrfs_subvolume(&p.path)?;
+        let fs = fsops::fs_name(magic);
+        self.db
+            .conn
+            .execute(
+                "UPDATE pools SET fs = ?1, reflink = ?2, subvolume = ?3 WHERE name = ?4",
+                params![fs, reflink, subvolume, p.name],
+            )
+            .dbx("record pool probe")?;
+        Ok(PoolRow {
+            fs: Some(fs),
+            reflink: Some(reflink),
+            subvolume: Some(subvolume),
+            ..p.clone()
+        })
+    }
+
+    fn probed_pools(&mut self, force: bool) -> Result<Vec<PoolRow>> {
+        let pools = self.db.pools()?;
+        let mut out = Vec::with_capacity(pools.len());
+        for p in pools {
+            if force || p.reflink.is_none() {
+                out.push(self.probe_pool(&p)?);
+            } else {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    fn pool_reflinks(&mut self, name: &str) -> Result<bool> {
+        let p = self.pool(name)?;
+        match p.reflink {
+            Some(r) => Ok(r),
+            None => Ok(self.probe_pool(&p)?.reflink.unwrap_or(false)),
+        }
+    }
+
+    fn require_reflink(&mut self, pool: &str, what: &str) -> Result<()> {
+        if self.pool_reflinks(pool)? {
+            Ok(())
+        } else {
+            Err(Error::NoSuchOperation(format!(
+                "{what} is unsupported in pool {}: its file system cannot share extents (reflink), and this array never makes a full copy in place of a thin one",
+                shown(pool)
+            )))
+        }
+    }
+
+    // ----- identity -----
+
+    fn scsi_id(&self, serial: u64) -> String {
+        format!("6{:06x}{:09x}{:016x}", self.company_id, self.vendor_id, serial)
+    }
+
+    fn alloc_serial(&mut self) -> Result<u64> {
+        let tx = self.db.tx()?;
+        let n: String = tx
+            .query_row("SELECT value FROM meta WHERE key = 'next_serial'", [], |r| {
+                r.get(0)
+            })
+            .dbx("read serial")?;
+        let n: u64 = n
+            .parse()
+            .map_err(|_| Error::Failed("corrupt next_serial".into()))?;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'next_serial'",
+            [(n + 1).to_string()],
+        )
+        .dbx("advance serial")?;
+        tx.commit().dbx("commit serial")?;
+        Ok(n)
+    }
+
+    // ----- views -----
+
+    fn presentation_map(&self) -> Result<HashMap<String, Vec<String>>> {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for (e, g, _) in self.db.presentations()? {
+            map.entry(e).or_default().push(g);
+        }
+        Ok(map)
+    }
+
+    fn running_splits(&self) -> Result<HashMap<String, String>> {
+        let mut st = self
+            .db
+            .conn
+            .prepare_cached("SELECT element, op FROM splits WHERE status = 'running'")
+            .dbx("list splits")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .dbx("list splits")?
+            .collect::<rusqlite::Result<HashMap<String, String>>>()
+            .dbx("list splits")?;
+        Ok(rows)
+    }
+
+    fn view(
+        &self,
+        row: &ElementRow,
+        pools: &[PoolRow],
+        pres: &HashMap<String, Vec<String>>,
+        splits: &HashMap<String, String>,
+    ) -> Result<Element> {
+        let pool = pools.iter().find(|p| p.name == row.pool).map(|p| p.path.clone());
+        let scsi_id = self.scsi_id(row.serial);
+        let page83_id = make_mp_page83_from_raw_page83(&scsi_id).map_err(|e| Error::Failed(e.to_string()))?;
+        let members = if row.kind == Kind::Snap {
+            self.db
+                .members(&row.uuid)?
+                .into_iter()
+                .map(|m| MemberView {
+                    element: m.element,
+                    path: pool.as_deref().map(|p| image(p, &m.file)).unwrap_or_default(),
+                    size: m.size,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let state = SeState::parse(&row.state).unwrap_or(SeState::Unknown);
+        let status = match state {
+            SeState::BusyCopy => "SPLITTING".to_string(),
+            s => s.as_str().to_string(),
+        };
+        Ok(Element {
+            uuid: row.uuid.clone(),
+            name: row.name.clone(),
+            kind: row.kind,
+            se_type: match row.kind {
+                Kind::Lun => SeType::Lun,
+                Kind::Snap => SeType::Snap,
+                Kind::Clone => SeType::SnapClone,
+            },
+            pool: row.pool.clone(),
+            size: row.size,
+            thin: row.thin,
+            parent: row.parent.clone(),
+            parent_member: row.parent_member.clone(),
+            members,
+            read_only: row.read_only,
+            state,
+            status,
+            qos: row.qos.clone(),
+            online: row.online,
+            serial: row.serial,
+            scsi_id,
+            page83_id,
+            path: if row.kind == Kind::Snap {
+                None
+            } else {
+                pool.as_deref().map(|p| image(p, &row.uuid))
+            },
+            groups: pres.get(&row.uuid).cloned().unwrap_or_default(),
+            backing_generation: row.backing_gen,
+            split: splits.get(&row.uuid).cloned(),
+        })
+    }
+
+    fn view_one(&self, row: &ElementRow) -> Result<Element> {
+        let pools = self.db.pools()?;
+        let pres = self.presentation_map()?;
+        let splits = self.running_splits()?;
+        self.view(row, &pools, &pres, &splits)
+    }
+
+    fn views(&self, rows: &[ElementRow]) -> Result<Vec<Element>> {
+        let pools = self.db.pools()?;
+        let pres = self.presentation_map()?;
+        let splits = self.running_splits()?;
+        rows.iter()
+            .map(|r| self.view(r, &pools, &pres, &splits))
+            .collect()
+    }
+
+    fn row(&self, key: &str, uuid: &str) -> Result<ElementRow> {
+        let uuid = names::check_uuid(key, uuid)?;
+        self.db.element(&uuid)?.ok_or_else(|| {
+            Error::InvalidValue(format!("{key} {} names no element of this array", shown(&uuid)))
+        })
+    }
+
+    fn volume_row(&self, key: &str, uuid: &str) -> Result<ElementRow> {
+        let r = self.row(key, uuid)?;
+        if r.kind == Kind::Snap {
+            return Err(Error::InvalidValue(format!(
+                "{key} {} is a snapshot, not a LUN or clone",
+                shown(uuid)
+            )));
+        }
+        Ok(r)
+    }
+
+    fn snap_row(&self, key: &str, uuid: &str) -> Result<ElementRow> {
+        let r = self.row(key, uuid)?;
+        if r.kind != Kind::Snap {
+            return Err(Error::InvalidValue(format!(
+                "{key} {} is not a snapshot",
+                shown(uuid)
+            )));
+        }
+        Ok(r)
+    }
+
+    fn is_presented(&self, uuid: &str) -> Result<bool> {
+        self.db
+            .conn
+            .query_row(
+                "SELECT count(*) > 0 FROM presentations WHERE element = ?1",
+                [uuid],
+                |r| r.get(0),
+            )
+            .dbx("read presentations")
+    }
+
+    fn count(&self, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<i64> {
+        self.db.conn.query_row(sql, p, |r| r.get(0)).dbx("count")
+    }
+
+    fn check_not_splitting(&self, r: &ElementRow) -> Result<()> {
+        if r.state == SeState::BusyCopy.as_str() {
+            return Err(Error::Busy(format!(
+                "element {} ({}) is being split; wait for the split to finish",
+                shown(&r.name),
+                r.uuid
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_new_name(&self, key: &str, name: &str) -> Result<()> {
+        names::check_name(key, name)?;
+        if let Some(e) = self.db.element_by_name(name)? {
+            return Err(Error::InvalidValue(format!(
+                "{key} {} is already the name of element {}",
+                shown(name),
+                e.uuid
+            )));
+        }
+        Ok(())
+    }
+
+    /// A generated name `<base>-<what>-<serial>` (cut to fit), made unique if a user already
+    /// took it: every name is checked before the intent, so the final insert cannot fail.
+    fn auto_name(&self, base: &str, what: &str, serial: u64) -> Result<String> {
+        for n in 0u32.. {
+            let suffix = if n == 0 {
+                format!("-{what}-{serial}")
+            } else {
+                format!("-{what}-{serial}-{n}")
+            };
+            let keep = names::MAX_NAME_LEN.saturating_sub(suffix.chars().count());
+            let base: String = base.chars().take(keep).collect();
+            let name = format!("{base}{suffix}");
+            if self.db.element_by_name(&name)?.is_none() {
+                return Ok(name);
+            }
+        }
+        Err(Error::Failed("no free generated name".into()))
+    }
+
+    fn check_qos(&self, qos: Option<&str>) -> Result<String> {
+        let q = qos.unwrap_or(DEFAULT_QOS);
+        if self.qos_list()?.iter().any(|l| l.value == q) {
+            Ok(q.to_string())
+        } else {
+            Err(Error::InvalidValue(format!(
+                "qos {} is not a QoS value of this array (writeback, writethrough)",
+                shown(q)
+            )))
+        }
+    }
+
+    // ----- the protocol: intents, roll forward, roll back -----
+
+    fn begin(
+        &mut self,
+        op: &str,
+        kind: &str,
+        plan: &Plan,
+        extra: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let text =
+            serde_json::to_string(plan).map_err(|e| Error::Failed(format!("cannot encode plan: {e}")))?;
+        let tx = self.db.tx()?;
+        tx.execute(
+            "INSERT INTO intents (op, kind, plan, step, created) VALUES (?1, ?2, ?3, 'started', ?4)",
+            params![op, kind, text, db::now()],
+        )
+        .dbx("record intent")?;
+        extra(&tx)?;
+        tx.commit().dbx("commit intent")?;
+        crash::point(&format!("{kind}.intent"));
+        Ok(())
+    }
+
+    fn prepare(&mut self, op: &str, kind: &str) -> Result<()> {
+        self.db
+            .conn
+            .execute("UPDATE intents SET step = 'prepared' WHERE op = ?1", [op])
+            .dbx("mark intent prepared")?;
+        crash::point(&format!("{kind}.prepared"));
+        Ok(())
+    }
+
+    /// Runs a plan whose temporaries `work` builds: intent, work, prepared, roll forward.
+    fn execute(
+        &mut self,
+        kind: &str,
+        op: &str,
+        plan: &Plan,
+        work: impl FnOnce(&mut Self) -> Result<()>,
+    ) -> Result<()> {
+        self.begin(op, kind, plan, |_| Ok(()))?;
+        if let Err(e) = work(self) {
+            self.roll_back(op, plan, &e.to_string());
+            return Err(e);
+        }
+        if !plan.moves().is_empty() {
+            crash::point(&format!("{kind}.partial"));
+        }
+        if let Err(e) = self.prepare(op, kind) {
+            self.roll_back(op, plan, &e.to_string());
+            return Err(e);
+        }
+        self.roll_forward(op, kind, plan)
+    }
+
+    fn do_moves(moves: &[Move]) -> Result<()> {
+        let mut dirs = BTreeSet::new();
+        for m in moves {
+            if m.partial.exists() {
+                fs::rename(&m.partial, &m.dest).ctx("cannot rename into place", &m.dest)?;
+            } else if !m.dest.exists() {
+                return Err(Error::Failed(format!(
+                    "neither {} nor {} exists",
+                    m.partial.display(),
+                    m.dest.display()
+                )));
+            }
+            dirs.insert(parent_dir(&m.dest).to_path_buf());
+        }
+        for d in dirs {
+            fsops::fsync_dir(&d)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes a prepared plan; every step is idempotent, so recovery can repeat it.
+    fn roll_forward(&mut self, op: &str, kind: &str, plan: &Plan) -> Result<()> {
+        match plan {
+            Plan::Insert {
+                elements,
+                members,
+                moves,
+                subvol,
+            } => {
+                Engine::do_moves(moves)?;
+                if let Some(s) = subvol {
+                    if s.exists() {
+                        fsops::btrfs_delete(s)?;
+                    }
+                }
+                crash::point(&format!("{kind}.renamed"));
+                let tx = self.db.tx()?;
+                for e in elements {
+                    db::insert_element(&tx, e)?;
+                }
+                for m in members {
+                    db::insert_member(&tx, m)?;
+                }
+                tx.execute("DELETE FROM intents WHERE op = ?1", [op])
+                    .dbx("delete intent")?;
+                tx.commit().dbx("commit")?;
+            }
+            Plan::Resize {
+                uuid,
+                path,
+                size,
+                thin,
+            } => {
+                fsops::resize_image(path, *size, *thin)?;
+                crash::point(&format!("{kind}.applied"));
+                let tx = self.db.tx()?;
+                tx.execute(
+                    "UPDATE elements SET size = ?1 WHERE uuid = ?2",
+                    params![*size as i64, uuid],
+                )
+                .dbx("record size")?;
+                tx.execute("DELETE FROM intents WHERE op = ?1", [op])
+                    .dbx("delete intent")?;
+                tx.commit().dbx("commit")?;
+            }
+            Plan::Remove { uuids, files } => {
+                let mut dirs = BTreeSet::new();
+                for f in files {
+                    fsops::remove_if_exists(f)?;
+                    dirs.insert(parent_dir(f).to_path_buf());
+                }
+                for d in dirs {
+                    fsops::fsync_dir(&d)?;
+                }
+                crash::point(&format!("{kind}.applied"));
+                let tx = self.db.tx()?;
+                for u in uuids {
+                    tx.execute("DELETE FROM members WHERE snap = ?1", [u])
+                        .dbx("delete members")?;
+                    tx.execute("DELETE FROM elements WHERE uuid = ?1", [u])
+                        .dbx("delete element")?;
+                }
+                tx.execute("DELETE FROM intents WHERE op = ?1", [op])
+                    .dbx("delete intent")?;
+                tx.commit().dbx("commit")?;
+            }
+            Plan::Restore { updates, moves } => {
+                Engine::do_moves(moves)?;
+                crash::point(&format!("{kind}.renamed"));
+                let tx = self.db.tx()?;
+                for (u, size) in updates {
+                    tx.execute(
+                        "UPDATE elements SET size = ?1, backing_gen = backing_gen + 1 WHERE uuid = ?2",
+                        params![*size as i64, u],
+                    )
+                    .dbx("record restore")?;
+                }
+                tx.execute("DELETE FROM intents WHERE op = ?1", [op])
+                    .dbx("delete intent")?;
+                tx.commit().dbx("commit")?;
+            }
+            Plan::Split { uuid, moves, .. } => {
+                Engine::do_moves(moves)?;
+                crash::point(&format!("{kind}.renamed"));
+                let tx = self.db.tx()?;
+                tx.execute(
+                    "UPDATE elements SET kind = 'lun', parent = NULL, parent_member = NULL, \
+                     state = CASE WHEN online THEN 'ONLINE' ELSE 'OFFLINE' END, \
+                     backing_gen = backing_gen + 1 WHERE uuid = ?1",
+                    [uuid],
+                )
+                .dbx("record split")?;
+                tx.execute(
+                    "UPDATE splits SET status = 'done', done = total, finished = ?1 WHERE op = ?2",
+                    params![db::now(), op],
+                )
+                .dbx("record split")?;
+                tx.execute("DELETE FROM intents WHERE op = ?1", [op])
+                    .dbx("delete intent")?;
+                tx.commit().dbx("commit")?;
+                let _ = fs::remove_file(self.split_lock_path(op));
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes a started plan: its temporaries go, the journal entry goes. Best effort: what it
+    /// cannot undo now stays in the journal for recovery.
+    fn roll_back(&mut self, op: &str, plan: &Plan, why: &str) {
+        let mut clean = true;
+        for m in plan.moves() {
+            clean &= fsops::remove_if_exists(&m.partial).is_ok();
+        }
+        if let Plan::Insert { subvol: Some(s), .. } = plan {
+            if s.exists() {
+                clean &= fsops::btrfs_delete(s).is_ok();
+            }
+        }
+        if !clean {
+            return;
+        }
+        let res = (|| -> Result<()> {
+            let tx = self.db.tx()?;
+            if let Plan::Split { uuid, .. } = plan {
+                tx.execute(
+                    "UPDATE elements SET state = CASE WHEN online THEN 'ONLINE' ELSE 'OFFLINE' END WHERE uuid = ?1",
+                    [uuid],
+                )
+                .dbx("restore state")?;
+                tx.execute(
+                    "UPDATE splits SET status = 'failed', message = ?1, finished = ?2 WHERE op = ?3",
+                    params![
+                        format!("the split did not finish and was rolled back; the clone is unchanged and still shares blocks: {why}"),
+                        db::now(),
+                        op
+                    ],
+                )
+                .dbx("record split failure")?;
+            }
+            tx.execute("DELETE FROM intents WHERE op = ?1", [op])
+                .dbx("delete intent")?;
+            tx.commit().dbx("commit roll-back")
+        })();
+        if res.is_ok() {
+            if let Plan::Split { .. } = plan {
+                let _ = fs::remove_file(self.split_lock_path(op));
+            }
+        }
+    }
+
+    fn split_lock_path(&self, op: &str) -> PathBuf {
+        self.state_dir.join(format!("split.{op}.lock"))
+    }
+
+    /// True while the worker of split `op` runs (it holds the split's lock).
+    fn split_alive(&self, op: &str) -> bool {
+        let path = self.split_lock_path(op);
+        let Ok(f) = OpenOptions::new().write(true).open(&path) else {
+            return false;
+        };
+        match f.try_lock() {
+            Ok(()) => false,
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            Err(std::fs::TryLockError::Error(_)) => false,
+        }
+    }
+
+    fn recover_intent(&mut self, it: &db::IntentRow) -> Result<()> {
+        let plan: Plan = serde_json::from_str(&it.plan)
+            .map_err(|e| Error::Failed(format!("intent {} has an unreadable plan: {e}", it.op)))?;
+        if matches!(plan, Plan::Split { .. }) && self.split_alive(&it.op) {
+            return Ok(());
+        }
+        if it.step == "prepared" {
+            self.roll_forward(&it.op, &it.kind, &plan)
+        } else {
+            self.roll_back(
+                &it.op,
+                &plan,
+                "the program stopped before the operation was complete",
+            );
+            Ok(())
+        }
+    }
+
+    /// Recovery: finishes or undoes every pending operation (except splits whose worker still
+    /// runs), then removes orphan files of this array's naming patterns from the pools. Runs
+    /// under the lock, at every [`Engine::open`].
+    pub fn recover(&mut self) -> Result<()> {
+        for it in self.db.intents()? {
+            self.recover_intent(&it)?;
+        }
+        self.remove_orphans()
+    }
+
+    fn remove_orphans(&mut self) -> Result<()> {
+        let intents: BTreeSet<String> = self.db.intents()?.into_iter().map(|i| i.op).collect();
+        let mut files: BTreeSet<String> = self
+            .db
+            .elements_where("kind != 'snap'", &[])?
+            .into_iter()
+            .map(|e| e.uuid)
+            .collect();
+        files.extend(self.db.members_where("1", &[])?.into_iter().map(|m| m.file));
+        for p in self.db.pools()? {
+            let Ok(rd) = fs::read_dir(&p.path) else { continue };
+            let mut removed = false;
+            for ent in rd.flatten() {
+                let name = ent.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let path = ent.path();
+                if let Some(u) = name.strip_suffix(".img") {
+                    if is_uuid(u) && !files.contains(u) {
+                        // Best effort: what cannot be removed now is reported by fsck.
+                        removed |= fsops::remove_if_exists(&path).unwrap_or(false);
+                    }
+                } else if let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".partial")) {
+                    let op = rest.split('.').next().unwrap_or("");
+                    if is_uuid(op) && !intents.contains(op) {
+                        removed |= fsops::remove_if_exists(&path).unwrap_or(false);
+                    }
+                } else if let Some(op) = name.strip_prefix(".spindle-msnap.") {
+                    if is_uuid(op) && !intents.contains(op) {
+                        let _ = fsops::btrfs_delete(&path);
+                    }
+                } else if name.starts_with(".spindle-probe.")
+                    && (name.ends_with(".a") || name.ends_with(".b"))
+                {
+                    let _ = fsops::remove_if_exists(&path);
+                }
+            }
+            if removed {
+                let _ = fsops::fsync_dir(&p.path);
+            }
+        }
+        // Split lock files of splits that are over.
+        if let Ok(rd) = fs::read_dir(&self.state_dir) {
+            for ent in rd.flatten() {
+                let name = ent.file_name();
+                let Some(op) = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("split."))
+                    .and_then(|n| n.strip_suffix(".lock"))
+                else {
+                    continue;
+                };
+                if is_uuid(op) && !intents.contains(op) {
+                    let _ = fs::remove_file(ent.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Problems found in the state: pending intents, missing or wrongly sized files, orphan
+    /// files. Empty when consistent.
+    pub fn check_consistency(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        for it in self.db.intents()? {
+            problems.push(format!("pending intent {} ({}, {})", it.op, it.kind, it.step));
+        }
+        let pools = self.db.pools()?;
+        let mut known = BTreeSet::new();
+        for e in self.db.elements_where("1", &[])? {
+            let Some(pool) = pools.iter().find(|p| p.name == e.pool) else {
+                problems.push(format!("element {} is in unknown pool {}", e.uuid, e.pool));
+                continue;
+            };
+            let mut check = |file: &str, size: u64| {
+                let path = image(&pool.path, file);
+                known.insert(path.clone());
+                match fs::metadata(&path) {
+                    Ok(m) if m.len() == size => {}
+                    Ok(m) => problems.push(format!(
+                        "{} has {} bytes, expected {size}",
+                        path.display(),
+                        m.len()
+                    )),
+                    Err(e) => problems.push(format!("{} is missing: {e}", path.display())),
+                }
+            };
+            if e.kind == Kind::Snap {
+                for m in self.db.members(&e.uuid)? {
+                    check(&m.file, m.size);
+                }
+            } else {
+                check(&e.uuid, e.size);
+            }
+        }
+        for p in &pools {
+            let Ok(rd) = fs::read_dir(&p.path) else { continue };
+            for ent in rd.flatten() {
+                let name = ent.file_name().to_string_lossy().into_owned();
+                let ours = name.ends_with(".img") && is_uuid(name.trim_end_matches(".img"))
+                    || name.ends_with(".partial")
+                    || name.starts_with(".spindle-msnap.")
+                    || name.starts_with(".spindle-probe.");
+                if ours && !known.contains(&ent.path()) {
+                    problems.push(format!("orphan file {}", ent.path().display()));
+                }
+            }
+        }
+        Ok(problems)
+    }
+
+    // ----- array -----
+
+    /// `validate`: the pools exist and are usable, the state is writable; probes every pool's
+    /// file system; stores the CHAP account when one is given.
+    pub fn validate(&mut self, chap: Option<&ChapAccount>) -> Result<ArrayInfo> {
+        let _g = self.lock()?;
+        for p in self.db.pools()? {
+            let probed = self
+                .probe_pool(&p)
+                .map_err(|e| Error::InvalidArray(format!("pool {} cannot be used: {e}", shown(&p.name))))?;
+            let _ = probed;
+        }
+        if let Some(c) = chap {
+            self.store_chap(Some(c))?;
+        }
+        drop(_g);
+        self.info()
+    }
+
+    /// `getInfo` of the array.
+    pub fn info(&mut self) -> Result<ArrayInfo> {
+        let _g = self.lock()?;
+        let pools = self.probed_pools(false)?;
+        let mut out = Vec::new();
+        for p in &pools {
+            let (total, free) = fsops::space(&p.path)?;
+            let alloc: i64 = self.count(
+                "SELECT coalesce(sum(size), 0) FROM elements WHERE pool = ?1 AND kind != 'snap'",
+                &[&p.name],
+            )?;
+            let fs = p.fs.clone().unwrap_or_else(|| "unknown".into());
+            let reflink = p.reflink.unwrap_or(false);
+            let subvolume = p.subvolume.unwrap_or(false);
+            let desc = if reflink {
+                format!(
+                    "{fs} at {}: reflink works, snapshots and clones share extents{}",
+                    p.path.display(),
+                    if subvolume {
+                        "; a btrfs subvolume, so multi-LUN snapshots are atomic"
+                    } else {
+                        "; multi-LUN snapshots unsupported (not a btrfs subvolume)"
+                    }
+                )
+            } else {
+                format!(
+                    "{fs} at {}: no reflink; snapshots, clones and splits are UNSUPPORTED in this pool (a clone is never a silent full copy)",
+                    p.path.display()
+                )
+            };
+            out.push(PoolInfo {
+                name: p.name.clone(),
+                path: p.path.clone(),
+                fs,
+                reflink,
+                subvolume,
+                total,
+                used: total.saturating_sub(free),
+                free,
+                alloc: alloc as u64,
+                desc,
+            });
+        }
+        let prefix = self.iqn_prefix();
+        let targets = self
+            .db
+            .groups()?
+            .iter()
+            .map(|g| format!("{prefix}:{}", g.name.to_ascii_lowercase()))
+            .collect();
+        let chap_user = self
+            .db
+            .conn
+            .query_row("SELECT username FROM chap WHERE id = 1", [], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .dbx("read chap")?;
+        Ok(ArrayInfo {
+            array_id: self.array_id.clone(),
+            desc: format!(
+                "spindle Linux software array {} (reflink image files exported by tgt), {} pool(s): {}",
+                self.array_id,
+                out.len(),
+                out.iter()
+                    .map(|p| format!("{} ({})", p.name, p.fs))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            status: "ONLINE".into(),
+            total: out.iter().map(|p| p.total).sum(),
+            used: out.iter().map(|p| p.used).sum(),
+            free: out.iter().map(|p| p.free).sum(),
+            alloc: out.iter().map(|p| p.alloc).sum(),
+            pools: out,
+            targets,
+            iqn_prefix: prefix,
+            chap_user,
+        })
+    }
+
+    /// `getCapabilities`: what the array can do now (probes the pools again).
+    pub fn capabilities(&mut self) -> Result<Abilities> {
+        let _g = self.lock()?;
+        let pools = self.probed_pools(true)?;
+        let reflink = pools.iter().any(|p| p.reflink == Some(true));
+        let op = if reflink {
+            OpAbility::Online
+        } else {
+            OpAbility::Unsupported
+        };
+        Ok(Abilities {
+            snapshot: op,
+            custom_snap_name: Flag::Yes,
+            snap_is_sync: Flag::Yes,
+            clone: op,
+            custom_clone_name: Flag::Yes,
+            clone_is_sync: Flag::Yes,
+            resize: OpAbility::Online,
+            resize_is_sync: Flag::Yes,
+            splitclone: if reflink {
+                OpAbility::Offline
+            } else {
+                OpAbility::Unsupported
+            },
+            splitclone_is_sync: Flag::No,
+            splitclone_while_open: Flag::No,
+            snapclone: op,
+            snapclone_is_sync: Flag::Yes,
+            require_storage_name: Flag::No,
+            access_control: Flag::Yes,
+            max_access_entries: MaxEntries::Limited(MAX_ACCESS_ENTRIES),
+        })
+    }
+
+    /// The limits; they are the same for every element.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            snapshots: MAX_SNAPS_PER_ELEMENT,
+            clones: MAX_CLONES_PER_ELEMENT,
+            entries_per_group: i64::from(MAX_ACCESS_ENTRIES),
+            luns_per_target: i64::from(MAX_LUNS_PER_TARGET),
+        }
+    }
+
+    /// `getStatus`.
+    pub fn status(&self, uuid: Option<&str>) -> Result<String> {
+        match uuid {
+            None => Ok("ONLINE".into()),
+            Some(u) => Ok(self.view_one(&self.row("uuid", u)?)?.status),
+        }
+    }
+
+    // ----- elements -----
+
+    /// `list`: elements of the given types (snapshots are never listed here).
+    pub fn list(&self, types: &[SeType]) -> Result<Vec<Element>> {
+        let mut kinds = Vec::new();
+        if types.contains(&SeType::Lun) {
+            kinds.push("'lun'");
+        }
+        if types.contains(&SeType::SnapClone) {
+            kinds.push("'clone'");
+        }
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .db
+            .elements_where(&format!("kind IN ({})", kinds.join(", ")), &[])?;
+        self.views(&rows)
+    }
+
+    /// One element by uuid.
+    pub fn get(&self, uuid: &str) -> Result<Element> {
+        self.view_one(&self.row("uuid", uuid)?)
+    }
+
+    /// `create`: a new LUN of `size` bytes (rounded up to whole MiB) in `pool`.
+    pub fn create(
+        &mut self,
+        name: &str,
+        pool: &str,
+        size: i64,
+        thin: bool,
+        qos: Option<&str>,
+    ) -> Result<Element> {
+        let _g = self.lock()?;
+        self.check_new_name("name", name)?;
+        names::check_name("vol_group_name", pool)?;
+        let path = self.pool_path(pool)?;
+        let size = round_up(names::check_size("size", size)?);
+        if size > MAX_SIZE {
+            return Err(Error::InvalidValue(format!(
+                "size {size} is larger than the 1 PiB this array allows"
+            )));
+        }
+        if !thin {
+            let (_, free) = fsops::space(&path)?;
+            if size > free {
+                return Err(Error::InvalidValue(format!(
+                    "size {size} is more than the {free} bytes free in pool {} (thin_provision is False, so the whole size is allocated)",
+                    shown(pool)
+                )));
+            }
+        }
+        let qos = self.check_qos(qos)?;
+        let serial = self.alloc_serial()?;
+        let uuid = new_id();
+        let op = new_id();
+        let row = ElementRow {
+            uuid: uuid.clone(),
+            name: name.to_string(),
+            kind: Kind::Lun,
+            pool: pool.to_string(),
+            size,
+            thin,
+            parent: None,
+            parent_member: None,
+            read_only: false,
+            state: SeState::Online.as_str().into(),
+            qos,
+            online: true,
+            serial,
+            backing_gen: 0,
+            created: db::now(),
+        };
+        let mv = Move {
+            partial: partial(&path, &op, 0),
+            dest: image(&path, &uuid),
+        };
+        let plan = Plan::Insert {
+            elements: vec![row.clone()],
+            members: vec![],
+            moves: vec![mv.clone()],
+            subvol: None,
+        };
+        self.execute("create", &op, &plan, |_| {
+            fsops::create_image(&mv.partial, size, thin)
+        })?;
+        self.view_one(&row)
+    }
+
+    /// `resize`: grows or shrinks a LUN or clone (rounded up to whole MiB). Shrinking an
+    /// element that is presented and online is refused (a host could be using the blocks).
+    pub fn resize(&mut self, uuid: &str, new_size: i64) -> Result<Element> {
+        let _g = self.lock()?;
+        let r = self.volume_row("uuid", uuid)?;
+        self.check_not_splitting(&r)?;
+        let size = round_up(names::check_size("new_size", new_size)?);
+        if size > MAX_SIZE {
+            return Err(Error::InvalidValue(format!(
+                "new_size {size} is larger than the 1 PiB this array allows"
+            )));
+        }
+        let path = self.pool_path(&r.pool)?;
+        if size < r.size && r.online && self.is_presented(&r.uuid)? {
+            return Err(Error::Busy(format!(
+                "element {} is presented and online; shrinking it could cut off blocks a host uses: take it offline first",
+                shown(&r.name)
+            )));
+        }
+        if size > r.size && !r.thin {
+            let (_, free) = fsops::space(&path)?;
+            if size - r.size > free {
+                return Err(Error::InvalidValue(format!(
+                    "new_size {size} needs {} more bytes; pool {} has {free} free",
+                    size - r.size,
+                    shown(&r.pool)
+                )));
+            }
+        }
+        if size != r.size {
+            let op = new_id();
+            let plan = Plan::Resize {
+                uuid: r.uuid.clone(),
+                path: image(&path, &r.uuid),
+                size,
+                thin: r.thin,
+            };
+            self.execute("resize", &op, &plan, |_| Ok(()))?;
+        }
+        self.view_one(&self.row("uuid", uuid)?)
+    }
+
+    /// `remove`: deletes a LUN or clone. Refused while it is presented (never unpresented on
+    /// its own), being split, covered by snapshots, or the source of unsplit clones.
+    pub fn remove(&mut self, uuid: &str) -> Result<()> {
+        let _g = self.lock()?;
+        let r = self.volume_row("uuid", uuid)?;
+        self.check_not_splitting(&r)?;
+        if self.is_presented(&r.uuid)? {
+            return Err(Error::Busy(format!(
+                "element {} is still presented to {}; stop presenting it first",
+                shown(&r.name),
+                self.presentation_map()?
+                    .get(&r.uuid)
+                    .cloned()
+                    .unwrap_or_default()
+                    .join(", ")
+            )));
+        }
+        let snaps = self.count("SELECT count(*) FROM members WHERE element = ?1", &[&r.uuid])?;
+        if snaps > 0 {
+            return Err(Error::Busy(format!(
+                "element {} has {snaps} snapshot(s); remove them first",
+                shown(&r.name)
+            )));
+        }
+        let clones = self.count("SELECT count(*) FROM elements WHERE parent = ?1", &[&r.uuid])?;
+        if clones > 0 {
+            return Err(Error::Busy(format!(
+                "element {} has {clones} unsplit clone(s); split or remove them first",
+                shown(&r.name)
+            )));
+        }
+        let path = self.pool_path(&r.pool)?;
+        let plan = Plan::Remove {
+            uuids: vec![r.uuid.clone()],
+            files: vec![image(&path, &r.uuid)],
+        };
+        self.execute("remove", &new_id(), &plan, |_| Ok(()))
+    }
+
+    // ----- snapshots -----
+
+    fn snap_limit_ok(&self, uuid: &str) -> Result<bool> {
+        Ok(self.count("SELECT count(*) FROM members WHERE element = ?1", &[&uuid])? < MAX_SNAPS_PER_ELEMENT)
+    }
+
+    fn clone_limit_ok(&self, uuid: &str) -> Result<bool> {
+        Ok(self.count("SELECT count(*) FROM elements WHERE parent = ?1", &[&uuid])? < MAX_CLONES_PER_ELEMENT)
+    }
+
+    fn snap_name(&self, name: Option<&str>, base: &str, serial: u64) -> Result<String> {
+        match name {
+            Some(n) => {
+                self.check_new_name("snap_name", n)?;
+                Ok(n.to_string())
+            }
+            None => self.auto_name(base, "snap", serial),
+        }
+    }
+
+    /// `createSnap`: a read-only reflink copy (mode 0400) of a LUN or clone.
+    pub fn snapshot(&mut self, uuid: &str, name: Option<&str>) -> Result<Element> {
+        let _g = self.lock()?;
+        let r = self.volume_row("uuid", uuid)?;
+        self.check_not_splitting(&r)?;
+        if let Some(n) = name {
+            self.check_new_name("snap_name", n)?;
+        }
+        self.require_reflink(&r.pool, "snapshot")?;
+        if !self.snap_limit_ok(&r.uuid)? {
+            return Err(Error::InvalidValue(format!(
+                "element {} already has {MAX_SNAPS_PER_ELEMENT} snapshots, the most this array allows",
+                shown(&r.name)
+            )));
+        }
+        let path = self.pool_path(&r.pool)?;
+        let serial = self.alloc_serial()?;
+        let snap = new_id();
+        let op = new_id();
+        let name = self.snap_name(name, &r.name, serial)?;
+        let row = ElementRow {
+            uuid: snap.clone(),
+            name,
+            kind: Kind::Snap,
+            pool: r.pool.clone(),
+            size: r.size,
+            thin: true,
+            parent: None,
+            parent_member: None,
+            read_only: true,
+            state: SeState::Online.as_str().into(),
+            qos: r.qos.clone(),
+            online: true,
+            serial,
+            backing_gen: 0,
+            created: db::now(),
+        };
+        let member = MemberRow {
+            snap: snap.clone(),
+            element: r.uuid.clone(),
+            file: snap.clone(),
+            size: r.size,
+        };
+        let src = image(&path, &r.uuid);
+        let mv = Move {
+            partial: partial(&path, &op, 0),
+            dest: image(&path, &snap),
+        };
+        let plan = Plan::Insert {
+            elements: vec![row.clone()],
+            members: vec![member],
+            moves: vec![mv.clone()],
+            subvol: None,
+        };
+        self.execute("snapshot", &op, &plan, |_| {
+            reflink_or(&src, &mv.partial, 0o400, "snapshot")
+        })?;
+        self.view_one(&row)
+    }
+
+    /// `createMultiSnap`: one snapshot of several LUNs at one point in time. Only where that is
+    /// true: every LUN in one pool that is a btrfs subvolume, snapshotted atomically
+    /// (`btrfs subvolume snapshot -r`), the per-LUN images reflinked from that snapshot, which
+    /// is then deleted. A single LUN is an ordinary snapshot. Anything else is
+    /// `NoSuchOperationEx`.
+    pub fn multi_snapshot(&mut self, uuids: &[String], name: Option<&str>) -> Result<Element> {
+        if uuids.len() == 1 {
+            return self.snapshot(&uuids[0], name);
+        }
+        let _g = self.lock()?;
+        if uuids.is_empty() {
+            return Err(Error::missing(
+                "se_records",
+                "se_records is empty; name at least one element",
+            ));
+        }
+        let mut rows: Vec<ElementRow> = Vec::new();
+        for u in uuids {
+            let r = self.volume_row("se_records", u)?;
+            if rows.iter().any(|x| x.uuid == r.uuid) {
+                return Err(Error::InvalidValue(format!(
+                    "se_records names element {} twice",
+                    r.uuid
+                )));
+            }
+            self.check_not_splitting(&r)?;
+            if !self.snap_limit_ok(&r.uuid)? {
+                return Err(Error::InvalidValue(format!(
+                    "element {} already has {MAX_SNAPS_PER_ELEMENT} snapshots",
+                    shown(&r.name)
+                )));
+            }
+            rows.push(r);
+        }
+        if let Some(n) = name {
+            self.check_new_name("snap_name", n)?;
+        }
+        let pool = rows[0].pool.clone();
+        if rows.iter().any(|r| r.pool != pool) {
+            return Err(Error::NoSuchOperation(
+                "the elements are in different pools; this array can take one point-in-time snapshot of several LUNs only inside one btrfs-subvolume pool".into(),
+            ));
+        }
+        let p = self.pool(&pool)?;
+        let p = if p.subvolume.is_none() {
+            self.probe_pool(&p)?
+        } else {
+            p
+        };
+        if p.subvolume != Some(true) || p.reflink != Some(true) {
+            return Err(Error::NoSuchOperation(format!(
+                "pool {} is on {}, not a btrfs subvolume; this array cannot snapshot several LUNs at one point in time there",
+                shown(&pool),
+                p.fs.as_deref().unwrap_or("an unknown file system")
+            )));
+        }
+        let serial = self.alloc_serial()?;
+        let snap = new_id();
+        let op = new_id();
+        let name = self.snap_name(name, "multi", serial)?;
+        let subvol = p.path.join(format!(".spindle-msnap.{op}"));
+        let mut members = Vec::new();
+        let mut moves = Vec::new();
+        let mut sources = Vec::new();
+        for (i, r) in rows.iter().enumerate() {
+            let file = new_id();
+            moves.push(Move {
+                partial: partial(&p.path, &op, i),
+                dest: image(&p.path, &file),
+            });
+            sources.push(subvol.join(format!("{}.img", r.uuid)));
+            members.push(MemberRow {
+                snap: snap.clone(),
+                element: r.uuid.clone(),
+                file,
+                size: r.size,
+            });
+        }
+        let row = ElementRow {
+            uuid: snap.clone(),
+            name,
+            kind: Kind::Snap,
+            pool: pool.clone(),
+            size: rows.iter().map(|r| r.size).sum(),
+            thin: true,
+            parent: None,
+            parent_member: None,
+            read_only: true,
+            state: SeState::Online.as_str().into(),
+            qos: rows[0].qos.clone(),
+            online: true,
+            serial,
+            backing_gen: 0,
+            created: db::now(),
+        };
+        let plan = Plan::Insert {
+            elements: vec![row.clone()],
+            members,
+            moves: moves.clone(),
+            subvol: Some(subvol.clone()),
+        };
+        let pool_path = p.path.clone();
+        self.execute("multisnap", &op, &plan, |_| {
+            fsops::btrfs_snapshot(&pool_path, &subvol)?;
+            crash::point("multisnap.subvol");
+            for (src, mv) in sources.iter().zip(&moves) {
+                reflink_or(src, &mv.partial, 0o400, "snapshot")?;
+            }
+            Ok(())
+        })?;
+        self.view_one(&row)
+    }
+
+    /// `getCurrentSnaps`: every snapshot, or those covering one element.
+    pub fn snapshots(&self, uuid: Option<&str>) -> Result<Vec<Element>> {
+        let rows = match uuid {
+            None => self.db.elements_where("kind = 'snap'", &[])?,
+            Some(u) => {
+                let r = self.row("uuid", u)?;
+                self.db.elements_where(
+                    "kind = 'snap' AND uuid IN (SELECT snap FROM members WHERE element = ?1)",
+                    &[&r.uuid],
+                )?
+            }
+        };
+        self.views(&rows)
+    }
+
+    /// `snapRemove`: deletes a snapshot and its images; refused while unsplit clones were made
+    /// from it.
+    pub fn snap_remove(&mut self, snap: &str) -> Result<()> {
+        let _g = self.lock()?;
+        let s = self.snap_row("snap_se_record", snap)?;
+        let clones = self.count("SELECT count(*) FROM elements WHERE parent = ?1", &[&s.uuid])?;
+        if clones > 0 {
+            return Err(Error::Busy(format!(
+                "snapshot {} has {clones} unsplit clone(s); split or remove them first",
+                shown(&s.name)
+            )));
+        }
+        let path = self.pool_path(&s.pool)?;
+        let files = self
+            .db
+            .members(&s.uuid)?
+            .iter()
+            .map(|m| image(&path, &m.file))
+            .collect();
+        let plan = Plan::Remove {
+            uuids: vec![s.uuid.clone()],
+            files,
+        };
+        self.execute("snapremove", &new_id(), &plan, |_| Ok(()))
+    }
+
+    // ----- clones -----
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_clone(
+        &mut self,
+        kind: &str,
+        src_file: &Path,
+        origin: &ElementRow,
+        parent: &str,
+        parent_member: Option<&str>,
+        size: u64,
+        name: Option<&str>,
+        qos: Option<&str>,
+    ) -> Result<Element> {
+        let qos = match qos {
+            Some(q) => self.check_qos(Some(q))?,
+            None => origin.qos.clone(),
+        };
+        let path = self.pool_path(&origin.pool)?;
+        let serial = self.alloc_serial()?;
+        let uuid = new_id();
+        let op = new_id();
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => self.auto_name(&origin.name, "clone", serial)?,
+        };
+        let row = ElementRow {
+            uuid: uuid.clone(),
+            name,
+            kind: Kind::Clone,
+            pool: origin.pool.clone(),
+            size,
+            thin: origin.thin,
+            parent: Some(parent.to_string()),
+            parent_member: parent_member.map(str::to_string),
+            read_only: false,
+            state: SeState::Online.as_str().into(),
+            qos,
+            online: true,
+            serial,
+            backing_gen: 0,
+            created: db::now(),
+        };
+        let mv = Move {
+            partial: partial(&path, &op, 0),
+            dest: image(&path, &uuid),
+        };
+        let plan = Plan::Insert {
+            elements: vec![row.clone()],
+            members: vec![],
+            moves: vec![mv.clone()],
+            subvol: None,
+        };
+        self.execute(kind, &op, &plan, |_| {
+            reflink_or(src_file, &mv.partial, 0o600, "clone")
+        })?;
+        self.view_one(&row)
+    }
+
+    /// `clone`: a writable reflink copy of a LUN or clone.
+    pub fn clone_element(&mut self, uuid: &str, name: Option<&str>, qos: Option<&str>) -> Result<Element> {
+        let _g = self.lock()?;
+        let r = self.volume_row("uuid", uuid)?;
+        self.check_not_splitting(&r)?;
+        if let Some(n) = name {
+            self.check_new_name("name", n)?;
+        }
+        if let Some(q) = qos {
+            self.check_qos(Some(q))?;
+        }
+        self.require_reflink(&r.pool, "clone")?;
+        if !self.clone_limit_ok(&r.uuid)? {
+            return Err(Error::InvalidValue(format!(
+                "element {} already has {MAX_CLONES_PER_ELEMENT} unsplit clones",
+                shown(&r.name)
+            )));
+        }
+        let src = image(&self.pool_path(&r.pool)?, &r.uuid);
+        let (parent, size) = (r.uuid.clone(), r.size);
+        self.new_clone("clone", &src, &r, &parent, None, size, name, qos)
+    }
+
+    /// `cloneFromSnap`: a writable reflink copy of the image of `uuid` in snapshot `snap`.
+    pub fn clone_from_snap(
+        &mut self,
+        uuid: &str,
+        snap: &str,
+        name: Option<&str>,
+        qos: Option<&str>,
+    ) -> Result<Element> {
+        let _g = self.lock()?;
+        let r = self.row("uuid", uuid)?;
+        let s = self.snap_row("snap_se_record", snap)?;
+        let m = self
+            .db
+            .members(&s.uuid)?
+            .into_iter()
+            .find(|m| m.element == r.uuid)
+            .ok_or_else(|| {
+                Error::InvalidValue(format!(
+                    "snapshot {} holds no image of element {}",
+                    shown(&s.name),
+                    shown(&r.name)
+                ))
+            })?;
+        if let Some(n) = name {
+            self.check_new_name("name", n)?;
+        }
+        if let Some(q) = qos {
+            self.check_qos(Some(q))?;
+        }
+        self.require_reflink(&s.pool, "clone from snapshot")?;
+        if !self.clone_limit_ok(&s.uuid)? {
+            return Err(Error::InvalidValue(format!(
+                "snapshot {} already has {MAX_CLONES_PER_ELEMENT} unsplit clones",
+                shown(&s.name)
+            )));
+        }
+        let src = image(&self.pool_path(&s.pool)?, &m.file);
+        let mut origin = r.clone();
+        origin.pool = s.pool.clone();
+        self.new_clone(
+            "snapclone",
+            &src,
+            &origin,
+            &s.uuid,
+            Some(&r.uuid),
+            m.size,
+            name,
+            qos,
+        )
+    }
+
+    /// `getCurrentClones`: every unsplit clone, or those of one element (made from it
+    /// directly or from one of its snapshots' images of it) or of one snapshot.
+    pub fn clones(&self, uuid: Option<&str>) -> Result<Vec<Element>> {
+        let rows = match uuid {
+            None => self.db.elements_where("kind = 'clone'", &[])?,
+            Some(u) => {
+                let r = self.row("uuid", u)?;
+                self.db.elements_where(
+                    "kind = 'clone' AND (parent = ?1 OR parent_member = ?1)",
+                    &[&r.uuid],
+                )?
+            }
+        };
+        self.views(&rows)
+    }
+
+    /// `isCloneable`.
+    pub fn is_cloneable(&mut self, uuid: &str) -> Result<bool> {
+        let r = self.row("uuid", uuid)?;
+        Ok(r.state != SeState::BusyCopy.as_str()
+            && self.pool_reflinks(&r.pool)?
+            && self.clone_limit_ok(&r.uuid)?)
+    }
+
+    /// `isSnapable`: with an element, whether it can be snapshotted now; without, whether any
+    /// pool can.
+    pub fn is_snapable(&mut self, uuid: Option<&str>) -> Result<bool> {
+        match uuid {
+            None => Ok(self.probed_pools(false)?.iter().any(|p| p.reflink == Some(true))),
+            Some(u) => {
+                let r = self.volume_row("uuid", u)?;
+                Ok(r.state != SeState::BusyCopy.as_str()
+                    && self.pool_reflinks(&r.pool)?
+                    && self.snap_limit_ok(&r.uuid)?)
+            }
+        }
+    }
+
+    /// `isSplittable`: an unsplit clone, not being split, not presented-and-online. The split
+    /// is permanent: neither XFS nor btrfs deduplicates on its own.
+    pub fn is_splittable(&mut self, uuid: &str) -> Result<bool> {
+        let r = self.row("uuid", uuid)?;
+        Ok(r.kind == Kind::Clone
+            && r.state != SeState::BusyCopy.as_str()
+            && !(r.online && self.is_presented(&r.uuid)?)
+            && self.pool_reflinks(&r.pool)?)
+    }
+
+    // ----- split -----
+
+    /// `splitClone`: starts an asynchronous split of a clone and returns its handle.
+    ///
+    /// A detached worker (`spindle-array split-worker`, its own session) copies the clone's
+    /// data, hole by hole, into a new file with real writes, then atomically renames it over
+    /// the clone's file, so no extent is shared afterwards.
+    ///
+    /// `splitclone_while_open` is NO: tgtd writes to the clone's file directly, and a write
+    /// that lands after the copy passed its block would be lost when the copy replaces the
+    /// file. So a clone that is presented and online is refused (StorageElementBusyEx), and
+    /// while the split runs the clone cannot be put online or presented. A presented but
+    /// offline clone may be split: its backing generation grows when the copy is swapped in,
+    /// which tells the export layer to re-open the file (same scsi_id). As a last guard the
+    /// worker compares the clone file's inode, size, mtime and ctime before the swap with
+    /// those taken at the start, and abandons the split, changing nothing, if anything wrote
+    /// to it.
+    pub fn split_start(&mut self, uuid: &str) -> Result<SplitStatus> {
+        let _g = self.lock()?;
+        let r = self.row("uuid", uuid)?;
+        if r.kind != Kind::Clone {
+            return Err(Error::InvalidValue(format!(
+                "element {} is not an unsplit clone; there is nothing to split",
+                shown(&r.name)
+            )));
+        }
+        self.check_not_splitting(&r)?;
+        if r.online && self.is_presented(&r.uuid)? {
+            return Err(Error::Busy(format!(
+                "clone {} is presented and online; this array splits clones only while they are not in use: take it offline or stop presenting it",
+                shown(&r.name)
+            )));
+        }
+        self.require_reflink(&r.pool, "split")?;
+        let path = self.pool_path(&r.pool)?;
+        let source = image(&path, &r.uuid);
+        let f = File::open(&source).ctx("cannot open", &source)?;
+        let data: u64 = fsops::data_segments(&f, &source)?.iter().map(|s| s.1).sum();
+        let need = if r.thin { data } else { r.size };
+        let (_, free) = fsops::space(&path)?;
+        if need > free {
+            return Err(Error::PreReq(format!(
+                "splitting clone {} needs {need} bytes; pool {} has {free} free",
+                shown(&r.name),
+                shown(&r.pool)
+            )));
+        }
+        let op = new_id();
+        let lock_path = self.split_lock_path(&op);
+        let lock = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .ctx("cannot create", &lock_path)?;
+        lock.lock().ctx("cannot lock", &lock_path)?;
+        let plan = Plan::Split {
+            uuid: r.uuid.clone(),
+            source: source.clone(),
+            moves: vec![Move {
+                partial: partial(&path, &op, 0),
+                dest: source.clone(),
+            }],
+            thin: r.thin,
+            stamp: fsops::stamp(&source)?,
+            rate_mib: self.cfg.as_ref().and_then(|c| c.split_rate_mib).unwrap_or(0),
+        };
+        let (opc, uuidc) = (op.clone(), r.uuid.clone());
+        self.begin(&op, "split", &plan, move |tx| {
+            tx.execute("UPDATE elements SET state = 'BUSY_COPY' WHERE uuid = ?1", [&uuidc])
+                .dbx("mark splitting")?;
+            tx.execute(
+                "INSERT INTO splits (op, element, total, done, status, started) VALUES (?1, ?2, ?3, 0, 'running', ?4)",
+                params![opc, uuidc, data as i64, db::now()],
+            )
+            .dbx("record split")?;
+            Ok(())
+        })?;
+        let exe = match &self.opts.worker_exe {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()
+                .map_err(|e| Error::Failed(format!("cannot find this program: {e}")))?,
+        };
+        let spawned = Command::new(&exe)
+            .arg("split-worker")
+            .arg("--state")
+            .arg(&self.state_dir)
+            .arg("--op")
+            .arg(&op)
+            .stdin(Stdio::from(lock))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match spawned {
+            Ok(mut child) => {
+                // Reap the worker if this process outlives it (library use); a program that
+                // exits first leaves it to init.
+                std::thread::spawn(move || {
+                    let _ = child.wait();
+                });
+            }
+            Err(e) => {
+                let err = Error::Failed(format!("cannot start the split worker {}: {e}", exe.display()));
+                self.roll_back(&op, &plan, &err.to_string());
+                return Err(err);
+            }
+        }
+        crash::point("split.spawned");
+        Ok(SplitStatus {
+            handle: op,
+            progress: Some(0),
+            element: self.view_one(&self.row("uuid", uuid)?)?,
+        })
+    }
+
+    /// `getAsyncProgress` of a split: 0..=99 while copying, `None` when done; a split that
+    /// failed or was interrupted raises, naming why (the clone is then unchanged).
+    pub fn split_progress(&mut self, handle: &str) -> Result<SplitStatus> {
+        let _g = self.lock()?;
+        let op = names::check_uuid("async_handle", handle)?;
+        let mut s = self.db.split(&op)?.ok_or_else(|| {
+            Error::InvalidValue(format!(
+                "async_handle {} names no split of this array",
+                shown(handle)
+            ))
+        })?;
+        if s.status == "running" && !self.split_alive(&op) {
+            if let Some(it) = self.db.intents()?.into_iter().find(|i| i.op == op) {
+                self.recover_intent(&it)?;
+            }
+            s = self.db.split(&op)?.unwrap_or(s);
+        }
+        let element = self.view_one(&self.row("uuid", &s.element)?)?;
+        match s.status.as_str() {
+            "running" => Ok(SplitStatus {
+                handle: op,
+                progress: Some(
+                    s.done
+                        .saturating_mul(100)
+                        .checked_div(s.total)
+                        .unwrap_or(0)
+                        .min(99) as i64,
+                ),
+                element,
+            }),
+            "done" => Ok(SplitStatus {
+                handle: op,
+                progress: None,
+                element,
+            }),
+            _ => {
+                Err(Error::Failed(s.message.unwrap_or_else(|| {
+                    "the split failed; the clone is unchanged".into()
+                })))
+            }
+        }
+    }
+
+    /// The split worker's body: copies, then swaps under the lock. The caller has called
+    /// `setsid` and holds the split's lock on its standard input.
+    pub fn run_split_worker(&mut self, op: &str) -> Result<()> {
+        let op = names::check_uuid("op", op)?;
+        let it = self
+            .db
+            .intents()?
+            .into_iter()
+            .find(|i| i.op == op)
+            .ok_or_else(|| Error::InvalidValue(format!("no pending split {op}")))?;
+        let plan: Plan =
+            serde_json::from_str(&it.plan).map_err(|e| Error::Failed(format!("bad split plan: {e}")))?;
+        let Plan::Split {
+            source,
+            moves,
+            thin,
+            stamp,
+            rate_mib,
+            ..
+        } = &plan
+        else {
+            return Err(Error::Failed(format!("intent {op} is not a split")));
+        };
+        let dest = moves
+            .first()
+            .map(|m| m.partial.clone())
+            .ok_or_else(|| Error::Failed("empty split plan".into()))?;
+        let copied = if it.step == "prepared" {
+            Ok(())
+        } else {
+            // Progress rows need no durability: write them without syncing, then go back to
+            // full durability for the swap.
+            self.db
+                .conn
+                .pragma_update(None, "synchronous", "OFF")
+                .dbx("relax sync")?;
+            let r = self.split_copy(&op, source, &dest, *thin, *rate_mib);
+            self.db
+                .conn
+                .pragma_update(None, "synchronous", "FULL")
+                .dbx("restore sync")?;
+            r
+        };
+        match copied {
+            Ok(()) => {
+                crash::point("split.copied");
+                let _g = self.lock()?;
+                if !self.db.intents()?.iter().any(|i| i.op == op) {
+                    return Ok(());
+                }
+                let now = fsops::stamp(source)?;
+                if now != *stamp {
+                    let why = "the clone's file changed while it was being copied (something wrote to it), so the copy was discarded";
+                    self.roll_back(&op, &plan, why);
+                    return Err(Error::Failed(why.into()));
+                }
+                self.prepare(&op, "split")?;
+                self.roll_forward(&op, "split", &plan)
+            }
+            Err(e) => {
+                let _g = self.lock()?;
+                self.roll_back(&op, &plan, &e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn split_copy(&self, op: &str, source: &Path, dest: &Path, thin: bool, rate_mib: u64) -> Result<()> {
+        let src = File::open(source).ctx("cannot open", source)?;
+        let size = src.metadata().ctx("cannot stat", source)?.len();
+        let segments = fsops::data_segments(&src, source)?;
+        let total: u64 = segments.iter().map(|s| s.1).sum();
+        self.db
+            .conn
+            .execute(
+                "UPDATE splits SET total = ?1, done = 0 WHERE op = ?2",
+                params![total as i64, op],
+            )
+            .dbx("record split size")?;
+        let _ = fs::remove_file(dest);
+        let out = fsops::create_new(dest, 0o600)?;
+        if thin {
+            out.set_len(size).ctx("cannot size", dest)?;
+        } else {
+            rustix::fs::fallocate(&out, rustix::fs::FallocateFlags::empty(), 0, size.max(1))
+                .ctx("cannot allocate", dest)?;
+            out.set_len(size).ctx("cannot size", dest)?;
+        }
+        let mut buf = vec![0u8; CHUNK];
+        let mut done = 0u64;
+        let started = Instant::now();
+        let mut last_report = Instant::now();
+        for (start, len) in segments {
+            let mut off = start;
+            let end = start + len;
+            while off < end {
+                let n = ((end - off) as usize).min(CHUNK);
+                let chunk = &mut buf[..n];
+                src.read_exact_at(chunk, off).ctx("cannot read", source)?;
+                // Zero blocks stay holes (or stay allocated in a thick copy): skip writing them.
+                for (i, block) in chunk.chunks(64 << 10).enumerate() {
+                    if block.iter().any(|&b| b != 0) {
+                        out.write_all_at(block, off + (i as u64) * (64 << 10))
+                            .ctx("cannot write", dest)?;
+                    }
+                }
+                off += n as u64;
+                done += n as u64;
+                if rate_mib > 0 {
+                    let due = Duration::from_secs_f64(done as f64 / (rate_mib as f64 * 1048576.0));
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                if last_report.elapsed() >= Duration::from_millis(100) {
+                    self.db
+                        .conn
+                        .execute(
+                            "UPDATE splits SET done = ?1 WHERE op = ?2",
+                            params![done as i64, op],
+                        )
+                        .dbx("record split progress")?;
+                    last_report = Instant::now();
+                }
+            }
+        }
+        out.sync_all().ctx("cannot fsync", dest)?;
+        self.db
+            .conn
+            .execute(
+                "UPDATE splits SET done = ?1 WHERE op = ?2",
+                params![done as i64, op],
+            )
+            .dbx("record split progress")?;
+        Ok(())
+    }
+
+    // ----- restore -----
+
+    fn restore_targets(
+        &self,
+        snap: &str,
+        uuid: Option<&str>,
+    ) -> Result<(ElementRow, Vec<(MemberRow, ElementRow)>)> {
+        let s = self.snap_row("snap_se_record", snap)?;
+        let members = self.db.members(&s.uuid)?;
+        let chosen: Vec<MemberRow> = match uuid {
+            None => members,
+            Some(u) => {
+                let r = self.row("se_record", u)?;
+                let m = members
+                    .into_iter()
+                    .filter(|m| m.element == r.uuid)
+                    .collect::<Vec<_>>();
+                if m.is_empty() {
+                    return Err(Error::InvalidValue(format!(
+                        "snapshot {} holds no image of element {}",
+                        shown(&s.name),
+                        shown(&r.name)
+                    )));
+                }
+                m
+            }
+        };
+        let mut out = Vec::new();
+        for m in chosen {
+            let e = self
+                .db
+                .element(&m.element)?
+                .ok_or_else(|| Error::Failed(format!("snapshot image of missing element {}", m.element)))?;
+            out.push((m, e));
+        }
+        Ok((s, out))
+    }
+
+    /// Why a roll-back of these elements would not be safe, if it would not.
+    fn restore_blocker(&self, targets: &[(MemberRow, ElementRow)]) -> Result<Option<String>> {
+        for (_, e) in targets {
+            if e.state == SeState::BusyCopy.as_str() {
+                return Ok(Some(format!("element {} is being split", shown(&e.name))));
+            }
+            if e.online && self.is_presented(&e.uuid)? {
+                return Ok(Some(format!(
+                    "element {} is presented and online: hosts using it would see its data change under them (and the target keeps the old file open); take it offline or stop presenting it first",
+                    shown(&e.name)
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `isRestorable`: whether [`Engine::restore`] would succeed now.
+    pub fn is_restorable(&mut self, snap: &str, uuid: Option<&str>) -> Result<bool> {
+        let (s, targets) = match self.restore_targets(snap, uuid) {
+            Ok(t) => t,
+            Err(Error::InvalidValue(_)) if uuid.is_some() => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        Ok(self.restore_blocker(&targets)?.is_none() && self.pool_reflinks(&s.pool)?)
+    }
+
+    /// `snapRestore`: rolls the element (or, without one, every element the snapshot covers)
+    /// back to the snapshot: each image is reflinked into a temporary that is renamed over the
+    /// element's file. Other elements are never touched: clones and other snapshots are
+    /// separate files whose extents the roll-back does not change. Refused
+    /// (SnapRestoreNotSafeEx) when an element is presented and online, or being split.
+    pub fn restore(&mut self, snap: &str, uuid: Option<&str>) -> Result<()> {
+        let _g = self.lock()?;
+        let (s, targets) = self.restore_targets(snap, uuid)?;
+        if let Some(why) = self.restore_blocker(&targets)? {
+            return Err(Error::RestoreNotSafe(format!(
+                "cannot roll back to snapshot {}: {why}",
+                shown(&s.name)
+            )));
+        }
+        self.require_reflink(&s.pool, "restore")?;
+        let path = self.pool_path(&s.pool)?;
+        let op = new_id();
+        let mut moves = Vec::new();
+        let mut sources = Vec::new();
+        let mut updates = Vec::new();
+        for (i, (m, e)) in targets.iter().enumerate() {
+            let epath = self.pool_path(&e.pool)?;
+            moves.push(Move {
+                partial: partial(&epath, &op, i),
+                dest: image(&epath, &e.uuid),
+            });
+            sources.push(image(&path, &m.file));
+            updates.push((e.uuid.clone(), m.size));
+        }
+        let plan = Plan::Restore {
+            updates,
+            moves: moves.clone(),
+        };
+        self.execute("restore", &op, &plan, |_| {
+            for (src, mv) in sources.iter().zip(&moves) {
+                reflink_or(src, &mv.partial, 0o600, "restore")?;
+            }
+            Ok(())
+        })
+    }
+
+    // ----- groups and presentation -----
+
+    fn group_view(&self, g: &GroupRow) -> Group {
+        Group {
+            name: g.name.clone(),
+            entries: g.entries.clone(),
+            modes: g.modes.clone(),
+            target: format!("{}:{}", self.iqn_prefix(), g.name.to_ascii_lowercase()),
+        }
+    }
+
+    fn group_row(&self, key: &str, name: &str) -> Result<GroupRow> {
+        names::check_group_name(key, name)?;
+        self.db.group(name)?.ok_or_else(|| {
+            Error::InvalidValue(format!(
+                "{key} {} names no access group of this array",
+                shown(name)
+            ))
+        })
+    }
+
+    fn normalize_entries(entries: &[String]) -> Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for e in entries {
+            let n = names::normalize_iscsi_name("grp_entries", e)?;
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `getAccessGroups`: every group, or those an element is presented to.
+    pub fn groups(&self, uuid: Option<&str>) -> Result<Vec<Group>> {
+        let all = self.db.groups()?;
+        let chosen: Vec<&GroupRow> = match uuid {
+            None => all.iter().collect(),
+            Some(u) => {
+                let r = self.row("uuid", u)?;
+                let names = self.presentation_map()?.remove(&r.uuid).unwrap_or_default();
+                all.iter().filter(|g| names.contains(&g.name)).collect()
+            }
+        };
+        Ok(chosen.into_iter().map(|g| self.group_view(g)).collect())
+    }
+
+    /// `createAccessGroups`: all or nothing; returns every group.
+    pub fn create_groups(&mut self, specs: &[GroupSpec]) -> Result<Vec<Group>> {
+        let _g = self.lock()?;
+        let existing = self.db.groups()?;
+        let mut checked: Vec<(String, Vec<String>, Option<Vec<String>>)> = Vec::new();
+        for s in specs {
+            names::check_group_name("grp_name", &s.name)?;
+            if existing.iter().any(|g| g.name.eq_ignore_ascii_case(&s.name))
+                || checked.iter().any(|c| c.0.eq_ignore_ascii_case(&s.name))
+            {
+                return Err(Error::InvalidValue(format!(
+                    "grp_name {} is already an access group (names are compared without case: they name targets)",
+                    shown(&s.name)
+                )));
+            }
+            let entries = Engine::normalize_entries(&s.entries)?;
+            if entries.len() > MAX_ACCESS_ENTRIES as usize {
+                return Err(Error::InvalidValue(format!(
+                    "grp_entries of {} has {} entries; a group holds at most {MAX_ACCESS_ENTRIES}",
+                    shown(&s.name),
+                    entries.len()
+                )));
+            }
+            checked.push((s.name.clone(), entries, s.modes.clone()));
+        }
+        let tx = self.db.tx()?;
+        for (name, entries, modes) in &checked {
+            let modes = modes
+                .as_ref()
+                .map(|m| serde_json::to_string(m).unwrap_or_default());
+            tx.execute(
+                "INSERT INTO groups (name, modes) VALUES (?1, ?2)",
+                params![name, modes],
+            )
+            .dbx("create group")?;
+            let id = tx.last_insert_rowid();
+            for (i, e) in entries.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO entries (grp, entry, pos) VALUES (?1, ?2, ?3)",
+                    params![id, e, i as i64],
+                )
+                .dbx("add entry")?;
+            }
+        }
+        tx.commit().dbx("commit groups")?;
+        self.groups(None)
+    }
+
+    /// `removeAccessGroups`: refused for a group something is still presented to.
+    pub fn remove_groups(&mut self, names_: &[String]) -> Result<Vec<Group>> {
+        let _g = self.lock()?;
+        let mut rows = Vec::new();
+        for n in names_ {
+            let g = self.group_row("grp_name", n)?;
+            let presented = self.count("SELECT count(*) FROM presentations WHERE grp = ?1", &[&g.id])?;
+            if presented > 0 {
+                return Err(Error::Busy(format!(
+                    "access group {} still has {presented} element(s) presented to it",
+                    shown(&g.name)
+                )));
+            }
+            rows.push(g);
+        }
+        let tx = self.db.tx()?;
+        for g in rows {
+            tx.execute("DELETE FROM groups WHERE id = ?1", [g.id])
+                .dbx("remove group")?;
+        }
+        tx.commit().dbx("commit")?;
+        self.groups(None)
+    }
+
+    /// `renameAccessGroup` (its target is renamed with it).
+    pub fn rename_group(&mut self, name: &str, new_name: &str) -> Result<Vec<Group>> {
+        let _g = self.lock()?;
+        let g = self.group_row("access_grp_name", name)?;
+        names::check_group_name("new_access_grp_name", new_name)?;
+        if let Some(other) = self.db.group(new_name)? {
+            if other.id != g.id {
+                return Err(Error::InvalidValue(format!(
+                    "new_access_grp_name {} is already an access group",
+                    shown(new_name)
+                )));
+            }
+        }
+        self.db
+            .conn
+            .execute(
+                "UPDATE groups SET name = ?1 WHERE id = ?2",
+                params![new_name, g.id],
+            )
+            .dbx("rename group")?;
+        self.groups(None)
+    }
+
+    /// `addToAccessGroup`.
+    pub fn add_to_group(&mut self, name: &str, entries: &[String]) -> Result<Group> {
+        let _g = self.lock()?;
+        let g = self.group_row("access_grp_name", name)?;
+        let new = Engine::normalize_entries(entries)?;
+        let mut all = g.entries.clone();
+        for e in new {
+            if !all.contains(&e) {
+                all.push(e);
+            }
+        }
+        if all.len() > MAX_ACCESS_ENTRIES as usize {
+            return Err(Error::InvalidValue(format!(
+                "access group {} would hold {} entries; at most {MAX_ACCESS_ENTRIES} are allowed",
+                shown(&g.name),
+                all.len()
+            )));
+        }
+        let tx = self.db.tx()?;
+        for (i, e) in all.iter().enumerate().skip(g.entries.len()) {
+            tx.execute(
+                "INSERT INTO entries (grp, entry, pos) VALUES (?1, ?2, ?3)",
+                params![g.id, e, i as i64],
+            )
+            .dbx("add entry")?;
+        }
+        tx.commit().dbx("commit")?;
+        let g = self.group_row("access_grp_name", name)?;
+        Ok(self.group_view(&g))
+    }
+
+    /// `removeFromAccessGroup` (entries not in the group are ignored).
+    pub fn remove_from_group(&mut self, name: &str, entries: &[String]) -> Result<Group> {
+        let _g = self.lock()?;
+        let g = self.group_row("access_grp_name", name)?;
+        let gone = Engine::normalize_entries(entries)?;
+        let tx = self.db.tx()?;
+        for e in &gone {
+            tx.execute(
+                "DELETE FROM entries WHERE grp = ?1 AND entry = ?2",
+                params![g.id, e],
+            )
+            .dbx("remove entry")?;
+        }
+        tx.commit().dbx("commit")?;
+        let g = self.group_row("access_grp_name", name)?;
+        Ok(self.group_view(&g))
+    }
+
+    /// `startPresent`: presents a LUN or clone to groups; each presentation gets the lowest
+    /// free LUN number of that target (1..=255), kept while it lasts.
+    pub fn present(&mut self, uuid: &str, groups: &[String]) -> Result<Element> {
+        let _g = self.lock()?;
+        let r = self.volume_row("uuid", uuid)?;
+        let mut rows = Vec::new();
+        for n in groups {
+            rows.push(self.group_row("access_grp_names", n)?);
+        }
+        if r.state == SeState::BusyCopy.as_str() {
+            return Err(Error::Busy(format!(
+                "element {} is being split; it cannot be presented until the split ends",
+                shown(&r.name)
+            )));
+        }
+        let tx = self.db.tx()?;
+        for g in rows {
+            let already: bool = tx
+                .query_row(
+                    "SELECT count(*) > 0 FROM presentations WHERE element = ?1 AND grp = ?2",
+                    params![r.uuid, g.id],
+                    |x| x.get(0),
+                )
+                .dbx("read presentation")?;
+            if already {
+                continue;
+            }
+            let used: BTreeSet<u32> = {
+                let mut st = tx
+                    .prepare("SELECT lun FROM presentations WHERE grp = ?1")
+                    .dbx("read luns")?;
+                let v = st
+                    .query_map([g.id], |x| x.get::<_, i64>(0))
+                    .dbx("read luns")?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .dbx("read luns")?;
+                v.into_iter().map(|l| l as u32).collect()
+            };
+            let lun = (1..=MAX_LUNS_PER_TARGET)
+                .find(|l| !used.contains(l))
+                .ok_or_else(|| {
+                    Error::InvalidValue(format!(
+                        "access group {} already carries {MAX_LUNS_PER_TARGET} LUNs, the most one target can",
+                        shown(&g.name)
+                    ))
+                })?;
+            tx.execute(
+                "INSERT INTO presentations (element, grp, lun) VALUES (?1, ?2, ?3)",
+                params![r.uuid, g.id, i64::from(lun)],
+            )
+            .dbx("present")?;
+        }
+        tx.commit().dbx("commit")?;
+        self.get(uuid)
+    }
+
+    /// `stopPresent` (groups it is not presented to are ignored).
+    pub fn unpresent(&mut self, uuid: &str, groups: &[String]) -> Result<Element> {
+        let _g = self.lock()?;
+        let r = self.volume_row("uuid", uuid)?;
+        let mut rows = Vec::new();
+        for n in groups {
+            rows.push(self.group_row("access_grp_names", n)?);
+        }
+        let tx = self.db.tx()?;
+        for g in rows {
+            tx.execute(
+                "DELETE FROM presentations WHERE element = ?1 AND grp = ?2",
+                params![r.uuid, g.id],
+            )
+            .dbx("unpresent")?;
+        }
+        tx.commit().dbx("commit")?;
+        self.get(uuid)
+    }
+
+    /// `online` / `offline`: the desired state of the logical units; presentation unchanged.
+    pub fn set_online(&mut self, uuid: &str, online: bool) -> Result<()> {
+        let _g = self.lock()?;
+        let r = self.volume_row("uuid", uuid)?;
+        if r.state == SeState::BusyCopy.as_str() {
+            if online {
+                return Err(Error::Busy(format!(
+                    "element {} is being split; it cannot go online until the split ends",
+                    shown(&r.name)
+                )));
+            }
+            self.db
+                .conn
+                .execute("UPDATE elements SET online = 0 WHERE uuid = ?1", [&r.uuid])
+                .dbx("set offline")?;
+            return Ok(());
+        }
+        self.db
+            .conn
+            .execute(
+                "UPDATE elements SET online = ?1, state = ?2 WHERE uuid = ?3",
+                params![
+                    online,
+                    if online {
+                        SeState::Online.as_str()
+                    } else {
+                        SeState::Offline.as_str()
+                    },
+                    r.uuid
+                ],
+            )
+            .dbx("set online")?;
+        Ok(())
+    }
+
+    // ----- QoS, CHAP, export -----
+
+    /// `getQoSList`: the cache policies.
+    pub fn qos_list(&self) -> Result<Vec<QosLevel>> {
+        let mut st = self
+            .db
+            .conn
+            .prepare_cached("SELECT priority, value, description, write_cache FROM qos ORDER BY priority")
+            .dbx("list qos")?;
+        let v = st
+            .query_map([], |r| {
+                Ok(QosLevel {
+                    priority: r.get(0)?,
+                    value: r.get(1)?,
+                    description: r.get(2)?,
+                    write_cache: r.get(3)?,
+                })
+            })
+            .dbx("list qos")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .dbx("list qos")?;
+        Ok(v)
+    }
+
+    /// `setQoS`: allowed online (the export layer applies the cache policy).
+    pub fn set_qos(&mut self, uuid: &str, qos: &str) -> Result<()> {
+        let _g = self.lock()?;
+        let r = self.volume_row("uuid", uuid)?;
+        let q = self.check_qos(Some(qos))?;
+        self.db
+            .conn
+            .execute("UPDATE elements SET qos = ?1 WHERE uuid = ?2", params![q, r.uuid])
+            .dbx("set qos")?;
+        Ok(())
+    }
+
+    fn chap_secret_path(&self) -> PathBuf {
+        self.state_dir.join("chap.secret")
+    }
+
+    /// Sets (or with `None` clears) the CHAP account the targets require.
+    pub fn set_chap(&mut self, chap: Option<&ChapAccount>) -> Result<()> {
+        let _g = self.lock()?;
+        self.store_chap(chap)
+    }
+
+    fn store_chap(&mut self, chap: Option<&ChapAccount>) -> Result<()> {
+        let path = self.chap_secret_path();
+        let Some(c) = chap else {
+            self.db.conn.execute("DELETE FROM chap", []).dbx("clear chap")?;
+            fsops::remove_if_exists(&path)?;
+            return Ok(());
+        };
+        if c.username.is_empty() {
+            return Err(Error::missing(
+                "username",
+                "username is empty; CHAP needs a user name",
+            ));
+        }
+        if c.username.len() > 255 || !c.username.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::format(
+                "username",
+                format!(
+                    "username {} must be 1 to 255 printable ASCII characters without blanks",
+                    shown(&c.username)
+                ),
+            ));
+        }
+        // The secret is checked but never shown.
+        if !(12..=255).contains(&c.secret.len()) || !c.secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::format(
+                "passwd",
+                "passwd (the CHAP secret) must be 12 to 255 printable ASCII characters without blanks",
+            ));
+        }
+        let tmp = self.state_dir.join(".chap.secret.tmp");
+        let _ = fs::remove_file(&tmp);
+        {
+            let mut f = fsops::create_new(&tmp, 0o600)?;
+            f.write_all(c.secret.as_bytes()).ctx("cannot write", &tmp)?;
+            f.sync_all().ctx("cannot fsync", &tmp)?;
+        }
+        fs::rename(&tmp, &path).ctx("cannot rename", &path)?;
+        fsops::fsync_dir(&self.state_dir)?;
+        self.db
+            .conn
+            .execute(
+                "INSERT OR REPLACE INTO chap (id, username) VALUES (1, ?1)",
+                [&c.username],
+            )
+            .dbx("store chap")?;
+        Ok(())
+    }
+
+    /// The desired export state.
+    pub fn export_plan(&self) -> Result<ExportPlan> {
+        let prefix = self.iqn_prefix();
+        let pools = self.db.pools()?;
+        let rows: BTreeMap<String, ElementRow> = self
+            .db
+            .elements_where("kind != 'snap'", &[])?
+            .into_iter()
+            .map(|e| (e.uuid.clone(), e))
+            .collect();
+        let caches: HashMap<String, bool> = self
+            .qos_list()?
+            .into_iter()
+            .map(|q| (q.value, q.write_cache))
+            .collect();
+        let pres = self.db.presentations()?;
+        let mut targets = Vec::new();
+        for g in self.db.groups()? {
+            let mut luns = Vec::new();
+            for (e, gname, lun) in pres.iter().filter(|p| p.1 == g.name) {
+                let _ = gname;
+                let Some(r) = rows.get(e) else { continue };
+                let pool = pools
+                    .iter()
+                    .find(|p| p.name == r.pool)
+                    .map(|p| p.path.clone())
+                    .unwrap_or_default();
+                luns.push(LunPlan {
+                    lun: *lun,
+                    element: r.uuid.clone(),
+                    name: r.name.clone(),
+                    backing_path: image(&pool, &r.uuid),
+                    size: r.size,
+                    scsi_id: self.scsi_id(r.serial),
+                    scsi_sn: format!("{:09x}{:016x}", self.vendor_id, r.serial),
+                    vendor: VENDOR.into(),
+                    product: PRODUCT.into(),
+                    online: r.online && r.state != SeState::BusyCopy.as_str(),
+                    write_cache: caches.get(&r.qos).copied().unwrap_or(false),
+                    read_only: r.read_only,
+                    backing_generation: r.backing_gen,
+                });
+            }
+            targets.push(TargetPlan {
+                group: g.name.clone(),
+                iqn: format!("{prefix}:{}", g.name.to_ascii_lowercase()),
+                initiators: g.entries.clone(),
+                luns,
+            });
+        }
+        let chap = self
+            .db
+            .conn
+            .query_row("SELECT username FROM chap WHERE id = 1", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .dbx("read chap")?
+            .map(|username| ChapPlan {
+                username,
+                secret_file: self.chap_secret_path(),
+            });
+        Ok(ExportPlan {
+            array_id: self.array_id.clone(),
+            iqn_prefix: prefix,
+            chap,
+            targets,
+        })
+    }
+}
+
+/// Reflinks `src` into `dst`, turning "the file system cannot" into `NoSuchOperationEx`.
+fn reflink_or(src: &Path, dst: &Path, mode: u32, what: &str) -> Result<()> {
+    match fsops::reflink(src, dst, mode) {
+        Ok(()) => Ok(()),
+        Err(ReflinkFailure::Unsupported(e)) => Err(Error::NoSuchOperation(format!(
+            "{what} is unsupported here: the file system of {} cannot reflink ({e}); this array never makes a full copy in place of a thin one",
+            parent_dir(dst).display()
+        ))),
+        Err(ReflinkFailure::Other(e)) => Err(e),
+    }
+}

@@ -1,0 +1,312 @@
+//! The file-system operations the engine is built from: reflink (FICLONE), allocation
+//! (fallocate), durable renames (fsync of file and directory), hole-aware reads
+//! (SEEK_DATA / SEEK_HOLE), space and file-system type, and btrfs subvolume snapshots.
+//!
+//! System calls go through `rustix` (safe wrappers; this crate forbids `unsafe`). Helper
+//! programs (`btrfs`) get argument vectors, never a shell.
+
+use crate::error::{Error, IoContext, Result};
+use rustix::fs::{FallocateFlags, SeekFrom};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// XFS's `statfs` magic.
+pub const XFS_MAGIC: u64 = 0x5846_5342;
+/// btrfs's `statfs` magic.
+pub const BTRFS_MAGIC: u64 = 0x9123_683E;
+/// ext2/3/4's `statfs` magic.
+pub const EXT4_MAGIC: u64 = 0xEF53;
+/// tmpfs's `statfs` magic.
+pub const TMPFS_MAGIC: u64 = 0x0102_1994;
+/// The inode number of a btrfs subvolume's root directory.
+pub const BTRFS_SUBVOL_ROOT_INO: u64 = 256;
+
+/// The name of a file-system magic, for descriptions.
+pub fn fs_name(magic: u64) -> String {
+    match magic {
+        XFS_MAGIC => "xfs".into(),
+        BTRFS_MAGIC => "btrfs".into(),
+        EXT4_MAGIC => "ext4".into(),
+        TMPFS_MAGIC => "tmpfs".into(),
+        other => format!("fs-0x{other:x}"),
+    }
+}
+
+/// The file system's magic number (`statfs.f_type`) of `path`.
+pub fn fs_magic(path: &Path) -> Result<u64> {
+    let f = File::open(path).ctx("cannot open", path)?;
+    let st = rustix::fs::fstatfs(&f).ctx("cannot statfs", path)?;
+    #[allow(clippy::useless_conversion)]
+    let raw = i128::from(st.f_type);
+    Ok((raw as u64) & 0xffff_ffff)
+}
+
+/// Total and available bytes of the file system holding `path`.
+pub fn space(path: &Path) -> Result<(u64, u64)> {
+    let f = File::open(path).ctx("cannot open", path)?;
+    let st = rustix::fs::fstatvfs(&f).ctx("cannot statvfs", path)?;
+    Ok((
+        st.f_blocks.saturating_mul(st.f_frsize),
+        st.f_bavail.saturating_mul(st.f_frsize),
+    ))
+}
+
+/// True when `path` is the root directory of a btrfs subvolume.
+pub fn is_btrfs_subvolume(path: &Path) -> Result<bool> {
+    if fs_magic(path)? != BTRFS_MAGIC {
+        return Ok(false);
+    }
+    let md = fs::metadata(path).ctx("cannot stat", path)?;
+    Ok(md.is_dir() && md.ino() == BTRFS_SUBVOL_ROOT_INO)
+}
+
+/// Syncs a directory, making the renames and unlinks in it durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    let d = File::open(dir).ctx("cannot open directory", dir)?;
+    d.sync_all().ctx("cannot fsync directory", dir)
+}
+
+/// Creates `path` (which must not exist) with mode `mode`, for writing.
+pub fn create_new(path: &Path, mode: u32) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .ctx("cannot create", path)
+}
+
+/// Why a reflink failed.
+#[derive(Debug)]
+pub enum ReflinkFailure {
+    /// The file system cannot share extents (EOPNOTSUPP, EXDEV, EINVAL, ENOTTY).
+    Unsupported(io::Error),
+    /// Something else went wrong.
+    Other(Error),
+}
+
+fn unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(code) if code == rustix::io::Errno::OPNOTSUPP.raw_os_error()
+            || code == rustix::io::Errno::XDEV.raw_os_error()
+            || code == rustix::io::Errno::INVAL.raw_os_error()
+            || code == rustix::io::Errno::NOTTY.raw_os_error()
+            || code == rustix::io::Errno::NOSYS.raw_os_error()
+    )
+}
+
+/// Makes `dst` (which must not exist) a reflink copy of the whole of `src` (FICLONE): the
+/// two share every extent, nothing is copied. `dst` gets `mode` and is fsynced. On failure
+/// `dst` is removed. A file system that cannot reflink gives [`ReflinkFailure::Unsupported`]:
+/// the caller must never fall back to a full copy.
+pub fn reflink(src: &Path, dst: &Path, mode: u32) -> std::result::Result<(), ReflinkFailure> {
+    let s = File::open(src)
+        .ctx("cannot open", src)
+        .map_err(ReflinkFailure::Other)?;
+    let d = create_new(dst, mode).map_err(ReflinkFailure::Other)?;
+    let done = rustix::fs::ioctl_ficlone(&d, &s)
+        .map_err(io::Error::from)
+        .map_err(|e| {
+            if unsupported(&e) {
+                ReflinkFailure::Unsupported(e)
+            } else {
+                ReflinkFailure::Other(Error::io("cannot reflink into", dst, e))
+            }
+        })
+        .and_then(|()| {
+            // The mode given at creation is filtered by the umask; set it exactly.
+            d.set_permissions(fs::Permissions::from_mode(mode))
+                .ctx("cannot chmod", dst)
+                .map_err(ReflinkFailure::Other)?;
+            d.sync_all()
+                .ctx("cannot fsync", dst)
+                .map_err(ReflinkFailure::Other)
+        });
+    if done.is_err() {
+        drop(d);
+        let _ = fs::remove_file(dst);
+    }
+    done
+}
+
+/// Creates `path` of `size` bytes, mode 0600: sparse when `thin`, otherwise with every block
+/// allocated (fallocate). Fsynced.
+pub fn create_image(path: &Path, size: u64, thin: bool) -> Result<()> {
+    let f = create_new(path, 0o600)?;
+    let done = (|| {
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+            .ctx("cannot chmod", path)?;
+        if thin {
+            f.set_len(size).ctx("cannot size", path)?;
+        } else {
+            rustix::fs::fallocate(&f, FallocateFlags::empty(), 0, size).ctx("cannot allocate", path)?;
+        }
+        f.sync_all().ctx("cannot fsync", path)
+    })();
+    if done.is_err() {
+        drop(f);
+        let _ = fs::remove_file(path);
+    }
+    done
+}
+
+/// Resizes the image at `path` to `size`: shrinks or grows; growth of a thick image is
+/// allocated (fallocate extends the size only once the blocks are there). Fsynced.
+pub fn resize_image(path: &Path, size: u64, thin: bool) -> Result<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .ctx("cannot open", path)?;
+    let old = f.metadata().ctx("cannot stat", path)?.len();
+    if size > old && !thin {
+        rustix::fs::fallocate(&f, FallocateFlags::empty(), old, size - old).ctx("cannot allocate", path)?;
+    } else if size != old {
+        f.set_len(size).ctx("cannot resize", path)?;
+    }
+    f.sync_all().ctx("cannot fsync", path)
+}
+
+/// Bytes allocated to `path` on disk.
+pub fn allocated(path: &Path) -> Result<u64> {
+    Ok(fs::metadata(path).ctx("cannot stat", path)?.blocks() * 512)
+}
+
+/// The data segments `(offset, length)` of `f` (holes skipped), by SEEK_DATA / SEEK_HOLE.
+pub fn data_segments(f: &File, path: &Path) -> Result<Vec<(u64, u64)>> {
+    let len = f.metadata().ctx("cannot stat", path)?.len();
+    let mut out = Vec::new();
+    let mut off = 0u64;
+    while off < len {
+        let start = match rustix::fs::seek(f, SeekFrom::Data(off)) {
+            Ok(s) => s,
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(Error::io("cannot seek data in", path, e.into())),
+        };
+        let end = match rustix::fs::seek(f, SeekFrom::Hole(start)) {
+            Ok(e) => e.min(len),
+            Err(e) => return Err(Error::io("cannot seek hole in", path, e.into())),
+        };
+        if end > start {
+            out.push((start, end - start));
+        }
+        off = end.max(start + 1);
+    }
+    Ok(out)
+}
+
+/// Probes whether the file system of `dir` can reflink: clones a small temporary file into
+/// another (`.spindle-probe.<random>.a/.b`), then removes both.
+pub fn probe_reflink(dir: &Path) -> Result<bool> {
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let a = dir.join(format!(".spindle-probe.{tag}.a"));
+    let b = dir.join(format!(".spindle-probe.{tag}.b"));
+    let res = (|| {
+        let f = create_new(&a, 0o600)?;
+        use std::io::Write;
+        (&f).write_all(&[0x5a; 4096]).ctx("cannot write", &a)?;
+        f.sync_all().ctx("cannot fsync", &a)?;
+        match reflink(&a, &b, 0o600) {
+            Ok(()) => Ok(true),
+            Err(ReflinkFailure::Unsupported(_)) => Ok(false),
+            Err(ReflinkFailure::Other(e)) => Err(e),
+        }
+    })();
+    let _ = fs::remove_file(&a);
+    let _ = fs::remove_file(&b);
+    res
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::Command(format!("{what}: cannot run btrfs: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        Err(Error::Command(format!(
+            "{what}: btrfs exited with {}: {}",
+            out.status,
+            err.trim()
+        )))
+    }
+}
+
+/// `btrfs subvolume snapshot -r SRC DST`: an atomic, read-only snapshot of a subvolume.
+pub fn btrfs_snapshot(src: &Path, dst: &Path) -> Result<()> {
+    run(
+        Command::new("btrfs")
+            .args(["subvolume", "snapshot", "-r"])
+            .arg(src)
+            .arg(dst)
+            .stdout(Stdio::null()),
+        &format!("cannot snapshot subvolume {}", src.display()),
+    )
+}
+
+/// `btrfs subvolume delete PATH`.
+pub fn btrfs_delete(path: &Path) -> Result<()> {
+    run(
+        Command::new("btrfs")
+            .args(["subvolume", "delete"])
+            .arg(path)
+            .stdout(Stdio::null()),
+        &format!("cannot delete subvolume {}", path.display()),
+    )
+}
+
+/// Removes `path` if it exists.
+pub fn remove_if_exists(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("cannot remove", path, e)),
+    }
+}
+
+/// Identity of a file's content state: device, inode, size, mtime and ctime (ns). Any write
+/// through any descriptor changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stamp {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Size.
+    pub size: u64,
+    /// Modification time, ns.
+    pub mtime_ns: i64,
+    /// Change time, ns.
+    pub ctime_ns: i64,
+}
+
+/// The [`Stamp`] of `path`.
+pub fn stamp(path: &Path) -> Result<Stamp> {
+    let m = fs::metadata(path).ctx("cannot stat", path)?;
+    Ok(Stamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime_ns: m
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(m.mtime_nsec()),
+        ctime_ns: m
+            .ctime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(m.ctime_nsec()),
+    })
+}
+
+/// Makes `dir` (and its parents) exist with mode 0700 for the last component.
+pub fn ensure_private_dir(dir: &Path) -> Result<PathBuf> {
+    fs::create_dir_all(dir).ctx("cannot create directory", dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).ctx("cannot chmod", dir)?;
+    Ok(dir.to_path_buf())
+}

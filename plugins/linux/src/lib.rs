@@ -1,0 +1,82 @@
+//! The array side of spindle's reference Storage Array: a **Linux software array** whose LUNs
+//! are sparse files on reflink-capable file systems, exported over iSCSI by tgt.
+//!
+//! This crate holds the storage engine ([`engine::Engine`]) and the array-side program
+//! `spindle-array`, which serves one JSON request per run ([`protocol`]) so that it works
+//! the same locally or through `ssh host spindle-array`. The plug-in proper is a thin client
+//! of that program; the tgt layer is a function of [`export::ExportPlan`].
+//!
+//! # Model
+//! - **Pools** (vol_groups) are directories, configured as `pools=NAME:/abs/dir,...` (see
+//!   [`config`]), on XFS (`mkfs.xfs -m reflink=1`) or btrfs. Each pool's file system is probed
+//!   at `validate` / `getCapabilities` by cloning one small temporary file into another
+//!   (FICLONE). A pool that cannot reflink still holds LUNs, but snapshots, clones and splits
+//!   there are `NoSuchOperationEx` and its `vol_desc` says so; a thin clone is never silently
+//!   a full copy. If no pool can reflink, `getCapabilities` reports them UNSUPPORTED.
+//! - A **LUN** is `<pool>/<uuid>.img`, mode 0600: sparse when thin, allocated with
+//!   `fallocate` when `thin_provision` is False. Sizes are rounded up to whole MiB. Resize grows
+//!   (allocating the growth of a thick LUN) or shrinks (`set_len`).
+//! - A **snapshot** is a read-only (mode 0400) FICLONE of the whole file: one image per LUN
+//!   it covers, `<pool>/<image-uuid>.img`. A **clone** is a writable FICLONE of a LUN or of a
+//!   snapshot's image (`SnapCloneType` until split).
+//! - **createMultiSnap** is offered only where it is real: all LUNs in one pool that is a
+//!   btrfs subvolume. The pool is snapshotted atomically (`btrfs subvolume snapshot -r`) to
+//!   `<pool>/.spindle-msnap.<op>`, the images are reflinked from there and the subvolume
+//!   snapshot is deleted, so every image shows one crash-consistent point in time. The
+//!   subvolume snapshot goes inside the pool rather than the state directory, so it is always
+//!   on the same file system (the state directory may be elsewhere). Otherwise:
+//!   `NoSuchOperationEx`. A single LUN is an ordinary snapshot.
+//! - **splitClone** is asynchronous: a detached worker copies the clone's data (holes stay
+//!   holes, via SEEK_DATA / SEEK_HOLE; zero blocks are not written) into a new file with real
+//!   writes and renames it over the clone's file; progress is the fraction of data bytes
+//!   copied. See [`engine::Engine::split_start`] for why `splitclone_while_open` is NO and how a
+//!   presented clone is handled.
+//! - **snapRestore** reflinks the image into a temporary and renames it over the LUN's file.
+//!   Rules: nothing else can change, because clones and other snapshots are separate files that
+//!   share extents copy-on-write, so neither later snapshots nor clones block a restore. What
+//!   is refused (SnapRestoreNotSafeEx, and `isRestorable` says False in advance) is a LUN that
+//!   is presented and online (hosts would see its data change under them and tgtd keeps the
+//!   old file open) or that is being split. Without an element, every LUN the snapshot covers
+//!   is rolled back, under the same rules for each.
+//! - **remove** refuses (StorageElementBusyEx) an element that is presented, being split,
+//!   covered by snapshots, or the source of unsplit clones; it never unpresents on its own.
+//!   `snapRemove` refuses a snapshot that unsplit clones were made from.
+//! - **Exports** are desired state only: access groups are targets `<iqn_prefix>:<group>`,
+//!   their entries (initiator IQNs) the ACL, presentations logical units with stable LUN
+//!   numbers (lowest free from 1, kept while presented), the QoS is the cache policy
+//!   (`writeback` / `writethrough`, default `writethrough`), the CHAP account lives in the
+//!   state directory (secret in a 0600 file, never logged, never in an answer).
+//! - **Identity**: each array has a random locally administered company id and a random vendor
+//!   id, made once; an element's raw id is NAA-6 `6` + company (6 hex) + vendor (9 hex) +
+//!   serial (16 hex) = 32 hex digits, the tgt `scsi_id`, and its `page83_id` is
+//!   `make_mp_page83_from_raw_page83` of it (`3` + the id). Serials only grow and are never
+//!   reused, even after removals, failed operations and restarts.
+//! - **Limits** ([`engine::MAX_SNAPS_PER_ELEMENT`] and friends): 256 snapshots per LUN and 256
+//!   unsplit clones per element (bounded by reflink sharing costs, not a file-system cap),
+//!   256 entries per group (`max_access_entries`), 255 LUNs per target (LUN 0 is tgt's
+//!   controller; 1..255 is single-level LUN addressing).
+//!
+//! # Durability and crash safety
+//! The state is a SQLite database (WAL, synchronous=FULL, schema version and migrations,
+//! see [`db`]) in the state directory (default `<first pool>/.spindle-array`, mode 0700).
+//! Every file-touching operation journals an intent first and works under temporary names;
+//! recovery at the start of every run rolls each pending intent back or forward and removes
+//! orphan files that match this array's naming patterns (`<uuid>.img` that no element owns,
+//! `.<op>.partial`, `.spindle-msnap.<op>`, `.spindle-probe.*`), never anything else. See
+//! [`engine`] for the protocol and [`crash`] for the fault hook and its step names.
+
+pub mod config;
+pub mod crash;
+pub mod db;
+pub mod engine;
+pub mod error;
+pub mod export;
+pub mod fsops;
+pub mod model;
+pub mod names;
+pub mod protocol;
+
+pub use config::ArrayConfig;
+pub use engine::{Engine, EngineOptions};
+pub use error::{Error, Result};
+pub use export::ExportPlan;

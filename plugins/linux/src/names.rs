@@ -1,0 +1,324 @@
+//! What names, initiator names, paths and sizes the Linux array accepts.
+//!
+//! Names never reach a shell (helper programs get argument vectors), but they do become file
+//! names, iSCSI target names and log text, so they are kept to a safe alphabet anyway.
+
+use crate::error::{Error, Result};
+use std::path::{Component, Path, PathBuf};
+
+/// Longest element, pool or access-group name, in characters.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Most characters in an iSCSI name (RFC 3720).
+pub const MAX_ISCSI_NAME: usize = 223;
+
+/// Longest path accepted in the configuration, in bytes.
+pub const MAX_PATH_LEN: usize = 1024;
+
+/// Characters a shell would interpret, refused in names.
+const SHELL_META: &[char] = &[
+    '`', '$', '&', '|', ';', '<', '>', '(', ')', '{', '}', '[', ']', '*', '?', '!', '~', '#', '\'', '"',
+    '\\', '^', '%', '=', ',',
+];
+
+/// A value quoted for a message: escaped, and cut after 80 characters.
+pub fn shown(value: &str) -> String {
+    let escaped = format!("{value:?}");
+    if escaped.chars().count() > 80 {
+        let cut: String = escaped.chars().take(77).collect();
+        format!("{cut}...\"")
+    } else {
+        escaped
+    }
+}
+
+/// Why `value` is not a usable name, if it is not.
+fn name_fault(value: &str) -> Option<&'static str> {
+    if value.chars().count() > MAX_NAME_LEN {
+        Some("is longer than 64 characters")
+    } else if value.chars().any(char::is_control) {
+        Some("contains control characters")
+    } else if value.chars().any(char::is_whitespace) {
+        Some("contains blanks")
+    } else if value.contains('/') {
+        Some("contains '/'")
+    } else if value.contains("..") || value == "." {
+        Some("contains '..' or is '.'")
+    } else if value.chars().any(|c| SHELL_META.contains(&c)) {
+        Some("contains shell metacharacters")
+    } else if value.starts_with('-') {
+        Some("starts with '-'")
+    } else if value.starts_with('.') {
+        Some("starts with '.'")
+    } else {
+        None
+    }
+}
+
+/// Checks a name given under `key`: `MissingKeyEx` when empty, `ValueFormatEx` when unusable.
+pub fn check_name(key: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::missing(key, format!("{key} is empty; a name is required")));
+    }
+    match name_fault(value) {
+        None => Ok(()),
+        Some(why) => Err(Error::format(key, format!("{key} {} {why}", shown(value)))),
+    }
+}
+
+/// Checks an access-group name. Groups become iSCSI targets named `<iqn_prefix>:<group>`, so
+/// on top of [`check_name`] a group name uses only ASCII letters, digits, `.`, `-`, `_` and `:`;
+/// target names are lower case, so two groups may not differ only in case.
+pub fn check_group_name(key: &str, value: &str) -> Result<()> {
+    check_name(key, value)?;
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+    {
+        return Err(Error::format(
+            key,
+            format!(
+                "{key} {} may hold only ASCII letters, digits, '.', '-', '_' and ':' (it names an iSCSI target)",
+                shown(value)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn iqn_ok(lower: &str) -> bool {
+    let Some(rest) = lower.strip_prefix("iqn.") else {
+        return false;
+    };
+    let b = rest.as_bytes();
+    if b.len() < 8 {
+        return false;
+    }
+    let month_ok = rest
+        .get(5..7)
+        .and_then(|m| m.parse::<u8>().ok())
+        .is_some_and(|m| (1..=12).contains(&m));
+    let date_ok = b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && month_ok
+        && b[7] == b'.';
+    if !date_ok {
+        return false;
+    }
+    let after = &rest[8..];
+    let (authority, unique) = match after.split_once(':') {
+        Some((a, u)) => (a, Some(u)),
+        None => (after, None),
+    };
+    let labels: Vec<&str> = authority.split('.').collect();
+    let labels_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        });
+    let unique_ok = unique.is_none_or(|u| {
+        !u.is_empty()
+            && u.bytes().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.' | b':' | b'_')
+            })
+    });
+    labels_ok && unique_ok
+}
+
+fn all_hex(s: &str, lens: &[usize]) -> bool {
+    lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Checks an iSCSI name given under `key` and returns its normal form: `iqn.YYYY-MM.reverse.domain[:unique]`
+/// (lower case), `eui.` + 16 hex digits or `naa.` + 16 or 32 hex digits (hex in upper case).
+pub fn normalize_iscsi_name(key: &str, entry: &str) -> Result<String> {
+    let lower = entry.to_ascii_lowercase();
+    let normal = if entry.len() > MAX_ISCSI_NAME {
+        None
+    } else if let Some(h) = lower.strip_prefix("eui.").filter(|h| all_hex(h, &[16])) {
+        Some(format!("eui.{}", h.to_ascii_uppercase()))
+    } else if let Some(h) = lower.strip_prefix("naa.").filter(|h| all_hex(h, &[16, 32])) {
+        Some(format!("naa.{}", h.to_ascii_uppercase()))
+    } else if iqn_ok(&lower) {
+        Some(lower)
+    } else {
+        None
+    };
+    normal.ok_or_else(|| {
+        Error::format(
+            key,
+            format!(
+                "{key} value {} is not an iSCSI name: iqn.YYYY-MM.reverse.domain[:id], eui. + 16 hex digits or naa. + 16 or 32 hex digits",
+                shown(entry)
+            ),
+        )
+    })
+}
+
+/// Checks an absolute path given under `key`: absolute, no `..`, no control characters, not
+/// the root, at most [`MAX_PATH_LEN`] bytes. Returns it with `.` components dropped.
+pub fn check_abs_path(key: &str, value: &str) -> Result<PathBuf> {
+    let bad = |why: &str| Error::format(key, format!("{key} {} {why}", shown(value)));
+    if value.is_empty() {
+        return Err(Error::missing(
+            key,
+            format!("{key} is empty; an absolute path is required"),
+        ));
+    }
+    if value.len() > MAX_PATH_LEN {
+        return Err(bad("is longer than 1024 bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(bad("contains control characters"));
+    }
+    let path = Path::new(value);
+    if !path.is_absolute() {
+        return Err(bad("is not an absolute path"));
+    }
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(bad("has a '..' component"));
+    }
+    let clean: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    if clean.parent().is_none() {
+        return Err(bad("is the root directory"));
+    }
+    Ok(clean)
+}
+
+/// Checks a size in bytes given under `key`: more than zero.
+pub fn check_size(key: &str, size: i64) -> Result<u64> {
+    if size <= 0 {
+        return Err(Error::format(
+            key,
+            format!("{key} {size} is not a size: it must be more than 0 bytes"),
+        ));
+    }
+    Ok(size as u64)
+}
+
+/// Checks that `value` is an element or operation id of the form this array issues (a
+/// hyphenated lower-case uuid), so it can never smuggle a path into a file name.
+pub fn check_uuid(key: &str, value: &str) -> Result<String> {
+    if value.is_empty() {
+        return Err(Error::missing(key, format!("{key} is empty; a uuid is required")));
+    }
+    match uuid::Uuid::parse_str(value) {
+        Ok(u) if value.len() == 36 => Ok(u.hyphenated().to_string()),
+        _ => Err(Error::format(
+            key,
+            format!("{key} {} is not a uuid", shown(value)),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_names_pass() {
+        for n in [
+            "lun1",
+            "LUN_2",
+            "a.b",
+            "x-y",
+            "vm:disk@3",
+            "ünïcode",
+            &"n".repeat(64),
+        ] {
+            assert!(check_name("name", n).is_ok(), "{n}");
+        }
+    }
+
+    #[test]
+    fn bad_names_are_refused_naming_key_and_value() {
+        for n in [
+            "a/b",
+            "..",
+            "a..b",
+            ".",
+            ".hidden",
+            "a\nb",
+            "a\u{7}",
+            "a;b",
+            "$(x)",
+            "`x`",
+            "a|b",
+            "a b",
+            "-rf",
+            "a>b",
+            "a*",
+            "a=b",
+            &"n".repeat(65),
+        ] {
+            let e = check_name("name", n).expect_err(n);
+            assert!(
+                matches!(&e, Error::ValueFormat { key, .. } if key == "name"),
+                "{n}"
+            );
+            assert!(e.to_string().starts_with("name \""), "{e}");
+        }
+        assert!(matches!(
+            check_name("grp_name", ""),
+            Err(Error::MissingKey { .. })
+        ));
+    }
+
+    #[test]
+    fn group_names_are_target_safe() {
+        assert!(check_group_name("grp_name", "hosts-a_1:x").is_ok());
+        assert!(check_group_name("grp_name", "ünï").is_err());
+        assert!(check_group_name("grp_name", "a@b").is_err());
+    }
+
+    #[test]
+    fn iscsi_names() {
+        assert_eq!(
+            normalize_iscsi_name("e", "IQN.2001-04.COM.Example:Host")
+                .ok()
+                .as_deref(),
+            Some("iqn.2001-04.com.example:host")
+        );
+        assert_eq!(
+            normalize_iscsi_name("e", "eui.02004567a425678d").ok().as_deref(),
+            Some("eui.02004567A425678D")
+        );
+        for bad in [
+            "iqn.1994-13.com.redhat:x",
+            "iqn.1994-05.com",
+            "iqn.1994-05.com.redhat:",
+            "iqn.1994-05.com.red hat",
+            "host1",
+            "iqn.2001-04.com.example:a;rm",
+        ] {
+            assert!(normalize_iscsi_name("e", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            check_abs_path("p", "/srv/./a").ok(),
+            Some(PathBuf::from("/srv/a"))
+        );
+        for bad in ["", "rel", "/", "/a/../b", "/a\n"] {
+            assert!(check_abs_path("p", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn uuids_and_sizes() {
+        assert!(check_uuid("uuid", "0e0f6a2c-1d3b-4d59-9a53-2f0c1b7e8d90").is_ok());
+        assert!(check_uuid("uuid", "../../etc/passwd").is_err());
+        assert!(check_size("size", 0).is_err());
+        assert!(check_size("size", -5).is_err());
+        assert_eq!(check_size("size", 5).ok(), Some(5));
+    }
+}

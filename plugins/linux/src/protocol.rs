@@ -1,0 +1,391 @@
+//! The array-side program's wire format: one JSON request on standard input, one JSON
+//! response on standard output, so `spindle-array` behaves the same run locally or as
+//! `ssh host spindle-array`.
+//!
+//! Request: `{"config": ArrayConfig, "op": NAME, ...arguments}`. Response:
+//! `{"ok": VALUE}` or `{"error": {"exception": NAME, "message": TEXT, "key": KEY?}}`, with the
+//! guides' exception names. Operations and arguments (`uuid`s are element uuids):
+//!
+//! | op | arguments | ok |
+//! |---|---|---|
+//! | `validate` | `chap`? `{username, secret}` | ArrayInfo (errors: InvalidStorageArrayEx) |
+//! | `info` | | ArrayInfo |
+//! | `capabilities` | | the 16-key ability dict |
+//! | `status` | `uuid`? | string |
+//! | `limits` | `uuid`? | Limits |
+//! | `list` | `types`? (default `["LUNType", "SnapCloneType"]`) | [Element] |
+//! | `get` | `uuid` | Element |
+//! | `create` | `name`, `pool`, `size`, `thin`? (true), `qos`? | Element |
+//! | `resize` | `uuid`, `size` | Element |
+//! | `remove` | `uuid` | null |
+//! | `snapshot` | `uuid`, `name`? | Element |
+//! | `multi-snapshot` | `uuids`, `name`? | Element |
+//! | `snapshots` | `uuid`? | [Element] |
+//! | `snap-remove` | `snap` | null |
+//! | `clone` | `uuid`, `name`?, `qos`? | Element |
+//! | `clone-from-snap` | `uuid`, `snap`, `name`?, `qos`? | Element |
+//! | `clones` | `uuid`? | [Element] |
+//! | `is-cloneable` / `is-splittable` | `uuid` | bool |
+//! | `is-snapable` | `uuid`? | bool |
+//! | `split-start` | `uuid` | SplitStatus (`progress` 0) |
+//! | `split-progress` | `handle` | SplitStatus (`progress` null when done) |
+//! | `is-restorable` | `snap`, `uuid`? | bool |
+//! | `restore` | `snap`, `uuid`? | null |
+//! | `groups` | `uuid`? | [Group] |
+//! | `group-create` | `groups`: [{name, entries, modes?}] | [Group] |
+//! | `group-remove` | `names` | [Group] |
+//! | `group-rename` | `name`, `new_name` | [Group] |
+//! | `group-add` / `group-remove-entries` | `name`, `entries` | Group |
+//! | `present` / `unpresent` | `uuid`, `groups` | Element |
+//! | `online` / `offline` | `uuid` | null |
+//! | `qos-list` | | [QosLevel] |
+//! | `set-qos` | `uuid`, `qos` | null |
+//! | `set-chap` | `chap`: {username, secret} or null | null |
+//! | `export-plan` | | ExportPlan |
+//! | `fsck` | | [problem] (empty when consistent) |
+//!
+//! A request that cannot be parsed is answered with `ValueFormatEx` (key `request`).
+
+use crate::config::ArrayConfig;
+use crate::engine::{Engine, EngineOptions};
+use crate::error::Error;
+use crate::model::{ChapAccount, GroupSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use spindle_api::{ExceptionKind, PluginException, SeType};
+
+fn default_types() -> Vec<SeType> {
+    vec![SeType::Lun, SeType::SnapClone]
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+#[allow(missing_docs)]
+pub enum Request {
+    Validate {
+        #[serde(default)]
+        chap: Option<ChapAccount>,
+    },
+    Info {},
+    Capabilities {},
+    Status {
+        #[serde(default)]
+        uuid: Option<String>,
+    },
+    Limits {
+        #[serde(default)]
+        uuid: Option<String>,
+    },
+    List {
+        #[serde(default = "default_types")]
+        types: Vec<SeType>,
+    },
+    Get {
+        uuid: String,
+    },
+    Create {
+        name: String,
+        pool: String,
+        size: i64,
+        #[serde(default = "yes")]
+        thin: bool,
+        #[serde(default)]
+        qos: Option<String>,
+    },
+    Resize {
+        uuid: String,
+        size: i64,
+    },
+    Remove {
+        uuid: String,
+    },
+    Snapshot {
+        uuid: String,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    MultiSnapshot {
+        uuids: Vec<String>,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    Snapshots {
+        #[serde(default)]
+        uuid: Option<String>,
+    },
+    SnapRemove {
+        snap: String,
+    },
+    Clone {
+        uuid: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        qos: Option<String>,
+    },
+    CloneFromSnap {
+        uuid: String,
+        snap: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        qos: Option<String>,
+    },
+    Clones {
+        #[serde(default)]
+        uuid: Option<String>,
+    },
+    IsCloneable {
+        uuid: String,
+    },
+    IsSplittable {
+        uuid: String,
+    },
+    IsSnapable {
+        #[serde(default)]
+        uuid: Option<String>,
+    },
+    SplitStart {
+        uuid: String,
+    },
+    SplitProgress {
+        handle: String,
+    },
+    IsRestorable {
+        snap: String,
+        #[serde(default)]
+        uuid: Option<String>,
+    },
+    Restore {
+        snap: String,
+        #[serde(default)]
+        uuid: Option<String>,
+    },
+    Groups {
+        #[serde(default)]
+        uuid: Option<String>,
+    },
+    GroupCreate {
+        groups: Vec<GroupSpec>,
+    },
+    GroupRemove {
+        names: Vec<String>,
+    },
+    GroupRename {
+        name: String,
+        new_name: String,
+    },
+    GroupAdd {
+        name: String,
+        entries: Vec<String>,
+    },
+    GroupRemoveEntries {
+        name: String,
+        entries: Vec<String>,
+    },
+    Present {
+        uuid: String,
+        groups: Vec<String>,
+    },
+    Unpresent {
+        uuid: String,
+        groups: Vec<String>,
+    },
+    Online {
+        uuid: String,
+    },
+    Offline {
+        uuid: String,
+    },
+    QosList {},
+    SetQos {
+        uuid: String,
+        qos: String,
+    },
+    SetChap {
+        chap: Option<ChapAccount>,
+    },
+    ExportPlan {},
+    Fsck {},
+}
+
+impl Request {
+    /// The exception kind for failures of the operation itself.
+    fn failure_kind(&self) -> ExceptionKind {
+        match self {
+            Request::Snapshot { .. } | Request::MultiSnapshot { .. } => ExceptionKind::CreateSnapFailedEx,
+            Request::Clone { .. } | Request::CloneFromSnap { .. } => ExceptionKind::CloneFailedEx,
+            Request::List { .. } | Request::Clones { .. } => ExceptionKind::ListFailedEx,
+            Request::Snapshots { .. } => ExceptionKind::ListSnapFailedEx,
+            _ => ExceptionKind::OperationFailedEx,
+        }
+    }
+}
+
+/// A whole request: the configuration and the operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The array's configuration.
+    pub config: ArrayConfig,
+    /// The operation.
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// The response to print.
+pub fn ok(value: Value) -> Value {
+    json!({ "ok": value })
+}
+
+/// The error response to print.
+pub fn error(e: &PluginException) -> Value {
+    json!({ "error": e })
+}
+
+fn to_value<T: Serialize>(v: T) -> Result<Value, Error> {
+    serde_json::to_value(v).map_err(|e| Error::Failed(format!("cannot encode the answer: {e}")))
+}
+
+/// Parses and serves one request (text), returning the response.
+pub fn handle_text(text: &str, opts: EngineOptions) -> Value {
+    let raw: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(&PluginException::value_format(
+                "request",
+                format!("the request is not JSON: {e}"),
+            ))
+        }
+    };
+    if raw.get("config").is_none() {
+        return error(&PluginException::missing_key(
+            "config",
+            "the request has no config",
+        ));
+    }
+    if raw.get("op").is_none() {
+        return error(&PluginException::missing_key("op", "the request has no op"));
+    }
+    // serde's messages can quote values: withhold them when the request carries a secret.
+    let secret = raw.get("chap").is_some_and(|c| !c.is_null());
+    let env: Envelope = match serde_json::from_value(raw) {
+        Ok(e) => e,
+        Err(e) => {
+            let detail = if secret {
+                "details withheld: the request carries a CHAP secret".to_string()
+            } else {
+                e.to_string()
+            };
+            return error(&PluginException::value_format(
+                "request",
+                format!("the request is malformed: {detail}"),
+            ));
+        }
+    };
+    handle(&env, opts)
+}
+
+/// Serves one parsed request.
+pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
+    let validate = matches!(env.request, Request::Validate { .. });
+    match serve(env, opts) {
+        Ok(v) => ok(v),
+        Err(e) => {
+            let mut ex = e.to_exception(env.request.failure_kind());
+            if validate && matches!(e, Error::InvalidArray(_) | Error::Io { .. } | Error::Db { .. }) {
+                ex = PluginException::new(ExceptionKind::InvalidStorageArrayEx, ex.message);
+            }
+            error(&ex)
+        }
+    }
+}
+
+fn serve(env: &Envelope, opts: EngineOptions) -> Result<Value, Error> {
+    let mut e = Engine::open(&env.config, opts)?;
+    let n = Value::Null;
+    Ok(match &env.request {
+        Request::Validate { chap } => to_value(e.validate(chap.as_ref())?)?,
+        Request::Info {} => to_value(e.info()?)?,
+        Request::Capabilities {} => e.capabilities()?.to_value(),
+        Request::Status { uuid } => to_value(e.status(uuid.as_deref())?)?,
+        Request::Limits { uuid } => {
+            if let Some(u) = uuid {
+                e.get(u)?;
+            }
+            to_value(e.limits())?
+        }
+        Request::List { types } => to_value(e.list(types)?)?,
+        Request::Get { uuid } => to_value(e.get(uuid)?)?,
+        Request::Create {
+            name,
+            pool,
+            size,
+            thin,
+            qos,
+        } => to_value(e.create(name, pool, *size, *thin, qos.as_deref())?)?,
+        Request::Resize { uuid, size } => to_value(e.resize(uuid, *size)?)?,
+        Request::Remove { uuid } => {
+            e.remove(uuid)?;
+            n
+        }
+        Request::Snapshot { uuid, name } => to_value(e.snapshot(uuid, name.as_deref())?)?,
+        Request::MultiSnapshot { uuids, name } => to_value(e.multi_snapshot(uuids, name.as_deref())?)?,
+        Request::Snapshots { uuid } => to_value(e.snapshots(uuid.as_deref())?)?,
+        Request::SnapRemove { snap } => {
+            e.snap_remove(snap)?;
+            n
+        }
+        Request::Clone { uuid, name, qos } => {
+            to_value(e.clone_element(uuid, name.as_deref(), qos.as_deref())?)?
+        }
+        Request::CloneFromSnap {
+            uuid,
+            snap,
+            name,
+            qos,
+        } => to_value(e.clone_from_snap(uuid, snap, name.as_deref(), qos.as_deref())?)?,
+        Request::Clones { uuid } => to_value(e.clones(uuid.as_deref())?)?,
+        Request::IsCloneable { uuid } => Value::Bool(e.is_cloneable(uuid)?),
+        Request::IsSplittable { uuid } => Value::Bool(e.is_splittable(uuid)?),
+        Request::IsSnapable { uuid } => Value::Bool(e.is_snapable(uuid.as_deref())?),
+        Request::SplitStart { uuid } => to_value(e.split_start(uuid)?)?,
+        Request::SplitProgress { handle } => to_value(e.split_progress(handle)?)?,
+        Request::IsRestorable { snap, uuid } => Value::Bool(e.is_restorable(snap, uuid.as_deref())?),
+        Request::Restore { snap, uuid } => {
+            e.restore(snap, uuid.as_deref())?;
+            n
+        }
+        Request::Groups { uuid } => to_value(e.groups(uuid.as_deref())?)?,
+        Request::GroupCreate { groups } => to_value(e.create_groups(groups)?)?,
+        Request::GroupRemove { names } => to_value(e.remove_groups(names)?)?,
+        Request::GroupRename { name, new_name } => to_value(e.rename_group(name, new_name)?)?,
+        Request::GroupAdd { name, entries } => to_value(e.add_to_group(name, entries)?)?,
+        Request::GroupRemoveEntries { name, entries } => to_value(e.remove_from_group(name, entries)?)?,
+        Request::Present { uuid, groups } => to_value(e.present(uuid, groups)?)?,
+        Request::Unpresent { uuid, groups } => to_value(e.unpresent(uuid, groups)?)?,
+        Request::Online { uuid } => {
+            e.set_online(uuid, true)?;
+            n
+        }
+        Request::Offline { uuid } => {
+            e.set_online(uuid, false)?;
+            n
+        }
+        Request::QosList {} => to_value(e.qos_list()?)?,
+        Request::SetQos { uuid, qos } => {
+            e.set_qos(uuid, qos)?;
+            n
+        }
+        Request::SetChap { chap } => {
+            e.set_chap(chap.as_ref())?;
+            n
+        }
+        Request::ExportPlan {} => to_value(e.export_plan()?)?,
+        Request::Fsck {} => to_value(e.check_consistency()?)?,
+    })
+}

@@ -1,0 +1,202 @@
+//! The `spindle-array` program: one JSON request in, one JSON response out.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[test]
+fn requests_round_trip_through_the_program() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let cfg = config(&fs.pool("p0"));
+    let info = ok(
+        &cfg,
+        json!({"op": "validate", "chap": {"username": "u1", "secret": "secret-secret-1"}}),
+    );
+    assert_eq!(info["pools"][0]["reflink"], true);
+    assert_eq!(info["chap_user"], "u1");
+    assert!(!info.to_string().contains("secret-secret-1"));
+    let caps = ok(&cfg, json!({"op": "capabilities"}));
+    assert_eq!(caps.as_object().unwrap().len(), 16);
+    assert_eq!(caps["clone"], "ONLINE");
+    assert_eq!(caps["splitclone"], "OFFLINE");
+    assert_eq!(caps["splitclone_while_open"], "NO");
+    assert_eq!(caps["max_access_entries"], 256);
+    let lun = ok(
+        &cfg,
+        json!({"op": "create", "name": "vm1", "pool": "p0", "size": 8 << 20}),
+    );
+    let uuid = lun["uuid"].as_str().unwrap().to_string();
+    assert_eq!(lun["se_type"], "LUNType");
+    assert!(lun["page83_id"].as_str().unwrap().starts_with("36"));
+    let path = std::path::PathBuf::from(lun["path"].as_str().unwrap());
+    fill(&path, 0, 1 << 20, 7);
+    let snap = ok(&cfg, json!({"op": "snapshot", "uuid": uuid, "name": "vm1-s"}));
+    let clone = ok(
+        &cfg,
+        json!({"op": "clone-from-snap", "uuid": uuid, "snap": snap["uuid"], "name": "vm1-c"}),
+    );
+    assert_eq!(clone["se_type"], "SnapCloneType");
+    let listed = ok(&cfg, json!({"op": "list"}));
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let only_luns = ok(&cfg, json!({"op": "list", "types": ["LUNType"]}));
+    assert_eq!(only_luns.as_array().unwrap().len(), 1);
+    assert_eq!(
+        ok(&cfg, json!({"op": "snapshots", "uuid": uuid}))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        ok(
+            &cfg,
+            json!({"op": "is-restorable", "snap": snap["uuid"], "uuid": uuid})
+        ),
+        true
+    );
+    // Split through the program, polling progress.
+    let st = ok(&cfg, json!({"op": "split-start", "uuid": clone["uuid"]}));
+    assert_eq!(st["progress"], 0);
+    let start = Instant::now();
+    loop {
+        let p = ok(&cfg, json!({"op": "split-progress", "handle": st["handle"]}));
+        if p["progress"].is_null() {
+            assert_eq!(p["element"]["se_type"], "LUNType");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!has_shared_extents(std::path::Path::new(
+        clone["path"].as_str().unwrap()
+    )));
+    ok(&cfg, json!({"op": "restore", "snap": snap["uuid"], "uuid": uuid}));
+    ok(
+        &cfg,
+        json!({"op": "group-create", "groups": [{"name": "hosts", "entries": ["iqn.1994-05.com.redhat:abc"]}]}),
+    );
+    let pres = ok(&cfg, json!({"op": "present", "uuid": uuid, "groups": ["hosts"]}));
+    assert_eq!(pres["groups"], json!(["hosts"]));
+    let plan = ok(&cfg, json!({"op": "export-plan"}));
+    assert_eq!(plan["targets"][0]["luns"][0]["scsi_id"], lun["scsi_id"]);
+    assert_eq!(
+        plan["targets"][0]["initiators"],
+        json!(["iqn.1994-05.com.redhat:abc"])
+    );
+    assert!(!plan.to_string().contains("secret-secret-1"));
+    assert_eq!(ok(&cfg, json!({"op": "qos-list"})).as_array().unwrap().len(), 2);
+    ok(&cfg, json!({"op": "set-qos", "uuid": uuid, "qos": "writeback"}));
+    ok(&cfg, json!({"op": "offline", "uuid": uuid}));
+    assert_eq!(ok(&cfg, json!({"op": "status", "uuid": uuid})), "OFFLINE");
+    assert_eq!(ok(&cfg, json!({"op": "limits"}))["luns_per_target"], 255);
+    let e = err(&cfg, json!({"op": "remove", "uuid": uuid}));
+    assert_eq!(e["exception"], "StorageElementBusyEx");
+    assert_eq!(ok(&cfg, json!({"op": "fsck"})), json!([]));
+}
+
+#[test]
+fn errors_use_the_guides_exceptions() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let pool = fs.pool("p0");
+    let cfg = config(&pool);
+    ok(&cfg, json!({"op": "validate"}));
+    let e = err(
+        &cfg,
+        json!({"op": "create", "name": "a/b", "pool": "p0", "size": 1}),
+    );
+    assert_eq!(e["exception"], "ValueFormatEx");
+    assert_eq!(e["key"], "name");
+    assert!(e["message"].as_str().unwrap().contains("a/b"));
+    let e = err(
+        &cfg,
+        json!({"op": "create", "name": "a", "pool": "p0", "size": 0}),
+    );
+    assert_eq!(e["key"], "size");
+    let e = err(&cfg, json!({"op": "nosuch"}));
+    assert_eq!(e["exception"], "ValueFormatEx");
+    let e = err(
+        &cfg,
+        json!({"op": "set-chap", "chap": {"username": "u", "secret": "tiny"}}),
+    );
+    assert!(!e.to_string().contains("tiny"));
+    let e = err(&cfg, json!({"op": "set-chap", "chap": "leaky-secret-text"}));
+    assert!(!e.to_string().contains("leaky"), "{e}");
+    // Malformed JSON and a bad config.
+    let (_, v) = {
+        use std::io::Write;
+        let mut c = std::process::Command::new(exe())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(b"{not json").unwrap();
+        let out = c.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        )
+    };
+    assert_eq!(v["error"]["key"], "request");
+    let mut bad = cfg.clone();
+    bad.pools[0].path = pool.join("missing");
+    let (_, v) = request(&bad, json!({"op": "validate"}), &[]);
+    assert_eq!(v["error"]["exception"], "InvalidStorageArrayEx");
+    let (_, v) = request(&bad, json!({"op": "list"}), &[]);
+    assert_eq!(v["error"]["exception"], "ValueFormatEx");
+    assert_eq!(v["error"]["key"], "config");
+    let mut moved = cfg.clone();
+    moved.pools[0].name = "other".into();
+    let (_, v) = request(&moved, json!({"op": "validate"}), &[]);
+    assert_eq!(v["error"]["exception"], "InvalidStorageArrayEx");
+}
+
+#[test]
+fn a_split_written_to_during_the_copy_is_abandoned_without_loss() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let mut cfg = config(&fs.pool("p0"));
+    cfg.split_rate_mib = Some(16);
+    let lun = ok(
+        &cfg,
+        json!({"op": "create", "name": "base", "pool": "p0", "size": 64 << 20}),
+    );
+    let lp = std::path::PathBuf::from(lun["path"].as_str().unwrap());
+    fill(&lp, 0, 32 << 20, 3);
+    let clone = ok(&cfg, json!({"op": "clone", "uuid": lun["uuid"], "name": "c"}));
+    let cp = std::path::PathBuf::from(clone["path"].as_str().unwrap());
+    let st = ok(&cfg, json!({"op": "split-start", "uuid": clone["uuid"]}));
+    std::thread::sleep(Duration::from_millis(300));
+    // Something writes to the clone behind the array's back.
+    fill(&cp, 8 << 20, 4096, 0x55);
+    let start = Instant::now();
+    let failure = loop {
+        let (_, v) = request(&cfg, json!({"op": "split-progress", "handle": st["handle"]}), &[]);
+        if let Some(e) = v.get("error") {
+            break e.clone();
+        }
+        assert!(!v["ok"]["progress"].is_null(), "the split finished over a write");
+        assert!(start.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(failure["exception"], "OperationFailedEx");
+    assert!(
+        failure["message"].as_str().unwrap().contains("changed"),
+        "{failure}"
+    );
+    assert_eq!(read(&cp, 8 << 20, 4096), vec![0x55; 4096], "the write survived");
+    let c = ok(&cfg, json!({"op": "get", "uuid": clone["uuid"]}));
+    assert_eq!(c["se_type"], "SnapCloneType");
+    assert_eq!(c["state"], "ONLINE");
+    assert_eq!(ok(&cfg, json!({"op": "fsck"})), json!([]));
+}

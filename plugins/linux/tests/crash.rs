@@ -1,0 +1,234 @@
+//! Crash safety: for every operation and every step name, run `spindle-array` with
+//! `SPINDLE_ARRAY_CRASH_AT=<step>` (it aborts there), then run another request and check
+//! that recovery left the array consistent: no pending intents, no orphan files, every listed
+//! element has its file at the right size, nothing that existed before is lost, and the
+//! operation either happened completely or not at all.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use spindle_plugin_linux::config::ArrayConfig;
+use spindle_plugin_linux::crash::{CRASH_ENV, STEPS};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+fn all_uuids(cfg: &ArrayConfig) -> BTreeSet<String> {
+    let mut s: BTreeSet<String> = ok(cfg, json!({"op": "list"}))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["uuid"].as_str().unwrap().to_string())
+        .collect();
+    s.extend(
+        ok(cfg, json!({"op": "snapshots"}))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["uuid"].as_str().unwrap().to_string()),
+    );
+    s
+}
+
+fn steps(op: &str) -> &'static [&'static str] {
+    STEPS.iter().find(|(o, _)| *o == op).unwrap().1
+}
+
+/// Sets up what `op` needs (fresh elements per run) and returns the request to crash.
+fn setup(cfg: &ArrayConfig, op: &str, n: usize) -> Value {
+    let lun = ok(
+        cfg,
+        json!({"op": "create", "name": format!("{op}-{n}"), "pool": "p0", "size": 4 << 20}),
+    );
+    fill(std::path::Path::new(lun["path"].as_str().unwrap()), 0, 1 << 20, 9);
+    let u = lun["uuid"].clone();
+    match op {
+        "create" => {
+            json!({"op": "create", "name": format!("{op}-{n}-new"), "pool": "p0", "size": 3 << 20, "thin": false})
+        }
+        "resize" => json!({"op": "resize", "uuid": u, "size": 12 << 20}),
+        "remove" => json!({"op": "remove", "uuid": u}),
+        "snapshot" => json!({"op": "snapshot", "uuid": u}),
+        "multisnap" => {
+            let b = ok(
+                cfg,
+                json!({"op": "create", "name": format!("{op}-{n}-b"), "pool": "p0", "size": 2 << 20}),
+            );
+            json!({"op": "multi-snapshot", "uuids": [u, b["uuid"]]})
+        }
+        "snapremove" => {
+            let s = ok(cfg, json!({"op": "snapshot", "uuid": u}));
+            json!({"op": "snap-remove", "snap": s["uuid"]})
+        }
+        "clone" => json!({"op": "clone", "uuid": u}),
+        "snapclone" => {
+            let s = ok(cfg, json!({"op": "snapshot", "uuid": u}));
+            json!({"op": "clone-from-snap", "uuid": u, "snap": s["uuid"]})
+        }
+        "restore" => {
+            let s = ok(cfg, json!({"op": "snapshot", "uuid": u}));
+            fill(
+                std::path::Path::new(lun["path"].as_str().unwrap()),
+                0,
+                1 << 20,
+                10,
+            );
+            json!({"op": "restore", "snap": s["uuid"], "uuid": u})
+        }
+        "split" => {
+            let c = ok(cfg, json!({"op": "clone", "uuid": u}));
+            json!({"op": "split-start", "uuid": c["uuid"]})
+        }
+        other => panic!("no setup for {other}"),
+    }
+}
+
+fn check_after(cfg: &ArrayConfig, step: &str, before: &BTreeSet<String>, req: &Value, out: &Value) {
+    // A split's worker may still run (or have crashed): wait until it is settled.
+    if let Some(h) = out["ok"]["handle"].as_str() {
+        let start = Instant::now();
+        loop {
+            let (_, v) = request(cfg, json!({"op": "split-progress", "handle": h}), &[]);
+            if v.get("error").is_some() || v["ok"]["progress"].is_null() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{step}: split never settled"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // After `split.spawned` the request is gone but its worker runs on: wait for it.
+    let start = Instant::now();
+    let problems = loop {
+        let p = ok(cfg, json!({"op": "fsck"}));
+        let waiting = p
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x.as_str().unwrap_or("").contains("(split,"));
+        if !waiting || start.elapsed() > Duration::from_secs(60) {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(problems, json!([]), "{step}: inconsistent after recovery");
+    let after = all_uuids(cfg);
+    let lost: Vec<_> = before.difference(&after).collect();
+    match req["op"].as_str().unwrap() {
+        "remove" | "snap-remove" => {
+            let target = req["uuid"].as_str().or(req["snap"].as_str()).unwrap();
+            assert!(lost.iter().all(|u| *u == target), "{step}: lost {lost:?}");
+        }
+        _ => assert!(lost.is_empty(), "{step}: lost {lost:?}"),
+    }
+    let new: Vec<_> = after.difference(before).collect();
+    assert!(new.len() <= 1, "{step}: {new:?}");
+    // Before `prepared` the operation is rolled back; from `prepared` on, rolled forward.
+    let forward = [".prepared", ".renamed", ".applied", "split.spawned"]
+        .iter()
+        .any(|s| step.ends_with(s));
+    match req["op"].as_str().unwrap() {
+        "create" | "snapshot" | "multi-snapshot" | "clone" | "clone-from-snap" => {
+            assert_eq!(new.len(), usize::from(forward), "{step}: new elements {new:?}")
+        }
+        "remove" | "snap-remove" => assert_eq!(lost.len(), usize::from(forward), "{step}"),
+        "split-start" => {
+            let e = ok(cfg, json!({"op": "get", "uuid": req["uuid"]}));
+            let want = if forward { "LUNType" } else { "SnapCloneType" };
+            assert_eq!(e["se_type"], want, "{step}");
+        }
+        "resize" => {
+            let e = ok(cfg, json!({"op": "get", "uuid": req["uuid"]}));
+            assert_eq!(e["size"], if forward { 12 << 20 } else { 4 << 20 }, "{step}");
+        }
+        "restore" => {
+            let e = ok(cfg, json!({"op": "get", "uuid": req["uuid"]}));
+            let byte = read(std::path::Path::new(e["path"].as_str().unwrap()), 0, 1)[0];
+            assert_eq!(byte, if forward { 9 } else { 10 }, "{step}");
+        }
+        _ => {}
+    }
+    if req["op"] == "resize" {
+        let e = ok(cfg, json!({"op": "get", "uuid": req["uuid"]}));
+        assert!(e["size"] == 4 << 20 || e["size"] == 12 << 20, "{step}: {e}");
+    }
+}
+
+fn crash_all(cfg: &ArrayConfig, ops: &[&str]) {
+    let mut n = 0;
+    for op in ops {
+        for step in steps(op) {
+            n += 1;
+            let req = setup(cfg, op, n);
+            let before = all_uuids(cfg);
+            let (success, out) = request(cfg, req.clone(), &[(CRASH_ENV, step)]);
+            // Request-side steps abort the program; worker-side split steps abort the worker.
+            let worker_side = matches!(*step, "split.copied" | "split.prepared" | "split.renamed");
+            assert_eq!(
+                success, worker_side,
+                "{step}: the program did not stop at the step ({out})"
+            );
+            check_after(cfg, step, &before, &req, &out);
+        }
+    }
+}
+
+#[test]
+fn every_step_of_every_operation_recovers_on_xfs() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let cfg = config(&fs.pool("p0"));
+    crash_all(
+        &cfg,
+        &[
+            "create",
+            "resize",
+            "remove",
+            "snapshot",
+            "snapremove",
+            "clone",
+            "snapclone",
+            "restore",
+            "split",
+        ],
+    );
+}
+
+#[test]
+fn every_step_of_multi_snapshot_recovers_on_btrfs() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Btrfs, 512);
+    let cfg = config(&fs.pool("p0"));
+    crash_all(&cfg, &["multisnap"]);
+}
+
+#[test]
+fn orphans_are_removed_and_foreign_files_kept() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let pool = fs.pool("p0");
+    let cfg = config(&pool);
+    ok(
+        &cfg,
+        json!({"op": "create", "name": "keep", "pool": "p0", "size": 1 << 20}),
+    );
+    let orphan = pool.join("0e0f6a2c-1d3b-4d59-9a53-2f0c1b7e8d90.img");
+    let partial = pool.join(".0e0f6a2c-1d3b-4d59-9a53-2f0c1b7e8d91.partial");
+    let foreign = pool.join("notes.txt");
+    let foreign_img = pool.join("disk.img");
+    for p in [&orphan, &partial, &foreign, &foreign_img] {
+        std::fs::write(p, b"x").unwrap();
+    }
+    assert_eq!(ok(&cfg, json!({"op": "fsck"})), json!([]));
+    assert!(!orphan.exists() && !partial.exists());
+    assert!(foreign.exists() && foreign_img.exists());
+}

@@ -1,0 +1,1 @@
+"""Deliberately broken storage plug-ins for spindle's conformance kit (and one correct one)."""

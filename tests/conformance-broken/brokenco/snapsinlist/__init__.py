@@ -1,0 +1,3 @@
+"""BrokenCo: list returns snapshots too, labelled LUNType."""
+
+osc_isa_plugins = ["brokenco.snapsinlist.Array.Array"]

@@ -67,6 +67,45 @@ enum Command {
     /// Plug-ins: list, inspect and call them.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Check a plug-in against the guides, method by method, on a real array.
+    Conformance(ConformanceArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConformanceArgs {
+    /// CLASS or CLASS@VERSION.
+    plugin: String,
+    /// The ss_record of the array to test (JSON file).
+    #[arg(long, value_name = "FILE")]
+    ss_record: PathBuf,
+    /// The pool (vol_group) to create elements in.
+    #[arg(long, value_name = "NAME")]
+    vol_group: Option<String>,
+    /// The initiator IQN the data-path checks log in as (with --portal).
+    #[arg(long, value_name = "IQN", requires = "portal")]
+    initiator: Option<String>,
+    /// The array's iSCSI portal HOST:PORT (with --initiator).
+    #[arg(long, value_name = "HOST:PORT", requires = "initiator")]
+    portal: Option<String>,
+    /// Only the checks whose id matches (comma-separated globs or substrings).
+    #[arg(long, value_name = "PATTERN")]
+    only: Option<String>,
+    /// Prefix of every object the kit creates (default: conf-<random>-).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    report: ReportFormat,
+    /// Seconds between getAsyncProgress polls.
+    #[arg(long, default_value_t = 0.2)]
+    poll_interval: f64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+    Junit,
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +202,7 @@ fn read_params(raw: &str) -> Result<Map<String, Value>, (u8, String)> {
 async fn run(cli: Cli) -> Result<u8, (u8, String)> {
     let p = Printer::new(cli.global.output);
     match cli.command {
+        Command::Conformance(a) => conformance(&cli.global, a).await,
         Command::Plugin(PluginCommand::List) => {
             let m = manager(
                 &cli.global,
@@ -257,6 +297,37 @@ async fn run(cli: Cli) -> Result<u8, (u8, String)> {
             }
         }
     }
+}
+
+async fn conformance(g: &Global, a: ConformanceArgs) -> Result<u8, (u8, String)> {
+    use spindle_conformance::{load_ss_record, DataPathOptions, IscsiDataPath, Options};
+    let bad = |e: spindle_conformance::ConformanceError| (exit::USAGE, e.to_string());
+    let ss = load_ss_record(&a.ss_record).map_err(bad)?;
+    let mut opts = Options::new(ss.clone());
+    opts.vol_group = a.vol_group;
+    opts.only = a.only;
+    if let Some(p) = a.prefix {
+        opts.prefix = p;
+    }
+    if let (Some(iqn), Some(portal)) = (&a.initiator, &a.portal) {
+        let driver = Arc::new(IscsiDataPath::from_ss_record(&ss));
+        opts.data_path = Some(
+            DataPathOptions::new(iqn, portal)
+                .map_err(bad)?
+                .with_driver(driver),
+        );
+    }
+    opts.check().map_err(bad)?;
+    let poll = Duration::from_secs_f64(a.poll_interval.clamp(0.01, 60.0));
+    let m = manager(g, Mode::Strict, Duration::from_secs(300), poll).await?;
+    let entry = m.resolve(&a.plugin).map_err(|e| (exit::SPINDLE, e.to_string()))?;
+    let report = spindle_conformance::run(&m, entry, &opts).await;
+    match a.report {
+        ReportFormat::Text => print!("{}", report.to_text()),
+        ReportFormat::Json => println!("{}", report.to_json()),
+        ReportFormat::Junit => print!("{}", report.to_junit()),
+    }
+    Ok(if report.failed() { exit::CONTRACT } else { 0 })
 }
 
 fn main() -> ExitCode {

@@ -453,3 +453,50 @@ fn broken_python_modules_are_each_explained() {
         .collect();
     assert!(ids.contains(&"faulty.mixedversions.First.First"), "{ids:?}");
 }
+
+#[test]
+fn conformance_kit_passes_the_simulator_and_reports_in_three_formats() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ss_file = dir.path().join("ss.json");
+    let state = dir.path().join("state");
+    let ss = json!({
+        "name": "kit", "uuid": "ss-kit-1", "storage_type": "iSCSIStorage",
+        "admin_host": "localhost", "admin_user": "admin", "admin_passwd": "kit-secret",
+        "extra_info": format!("state_dir={};split_ms_per_gib=50", state.display()),
+    });
+    std::fs::write(&ss_file, ss.to_string()).expect("write");
+    let f = ss_file.display().to_string();
+    let base = [
+        "conformance",
+        "spindle.sim.SimArray",
+        "--ss-record",
+        f.as_str(),
+        "--poll-interval",
+        "0.02",
+    ];
+    let out = env.spindle(&base);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.ends_with("skipped") && last.contains(" 0 failed"), "{last}");
+    assert!(!text.contains("kit-secret"));
+
+    let mut json_args = base.to_vec();
+    json_args.extend(["--report", "json", "--only", "create.*"]);
+    let v = stdout_json(&env.spindle(&json_args));
+    assert!(v.to_string().contains("create.page83_id"), "{v}");
+
+    let mut junit = base.to_vec();
+    junit.extend(["--report", "junit", "--only", "declarations.*"]);
+    let xml = String::from_utf8_lossy(&env.spindle(&junit).stdout).into_owned();
+    assert!(
+        xml.starts_with("<?xml") && xml.contains("<testsuite") && xml.contains("declarations.plugin_version"),
+        "{xml}"
+    );
+}

@@ -19,6 +19,15 @@ CAPACITY = 1 << 40  # 1 TiB
 POOL = "pool0"
 
 
+def _check_name(name, key):
+    """An element or group name: printable, no path separators, at most 64 characters."""
+    if not isinstance(name, str) or not name or len(name) > 64 or "/" in name or ".." in name \
+            or any(ord(c) < 32 or c in "\\$`;|&<>\"'*?" for c in name):
+        raise ValueFormatEx("%s %r is not a usable name (1-64 printable characters, "
+                            "no '/', '..' or shell metacharacters)" % (key, name), key)
+    return name
+
+
 def _options(ss_record):
     """extra_info holds key=value pairs separated by spaces or semicolons."""
     options = {}
@@ -85,6 +94,9 @@ class _Array(object):
         return self.state["groups"][name]
 
     def new_element(self, se_type, name, size, parent=None):
+        _check_name(name, "name")
+        if any(e["name"] == name for e in self.state["elements"].values()):
+            raise InvalidValueEx("the array has an element called %r already" % name)
         el_id = str(self.state["next_id"])
         self.state["next_id"] += 1
         raw = "6" + uuid.uuid4().hex[1:]  # an NAA-6 identifier
@@ -205,7 +217,9 @@ class MinimalArray(IStorageArrayPlugin):
         result = list(ss_record.get("access_grps") or [])
         with _Array(ss_record, write=True) as array:
             for grp in access_grps:
-                name = grp["grp_name"]
+                if not grp.get("grp_name"):
+                    raise MissingKeyEx("an access group needs a name", "grp_name")
+                name = _check_name(grp["grp_name"], "grp_name")
                 if name in array.state["groups"]:
                     raise InvalidValueEx("access group %r exists already" % name)
                 array.state["groups"][name] = {"entries": list(grp.get("grp_entries") or [])}
@@ -288,8 +302,13 @@ class MinimalArray(IStorageArrayPlugin):
     @staticmethod
     def create(ss_record, se_record, thin_provision=True, qos=None):
         size = se_record.get("size")
+        if size is None:
+            raise MissingKeyEx("create needs the size of the new volume in bytes", "size")
         if not isinstance(size, int) or size <= 0:
-            raise InvalidValueEx("size must be a positive number of bytes, not %r" % (size,))
+            raise ValueFormatEx("size must be a positive number of bytes, not %r" % (size,), "size")
+        pool = se_record.get("vol_group_name")
+        if pool and pool != POOL:
+            raise InvalidValueEx("the array has no volume group %r (it has %s)" % (pool, POOL))
         with _Array(ss_record, write=True) as array:
             if array.used() + size > CAPACITY:
                 raise OperationFailedEx("not enough space: %d bytes free, %d asked for"
@@ -317,6 +336,9 @@ class MinimalArray(IStorageArrayPlugin):
 
     @staticmethod
     def resize(ss_record, se_record, new_size):
+        if not isinstance(new_size, int) or new_size <= 0:
+            raise ValueFormatEx("new_size must be a positive number of bytes, not %r"
+                                % (new_size,), "new_size")
         with _Array(ss_record, write=True) as array:
             el = array.element(se_record)
             if array.used() - el["size"] + new_size > CAPACITY:

@@ -184,6 +184,10 @@ def _group(state, name):
 
 
 def _new_element(state, se_type, name, size, pool, qos, parent=None):
+    if not isinstance(name, str) or not name or len(name) > 64 or "/" in name or ".." in name \
+            or any(ord(c) < 32 or c in "\\$`;|&<>\"'*?" for c in name):
+        raise ValueFormatEx("name %r is not a usable element name (1-64 printable characters, "
+                            "no '/', '..' or shell metacharacters)" % (name,), "name")
     if any(el["name"] == name for el in state["elements"].values()):
         raise InvalidValueEx("the array has an element called %r already" % name)
     el_id = "%04d" % state["next_id"]

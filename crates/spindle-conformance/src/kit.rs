@@ -1,0 +1,616 @@
+//! The kit's working state: every call goes through the manager and is logged, verdicts
+//! accumulate per check, and every object created is tracked until it is removed.
+
+use crate::catalogue::CheckInfo;
+use crate::options::Options;
+use serde_json::{json, Map, Value};
+use spindle_api::{
+    make_mp_page83_from_raw_page83, Abilities, ExceptionKind, Method, PluginException, StorageType,
+};
+use spindle_manager::{CallError, CallOptions, Manager, PluginEntry, ProgressEvent, Rule, Violation};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use tokio::sync::mpsc;
+
+/// 1 MiB.
+pub(crate) const MIB: i64 = 1 << 20;
+
+/// Why a call did not return a value, as the kit reports it.
+#[derive(Debug, Clone)]
+pub(crate) enum Failure {
+    /// Refused with one of the guides' exceptions, by the manager (before the plug-in ran) or
+    /// by the plug-in.
+    Refused {
+        /// True when the manager refused it.
+        by_manager: bool,
+        /// The exception.
+        exc: PluginException,
+    },
+    /// The plug-in broke the contract; charged to check `check`.
+    Contract {
+        /// The check the breach is reported under.
+        check: String,
+        /// What the manager said.
+        text: String,
+    },
+    /// The call could not complete (crash, deadline, unstartable plug-in).
+    Failed(PluginException),
+}
+
+impl Failure {
+    /// The exception kind of a refusal.
+    pub(crate) fn kind(&self) -> Option<ExceptionKind> {
+        match self {
+            Failure::Refused { exc, .. } => Some(exc.kind),
+            _ => None,
+        }
+    }
+
+    /// The key a MissingKeyEx / ValueFormatEx named.
+    pub(crate) fn key(&self) -> Option<&str> {
+        match self {
+            Failure::Refused { exc, .. } => exc.key.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Which layer refused, and with what.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Failure::Refused {
+                by_manager: true,
+                exc,
+            } => format!("refused by the manager with {exc}"),
+            Failure::Refused {
+                by_manager: false,
+                exc,
+            } => format!("the plug-in raised {exc}"),
+            Failure::Contract { text, .. } => format!("the call broke the contract: {text}"),
+            Failure::Failed(e) => format!("the call could not complete: {}", e.message),
+        }
+    }
+
+    /// "the manager" or "the plug-in".
+    pub(crate) fn layer(&self) -> &'static str {
+        match self {
+            Failure::Refused { by_manager: true, .. } => "the manager",
+            _ => "the plug-in",
+        }
+    }
+}
+
+/// What a call returned.
+pub(crate) type CallResult = Result<Value, Failure>;
+
+/// Verdicts gathered for one check.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Acc {
+    pub pass: Vec<String>,
+    pub fail: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+/// One call of the run, for the checks the manager enforces.
+#[derive(Debug, Clone)]
+pub(crate) struct Logged {
+    /// The method the kit called.
+    pub method: Method,
+    /// It returned a value.
+    pub ok: bool,
+    /// The manager refused it before the plug-in ran.
+    pub rejected: bool,
+    /// getAsyncProgress polls it took.
+    pub async_polls: u32,
+    /// Breaches, each with the method it was found in (a validate or getAsyncProgress the
+    /// manager made on the way counts for those methods).
+    pub violations: Vec<(Method, Violation)>,
+}
+
+/// What an object the kit created is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A LUN.
+    Lun,
+    /// A snapshot.
+    Snap,
+    /// A clone (of an element or of a snapshot).
+    Clone,
+}
+
+impl Kind {
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            Kind::Lun => "LUN",
+            Kind::Snap => "snapshot",
+            Kind::Clone => "clone",
+        }
+    }
+}
+
+/// An element the kit created.
+#[derive(Debug, Clone)]
+pub(crate) struct Obj {
+    /// What the kit calls it in messages (`L1`, `S1`, ...).
+    pub role: String,
+    /// Its kind.
+    pub kind: Kind,
+    /// Its latest record.
+    pub rec: Value,
+    /// The groups the kit believes it is presented to.
+    pub presented: BTreeSet<String>,
+    /// Removed.
+    pub gone: bool,
+}
+
+/// Index of an [`Obj`].
+pub(crate) type ObjId = usize;
+
+/// A run of the kit.
+pub(crate) struct Kit<'a> {
+    pub manager: &'a Manager,
+    pub plugin: &'a PluginEntry,
+    pub opts: &'a Options,
+    /// The storage-server record as the run keeps it (access_grps follows the access-group
+    /// calls' return values, as a manager keeps it).
+    pub ss: Value,
+    pub ss_uuid: String,
+    pub storage_type: Option<StorageType>,
+    /// What the array can do now (getCapabilities), or what the class declares.
+    pub caps: Abilities,
+    pub results: HashMap<String, Acc>,
+    pub known: HashSet<String>,
+    pub log: Vec<Logged>,
+    pub objs: Vec<Obj>,
+    /// Access groups the kit created that exist.
+    pub groups: Vec<String>,
+    /// Names the array may hold because a refusal the kit expected did not come.
+    pub stray_groups: Vec<String>,
+    /// 6 hex digits of this run, for access-group entries.
+    pub run_hex: String,
+    pub entries_made: u32,
+    /// Names of the array's volume groups, if getInfo told them.
+    pub vol_groups: Option<Vec<String>>,
+    /// The array's QoS values.
+    pub qos_values: Option<Vec<String>>,
+    pub leftovers: Vec<String>,
+    /// The reason given to checks nothing judged (set when the run stops early).
+    pub fallback: Option<String>,
+    /// The LUN the data path found L1 as.
+    pub dp_lun: Option<crate::datapath::LunRef>,
+}
+
+fn text<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// True if two records designate the same element: the first identifying key both carry
+/// (uuid, page83_id, id, name) is equal.
+pub(crate) fn same(a: &Value, b: &Value) -> bool {
+    for key in ["uuid", "page83_id", "id", "name"] {
+        if let (Some(x), Some(y)) = (text(a, key), text(b, key)) {
+            return x.eq_ignore_ascii_case(y);
+        }
+    }
+    false
+}
+
+/// The record's name, for messages.
+pub(crate) fn name_of(v: &Value) -> String {
+    text(v, "name").map_or_else(|| "(unnamed)".to_string(), str::to_string)
+}
+
+/// A value quoted for a message, cut short.
+pub(crate) fn brief(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 160 {
+        let cut: String = s.chars().take(157).collect();
+        format!("{cut}...")
+    } else {
+        s
+    }
+}
+
+/// The group names in a list of access_grp dicts.
+pub(crate) fn group_names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| text(g, "grp_name").map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The entries of group `name` in a list of access_grp dicts (lower case).
+pub(crate) fn group_entries(list: &Value, name: &str) -> Option<BTreeSet<String>> {
+    list.as_array()?
+        .iter()
+        .find(|g| text(g, "grp_name") == Some(name))
+        .map(entries_of)
+}
+
+/// The entries of one access_grp dict (lower case).
+pub(crate) fn entries_of(group: &Value) -> BTreeSet<String> {
+    group
+        .get("grp_entries")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An element record's access_grp_names.
+pub(crate) fn presented_names(rec: &Value) -> Option<BTreeSet<String>> {
+    rec.get("access_grp_names")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+}
+
+/// Whether `id` is in the form multipath uses (what makeMPPage83FromRawPage83 produces).
+pub(crate) fn page83_form(id: &str) -> Result<(), String> {
+    if let Some(rest) = id.strip_prefix(['1', '8']) {
+        if !rest.is_empty()
+            && rest.chars().all(|c| c.is_ascii_graphic())
+            && !rest.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Ok(());
+        }
+    }
+    match make_mp_page83_from_raw_page83(id) {
+        Ok(f) if f == id.to_ascii_lowercase() => Ok(()),
+        Ok(f) => Err(format!(
+            "page83_id {id:?} is a raw id, not the multipath form ({f:?}); format it with makeMPPage83FromRawPage83"
+        )),
+        Err(e) => Err(format!("page83_id {id:?} is not in the multipath form: {e}")),
+    }
+}
+
+/// Where the manager's breach of `rule` in `method` is reported.
+pub(crate) fn contract_check(method: Method, rule: Rule) -> String {
+    let m = method.name();
+    match rule {
+        Rule::UpdateRules => format!("{m}.update_rules"),
+        Rule::Page83Required => format!("{m}.page83_id"),
+        Rule::Capabilities => "getCapabilities.legal".to_string(),
+        Rule::SnapshotInList => "list.never_snapshots".to_string(),
+        Rule::AsyncWhenSync if method.spec().ability.is_some() => format!("{m}.sync"),
+        Rule::ValidateOnlyException
+        | Rule::UnknownException
+        | Rule::BaseException
+        | Rule::ExceptionWithoutKey => format!("{m}.exceptions"),
+        _ => format!("{m}.returns"),
+    }
+}
+
+impl<'a> Kit<'a> {
+    pub(crate) fn new(
+        manager: &'a Manager,
+        plugin: &'a PluginEntry,
+        opts: &'a Options,
+        catalogue: &[CheckInfo],
+    ) -> Self {
+        let ss = opts.ss_record.clone();
+        let ss_uuid = text(&ss, "uuid").unwrap_or_default().to_string();
+        let storage_type = text(&ss, "storage_type").and_then(StorageType::parse);
+        let run_hex = uuid::Uuid::new_v4().simple().to_string()[..6].to_string();
+        Kit {
+            manager,
+            plugin,
+            opts,
+            ss,
+            ss_uuid,
+            storage_type,
+            caps: plugin.metadata.plugin_ability.clone(),
+            results: HashMap::new(),
+            known: catalogue.iter().map(|c| c.id.clone()).collect(),
+            log: Vec::new(),
+            objs: Vec::new(),
+            groups: Vec::new(),
+            stray_groups: Vec::new(),
+            run_hex,
+            entries_made: 0,
+            vol_groups: None,
+            qos_values: None,
+            leftovers: Vec::new(),
+            fallback: None,
+            dp_lun: None,
+        }
+    }
+
+    // ---- verdicts -------------------------------------------------------------------------
+
+    fn acc(&mut self, id: &str) -> &mut Acc {
+        debug_assert!(self.known.contains(id), "check {id} is not in the catalogue");
+        self.results.entry(id.to_string()).or_default()
+    }
+
+    pub(crate) fn pass(&mut self, id: &str, reason: impl Into<String>) {
+        let r = reason.into();
+        self.acc(id).pass.push(r);
+    }
+
+    pub(crate) fn fail(&mut self, id: &str, reason: impl Into<String>) {
+        let r = reason.into();
+        self.acc(id).fail.push(r);
+    }
+
+    pub(crate) fn skip(&mut self, id: &str, reason: impl Into<String>) {
+        let r = reason.into();
+        self.acc(id).skip.push(r);
+    }
+
+    pub(crate) fn skip_all(&mut self, ids: &[&str], reason: &str) {
+        for id in ids {
+            self.skip(id, reason);
+        }
+    }
+
+    /// A verdict on `ok`: pass with `good`, or fail with `bad`.
+    pub(crate) fn verdict(&mut self, id: &str, ok: bool, good: impl Into<String>, bad: impl Into<String>) {
+        if ok {
+            self.pass(id, good);
+        } else {
+            self.fail(id, bad);
+        }
+    }
+
+    /// The call `doing` failed: a contract breach is already charged to its own check, so this
+    /// check is skipped with a pointer; anything else fails it.
+    pub(crate) fn call_failed(&mut self, id: &str, f: &Failure, doing: &str) {
+        match f {
+            Failure::Contract { check, .. } => self.skip(
+                id,
+                format!("{doing} broke the contract, so this could not be judged (see {check})"),
+            ),
+            _ => self.fail(id, format!("{doing} failed: {}", f.describe())),
+        }
+    }
+
+    /// Judges a call that should have been refused. `kinds` empty means any of the guides'
+    /// exceptions will do. Returns the value when the call succeeded instead (the caller
+    /// undoes whatever it made).
+    pub(crate) fn expect_refused(
+        &mut self,
+        id: &str,
+        r: CallResult,
+        kinds: &[ExceptionKind],
+        attempt: &str,
+    ) -> Option<Value> {
+        match r {
+            Ok(v) => {
+                let wanted = if kinds.is_empty() {
+                    "to be refused".to_string()
+                } else {
+                    format!("to be refused with {}", kind_list(kinds))
+                };
+                self.fail(
+                    id,
+                    format!(
+                        "expected {attempt} {wanted}, but it succeeded (returned {})",
+                        brief(&v)
+                    ),
+                );
+                Some(v)
+            }
+            Err(f @ Failure::Refused { .. }) => {
+                let kind = f.kind().unwrap_or(ExceptionKind::OperationFailedEx);
+                if kinds.is_empty() || kinds.contains(&kind) {
+                    self.pass(id, format!("{attempt}: {}", f.describe()));
+                } else {
+                    self.fail(
+                        id,
+                        format!(
+                            "expected {attempt} to be refused with {}; {}",
+                            kind_list(kinds),
+                            f.describe()
+                        ),
+                    );
+                }
+                None
+            }
+            Err(f) => {
+                self.call_failed(id, &f, attempt);
+                None
+            }
+        }
+    }
+
+    /// Judges a call that should raise MissingKeyEx naming `key`.
+    pub(crate) fn expect_missing_key(
+        &mut self,
+        id: &str,
+        r: CallResult,
+        key: &str,
+        attempt: &str,
+    ) -> Option<Value> {
+        match r {
+            Err(f @ Failure::Refused { .. }) if f.kind() == Some(ExceptionKind::MissingKeyEx) => {
+                if f.key() == Some(key) {
+                    self.pass(id, format!("{attempt}: {}", f.describe()));
+                } else {
+                    self.fail(
+                        id,
+                        format!(
+                            "expected {attempt} to raise MissingKeyEx naming {key}; {} (key: {})",
+                            f.describe(),
+                            f.key().unwrap_or("none")
+                        ),
+                    );
+                }
+                None
+            }
+            other => self.expect_refused(id, other, &[ExceptionKind::MissingKeyEx], attempt),
+        }
+    }
+
+    // ---- calls ----------------------------------------------------------------------------
+
+    pub(crate) fn args(&self, params: Vec<(&str, Value)>) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("ss_record".into(), self.ss.clone());
+        for (k, v) in params {
+            m.insert(k.to_string(), v);
+        }
+        m
+    }
+
+    /// Calls `method` with the run's ss_record and `params`.
+    pub(crate) async fn call(&mut self, method: Method, params: Vec<(&str, Value)>) -> CallResult {
+        let args = self.args(params);
+        self.call_raw(method, args, None).await.0
+    }
+
+    /// Calls `method` and collects the progress events of an asynchronous operation.
+    pub(crate) async fn call_with_progress(
+        &mut self,
+        method: Method,
+        params: Vec<(&str, Value)>,
+    ) -> (CallResult, Vec<ProgressEvent>) {
+        let args = self.args(params);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (r, _) = self.call_raw(method, args, Some(tx)).await;
+        let mut events = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            events.push(ev);
+        }
+        (r, events)
+    }
+
+    /// Calls `method` with exactly `args`.
+    pub(crate) async fn call_raw(
+        &mut self,
+        method: Method,
+        args: Map<String, Value>,
+        progress: Option<mpsc::UnboundedSender<ProgressEvent>>,
+    ) -> (CallResult, u32) {
+        let opts = CallOptions {
+            progress,
+            call_id: None,
+        };
+        let out = self.manager.call(self.plugin, method, args, opts).await;
+        let mut entry = Logged {
+            method,
+            ok: out.is_ok(),
+            rejected: matches!(out, Err(CallError::Rejected(_))),
+            async_polls: 0,
+            violations: Vec::new(),
+        };
+        let r = match out {
+            Ok(o) => {
+                entry.async_polls = o.async_polls;
+                entry.violations = o.violations.into_iter().map(|v| (method, v)).collect();
+                Ok(o.value)
+            }
+            Err(CallError::Rejected(exc)) => Err(Failure::Refused {
+                by_manager: true,
+                exc,
+            }),
+            Err(CallError::Raised(exc)) => Err(Failure::Refused {
+                by_manager: false,
+                exc,
+            }),
+            Err(CallError::Failed(e)) => Err(Failure::Failed(e)),
+            Err(CallError::Contract(cf)) => {
+                let at = Method::parse(cf.method).unwrap_or(method);
+                let check = cf
+                    .violations
+                    .first()
+                    .map(|v| contract_check(at, v.rule))
+                    .filter(|c| self.known.contains(c))
+                    .unwrap_or_else(|| format!("{}.returns", at.name()));
+                entry.violations = cf.violations.iter().cloned().map(|v| (at, v)).collect();
+                Err(Failure::Contract {
+                    check,
+                    text: cf.to_string(),
+                })
+            }
+        };
+        let polls = entry.async_polls;
+        self.log.push(entry);
+        (r, polls)
+    }
+
+    // ---- objects --------------------------------------------------------------------------
+
+    /// `prefix` + `what`.
+    pub(crate) fn name(&self, what: &str) -> String {
+        format!("{}{what}", self.opts.prefix)
+    }
+
+    /// A fresh access-group entry of the array's kind (initiator name or WWN).
+    pub(crate) fn entry(&mut self) -> String {
+        self.entries_made += 1;
+        let n = self.entries_made;
+        match self.storage_type {
+            Some(StorageType::San) => format!("0x2100{}{n:06x}", self.run_hex),
+            _ => format!("iqn.2024-01.org.spindle.conformance:r{}-e{n}", self.run_hex),
+        }
+    }
+
+    /// Tracks an element (or returns the one already tracked that the record designates).
+    pub(crate) fn track(&mut self, role: &str, kind: Kind, rec: Value) -> ObjId {
+        if let Some(i) = self.objs.iter().position(|o| !o.gone && same(&o.rec, &rec)) {
+            return i;
+        }
+        let presented = presented_names(&rec).unwrap_or_default();
+        self.objs.push(Obj {
+            role: role.to_string(),
+            kind,
+            rec,
+            presented,
+            gone: false,
+        });
+        self.objs.len() - 1
+    }
+
+    /// Records that `o` no longer exists.
+    pub(crate) fn mark_gone(&mut self, o: ObjId) {
+        self.objs[o].gone = true;
+        self.objs[o].presented.clear();
+    }
+
+    pub(crate) fn rec(&self, o: ObjId) -> Value {
+        self.objs[o].rec.clone()
+    }
+
+    pub(crate) fn label(&self, o: ObjId) -> String {
+        let ob = &self.objs[o];
+        format!("{} {} ({})", ob.kind.noun(), ob.role, name_of(&ob.rec))
+    }
+
+    /// A record that designates nothing on the array.
+    pub(crate) fn ghost_se(&self, se_type: &str) -> Value {
+        json!({
+            "se_type": se_type,
+            "ss_uuid": self.ss_uuid,
+            "name": self.name("ghost"),
+            "uuid": format!("00000000-0000-4000-8000-0000{}00", self.run_hex),
+            "id": self.name("ghost"),
+            "page83_id": format!("36000000000000000000000000{}", self.run_hex),
+        })
+    }
+
+    /// Runs a blocking data-path operation off the async workers' backs.
+    pub(crate) fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+            _ => f(),
+        }
+    }
+}
+
+/// "A", "A or B", "A, B or C".
+pub(crate) fn kind_list(kinds: &[ExceptionKind]) -> String {
+    let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    match names.as_slice() {
+        [] => "an exception".to_string(),
+        [one] => (*one).to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// The exceptions a bad value is refused with.
+pub(crate) const BAD_VALUE: &[ExceptionKind] = &[ExceptionKind::InvalidValueEx, ExceptionKind::ValueFormatEx];

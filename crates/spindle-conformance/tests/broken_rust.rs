@@ -1,0 +1,523 @@
+//! "The kit proves it can fail": in-process plug-ins that delegate to the simulated array and
+//! break exactly one behaviour each. Every one must fail the check for that rule, and only it.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use spindle_api::{
+    Abilities, AccessGrp, ExceptionKind, Field, Flag, Host, Info, MaxEntries, Method, OpAbility,
+    PluginException, PluginMetadata, PluginResult, QosVals, SeRecord, SeType, SsRecord, StorageArrayPlugin,
+};
+use spindle_plugin_sim::SimArray;
+use std::sync::Arc;
+
+/// What a wrapper breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Breakage {
+    /// remove stops presenting the element and removes it.
+    RemoveWhilePresented,
+    /// remove refuses, but stops presenting the element first.
+    RemoveUnpresents,
+    /// list names every element twice.
+    ListTwice,
+    /// snapshot is declared UNSUPPORTED, yet createSnap works.
+    SnapshotUnsupportedButWorks,
+    /// max_access_entries is declared 4; nothing enforces it (the sim allows 64).
+    MaxEntriesNotEnforced,
+    /// getAccessGroups(se) lists every group.
+    AccessGroupsIgnoreSe,
+    /// isRestorable says True; snapRestore always refuses.
+    RestoreDisagrees,
+    /// create under a name in use hands back the existing element.
+    DuplicateLunName,
+    /// createAccessGroups of an existing name silently does nothing.
+    DuplicateGroupName,
+    /// create of a negative size makes a 1 MiB LUN.
+    NegativeSizeAccepted,
+    /// getCurrentSnaps() leaves out the newest snapshot.
+    CurrentSnapsMissing,
+    /// resize is ONLINE, but refused while the element is presented.
+    ResizeRefusedWhilePresented,
+    /// splitclone_is_sync is declared YES; the split runs asynchronously.
+    SplitDeclaredSync,
+    /// create changes the ss_uuid it was given.
+    CreateBreaksUpdateRules,
+    /// remove of an element that does not exist raises the validate-only InvalidStorageArrayEx.
+    ValidateOnlyExceptionFromRemove,
+    /// startPresent ignores group names it does not know.
+    UnknownGroupIgnored,
+    /// offline also stops presenting the element.
+    OfflineUnpresents,
+    /// create ignores a vol_group_name it does not know and uses the first pool.
+    UnknownPoolIgnored,
+    /// list leaves out page83_id.
+    ListWithoutPage83,
+    /// resize is declared UNSUPPORTED, yet resize works.
+    ResizeUnsupportedButWorks,
+}
+
+use Breakage::*;
+
+#[derive(Debug)]
+struct Broken(Breakage);
+
+const SIM: SimArray = SimArray;
+
+fn abilities(b: Breakage) -> Abilities {
+    let mut a = SimArray::abilities();
+    match b {
+        SnapshotUnsupportedButWorks => a.snapshot = OpAbility::Unsupported,
+        MaxEntriesNotEnforced => a.max_access_entries = MaxEntries::Limited(4),
+        SplitDeclaredSync => a.splitclone_is_sync = Flag::Yes,
+        ResizeUnsupportedButWorks => a.resize = OpAbility::Unsupported,
+        _ => {}
+    }
+    a
+}
+
+fn presented_to(host: &dyn Host, ss: &SsRecord, se: &SeRecord) -> Vec<String> {
+    match SIM.get_info(host, ss, Some(se)) {
+        Ok(Info::Element(r)) => r.access_grp_names.into_value().unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+impl StorageArrayPlugin for Broken {
+    fn class_name(&self) -> &'static str {
+        "conformance.broken.Sim"
+    }
+    fn metadata(&self) -> PluginMetadata {
+        let mut m = SimArray::plugin_metadata();
+        m.plugin_ability = abilities(self.0);
+        m
+    }
+    fn implemented_optional(&self) -> &'static [Method] {
+        SIM.implemented_optional()
+    }
+    fn validate(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
+        SIM.validate(h, ss)
+    }
+    fn get_capabilities(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<Abilities> {
+        SIM.get_capabilities(h, ss)?;
+        Ok(abilities(self.0))
+    }
+    fn get_info(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<Info> {
+        SIM.get_info(h, ss, se)
+    }
+    fn get_storage_names(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<Vec<String>> {
+        SIM.get_storage_names(h, ss)
+    }
+    fn get_access_groups(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: Option<&SeRecord>,
+    ) -> PluginResult<Vec<AccessGrp>> {
+        if self.0 == AccessGroupsIgnoreSe {
+            return SIM.get_access_groups(h, ss, None);
+        }
+        SIM.get_access_groups(h, ss, se)
+    }
+    fn create_access_groups(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        g: &[AccessGrp],
+    ) -> PluginResult<Vec<AccessGrp>> {
+        if self.0 == DuplicateGroupName {
+            let have: Vec<String> = SIM
+                .get_access_groups(h, ss, None)?
+                .into_iter()
+                .filter_map(|x| x.grp_name.into_value())
+                .collect();
+            let new: Vec<AccessGrp> = g
+                .iter()
+                .filter(|x| x.grp_name.value().is_none_or(|n| !have.contains(n)))
+                .cloned()
+                .collect();
+            if new.is_empty() {
+                return SIM.get_access_groups(h, ss, None);
+            }
+            return SIM.create_access_groups(h, ss, &new);
+        }
+        SIM.create_access_groups(h, ss, g)
+    }
+    fn remove_access_groups(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        g: &[AccessGrp],
+    ) -> PluginResult<Vec<AccessGrp>> {
+        SIM.remove_access_groups(h, ss, g)
+    }
+    fn rename_access_group(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        a: &str,
+        b: &str,
+    ) -> PluginResult<Vec<AccessGrp>> {
+        SIM.rename_access_group(h, ss, a, b)
+    }
+    fn add_to_access_group(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        a: &str,
+        e: &[String],
+    ) -> PluginResult<AccessGrp> {
+        SIM.add_to_access_group(h, ss, a, e)
+    }
+    fn remove_from_access_group(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        a: &str,
+        e: &[String],
+    ) -> PluginResult<AccessGrp> {
+        SIM.remove_from_access_group(h, ss, a, e)
+    }
+    fn discover(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<SsRecord> {
+        SIM.discover(h, ss)
+    }
+    fn start(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
+        SIM.start(h, ss)
+    }
+    fn stop(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
+        SIM.stop(h, ss)
+    }
+    fn refresh(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
+        SIM.refresh(h, ss)
+    }
+    fn list(&self, h: &dyn Host, ss: &SsRecord, t: &[SeType]) -> PluginResult<Vec<SeRecord>> {
+        let mut v = SIM.list(h, ss, t)?;
+        match self.0 {
+            ListTwice => {
+                let again = v.clone();
+                v.extend(again);
+            }
+            ListWithoutPage83 => {
+                for r in &mut v {
+                    r.page83_id = Field::Absent;
+                }
+            }
+            _ => {}
+        }
+        Ok(v)
+    }
+    fn update_se_records(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        r: &[SeRecord],
+        a: bool,
+    ) -> PluginResult<Vec<SeRecord>> {
+        SIM.update_se_records(h, ss, r, a)
+    }
+    fn get_status(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<String> {
+        SIM.get_status(h, ss, se)
+    }
+    fn online(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<()> {
+        SIM.online(h, ss, se)
+    }
+    fn offline(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<()> {
+        if self.0 == OfflineUnpresents {
+            let groups = presented_to(h, ss, se);
+            if !groups.is_empty() {
+                SIM.stop_present(h, ss, se, &groups)?;
+            }
+        }
+        SIM.offline(h, ss, se)
+    }
+    fn create(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: &SeRecord,
+        thin: bool,
+        qos: Option<&str>,
+    ) -> PluginResult<SeRecord> {
+        let mut se = se.clone();
+        match self.0 {
+            DuplicateLunName => {
+                if let Some(name) = se.name.value() {
+                    let existing = SIM
+                        .list(h, ss, &[SeType::Lun, SeType::SnapClone])?
+                        .into_iter()
+                        .find(|r| r.name.value() == Some(name));
+                    if let Some(r) = existing {
+                        return Ok(r);
+                    }
+                }
+            }
+            NegativeSizeAccepted if se.size.value().is_some_and(|s| *s <= 0) => {
+                se.size = Field::Value(1 << 20);
+            }
+            UnknownPoolIgnored => {
+                if let Some(p) = se.vol_group_name.value() {
+                    let known = match SIM.get_info(h, ss, None)? {
+                        Info::Server(s) => s
+                            .vol_groups
+                            .into_value()
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|v| v.vol_name.value() == Some(p)),
+                        Info::Element(_) => true,
+                    };
+                    if !known {
+                        se.vol_group_name = Field::Absent;
+                    }
+                }
+            }
+            _ => {}
+        }
+        let mut r = SIM.create(h, ss, &se, thin, qos)?;
+        if self.0 == CreateBreaksUpdateRules {
+            r.ss_uuid = Field::Value("some-other-array".into());
+        }
+        Ok(r)
+    }
+    fn start_present(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: &SeRecord,
+        g: &[String],
+    ) -> PluginResult<SeRecord> {
+        if self.0 == UnknownGroupIgnored {
+            let have: Vec<String> = SIM
+                .get_access_groups(h, ss, None)?
+                .into_iter()
+                .filter_map(|x| x.grp_name.into_value())
+                .collect();
+            let known: Vec<String> = g.iter().filter(|n| have.contains(n)).cloned().collect();
+            return SIM.start_present(h, ss, se, &known);
+        }
+        SIM.start_present(h, ss, se, g)
+    }
+    fn stop_present(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: &SeRecord,
+        g: &[String],
+    ) -> PluginResult<SeRecord> {
+        SIM.stop_present(h, ss, se, g)
+    }
+    fn resize(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord, n: i64) -> PluginResult<SeRecord> {
+        if self.0 == ResizeRefusedWhilePresented && !presented_to(h, ss, se).is_empty() {
+            return Err(PluginException::busy("cannot resize while presented"));
+        }
+        SIM.resize(h, ss, se, n)
+    }
+    fn remove(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<()> {
+        match self.0 {
+            RemoveWhilePresented | RemoveUnpresents => {
+                let groups = presented_to(h, ss, se);
+                if !groups.is_empty() {
+                    SIM.stop_present(h, ss, se, &groups)?;
+                    if self.0 == RemoveUnpresents {
+                        return Err(PluginException::busy("the element was presented"));
+                    }
+                }
+            }
+            ValidateOnlyExceptionFromRemove if SIM.get_info(h, ss, Some(se)).is_err() => {
+                return Err(PluginException::new(
+                    ExceptionKind::InvalidStorageArrayEx,
+                    "no such element",
+                ));
+            }
+            _ => {}
+        }
+        SIM.remove(h, ss, se)
+    }
+    fn get_clone_limits(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<i64> {
+        SIM.get_clone_limits(h, ss, se)
+    }
+    fn is_cloneable(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<bool> {
+        SIM.is_cloneable(h, ss, se)
+    }
+    fn clone_element(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: &SeRecord,
+        d: Option<&SeRecord>,
+        q: Option<&str>,
+    ) -> PluginResult<SeRecord> {
+        SIM.clone_element(h, ss, se, d, q)
+    }
+    fn is_splittable(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<bool> {
+        SIM.is_splittable(h, ss, se)
+    }
+    fn split_clone(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<Option<SeRecord>> {
+        SIM.split_clone(h, ss, se)
+    }
+    fn clone_from_snap(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: &SeRecord,
+        s: &SeRecord,
+        d: Option<&SeRecord>,
+        q: Option<&str>,
+    ) -> PluginResult<SeRecord> {
+        SIM.clone_from_snap(h, ss, se, s, d, q)
+    }
+    fn get_current_clones(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: Option<&SeRecord>,
+    ) -> PluginResult<Vec<SeRecord>> {
+        SIM.get_current_clones(h, ss, se)
+    }
+    fn get_snap_limits(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<i64> {
+        SIM.get_snap_limits(h, ss, se)
+    }
+    fn is_snapable(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<bool> {
+        if self.0 == SnapshotUnsupportedButWorks {
+            return Ok(false);
+        }
+        SIM.is_snapable(h, ss, se)
+    }
+    fn create_snap(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: &SeRecord,
+        s: Option<&SeRecord>,
+    ) -> PluginResult<SeRecord> {
+        SIM.create_snap(h, ss, se, s)
+    }
+    fn create_multi_snap(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        r: &[SeRecord],
+        s: Option<&SeRecord>,
+    ) -> PluginResult<SeRecord> {
+        if self.0 == SnapshotUnsupportedButWorks {
+            return Err(PluginException::no_such_operation("snapshots are not supported"));
+        }
+        SIM.create_multi_snap(h, ss, r, s)
+    }
+    fn is_restorable(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        s: &SeRecord,
+        se: Option<&SeRecord>,
+    ) -> PluginResult<bool> {
+        if self.0 == RestoreDisagrees {
+            return Ok(true);
+        }
+        SIM.is_restorable(h, ss, s, se)
+    }
+    fn snap_restore(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        s: &SeRecord,
+        se: Option<&SeRecord>,
+    ) -> PluginResult<()> {
+        if self.0 == RestoreDisagrees {
+            return Err(PluginException::new(
+                ExceptionKind::SnapRestoreNotSafeEx,
+                "never safe",
+            ));
+        }
+        SIM.snap_restore(h, ss, s, se)
+    }
+    fn snap_remove(&self, h: &dyn Host, ss: &SsRecord, s: &SeRecord) -> PluginResult<()> {
+        SIM.snap_remove(h, ss, s)
+    }
+    fn get_current_snaps(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: Option<&SeRecord>,
+    ) -> PluginResult<Vec<SeRecord>> {
+        let mut v = SIM.get_current_snaps(h, ss, se)?;
+        if self.0 == CurrentSnapsMissing && se.is_none() {
+            v.pop();
+        }
+        Ok(v)
+    }
+    fn get_qos_list(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<Vec<QosVals>> {
+        SIM.get_qos_list(h, ss)
+    }
+    fn set_qos(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord, q: &str) -> PluginResult<()> {
+        SIM.set_qos(h, ss, se, q)
+    }
+    fn get_async_progress(&self, h: &dyn Host, ss: &SsRecord, r: &Value) -> PluginResult<Value> {
+        SIM.get_async_progress(h, ss, r)
+    }
+}
+
+/// Runs the kit against the wrapper and compares the failing checks with `expected`, exactly.
+async fn expect_only(b: Breakage, expected: &[&str]) {
+    let state = tempfile::tempdir().expect("tempdir");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let m = manager(vec![Arc::new(Broken(b))], vec![], scratch.path()).await;
+    let p = plugin(&m, "conformance.broken.Sim");
+    let mut ss = sim_ss(state.path(), "iSCSIStorage");
+    if b == SplitDeclaredSync {
+        // The split the manager refuses goes on in the array; let it end before the removals.
+        ss["extra_info"] = Value::String(format!("state_dir={};split_ms_per_gib=1", state.path().display()));
+    }
+    let opts = options(ss.clone());
+    let report = spindle_conformance::run(&m, p, &opts).await;
+    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    let got = failing(&report);
+    check_report(
+        &report,
+        got == want,
+        &format!("{b:?}: expected exactly {want:?} to fail, got {got:?}"),
+    );
+    check_report(
+        &report,
+        report.leftovers.is_empty(),
+        &format!("{b:?}: left behind"),
+    );
+    let left = remaining(&m, p, &ss, &opts.prefix).await;
+    assert!(
+        left.is_empty(),
+        "{b:?}: left on the array: {left:?}\n{}",
+        report.to_text()
+    );
+}
+
+macro_rules! broken {
+    ($($test:ident: $b:ident => [$($id:literal),+];)+) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            expect_only($b, &[$($id),+]).await;
+        }
+    )+};
+}
+
+broken! {
+    remove_while_presented: RemoveWhilePresented => ["remove.refused_while_presented"];
+    remove_unpresents: RemoveUnpresents => ["remove.never_unpresents"];
+    list_twice: ListTwice => ["list.no_duplicates"];
+    snapshot_unsupported_but_works: SnapshotUnsupportedButWorks => ["createSnap.unsupported"];
+    max_entries_not_enforced: MaxEntriesNotEnforced => ["addToAccessGroup.max_access_entries"];
+    access_groups_ignore_se: AccessGroupsIgnoreSe => ["getAccessGroups.of_element"];
+    restore_disagrees: RestoreDisagrees => ["isRestorable.agrees_with_snapRestore"];
+    duplicate_lun_name: DuplicateLunName => ["create.duplicate_name_refused"];
+    duplicate_group_name: DuplicateGroupName => ["createAccessGroups.duplicate_refused"];
+    negative_size_accepted: NegativeSizeAccepted => ["create.negative_size_refused"];
+    current_snaps_missing: CurrentSnapsMissing => ["getCurrentSnaps.lists_snapshot"];
+    resize_refused_while_presented: ResizeRefusedWhilePresented => ["resize.online"];
+    split_declared_sync: SplitDeclaredSync => ["splitClone.sync"];
+    create_breaks_update_rules: CreateBreaksUpdateRules => ["create.update_rules"];
+    validate_only_exception_from_remove: ValidateOnlyExceptionFromRemove => ["remove.exceptions"];
+    unknown_group_ignored: UnknownGroupIgnored => ["startPresent.unknown_group_refused"];
+    offline_unpresents: OfflineUnpresents => ["offline.keeps_presentation"];
+    unknown_pool_ignored: UnknownPoolIgnored => ["create.unknown_pool_refused"];
+    list_without_page83: ListWithoutPage83 => ["list.page83_id"];
+    resize_unsupported_but_works: ResizeUnsupportedButWorks => ["resize.unsupported"];
+}

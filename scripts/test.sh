@@ -34,10 +34,11 @@ cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log" || status=1
 echo "== Python package tests (OSCPlugin, OSCPluginUtils, runner)"
 (cd python/spindle-osc && python3 -m unittest discover -s tests 2>&1) | tee -a "$log" || status=1
 
-rust_passed=$(grep -E '^test result:' "$log" | awk '{s += $4} END {print s + 0}')
-rust_failed=$(grep -E '^test result:' "$log" | awk '{s += $6} END {print s + 0}')
-py_ran=$(grep -E '^Ran [0-9]+ tests?' "$log" | awk '{s += $2} END {print s + 0}')
-py_failed=$(grep -E '^FAILED \(' "$log" | grep -oE '(failures|errors)=[0-9]+' | awk -F= '{s += $2} END {print s + 0}')
+# awk alone: a grep that matches nothing would end the script under pipefail.
+rust_passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
+rust_failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
+py_ran=$(awk '/^Ran [0-9]+ tests?/ {s += $2} END {print s + 0}' "$log")
+py_failed=$(awk '/^FAILED \(/ {while (match($0, /(failures|errors)=[0-9]+/)) {split(substr($0, RSTART, RLENGTH), kv, "="); s += kv[2]; $0 = substr($0, RSTART + RLENGTH)}} END {print s + 0}' "$log")
 echo
 echo "tests: $((rust_passed + py_ran - py_failed)) passed, $((rust_failed + py_failed)) failed"
 exit $status

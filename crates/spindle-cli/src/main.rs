@@ -160,7 +160,10 @@ fn plugin_roots(g: &Global) -> Vec<PathBuf> {
 
 /// Plug-ins compiled into this program.
 fn builtins() -> Vec<Arc<dyn spindle_api::StorageArrayPlugin>> {
-    vec![Arc::new(spindle_plugin_sim::SimArray)]
+    vec![
+        Arc::new(spindle_plugin_sim::SimArray),
+        Arc::new(spindle_plugin_linux::LinuxArray),
+    ]
 }
 
 async fn manager(

@@ -118,7 +118,7 @@ fn plugin_path_environment_variable_names_roots() {
         .expect("runs");
     let v = stdout_json(&out);
     let n = v["plugins"].as_array().map(Vec::len).unwrap_or(0);
-    assert_eq!(n, 3, "{v}");
+    assert_eq!(n, 4, "built-in sim and Linux array, two Python samples: {v}");
     let skipped = v["skipped"].to_string();
     assert!(
         skipped.contains("/nonexistent-root") && skipped.contains("cannot be read"),

@@ -58,13 +58,19 @@ fn fail(what: &str, lun: &LunRef, e: spindle_iscsi::IscsiError) -> ConformanceEr
 
 impl DataPath for IscsiDataPath {
     fn visible_luns(&self, portal: &str, initiator: &str) -> Result<Vec<LunRef>, ConformanceError> {
-        let targets = Discovery::visible_luns(portal, &self.options(initiator))
+        // Discovery sessions carry no CHAP (tgt, like most targets, authenticates logins to a
+        // target, not discovery); each target is then logged in to with the array's credentials.
+        let targets = Discovery::send_targets_with(portal, &LoginOptions::new(initiator))
             .map_err(|e| ConformanceError::DataPath(format!("discovery at {portal} as {initiator}: {e}")))?;
         let mut out = Vec::new();
         for t in targets {
             // A target the initiator may not log in to shows it nothing.
-            let Ok(luns) = t.luns else { continue };
-            for l in luns {
+            let Ok(mut s) = Session::login_with(portal, &t.name, &self.options(initiator)) else {
+                continue;
+            };
+            let luns = s.report_luns();
+            let _ = s.logout();
+            for l in luns.unwrap_or_default() {
                 // LUN 0 of a tgt target is its controller, not storage.
                 match l.number() {
                     Some(0) | None => {}

@@ -81,6 +81,7 @@ fn cfg(pool: &Path) -> ArrayConfig {
         state: None,
         iqn_prefix: None,
         split_rate_mib: None,
+        tgt: None,
     }
 }
 

@@ -1133,6 +1133,7 @@ impl Engine {
             targets,
             iqn_prefix: prefix,
             chap_user,
+            tgt: None,
         })
     }
 
@@ -1211,6 +1212,52 @@ impl Engine {
     /// One element by uuid.
     pub fn get(&self, uuid: &str) -> Result<Element> {
         self.view_one(&self.row("uuid", uuid)?)
+    }
+
+    /// One element (of any kind) by `page83_id` or by name, for records that carry no uuid.
+    /// When both are given they must designate the same element.
+    pub fn resolve(&self, page83_id: Option<&str>, name: Option<&str>) -> Result<Element> {
+        let by_page83 = match page83_id.filter(|p| !p.is_empty()) {
+            None => None,
+            Some(p) => {
+                let prefix = format!("3{}", &self.scsi_id(0)[..16]);
+                let serial = p
+                    .strip_prefix(&prefix)
+                    .filter(|s| s.len() == 16)
+                    .and_then(|s| u64::from_str_radix(s, 16).ok());
+                let row = match serial {
+                    Some(serial) => self
+                        .db
+                        .elements_where("serial = ?1", &[&(serial as i64)])?
+                        .into_iter()
+                        .next(),
+                    None => None,
+                };
+                Some(row.ok_or_else(|| {
+                    Error::InvalidValue(format!("page83_id {} names no element of this array", shown(p)))
+                })?)
+            }
+        };
+        let row = match (by_page83, name.filter(|n| !n.is_empty())) {
+            (Some(r), Some(n)) if r.name != n => {
+                return Err(Error::InvalidValue(format!(
+                    "name {} does not match the element page83_id designates, {}",
+                    shown(n),
+                    shown(&r.name)
+                )))
+            }
+            (Some(r), _) => r,
+            (None, Some(n)) => self.db.element_by_name(n)?.ok_or_else(|| {
+                Error::InvalidValue(format!("name {} names no element of this array", shown(n)))
+            })?,
+            (None, None) => {
+                return Err(Error::missing(
+                    "uuid",
+                    "the record carries neither uuid, page83_id nor name",
+                ))
+            }
+        };
+        self.view_one(&row)
     }
 
     /// `create`: a new LUN of `size` bytes (rounded up to whole MiB) in `pool`.
@@ -2535,11 +2582,18 @@ impl Engine {
                 "username is empty; CHAP needs a user name",
             ));
         }
-        if c.username.len() > 255 || !c.username.bytes().all(|b| b.is_ascii_graphic()) {
+        // tgt's rule for account names (spindle_tgt::UserName).
+        if c.username.len() > 255
+            || c.username.starts_with('-')
+            || !c
+                .username
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b':'))
+        {
             return Err(Error::format(
                 "username",
                 format!(
-                    "username {} must be 1 to 255 printable ASCII characters without blanks",
+                    "username {} must be 1 to 255 letters, digits, '.', '_', '-', '@' or ':', not starting with '-'",
                     shown(&c.username)
                 ),
             ));
@@ -2550,6 +2604,23 @@ impl Engine {
                 "passwd",
                 "passwd (the CHAP secret) must be 12 to 255 printable ASCII characters without blanks",
             ));
+        }
+        // The same account again changes nothing (the export layer keys the tgt account to
+        // the secret file, so rewriting it would re-create the account).
+        let current: Option<String> = self
+            .db
+            .conn
+            .query_row("SELECT username FROM chap WHERE id = 1", [], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .dbx("read chap")?;
+        if current.as_deref() == Some(c.username.as_str())
+            && fs::read(&path).is_ok_and(|stored| stored == c.secret.as_bytes())
+        {
+            return Ok(());
         }
         let tmp = self.state_dir.join(".chap.secret.tmp");
         let _ = fs::remove_file(&tmp);
@@ -2576,7 +2647,10 @@ impl Engine {
         let pools = self.db.pools()?;
         let rows: BTreeMap<String, ElementRow> = self
             .db
-            .elements_where("kind != 'snap'", &[])?
+            .elements_where(
+                "kind != 'snap' AND uuid IN (SELECT element FROM presentations)",
+                &[],
+            )?
             .into_iter()
             .map(|e| (e.uuid.clone(), e))
             .collect();

@@ -1,10 +1,12 @@
 //! The array side of spindle's reference Storage Array: a **Linux software array** whose LUNs
 //! are sparse files on reflink-capable file systems, exported over iSCSI by tgt.
 //!
-//! This crate holds the storage engine ([`engine::Engine`]) and the array-side program
-//! `spindle-array`, which serves one JSON request per run ([`protocol`]) so that it works
-//! the same locally or through `ssh host spindle-array`. The plug-in proper is a thin client
-//! of that program; the tgt layer is a function of [`export::ExportPlan`].
+//! This crate holds the storage engine ([`engine::Engine`]), the array-side program
+//! `spindle-array`, which serves one JSON request per run ([`protocol`]) so that it works the
+//! same locally or through `ssh host spindle-array`, the export layer that keeps a tgtd
+//! instance serving the array's [`export::ExportPlan`] ([`tgt`]), and the plug-in
+//! `spindle.linux.LinuxArray` ([`plugin::LinuxArray`]), a thin stateless client of the program
+//! ([`client`]: local, or ssh with key authentication and a verified host key).
 //!
 //! # Model
 //! - **Pools** (vol_groups) are directories, configured as `pools=NAME:/abs/dir,...` (see
@@ -41,7 +43,9 @@
 //! - **remove** refuses (StorageElementBusyEx) an element that is presented, being split,
 //!   covered by snapshots, or the source of unsplit clones; it never unpresents on its own.
 //!   `snapRemove` refuses a snapshot that unsplit clones were made from.
-//! - **Exports** are desired state only: access groups are targets `<iqn_prefix>:<group>`,
+//! - **Exports**: the engine keeps the desired state and [`tgt`] brings the configured tgtd
+//!   instance (`tgt_control`, `portal`, `tgt_socket`; started detached when it is not running)
+//!   to it at the end of every request: access groups are targets `<iqn_prefix>:<group>`,
 //!   their entries (initiator IQNs) the ACL, presentations logical units with stable LUN
 //!   numbers (lowest free from 1, kept while presented), the QoS is the cache policy
 //!   (`writeback` / `writethrough`, default `writethrough`), the CHAP account lives in the
@@ -65,6 +69,7 @@
 //! `.<op>.partial`, `.spindle-msnap.<op>`, `.spindle-probe.*`), never anything else. See
 //! [`engine`] for the protocol and [`crash`] for the fault hook and its step names.
 
+pub mod client;
 pub mod config;
 pub mod crash;
 pub mod db;
@@ -74,9 +79,17 @@ pub mod export;
 pub mod fsops;
 pub mod model;
 pub mod names;
+pub mod plugin;
 pub mod protocol;
+pub mod tgt;
 
 pub use config::ArrayConfig;
 pub use engine::{Engine, EngineOptions};
 pub use error::{Error, Result};
 pub use export::ExportPlan;
+pub use plugin::{LinuxArray, CLASS_NAME, PLUGIN_VERSION};
+
+/// The plug-in `spindle.linux.LinuxArray` as a trait object.
+pub fn plugin() -> Box<dyn spindle_api::StorageArrayPlugin> {
+    Box::new(LinuxArray)
+}

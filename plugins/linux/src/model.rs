@@ -200,6 +200,9 @@ pub struct ArrayInfo {
     pub iqn_prefix: String,
     /// The CHAP user, if an account is set (never the secret).
     pub chap_user: Option<String>,
+    /// The export layer (tgtd), when the configuration names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tgt: Option<crate::tgt::TgtStatus>,
 }
 
 /// A QoS level.

@@ -13,43 +13,62 @@
 //! | `capabilities` | | the 16-key ability dict |
 //! | `status` | `uuid`? | string |
 //! | `limits` | `uuid`? | Limits |
-//! | `list` | `types`? (default `["LUNType", "SnapCloneType"]`) | [Element] |
+//! | `list` | `types`? (default `["LUNType", "SnapCloneType"]`) | list of Element |
 //! | `get` | `uuid` | Element |
 //! | `create` | `name`, `pool`, `size`, `thin`? (true), `qos`? | Element |
 //! | `resize` | `uuid`, `size` | Element |
 //! | `remove` | `uuid` | null |
 //! | `snapshot` | `uuid`, `name`? | Element |
 //! | `multi-snapshot` | `uuids`, `name`? | Element |
-//! | `snapshots` | `uuid`? | [Element] |
+//! | `snapshots` | `uuid`? | list of Element |
 //! | `snap-remove` | `snap` | null |
 //! | `clone` | `uuid`, `name`?, `qos`? | Element |
 //! | `clone-from-snap` | `uuid`, `snap`, `name`?, `qos`? | Element |
-//! | `clones` | `uuid`? | [Element] |
+//! | `clones` | `uuid`? | list of Element |
 //! | `is-cloneable` / `is-splittable` | `uuid` | bool |
 //! | `is-snapable` | `uuid`? | bool |
 //! | `split-start` | `uuid` | SplitStatus (`progress` 0) |
 //! | `split-progress` | `handle` | SplitStatus (`progress` null when done) |
 //! | `is-restorable` | `snap`, `uuid`? | bool |
 //! | `restore` | `snap`, `uuid`? | null |
-//! | `groups` | `uuid`? | [Group] |
-//! | `group-create` | `groups`: [{name, entries, modes?}] | [Group] |
-//! | `group-remove` | `names` | [Group] |
-//! | `group-rename` | `name`, `new_name` | [Group] |
+//! | `groups` | `uuid`? | list of Group |
+//! | `group-create` | `groups`: list of `{name, entries, modes?}` | list of Group |
+//! | `group-remove` | `names` | list of Group |
+//! | `group-rename` | `name`, `new_name` | list of Group |
 //! | `group-add` / `group-remove-entries` | `name`, `entries` | Group |
 //! | `present` / `unpresent` | `uuid`, `groups` | Element |
 //! | `online` / `offline` | `uuid` | null |
-//! | `qos-list` | | [QosLevel] |
+//! | `qos-list` | | list of QosLevel |
 //! | `set-qos` | `uuid`, `qos` | null |
 //! | `set-chap` | `chap`: {username, secret} or null | null |
 //! | `export-plan` | | ExportPlan |
-//! | `fsck` | | [problem] (empty when consistent) |
+//! | `export-sync` | | SyncReport (tgtd started if needed and fully reconciled) |
+//! | `resolve` | `page83_id`?, `name`? | Element (for records without uuid) |
+//! | `fsck` | | list of problem (empty when consistent) |
+//!
+//! `validate` also takes `clear_chap: true`, which removes the CHAP account.
 //!
 //! A request that cannot be parsed is answered with `ValueFormatEx` (key `request`).
+//!
+//! # Exports
+//! When the configuration names a tgtd instance (`tgt`), every request ends by making tgtd
+//! serve the export plan (see [`crate::tgt`]): requests that change exports or backing files
+//! (`present`, `unpresent`, the `group-*` operations, `online`, `offline`, `set-qos`,
+//! `set-chap`, `resize`, `restore`, `remove`, `split-start`, a `split-progress` that finds the
+//! split finished, `validate`, `export-sync`) reconcile fully; every other request starts tgtd
+//! if it is not running and reconciles only when tgtd or the plan changed since the last
+//! reconciliation. A successful answer then carries `"export"`: the SyncReport. When tgtd
+//! cannot be brought to the plan, requests whose point is the export (`validate`, `present`,
+//! `unpresent`, group operations, `online`, `offline`, `set-qos`, `set-chap`, `resize`,
+//! `restore`, `export-sync`) fail with `OperationFailedEx` (`InvalidStorageArrayEx` from
+//! `validate`) saying what was recorded and what failed; the others succeed and carry the
+//! failures in `"warnings"`.
 
 use crate::config::ArrayConfig;
 use crate::engine::{Engine, EngineOptions};
 use crate::error::Error;
 use crate::model::{ChapAccount, GroupSpec};
+use crate::tgt::{self, SyncMode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use spindle_api::{ExceptionKind, PluginException, SeType};
@@ -70,6 +89,8 @@ pub enum Request {
     Validate {
         #[serde(default)]
         chap: Option<ChapAccount>,
+        #[serde(default)]
+        clear_chap: bool,
     },
     Info {},
     Capabilities {},
@@ -211,6 +232,13 @@ pub enum Request {
         chap: Option<ChapAccount>,
     },
     ExportPlan {},
+    ExportSync {},
+    Resolve {
+        #[serde(default)]
+        page83_id: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+    },
     Fsck {},
 }
 
@@ -223,6 +251,30 @@ impl Request {
             Request::List { .. } | Request::Clones { .. } => ExceptionKind::ListFailedEx,
             Request::Snapshots { .. } => ExceptionKind::ListSnapFailedEx,
             _ => ExceptionKind::OperationFailedEx,
+        }
+    }
+
+    /// How the export layer is brought up to date after this request, and whether a failure
+    /// there fails the request.
+    fn export_effect(&self) -> (SyncMode, bool) {
+        match self {
+            Request::Validate { .. }
+            | Request::Present { .. }
+            | Request::Unpresent { .. }
+            | Request::GroupCreate { .. }
+            | Request::GroupRemove { .. }
+            | Request::GroupRename { .. }
+            | Request::GroupAdd { .. }
+            | Request::GroupRemoveEntries { .. }
+            | Request::Online { .. }
+            | Request::Offline { .. }
+            | Request::SetQos { .. }
+            | Request::SetChap { .. }
+            | Request::Resize { .. }
+            | Request::Restore { .. }
+            | Request::ExportSync {} => (SyncMode::Full, true),
+            Request::Remove { .. } | Request::SplitStart { .. } => (SyncMode::Full, false),
+            _ => (SyncMode::Check, false),
         }
     }
 }
@@ -293,23 +345,103 @@ pub fn handle_text(text: &str, opts: EngineOptions) -> Value {
 /// Serves one parsed request.
 pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
     let validate = matches!(env.request, Request::Validate { .. });
-    match serve(env, opts) {
-        Ok(v) => ok(v),
+    let exception = |e: &Error| {
+        let mut ex = e.to_exception(env.request.failure_kind());
+        if validate && matches!(e, Error::InvalidArray(_) | Error::Io { .. } | Error::Db { .. }) {
+            ex = PluginException::new(ExceptionKind::InvalidStorageArrayEx, ex.message);
+        }
+        ex
+    };
+    let mut engine = match Engine::open(&env.config, opts) {
+        Ok(e) => e,
+        Err(e) => return error(&exception(&e)),
+    };
+    let served = serve(&mut engine, env);
+    let Some(settings) = &env.config.tgt else {
+        return match served {
+            Ok((v, _)) => ok(v),
+            Err(e) => error(&exception(&e)),
+        };
+    };
+    let (value, finished_split) = match served {
+        Ok(v) => v,
         Err(e) => {
-            let mut ex = e.to_exception(env.request.failure_kind());
-            if validate && matches!(e, Error::InvalidArray(_) | Error::Io { .. } | Error::Db { .. }) {
-                ex = PluginException::new(ExceptionKind::InvalidStorageArrayEx, ex.message);
+            // The request changed nothing, but it still brings back a tgtd that died.
+            let _ = tgt::sync(&engine, settings, SyncMode::Check);
+            return error(&exception(&e));
+        }
+    };
+    let (mut mode, strict) = env.request.export_effect();
+    if finished_split {
+        mode = SyncMode::Full;
+    }
+    let synced = tgt::sync(&engine, settings, mode);
+    let failure = match &synced {
+        Ok(r) if r.is_clean() => None,
+        Ok(r) => Some(r.failures.join("; ")),
+        Err(e) => Some(e.to_string()),
+    };
+    match failure {
+        Some(why) if strict => {
+            let what = if matches!(env.request, Request::ExportSync {}) {
+                "tgtd could not be brought to the array's export state".to_string()
+            } else {
+                "the change was recorded, but tgtd could not be brought to it".to_string()
+            };
+            let message = format!(
+                "{what} (control port {}, portal {}): {why}",
+                settings.control_port, settings.portal
+            );
+            let kind = if validate {
+                ExceptionKind::InvalidStorageArrayEx
+            } else {
+                ExceptionKind::OperationFailedEx
+            };
+            error(&PluginException::new(kind, message))
+        }
+        failure => {
+            let value = match (&env.request, &synced, value) {
+                (Request::ExportSync {}, Ok(report), _) => {
+                    serde_json::to_value(report).unwrap_or(Value::Null)
+                }
+                (Request::Validate { .. } | Request::Info {}, _, mut info) => {
+                    if let Ok(status) = tgt::status(settings) {
+                        info["tgt"] = serde_json::to_value(status).unwrap_or(Value::Null);
+                    }
+                    info
+                }
+                (_, _, value) => value,
+            };
+            let mut answer = ok(value);
+            if let Ok(report) = synced {
+                answer["export"] = serde_json::to_value(report).unwrap_or(Value::Null);
             }
-            error(&ex)
+            if let Some(why) = failure {
+                answer["warnings"] = json!([format!(
+                    "tgtd (control port {}) is not serving the array's export state: {why}",
+                    settings.control_port
+                )]);
+            }
+            answer
         }
     }
 }
 
-fn serve(env: &Envelope, opts: EngineOptions) -> Result<Value, Error> {
-    let mut e = Engine::open(&env.config, opts)?;
+/// Serves the request; also says whether it found a split finished (the backing file of a
+/// presented clone may have been replaced).
+fn serve(e: &mut Engine, env: &Envelope) -> Result<(Value, bool), Error> {
     let n = Value::Null;
-    Ok(match &env.request {
-        Request::Validate { chap } => to_value(e.validate(chap.as_ref())?)?,
+    let mut finished_split = false;
+    let value = match &env.request {
+        Request::Validate { chap, clear_chap } => {
+            let mut info = e.validate(chap.as_ref())?;
+            if *clear_chap {
+                e.set_chap(None)?;
+                info.chap_user = None;
+            }
+            to_value(info)?
+        }
+        // The tgt part is added after the request's export sync.
         Request::Info {} => to_value(e.info()?)?,
         Request::Capabilities {} => e.capabilities()?.to_value(),
         Request::Status { uuid } => to_value(e.status(uuid.as_deref())?)?,
@@ -354,7 +486,11 @@ fn serve(env: &Envelope, opts: EngineOptions) -> Result<Value, Error> {
         Request::IsSplittable { uuid } => Value::Bool(e.is_splittable(uuid)?),
         Request::IsSnapable { uuid } => Value::Bool(e.is_snapable(uuid.as_deref())?),
         Request::SplitStart { uuid } => to_value(e.split_start(uuid)?)?,
-        Request::SplitProgress { handle } => to_value(e.split_progress(handle)?)?,
+        Request::SplitProgress { handle } => {
+            let st = e.split_progress(handle)?;
+            finished_split = st.progress.is_none();
+            to_value(st)?
+        }
         Request::IsRestorable { snap, uuid } => Value::Bool(e.is_restorable(snap, uuid.as_deref())?),
         Request::Restore { snap, uuid } => {
             e.restore(snap, uuid.as_deref())?;
@@ -386,6 +522,17 @@ fn serve(env: &Envelope, opts: EngineOptions) -> Result<Value, Error> {
             n
         }
         Request::ExportPlan {} => to_value(e.export_plan()?)?,
+        Request::ExportSync {} => {
+            if env.config.tgt.is_none() {
+                return Err(Error::InvalidArray(
+                    "config names no tgtd instance (tgt_control); there is nothing to export through".into(),
+                ));
+            }
+            // The sync itself runs after every request; its report is the answer.
+            n
+        }
+        Request::Resolve { page83_id, name } => to_value(e.resolve(page83_id.as_deref(), name.as_deref())?)?,
         Request::Fsck {} => to_value(e.check_consistency()?)?,
-    })
+    };
+    Ok((value, finished_split))
 }

@@ -137,6 +137,7 @@ pub fn config(pool: &Path) -> ArrayConfig {
         state: None,
         iqn_prefix: Some("iqn.2025-01.org.example:array".into()),
         split_rate_mib: None,
+        tgt: None,
     }
 }
 
@@ -238,4 +239,249 @@ pub fn state(e: &Engine) -> Value {
 /// `json!` re-export for tests.
 pub fn j(v: Value) -> Value {
     json!(v)
+}
+
+// ----- a private tgtd per test ---------------------------------------------------------------
+
+use spindle_plugin_linux::config::TgtSettings;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU16, Ordering};
+
+pub const TGTD: &str = "/usr/sbin/tgtd";
+pub const INIT_A: &str = "iqn.2025-01.org.example:host-a";
+pub const INIT_B: &str = "iqn.2025-01.org.example:host-b";
+pub const OUTSIDER: &str = "iqn.2025-01.org.example:outsider";
+
+/// True when tgt is installed (tests that need it skip loudly otherwise).
+pub fn have_tgt() -> bool {
+    let ok = Path::new(TGTD).exists();
+    if !ok {
+        eprintln!("skipping: {TGTD} is absent (Debian package tgt)");
+    }
+    ok
+}
+
+static NEXT_CONTROL: AtomicU16 = AtomicU16::new(0);
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The tgtd instance of one test: its own control port, portal port and socket directory.
+/// The array starts it; dropping this shuts it down (and kills it if it does not go).
+#[derive(Debug)]
+pub struct Tgt {
+    pub dir: tempfile::TempDir,
+    pub control: u16,
+    pub port: u16,
+}
+
+impl Tgt {
+    pub fn new() -> Tgt {
+        let dir = tempfile::Builder::new().prefix("spt-").tempdir().unwrap();
+        let n = NEXT_CONTROL.fetch_add(1, Ordering::SeqCst);
+        let control = 2000 + ((std::process::id() % 500) as u16) * 20 + n % 20;
+        Tgt {
+            dir,
+            control,
+            port: free_port(),
+        }
+    }
+
+    pub fn socket_base(&self) -> PathBuf {
+        self.dir.path().join("sock")
+    }
+
+    pub fn settings(&self) -> TgtSettings {
+        TgtSettings {
+            control_port: self.control,
+            portal: SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
+            socket: Some(self.socket_base()),
+        }
+    }
+
+    /// The `extra_info` settings naming this instance.
+    pub fn extra_info(&self) -> String {
+        format!(
+            "tgt_control={};portal=127.0.0.1:{};tgt_socket={}",
+            self.control,
+            self.port,
+            self.socket_base().display()
+        )
+    }
+
+    pub fn portal(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn adm(&self) -> spindle_tgt::Tgtadm {
+        spindle_tgt::Tgtadm::new(self.control)
+            .unwrap()
+            .with_ipc_socket_base(self.socket_base())
+    }
+
+    /// The live tgtd of this instance, found in /proc by its arguments and environment.
+    pub fn pid(&self) -> Option<u32> {
+        let want_env = format!("TGT_IPC_SOCKET={}", self.socket_base().display());
+        let control = self.control.to_string();
+        for e in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = cmd
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if !args.first().is_some_and(|a| a.ends_with("tgtd")) {
+                continue;
+            }
+            if !args.windows(2).any(|w| w[0] == "-C" && w[1] == control) {
+                continue;
+            }
+            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            if env.split(|b| *b == 0).any(|v| v == want_env.as_bytes()) {
+                return Some(pid);
+            }
+        }
+        None
+    }
+
+    /// SIGKILL, and wait until it is gone.
+    pub fn kill9(&self) {
+        let pid = self.pid().expect("tgtd runs");
+        run("kill", &["-9", &pid.to_string()]).unwrap();
+        for _ in 0..200 {
+            if self.pid().is_none() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("tgtd {pid} survived SIGKILL");
+    }
+}
+
+impl Drop for Tgt {
+    fn drop(&mut self) {
+        let _ = self.adm().shutdown_daemon();
+        for _ in 0..100 {
+            if self.pid().is_none() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if let Some(pid) = self.pid() {
+            let _ = run("kill", &["-9", &pid.to_string()]);
+        }
+    }
+}
+
+/// A one-pool configuration served by `tgt`.
+pub fn tgt_config(pool: &Path, tgt: &Tgt) -> ArrayConfig {
+    let mut c = config(pool);
+    c.tgt = Some(tgt.settings());
+    c
+}
+
+/// Which LUNs (without LUN 0) each target shows `initiator`: discovery (tgt serves discovery
+/// without CHAP), then a login to each target (with CHAP when given) and REPORT LUNS.
+pub fn visible(portal: &str, initiator: &str, chap: Option<&spindle_iscsi::Chap>) -> Vec<(String, Vec<u32>)> {
+    let mut out: Vec<(String, Vec<u32>)> = spindle_iscsi::Discovery::send_targets(portal, initiator, None)
+        .unwrap()
+        .into_iter()
+        .map(|t| {
+            let mut s = spindle_iscsi::Session::login(portal, &t.name, initiator, chap)
+                .unwrap_or_else(|e| panic!("login to {} as {initiator}: {e}", t.name));
+            let mut luns: Vec<u32> = s
+                .report_luns()
+                .unwrap()
+                .iter()
+                .filter_map(|l| l.number())
+                .filter(|n| *n != 0)
+                .collect();
+            s.logout().unwrap();
+            luns.sort();
+            (t.name, luns)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+// ----- the plug-in through the manager --------------------------------------------------------
+
+use spindle_api::{Method, PluginException};
+use spindle_manager::{CallError, CallOptions, Manager, ManagerConfig, Mode};
+
+/// A strict manager with the built-in Linux plug-in.
+pub struct Mgr {
+    pub m: Manager,
+}
+
+impl Mgr {
+    pub async fn new() -> Mgr {
+        let config = ManagerConfig {
+            builtins: vec![std::sync::Arc::new(spindle_plugin_linux::LinuxArray)],
+            mode: Mode::Strict,
+            async_poll_interval: std::time::Duration::from_millis(50),
+            ..ManagerConfig::default()
+        };
+        Mgr {
+            m: Manager::new(config).await.unwrap(),
+        }
+    }
+
+    pub async fn call(&self, method: Method, args: Value) -> Result<Value, CallError> {
+        let entry = self.m.resolve(spindle_plugin_linux::CLASS_NAME).unwrap();
+        let args = args.as_object().cloned().unwrap();
+        self.m
+            .call(entry, method, args, CallOptions::default())
+            .await
+            .map(|o| o.value)
+    }
+
+    /// A call that must succeed.
+    pub async fn ok(&self, method: Method, args: Value) -> Value {
+        match self.call(method, args).await {
+            Ok(v) => v,
+            Err(e) => panic!("{method} failed: {e}"),
+        }
+    }
+
+    /// A call that must raise; returns the exception.
+    pub async fn raised(&self, method: Method, args: Value) -> PluginException {
+        match self.call(method, args).await {
+            Ok(v) => panic!("{method} succeeded: {v}"),
+            Err(CallError::Raised(e)) => e,
+            Err(e) => panic!("{method} did not raise but: {e}"),
+        }
+    }
+}
+
+/// An iSCSI ss_record for the Linux plug-in.
+pub fn ss_record(admin_host: &str, extra_info: &str) -> Value {
+    json!({
+        "name": "linux-array",
+        "uuid": uuid::Uuid::new_v4().to_string(),
+        "storage_type": "iSCSIStorage",
+        "access_host": "127.0.0.1",
+        "admin_host": admin_host,
+        "admin_user": "root",
+        "admin_passwd": "",
+        "extra_info": extra_info,
+    })
+}
+
+/// `extra_info` for a one-pool array served by `tgt`, run locally from the built program.
+pub fn local_extra_info(pool: &Path, tgt: &Tgt) -> String {
+    format!(
+        "pools=p0:{};iqn_prefix=iqn.2025-01.org.example:array;{};array_program={}",
+        pool.display(),
+        tgt.extra_info(),
+        exe().display()
+    )
 }

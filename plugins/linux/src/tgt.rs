@@ -1,0 +1,1026 @@
+//! Serving the export plan: the array's tgtd instance is started when it is not running and
+//! brought to the array's [`ExportPlan`] (see [`sync`]).
+//!
+//! The array program runs once per request, so what tgtd was given is remembered in the state
+//! directory (`tgt-state.json`, mode 0600, no secret in it): which tgtd instance it was (the
+//! identity of its management socket, which tgtd re-creates whenever it starts), the target
+//! ids (so a restarted tgtd gives every target its old tid back, and with it tgt's NAA-3
+//! designator), the backing-file generation of every logical unit, which CHAP secret the
+//! account was created with (the identity of the 0600 secret file, which `set-chap` replaces),
+//! and a fingerprint of the last plan applied cleanly.
+//!
+//! # Why not `spindle_tgt::reconcile`
+//! The plan is applied with `spindle-tgt`'s typed [`Tgtadm`] client, by the same rules as
+//! `spindle_tgt::reconcile` (owned prefix only, revoke before grant, the ACL of a new target
+//! last, address rules removed, never added), with three differences the array needs:
+//! - one element presented to several access groups is one logical unit in several targets,
+//!   with the same `scsi_id`, `scsi_sn` and backing file (a host reaching it through two
+//!   targets must see one device); `DesiredState::validate` refuses exactly that;
+//! - a logical unit whose backing file was replaced (restore, split: a new
+//!   `backing_generation`) is deleted and added again with the same LUN and identity, since
+//!   tgtd keeps the old file open;
+//! - a CHAP account this array created in this tgtd instance with the current secret is kept
+//!   (a `Tgtadm` remembers the secrets it set only in its own process, so each request would
+//!   otherwise re-create the account); when the account has to be re-created, a placeholder
+//!   account with a random secret stays bound meanwhile, so no target ever accepts a login
+//!   without CHAP.
+//!
+//! # Modes
+//! [`SyncMode::Full`] (after every request that changes exports or backing files, and
+//! `export-sync`) reads tgtd's state and corrects everything. [`SyncMode::Check`] (every other
+//! request) only makes sure tgtd answers, is the instance last configured, and that the plan
+//! has not changed since it was last applied; otherwise it does a full sync. So after tgtd
+//! dies (even SIGKILL), any request brings back every target, ACL, account, LUN, identity and
+//! online state.
+
+use crate::config::TgtSettings;
+use crate::engine::Engine;
+use crate::error::{Error, IoContext, Result};
+use crate::export::{ExportPlan, LunPlan};
+use crate::fsops;
+use serde::{Deserialize, Serialize};
+use spindle_tgt::{
+    tgt_size_mb, BackingPath, CachePolicy, InitiatorAddress, Iqn, LunSpec, ProductId, ScsiId, ScsiSn, Secret,
+    TargetInfo, TgtError, Tgtadm, UserName, VendorId,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, OpenOptions};
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where Debian installs tgtd.
+pub const TGTD: &str = "/usr/sbin/tgtd";
+/// Where Debian installs tgtadm.
+pub const TGTADM: &str = "/usr/sbin/tgtadm";
+/// The record of what tgtd was given, in the state directory.
+pub const RECORD_FILE: &str = "tgt-state.json";
+/// How long a starting tgtd may take to answer.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How thoroughly [`sync`] works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Read tgtd's state and correct everything.
+    Full,
+    /// Correct only when tgtd is not the instance last configured or the plan changed.
+    Check,
+}
+
+/// What a sync did. Never carries a secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// tgtd's control port.
+    pub control_port: u16,
+    /// The portal.
+    pub portal: String,
+    /// tgtd was not running and this request started it (pid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u32>,
+    /// tgtd's state was read and corrected.
+    pub reconciled: bool,
+    /// Changes made, in order.
+    pub actions: Vec<String>,
+    /// Changes that failed.
+    pub failures: Vec<String>,
+    /// The tid of every target of the plan that exists now.
+    pub tids: BTreeMap<String, u32>,
+}
+
+impl SyncReport {
+    /// Nothing failed.
+    pub fn is_clean(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// The state of the export layer, for `getInfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TgtStatus {
+    /// tgtd's control port.
+    pub control_port: u16,
+    /// The portal.
+    pub portal: String,
+    /// tgtd answers.
+    pub running: bool,
+    /// `tgtadm --version`, when it runs.
+    pub version: Option<String>,
+}
+
+/// One logical unit as last applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct AppliedLun {
+    element: String,
+    generation: u64,
+}
+
+/// What tgtd was given, kept between requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Record {
+    /// The tgtd instance (identity of its management socket).
+    #[serde(default)]
+    instance: Option<String>,
+    /// Fingerprint of the last plan applied without failures to that instance.
+    #[serde(default)]
+    fingerprint: Option<String>,
+    /// Target ids by target name.
+    #[serde(default)]
+    tids: BTreeMap<String, u32>,
+    /// Logical units by `"<target> <lun>"`.
+    #[serde(default)]
+    luns: BTreeMap<String, AppliedLun>,
+    /// The CHAP account created in that instance: user name and secret-file identity.
+    #[serde(default)]
+    account: Option<(String, String)>,
+    /// The tgtd this array started last.
+    #[serde(default)]
+    tgtd_pid: Option<u32>,
+}
+
+fn tgt_err(context: &str, e: TgtError) -> Error {
+    // TgtError never carries a secret.
+    Error::Failed(format!("{context}: {e}"))
+}
+
+/// The tgtadm client for the settings.
+pub fn tgtadm(settings: &TgtSettings) -> Result<Tgtadm> {
+    let mut adm = Tgtadm::new(settings.control_port)
+        .map_err(|e| Error::InvalidArray(format!("config tgt_control: {e}")))?
+        .with_program(program(TGTADM, "tgtadm"));
+    if let Some(base) = &settings.socket {
+        adm = adm.with_ipc_socket_base(base);
+    }
+    Ok(adm)
+}
+
+/// `default` if it exists, else `name` (found on PATH by the OS).
+fn program(default: &str, name: &str) -> PathBuf {
+    if Path::new(default).is_file() {
+        PathBuf::from(default)
+    } else {
+        PathBuf::from(name)
+    }
+}
+
+/// The export layer's state, for `getInfo` (does not start tgtd).
+pub fn status(settings: &TgtSettings) -> Result<TgtStatus> {
+    let adm = tgtadm(settings)?;
+    let version = Command::new(program(TGTADM, "tgtadm"))
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|v| !v.is_empty());
+    Ok(TgtStatus {
+        control_port: settings.control_port,
+        portal: settings.portal.to_string(),
+        running: adm.is_alive(),
+        version,
+    })
+}
+
+fn record_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(RECORD_FILE)
+}
+
+fn load_record(state_dir: &Path) -> Record {
+    // A missing or unreadable record only costs a full reconciliation.
+    fs::read(record_path(state_dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn save_record(state_dir: &Path, record: &Record) -> Result<()> {
+    let path = record_path(state_dir);
+    let tmp = state_dir.join(format!(".{RECORD_FILE}.tmp"));
+    let _ = fs::remove_file(&tmp);
+    let text = serde_json::to_vec_pretty(record)
+        .map_err(|e| Error::Failed(format!("cannot encode the tgt record: {e}")))?;
+    {
+        let mut f = fsops::create_new(&tmp, 0o600)?;
+        f.write_all(&text).ctx("cannot write", &tmp)?;
+        f.sync_all().ctx("cannot fsync", &tmp)?;
+    }
+    fs::rename(&tmp, &path).ctx("cannot rename", &path)
+}
+
+/// The identity of the tgtd instance behind the management socket: tgtd unlinks and binds
+/// the socket each time it starts, so a restarted tgtd has a new one.
+fn instance_id(adm: &Tgtadm) -> Option<String> {
+    let md = fs::metadata(adm.ipc_socket_path()).ok()?;
+    Some(format!(
+        "{}:{}:{}.{:09}",
+        md.dev(),
+        md.ino(),
+        md.ctime(),
+        md.ctime_nsec()
+    ))
+}
+
+/// The identity of the secret file: `set-chap` writes a new file and renames it into place.
+fn secret_id(path: &Path) -> Option<String> {
+    let md = fs::metadata(path).ok()?;
+    Some(format!(
+        "{}:{}:{}.{:09}:{}",
+        md.dev(),
+        md.ino(),
+        md.mtime(),
+        md.mtime_nsec(),
+        md.len()
+    ))
+}
+
+fn lun_key(target: &str, lun: u64) -> String {
+    format!("{target} {lun}")
+}
+
+/// One logical unit wanted.
+#[derive(Debug)]
+struct WantLun {
+    spec: LunSpec,
+    element: String,
+    generation: u64,
+}
+
+/// One target wanted.
+#[derive(Debug)]
+struct WantTarget {
+    name: Iqn,
+    tid: Option<u32>,
+    initiators: BTreeSet<Iqn>,
+    luns: BTreeMap<u64, WantLun>,
+}
+
+/// The whole desired state.
+#[derive(Debug)]
+struct Want {
+    owner: String,
+    account: Option<(UserName, Secret, String)>,
+    targets: Vec<WantTarget>,
+}
+
+fn checked<T>(what: &str, r: std::result::Result<T, TgtError>) -> Result<T> {
+    r.map_err(|e| Error::Failed(format!("the export plan cannot be served by tgt: {what}: {e}")))
+}
+
+fn lun_spec(l: &LunPlan) -> Result<LunSpec> {
+    let path = l
+        .backing_path
+        .to_str()
+        .ok_or_else(|| Error::Failed(format!("backing file {} is not UTF-8", l.backing_path.display())))?;
+    Ok(LunSpec {
+        backing: checked("backing file", BackingPath::new(path))?,
+        scsi_id: checked("scsi_id", ScsiId::new(l.scsi_id.clone()))?,
+        scsi_sn: checked("scsi_sn", ScsiSn::new(l.scsi_sn.clone()))?,
+        vendor_id: checked("vendor", VendorId::new(l.vendor.clone()))?,
+        product_id: checked("product", ProductId::new(l.product.clone()))?,
+        online: l.online,
+        cache: if l.write_cache {
+            CachePolicy::WriteBack
+        } else {
+            CachePolicy::WriteThrough
+        },
+    })
+}
+
+fn want(plan: &ExportPlan, tids: &BTreeMap<String, u32>) -> Result<Want> {
+    let owner = format!("{}:", plan.iqn_prefix);
+    let account = match &plan.chap {
+        None => None,
+        Some(c) => {
+            let user = checked("CHAP user name", UserName::new(c.username.clone()))?;
+            let secret = c
+                .read_secret()
+                .map_err(|e| Error::io("cannot read the CHAP secret", &c.secret_file, e))?;
+            let secret = checked("CHAP secret", Secret::new(secret))?;
+            let id = secret_id(&c.secret_file).unwrap_or_default();
+            Some((user, secret, id))
+        }
+    };
+    let mut targets = Vec::new();
+    for t in &plan.targets {
+        let name = checked("target name", Iqn::new(t.iqn.clone()))?;
+        if !name.as_str().starts_with(&owner) {
+            return Err(Error::Failed(format!(
+                "target {} is outside the array's prefix {owner}",
+                t.iqn
+            )));
+        }
+        let mut initiators = BTreeSet::new();
+        for i in &t.initiators {
+            initiators.insert(checked("initiator name", Iqn::new(i.clone()))?);
+        }
+        let mut luns = BTreeMap::new();
+        for l in &t.luns {
+            luns.insert(
+                u64::from(l.lun),
+                WantLun {
+                    spec: lun_spec(l)?,
+                    element: l.element.clone(),
+                    generation: l.backing_generation,
+                },
+            );
+        }
+        targets.push(WantTarget {
+            tid: tids.get(name.as_str()).copied(),
+            name,
+            initiators,
+            luns,
+        });
+    }
+    targets.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Want {
+        owner,
+        account,
+        targets,
+    })
+}
+
+fn fingerprint(plan: &ExportPlan, settings: &TgtSettings) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(plan).unwrap_or_default().hash(&mut h);
+    serde_json::to_string(settings).unwrap_or_default().hash(&mut h);
+    if let Some(c) = &plan.chap {
+        secret_id(&c.secret_file).hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
+}
+
+fn log_tail(path: &Path) -> String {
+    let Ok(mut f) = fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(1000)));
+    let mut text = String::new();
+    let _ = f.read_to_string(&mut text);
+    let text = text.trim();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!("; tgtd said: {}", text.lines().collect::<Vec<_>>().join(" | "))
+    }
+}
+
+/// Starts tgtd for `settings`, detached (its own process group, standard streams on a log
+/// file in the state directory), so that it outlives the request; waits until it answers and
+/// checks that it listens on exactly the configured portal (tgtd that cannot bind its portal
+/// silently falls back to `0.0.0.0:3260`: such an instance is shut down again).
+fn start_tgtd(adm: &Tgtadm, settings: &TgtSettings, state_dir: &Path) -> Result<u32> {
+    let tgtd = program(TGTD, "tgtd");
+    // tgtd does not create the directory of its management socket.
+    if let Some(dir) = adm.ipc_socket_base().parent() {
+        fs::create_dir_all(dir).ctx("cannot create the tgtd socket directory", dir)?;
+    }
+    let log = state_dir.join(format!("tgtd-{}.log", settings.control_port));
+    let out = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&log)
+        .ctx("cannot open the tgtd log", &log)?;
+    let err = out.try_clone().ctx("cannot open the tgtd log", &log)?;
+    let mut cmd = Command::new(&tgtd);
+    cmd.arg("-f")
+        .arg("-C")
+        .arg(settings.control_port.to_string())
+        .arg("--iscsi")
+        .arg(format!("portal={}", settings.portal))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
+    match &settings.socket {
+        Some(base) => cmd.env("TGT_IPC_SOCKET", base),
+        None => cmd.env_remove("TGT_IPC_SOCKET"),
+    };
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::Failed(format!(
+            "cannot start {} (is tgt installed?): {e}",
+            tgtd.display()
+        ))
+    })?;
+    let pid = child.id();
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Error::Failed(format!(
+                "tgtd for control port {} exited at once ({status}){}",
+                settings.control_port,
+                log_tail(&log)
+            )));
+        }
+        if adm.is_alive() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Failed(format!(
+                "tgtd for control port {} did not answer within {} s{}",
+                settings.control_port,
+                START_TIMEOUT.as_secs(),
+                log_tail(&log)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Reap it should it end while this process still runs; otherwise init does.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    if let Err(e) = check_portal(adm, settings) {
+        let _ = adm.shutdown_daemon();
+        return Err(e);
+    }
+    Ok(pid)
+}
+
+fn check_portal(adm: &Tgtadm, settings: &TgtSettings) -> Result<()> {
+    let wanted = settings.portal.to_string();
+    let actual = adm
+        .portals()
+        .map_err(|e| tgt_err("cannot read tgtd's portals", e))?;
+    if actual != [wanted.clone()] {
+        return Err(Error::Failed(format!(
+            "tgtd on control port {} listens on {} instead of the configured portal {wanted} (is the address local and the port free?)",
+            settings.control_port,
+            if actual.is_empty() {
+                "nothing".to_string()
+            } else {
+                actual.join(", ")
+            }
+        )));
+    }
+    Ok(())
+}
+
+/// Collects what was done.
+struct Log<'a> {
+    report: &'a mut SyncReport,
+}
+
+impl Log<'_> {
+    fn apply(&mut self, what: String, op: impl FnOnce() -> std::result::Result<(), TgtError>) -> bool {
+        match op() {
+            Ok(()) => {
+                self.report.actions.push(what);
+                true
+            }
+            Err(e) => {
+                self.report.failures.push(format!("{what}: {e}"));
+                false
+            }
+        }
+    }
+}
+
+/// Why an existing logical unit must be re-created, if it must.
+fn lun_mismatch(lu: &spindle_tgt::LunInfo, spec: &LunSpec) -> Option<String> {
+    let mut why = Vec::new();
+    if lu.device_type != "disk" {
+        why.push(format!("type {} instead of disk", lu.device_type));
+    }
+    if lu.backing_store_type != "rdwr" {
+        why.push(format!("backing store {} instead of rdwr", lu.backing_store_type));
+    }
+    if lu.backing_path.as_deref() != Some(spec.backing.as_str()) {
+        why.push(format!(
+            "backing file {} instead of {}",
+            lu.backing_path.as_deref().unwrap_or("none"),
+            spec.backing
+        ));
+    }
+    if lu.scsi_id != spec.scsi_id.as_str() {
+        why.push(format!("scsi_id {} instead of {}", lu.scsi_id, spec.scsi_id));
+    }
+    if lu.scsi_sn != spec.scsi_sn.as_str() {
+        why.push(format!("scsi_sn {} instead of {}", lu.scsi_sn, spec.scsi_sn));
+    }
+    let cache = CachePolicy::from_oflags(lu.oflag_sync, lu.oflag_direct);
+    if cache != spec.cache {
+        why.push(format!("cache policy {cache:?} instead of {:?}", spec.cache));
+    }
+    (!why.is_empty()).then(|| why.join(", "))
+}
+
+fn placeholder_account() -> Result<(UserName, Secret)> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    Ok((
+        checked(
+            "placeholder account",
+            UserName::new(format!("spindle-hold-{}", &id[..16])),
+        )?,
+        checked("placeholder secret", Secret::new(secret))?,
+    ))
+}
+
+/// What [`apply`] leaves for the record: the account entry (user, secret-file identity) and
+/// the logical units whose change failed.
+type Applied = (Option<(String, String)>, BTreeSet<String>);
+
+/// Applies `want` to tgtd; returns the new record's account entry.
+fn apply(
+    adm: &Tgtadm,
+    want: &Want,
+    record: &Record,
+    same_instance: bool,
+    report: &mut SyncReport,
+) -> Result<Applied> {
+    let targets = adm
+        .targets()
+        .map_err(|e| tgt_err("cannot read tgtd's targets", e))?;
+    let accounts = adm
+        .accounts()
+        .map_err(|e| tgt_err("cannot read tgtd's accounts", e))?;
+    let (owned, foreign): (Vec<TargetInfo>, Vec<TargetInfo>) =
+        targets.into_iter().partition(|t| t.name.starts_with(&want.owner));
+    let mut log = Log { report };
+    // Logical units whose application failed keep their old record entry.
+    let mut failed_luns: BTreeSet<String> = BTreeSet::new();
+
+    // 1. Owned targets that are not wanted.
+    let mut live: Vec<TargetInfo> = Vec::new();
+    for t in owned {
+        if want.targets.iter().any(|w| w.name.as_str() == t.name) {
+            live.push(t);
+            continue;
+        }
+        let (tid, name) = (t.tid, t.name.clone());
+        if !log.apply(format!("delete target {tid} {name}"), || {
+            adm.delete_target(tid, true)
+        }) {
+            live.push(t);
+        }
+    }
+
+    // 2. The account.
+    let recorded_ours = |user: &str| record.account.as_ref().is_some_and(|(u, _)| u == user);
+    let mut account_entry = None;
+    let mut account_ok = true;
+    if let Some((user, secret, sid)) = &want.account {
+        let exists = accounts.iter().any(|a| a == user.as_str());
+        let vouched = same_instance && record.account.as_ref() == Some(&(user.to_string(), sid.clone()));
+        if !exists {
+            account_ok = log.apply(format!("create account {user}"), || adm.new_account(user, secret));
+        } else if !vouched {
+            let foreign_users: Vec<&str> = foreign
+                .iter()
+                .filter(|t| t.accounts.iter().any(|a| a == user.as_str()))
+                .map(|t| t.name.as_str())
+                .collect();
+            if foreign_users.is_empty() {
+                account_ok = recreate_account(adm, &mut log, user, secret, &live)?;
+            } else {
+                log.report.failures.push(format!(
+                    "re-create account {user}: it is also bound to {}, outside {}; its secret is left alone",
+                    foreign_users.join(", "),
+                    want.owner
+                ));
+                account_ok = false;
+            }
+        }
+        if account_ok {
+            account_entry = Some((user.to_string(), sid.clone()));
+        }
+    }
+    for user in &accounts {
+        if want.account.as_ref().is_some_and(|(u, _, _)| u.as_str() == user) {
+            continue;
+        }
+        let on = |ts: &[TargetInfo]| ts.iter().any(|t| t.accounts.iter().any(|a| a == user));
+        if on(&foreign) {
+            continue;
+        }
+        if on(&live) || (same_instance && recorded_ours(user)) {
+            let u = user.clone();
+            log.apply(format!("delete account {u}"), || adm.delete_account(&u));
+        }
+    }
+    let live_accounts: Vec<String> = adm.accounts().unwrap_or_default();
+
+    // 3. Wanted targets, in name order.
+    let mut used: BTreeSet<u32> = foreign.iter().chain(&live).map(|t| t.tid).collect();
+    let reserved: BTreeSet<u32> = want.targets.iter().filter_map(|t| t.tid).collect();
+    for w in &want.targets {
+        let name = w.name.as_str();
+        let have = live.iter().find(|t| t.name == name);
+        let tid = match have {
+            Some(t) => {
+                correct_target(
+                    adm,
+                    &mut log,
+                    t,
+                    w,
+                    want,
+                    record,
+                    same_instance,
+                    account_ok,
+                    &live_accounts,
+                    &mut failed_luns,
+                );
+                t.tid
+            }
+            None => {
+                let tid = match w.tid {
+                    Some(pin) if !used.contains(&pin) => pin,
+                    pin => {
+                        let Some(t) = (1..=i32::MAX as u32)
+                            .find(|t| !used.contains(t) && (Some(*t) == pin || !reserved.contains(t)))
+                        else {
+                            log.report
+                                .failures
+                                .push(format!("create target {name}: no free target id"));
+                            continue;
+                        };
+                        t
+                    }
+                };
+                if !log.apply(format!("create target {tid} {name}"), || {
+                    adm.new_target(tid, &w.name)
+                }) {
+                    failed_luns.extend(w.luns.keys().map(|l| lun_key(name, *l)));
+                    continue;
+                }
+                used.insert(tid);
+                if let (Some((user, _, _)), true) = (&want.account, account_ok) {
+                    log.apply(format!("target {tid}: bind account {user}"), || {
+                        adm.bind_account(tid, user)
+                    });
+                }
+                for (lun, l) in &w.luns {
+                    if !log.apply(format!("target {tid}: add LUN {lun}"), || {
+                        adm.add_lun(tid, *lun, &l.spec)
+                    }) {
+                        failed_luns.insert(lun_key(name, *lun));
+                    }
+                }
+                for i in &w.initiators {
+                    log.apply(format!("target {tid}: allow {i}"), || adm.bind_initiator(tid, i));
+                }
+                tid
+            }
+        };
+        log.report.tids.insert(name.to_string(), tid);
+    }
+    Ok((account_entry, failed_luns))
+}
+
+/// Re-creates `user` with `secret` (tgtd never shows secrets, so an account this array cannot
+/// vouch for is re-created). While it is gone, a placeholder account with a random secret is
+/// bound to every owned target that uses it, so those targets keep requiring CHAP.
+fn recreate_account(
+    adm: &Tgtadm,
+    log: &mut Log<'_>,
+    user: &UserName,
+    secret: &Secret,
+    live: &[TargetInfo],
+) -> Result<bool> {
+    let bound: Vec<u32> = live
+        .iter()
+        .filter(|t| t.accounts.iter().any(|a| a == user.as_str()))
+        .map(|t| t.tid)
+        .collect();
+    let (hold, hold_secret) = placeholder_account()?;
+    let mut held = Vec::new();
+    if !bound.is_empty()
+        && log.apply(format!("create placeholder account {hold}"), || {
+            adm.new_account(&hold, &hold_secret)
+        })
+    {
+        for tid in &bound {
+            if log.apply(format!("target {tid}: bind placeholder account {hold}"), || {
+                adm.bind_account(*tid, &hold)
+            }) {
+                held.push(*tid);
+            }
+        }
+    }
+    if held.len() != bound.len() {
+        // Without the placeholder on every target, re-creating would open a target.
+        let _ = adm.delete_account(hold.as_str());
+        log.report.failures.push(format!(
+            "re-create account {user}: the placeholder could not be bound everywhere; the account is left as it is"
+        ));
+        return Ok(false);
+    }
+    let ok = log.apply(format!("re-create account {user}"), || {
+        adm.delete_account(user.as_str())?;
+        adm.new_account(user, secret)?;
+        for tid in &bound {
+            adm.bind_account(*tid, user)?;
+        }
+        Ok(())
+    });
+    if !bound.is_empty() {
+        if ok {
+            let h = hold.clone();
+            log.apply(format!("delete placeholder account {h}"), || {
+                adm.delete_account(h.as_str())
+            });
+        } else {
+            log.report.failures.push(format!(
+                "placeholder account {hold} stays bound so that no target accepts logins without CHAP"
+            ));
+        }
+    }
+    Ok(ok)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn correct_target(
+    adm: &Tgtadm,
+    log: &mut Log<'_>,
+    have: &TargetInfo,
+    w: &WantTarget,
+    want: &Want,
+    record: &Record,
+    same_instance: bool,
+    account_ok: bool,
+    live_accounts: &[String],
+    failed_luns: &mut BTreeSet<String>,
+) {
+    let tid = have.tid;
+    let name = w.name.as_str();
+    // Revoke first.
+    for address in &have.acl_addresses {
+        let a = address.clone();
+        log.apply(format!("target {tid}: remove address rule {a}"), || {
+            adm.unbind_address(tid, &InitiatorAddress::new(a.as_str())?)
+        });
+    }
+    for i in &have.acl_initiators {
+        if !w.initiators.iter().any(|x| x.as_str() == i) {
+            log.apply(format!("target {tid}: disallow {i}"), || {
+                adm.unbind_initiator(tid, i)
+            });
+        }
+    }
+    for user in &have.accounts {
+        let wanted = want.account.as_ref().is_some_and(|(u, _, _)| u.as_str() == user);
+        // Accounts deleted above are unbound already; placeholders of a failed re-creation stay.
+        let placeholder = user.starts_with("spindle-hold-") && want.account.is_some() && !account_ok;
+        if !wanted && !placeholder && live_accounts.iter().any(|a| a == user) {
+            log.apply(format!("target {tid}: unbind account {user}"), || {
+                adm.unbind_account(tid, user)
+            });
+        }
+    }
+    // Logical units.
+    for lu in &have.luns {
+        if lu.lun != 0 && !w.luns.contains_key(&lu.lun) {
+            let lun = lu.lun;
+            log.apply(format!("target {tid}: delete LUN {lun}"), || {
+                adm.delete_lu(tid, lun)
+            });
+        }
+    }
+    for (lun, l) in &w.luns {
+        let lun = *lun;
+        let key = lun_key(name, lun);
+        let Some(lu) = have.lun(lun) else {
+            if !log.apply(format!("target {tid}: add LUN {lun}"), || {
+                adm.add_lun(tid, lun, &l.spec)
+            }) {
+                failed_luns.insert(key);
+            }
+            continue;
+        };
+        let stale = same_instance
+            && record
+                .luns
+                .get(&key)
+                .is_some_and(|a| a.element == l.element && a.generation != l.generation);
+        let reason = match lun_mismatch(lu, &l.spec) {
+            Some(r) => Some(r),
+            None if stale => Some(format!("backing file replaced (generation {})", l.generation)),
+            None => None,
+        };
+        if let Some(reason) = reason {
+            if !log.apply(format!("target {tid}: re-create LUN {lun} ({reason})"), || {
+                adm.delete_lu(tid, lun)?;
+                adm.add_lun(tid, lun, &l.spec)
+            }) {
+                failed_luns.insert(key);
+            }
+            continue;
+        }
+        match fs::metadata(l.spec.backing.as_path()).map(|m| m.len()) {
+            Ok(len) if tgt_size_mb(len) != lu.size_mb => {
+                if !log.apply(format!("target {tid}: refresh size of LUN {lun}"), || {
+                    adm.refresh_lu_size(tid, lun, &l.spec.backing, l.spec.online)
+                }) {
+                    failed_luns.insert(key);
+                }
+            }
+            Err(e) => {
+                log.report
+                    .failures
+                    .push(format!("target {tid}: LUN {lun}: {}: {e}", l.spec.backing));
+                failed_luns.insert(key);
+            }
+            Ok(_) if lu.online != l.spec.online => {
+                let online = l.spec.online;
+                if !log.apply(
+                    format!(
+                        "target {tid}: LUN {lun} {}",
+                        if online { "online" } else { "offline" }
+                    ),
+                    || adm.set_lu_online(tid, lun, online),
+                ) {
+                    failed_luns.insert(key);
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    // Then grant.
+    if let (Some((user, _, _)), true) = (&want.account, account_ok) {
+        if !have.accounts.iter().any(|a| a == user.as_str()) {
+            log.apply(format!("target {tid}: bind account {user}"), || {
+                adm.bind_account(tid, user)
+            });
+        }
+    }
+    for i in &w.initiators {
+        if !have.acl_initiators.iter().any(|a| a == i.as_str()) {
+            log.apply(format!("target {tid}: allow {i}"), || adm.bind_initiator(tid, i));
+        }
+    }
+}
+
+/// Makes tgtd serve the engine's export plan (see the module docs). Takes the array's lock
+/// for its duration. Errors are returned when tgtd cannot be started or read, or the plan
+/// cannot be expressed; failures of single changes are in [`SyncReport::failures`].
+pub fn sync(engine: &Engine, settings: &TgtSettings, mode: SyncMode) -> Result<SyncReport> {
+    let _g = engine.lock()?;
+    let state_dir = engine.state_dir().to_path_buf();
+    let plan = engine.export_plan()?;
+    let adm = tgtadm(settings)?;
+    let mut record = load_record(&state_dir);
+    let mut report = SyncReport {
+        control_port: settings.control_port,
+        portal: settings.portal.to_string(),
+        ..SyncReport::default()
+    };
+    if !adm.is_alive() {
+        let pid = start_tgtd(&adm, settings, &state_dir)?;
+        report.started = Some(pid);
+        record.tgtd_pid = Some(pid);
+    }
+    let instance = instance_id(&adm);
+    let same_instance = instance.is_some() && record.instance == instance;
+    let fp = fingerprint(&plan, settings);
+    if mode == SyncMode::Check && same_instance && record.fingerprint.as_deref() == Some(fp.as_str()) {
+        report.tids = record.tids.clone();
+        return Ok(report);
+    }
+    if report.started.is_none() {
+        check_portal(&adm, settings)?;
+    }
+    let w = want(&plan, &record.tids)?;
+    report.reconciled = true;
+    let (account, failed_luns) = apply(&adm, &w, &record, same_instance, &mut report)?;
+
+    let mut luns = BTreeMap::new();
+    for t in &w.targets {
+        for (lun, l) in &t.luns {
+            let key = lun_key(t.name.as_str(), *lun);
+            if failed_luns.contains(&key) {
+                if let Some(old) = record.luns.get(&key).filter(|_| same_instance) {
+                    luns.insert(key, old.clone());
+                }
+            } else {
+                luns.insert(
+                    key,
+                    AppliedLun {
+                        element: l.element.clone(),
+                        generation: l.generation,
+                    },
+                );
+            }
+        }
+    }
+    let mut tids = record.tids.clone();
+    tids.retain(|name, _| w.targets.iter().any(|t| t.name.as_str() == name));
+    tids.extend(report.tids.clone());
+    let new = Record {
+        instance: instance_id(&adm),
+        fingerprint: report.is_clean().then_some(fp),
+        tids,
+        luns,
+        account,
+        tgtd_pid: record.tgtd_pid,
+    };
+    save_record(&state_dir, &new)?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::{ChapPlan, TargetPlan};
+
+    fn plan() -> ExportPlan {
+        ExportPlan {
+            array_id: "a".into(),
+            iqn_prefix: "iqn.2025-01.org.example:arr".into(),
+            chap: None,
+            targets: vec![TargetPlan {
+                group: "g".into(),
+                iqn: "iqn.2025-01.org.example:arr:g".into(),
+                initiators: vec!["iqn.2025-01.org.example:host".into()],
+                luns: vec![LunPlan {
+                    lun: 1,
+                    element: "e".into(),
+                    name: "n".into(),
+                    backing_path: PathBuf::from("/srv/p/e.img"),
+                    size: 1 << 20,
+                    scsi_id: "6aabbcc0123456789000000000000001".into(),
+                    scsi_sn: "0123456789abcdef000000001".into(),
+                    vendor: "SPINDLE".into(),
+                    product: "LINUX-ARRAY".into(),
+                    online: true,
+                    write_cache: false,
+                    read_only: false,
+                    backing_generation: 0,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn one_element_in_two_targets_is_allowed() {
+        let mut p = plan();
+        let mut second = p.targets[0].clone();
+        second.group = "h".into();
+        second.iqn = "iqn.2025-01.org.example:arr:h".into();
+        p.targets.push(second);
+        let w = want(&p, &BTreeMap::new()).expect("valid");
+        assert_eq!(w.owner, "iqn.2025-01.org.example:arr:");
+        assert_eq!(w.targets.len(), 2);
+        assert_eq!(w.targets[0].luns[&1].spec.cache, CachePolicy::WriteThrough);
+    }
+
+    #[test]
+    fn bad_names_are_refused_without_secrets() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let secret_file = dir.path().join("s");
+        fs::write(&secret_file, "short").expect("write");
+        let mut p = plan();
+        p.chap = Some(ChapPlan {
+            username: "user".into(),
+            secret_file,
+        });
+        let e = want(&p, &BTreeMap::new()).expect_err("short secret").to_string();
+        assert!(e.contains("CHAP secret") && !e.contains("short\""), "{e}");
+        let mut p = plan();
+        p.targets[0].initiators = vec!["not an iqn".into()];
+        assert!(want(&p, &BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn fingerprint_follows_the_plan() {
+        let s = TgtSettings::new(3);
+        let a = fingerprint(&plan(), &s);
+        assert_eq!(a, fingerprint(&plan(), &s));
+        let mut p = plan();
+        p.targets[0].luns[0].backing_generation = 1;
+        assert_ne!(a, fingerprint(&p, &s));
+        assert_ne!(a, fingerprint(&plan(), &TgtSettings::new(4)));
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut r = Record {
+            instance: Some("1:2:3.4".into()),
+            ..Record::default()
+        };
+        r.luns.insert(
+            lun_key("t", 1),
+            AppliedLun {
+                element: "e".into(),
+                generation: 2,
+            },
+        );
+        save_record(dir.path(), &r).expect("save");
+        assert_eq!(load_record(dir.path()), r);
+        let mode = fs::metadata(record_path(dir.path())).expect("md").mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}

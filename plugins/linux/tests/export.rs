@@ -1,0 +1,293 @@
+//! The export layer of `spindle-array`: every request brings a real tgtd (private control
+//! port, socket directory and portal port) to the array's export plan, checked with the
+//! spindle-iscsi initiator.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use spindle_api::make_mp_page83_from_raw_page83;
+use spindle_iscsi::{Chap, Lun, Session};
+
+const MIB: u64 = 1 << 20;
+
+fn uuid(v: &Value) -> String {
+    v["uuid"].as_str().unwrap().to_string()
+}
+
+/// (LUN number, page83_id from VPD 0x83, capacity, online) of every LUN `initiator` sees in
+/// `target`.
+fn inspect(
+    portal: &str,
+    target: &str,
+    initiator: &str,
+    chap: Option<&Chap>,
+) -> Vec<(u32, String, u64, bool)> {
+    let mut s = Session::login(portal, target, initiator, chap).unwrap();
+    let mut out = Vec::new();
+    for lun in s.report_luns().unwrap() {
+        let n = lun.number().unwrap();
+        if n == 0 {
+            continue;
+        }
+        let id = s.inquiry_vpd83(lun).unwrap();
+        let naa = id.naa_of_type(6).unwrap().hex();
+        let online = s.test_unit_ready(lun).is_ok();
+        let cap = if online {
+            s.read_capacity16(lun).unwrap().bytes()
+        } else {
+            0
+        };
+        out.push((n, make_mp_page83_from_raw_page83(&naa).unwrap(), cap, online));
+    }
+    s.logout().unwrap();
+    out.sort();
+    out
+}
+
+#[test]
+fn requests_keep_tgtd_serving_the_plan_even_after_sigkill() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let tgt = Tgt::new();
+    let cfg = tgt_config(&fs.pool("p0"), &tgt);
+    let prefix = "iqn.2025-01.org.example:array";
+
+    // validate starts tgtd.
+    let info = ok(&cfg, json!({"op": "validate"}));
+    assert_eq!(info["tgt"]["running"], true, "{info}");
+    assert!(info["tgt"]["version"].as_str().unwrap().starts_with("1."));
+    let first_pid = tgt.pid().expect("tgtd started by validate");
+
+    ok(
+        &cfg,
+        json!({"op": "group-create", "groups": [{"name": "ga", "entries": [INIT_A]}, {"name": "gb", "entries": [INIT_B]}]}),
+    );
+    let l1 = ok(
+        &cfg,
+        json!({"op": "create", "name": "l1", "pool": "p0", "size": 8 * MIB}),
+    );
+    let l2 = ok(
+        &cfg,
+        json!({"op": "create", "name": "l2", "pool": "p0", "size": 16 * MIB}),
+    );
+    let l3 = ok(
+        &cfg,
+        json!({"op": "create", "name": "l3", "pool": "p0", "size": 4 * MIB}),
+    );
+    ok(
+        &cfg,
+        json!({"op": "present", "uuid": uuid(&l1), "groups": ["ga"]}),
+    );
+    ok(
+        &cfg,
+        json!({"op": "present", "uuid": uuid(&l2), "groups": ["gb"]}),
+    );
+    // One LUN in both groups: the same identity through two targets.
+    let (_, shared) = request(
+        &cfg,
+        json!({"op": "present", "uuid": uuid(&l3), "groups": ["ga", "gb"]}),
+        &[],
+    );
+    assert!(shared["ok"].is_object(), "{shared}");
+    assert!(shared["export"]["reconciled"] == true, "{shared}");
+
+    let ta = format!("{prefix}:ga");
+    let tb = format!("{prefix}:gb");
+    let portal = tgt.portal();
+    assert_eq!(visible(&portal, INIT_A, None), vec![(ta.clone(), vec![1, 2])]);
+    assert_eq!(visible(&portal, INIT_B, None), vec![(tb.clone(), vec![1, 2])]);
+    assert!(visible(&portal, OUTSIDER, None).is_empty());
+    let p83 = |v: &Value| v["page83_id"].as_str().unwrap().to_string();
+    let want_a = vec![(1, p83(&l1), 8 * MIB, true), (2, p83(&l3), 4 * MIB, true)];
+    let want_b = vec![(1, p83(&l2), 16 * MIB, true), (2, p83(&l3), 4 * MIB, true)];
+    assert_eq!(inspect(&portal, &ta, INIT_A, None), want_a);
+    assert_eq!(inspect(&portal, &tb, INIT_B, None), want_b);
+
+    // A request that changes nothing changes nothing in tgtd.
+    let (_, listed) = request(&cfg, json!({"op": "list"}), &[]);
+    assert_eq!(listed["export"]["reconciled"], false, "{listed}");
+    let again = ok(&cfg, json!({"op": "export-sync"}));
+    assert_eq!(again["actions"], json!([]), "{again}");
+
+    // Offline, resize, online.
+    ok(&cfg, json!({"op": "offline", "uuid": uuid(&l1)}));
+    ok(&cfg, json!({"op": "resize", "uuid": uuid(&l1), "size": 24 * MIB}));
+    let mut want_a2 = want_a.clone();
+    want_a2[0] = (1, p83(&l1), 0, false);
+    assert_eq!(inspect(&portal, &ta, INIT_A, None), want_a2);
+    ok(&cfg, json!({"op": "online", "uuid": uuid(&l1)}));
+    ok(&cfg, json!({"op": "resize", "uuid": uuid(&l2), "size": 32 * MIB}));
+    let want_a = vec![(1, p83(&l1), 24 * MIB, true), (2, p83(&l3), 4 * MIB, true)];
+    let want_b = vec![(1, p83(&l2), 32 * MIB, true), (2, p83(&l3), 4 * MIB, true)];
+    assert_eq!(inspect(&portal, &ta, INIT_A, None), want_a);
+    assert_eq!(inspect(&portal, &tb, INIT_B, None), want_b);
+
+    // Restore replaces the backing file: the unit is re-added and shows the old data.
+    let mut s = Session::login(&portal, &ta, INIT_A, None).unwrap();
+    s.write(Lun::new(1), 0, &[0x11; 4096]).unwrap();
+    s.synchronize_cache(Lun::new(1)).unwrap();
+    s.logout().unwrap();
+    let snap = ok(&cfg, json!({"op": "snapshot", "uuid": uuid(&l1), "name": "l1-s"}));
+    let mut s = Session::login(&portal, &ta, INIT_A, None).unwrap();
+    s.write(Lun::new(1), 0, &[0x22; 4096]).unwrap();
+    s.synchronize_cache(Lun::new(1)).unwrap();
+    s.logout().unwrap();
+    ok(&cfg, json!({"op": "offline", "uuid": uuid(&l1)}));
+    ok(
+        &cfg,
+        json!({"op": "restore", "snap": uuid(&snap), "uuid": uuid(&l1)}),
+    );
+    ok(&cfg, json!({"op": "online", "uuid": uuid(&l1)}));
+    let mut s = Session::login(&portal, &ta, INIT_A, None).unwrap();
+    assert_eq!(s.read(Lun::new(1), 0, 8).unwrap(), vec![0x11; 4096]);
+    s.logout().unwrap();
+
+    // CHAP: required once set; a wrong secret is refused.
+    ok(
+        &cfg,
+        json!({"op": "set-chap", "chap": {"username": "array-user", "secret": "right-secret-123"}}),
+    );
+    let right = Chap::new("array-user", "right-secret-123");
+    let wrong = Chap::new("array-user", "wrong-secret-123");
+    assert!(Session::login(&portal, &ta, INIT_A, None).is_err());
+    assert!(Session::login(&portal, &ta, INIT_A, Some(&wrong)).is_err());
+    assert_eq!(inspect(&portal, &ta, INIT_A, Some(&right)), want_a);
+    // The account is kept as it is by later requests (no re-creation each time).
+    let (_, r) = request(
+        &cfg,
+        json!({"op": "set-qos", "uuid": uuid(&l2), "qos": "writethrough"}),
+        &[],
+    );
+    assert!(!r["export"]["actions"].to_string().contains("account"), "{r}");
+
+    // SIGKILL: the next request of any kind brings everything back.
+    let tids_before = tgt.adm().targets().unwrap();
+    tgt.kill9();
+    let (_, r) = request(&cfg, json!({"op": "list"}), &[]);
+    assert!(r["export"]["started"].is_u64(), "{r}");
+    assert_ne!(tgt.pid(), Some(first_pid));
+    assert!(
+        Session::login(&portal, &ta, INIT_A, None).is_err(),
+        "CHAP is back"
+    );
+    assert_eq!(inspect(&portal, &ta, INIT_A, Some(&right)), want_a);
+    assert_eq!(inspect(&portal, &tb, INIT_B, Some(&right)), want_b);
+    assert!(visible(&portal, OUTSIDER, Some(&right)).is_empty());
+    let tids_after = tgt.adm().targets().unwrap();
+    let ids = |ts: &[spindle_tgt::TargetInfo]| {
+        ts.iter()
+            .map(|t| {
+                (
+                    t.tid,
+                    t.name.clone(),
+                    t.acl_initiators.clone(),
+                    t.accounts.clone(),
+                    t.luns
+                        .iter()
+                        .map(|l| (l.lun, l.scsi_id.clone(), l.scsi_sn.clone(), l.online))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&tids_before), ids(&tids_after));
+
+    // export-sync alone does the same.
+    ok(&cfg, json!({"op": "offline", "uuid": uuid(&l3)}));
+    tgt.kill9();
+    let report = ok(&cfg, json!({"op": "export-sync"}));
+    assert!(report["started"].is_u64(), "{report}");
+    let l3_off = |w: &Vec<(u32, String, u64, bool)>| {
+        let mut w = w.clone();
+        w[1] = (2, p83(&l3), 0, false);
+        w
+    };
+    assert_eq!(inspect(&portal, &ta, INIT_A, Some(&right)), l3_off(&want_a));
+
+    // Removing the CHAP account opens the targets to their ACL again; unpresenting and
+    // removing groups removes targets.
+    ok(&cfg, json!({"op": "set-chap", "chap": null}));
+    assert_eq!(visible(&portal, INIT_A, None), vec![(ta.clone(), vec![1, 2])]);
+    ok(
+        &cfg,
+        json!({"op": "unpresent", "uuid": uuid(&l3), "groups": ["ga", "gb"]}),
+    );
+    ok(
+        &cfg,
+        json!({"op": "unpresent", "uuid": uuid(&l2), "groups": ["gb"]}),
+    );
+    ok(&cfg, json!({"op": "group-remove", "names": ["gb"]}));
+    assert!(visible(&portal, INIT_B, None).is_empty());
+    assert_eq!(visible(&portal, INIT_A, None), vec![(ta, vec![1])]);
+    let names: Vec<String> = tgt.adm().targets().unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, vec![format!("{prefix}:ga")]);
+}
+
+#[test]
+fn a_portal_that_cannot_be_had_fails_validate_clearly() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let tgt = Tgt::new();
+    // Someone else holds the portal port.
+    let _holder = std::net::TcpListener::bind(("127.0.0.1", tgt.port)).unwrap();
+    let cfg = tgt_config(&fs.pool("p0"), &tgt);
+    let e = err(&cfg, json!({"op": "validate"}));
+    assert_eq!(e["exception"], "InvalidStorageArrayEx", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("instead of the configured portal"), "{m}");
+    assert!(tgt.pid().is_none(), "the misplaced tgtd was shut down");
+    // A request that is not about exports still succeeds, with a warning.
+    let (_, r) = request(&cfg, json!({"op": "list"}), &[]);
+    assert!(r["ok"].is_array(), "{r}");
+    assert!(r["warnings"][0].as_str().unwrap().contains("not serving"), "{r}");
+}
+
+#[test]
+fn split_completion_reopens_the_clone() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let tgt = Tgt::new();
+    let cfg = tgt_config(&fs.pool("p0"), &tgt);
+    ok(&cfg, json!({"op": "validate"}));
+    ok(
+        &cfg,
+        json!({"op": "group-create", "groups": [{"name": "ga", "entries": [INIT_A]}]}),
+    );
+    let l = ok(
+        &cfg,
+        json!({"op": "create", "name": "base", "pool": "p0", "size": 8 * MIB}),
+    );
+    fill(std::path::Path::new(l["path"].as_str().unwrap()), 0, 4096, 0x5a);
+    let c = ok(&cfg, json!({"op": "clone", "uuid": uuid(&l), "name": "cl"}));
+    ok(&cfg, json!({"op": "present", "uuid": uuid(&c), "groups": ["ga"]}));
+    let portal = tgt.portal();
+    let target = "iqn.2025-01.org.example:array:ga";
+    ok(&cfg, json!({"op": "offline", "uuid": uuid(&c)}));
+    let st = ok(&cfg, json!({"op": "split-start", "uuid": uuid(&c)}));
+    let start = std::time::Instant::now();
+    loop {
+        let p = ok(&cfg, json!({"op": "split-progress", "handle": st["handle"]}));
+        if p["progress"].is_null() {
+            break;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(60));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ok(&cfg, json!({"op": "online", "uuid": uuid(&c)}));
+    // tgtd serves the split copy, not the file it had open before.
+    let mut s = Session::login(&portal, target, INIT_A, None).unwrap();
+    s.write(Lun::new(1), 8, &[0x77; 512]).unwrap();
+    s.synchronize_cache(Lun::new(1)).unwrap();
+    assert_eq!(s.read(Lun::new(1), 0, 1).unwrap(), vec![0x5a; 512]);
+    s.logout().unwrap();
+    let now = read(std::path::Path::new(c["path"].as_str().unwrap()), 8 * 512, 512);
+    assert_eq!(now, vec![0x77; 512], "the write reached the clone's current file");
+}

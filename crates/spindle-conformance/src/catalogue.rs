@@ -127,6 +127,12 @@ const STATIC: &[(&str, &str)] = &[
     ("datapath.capacity", "READ CAPACITY of a presented LUN equals the size the plug-in reports, before and after resize."),
     ("datapath.write_read", "Data written to a presented LUN reads back unchanged."),
     ("datapath.invisible_when_unpresented", "After stopPresent the LUN is no longer visible to the initiator."),
+    ("datapath.snapshot_freezes", "A snapshot freezes the data: a clone of a snapshot taken after pattern A was written holds A, though B has been written to the LUN since, and the LUN holds B."),
+    ("datapath.clone_diverges", "A clone starts with its source's data and then goes its own way: data written to the clone reads back from it, and the source keeps its own."),
+    ("datapath.restore_brings_data_back", "snapRestore (once isRestorable says True, presented, unpresented or offline) brings back the data the LUN held when the snapshot was taken."),
+    ("datapath.split_keeps_data", "splitClone leaves the clone's data as it was, and its source's too."),
+    ("datapath.outsider_sees_nothing", "An initiator in no access group sees none of the LUNs the kit presents."),
+    ("datapath.page83_stable", "The VPD page 0x83 of a LUN holds the page83_id the plug-in reports, before and after a resize, and two LUNs have different ids."),
     // Cleanup
     ("cleanup.nothing_left", "Everything the kit created is removed at the end, in dependency order (unpresent, clones, snapshots, LUNs, groups), and nothing carrying the run prefix remains."),
 ];

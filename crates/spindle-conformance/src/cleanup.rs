@@ -17,7 +17,7 @@ impl Kit<'_> {
     }
 
     /// Stops presenting `o` to every group it is presented to.
-    async fn unpresent_all(&mut self, o: ObjId) {
+    pub(crate) async fn unpresent_all(&mut self, o: ObjId) {
         let mut groups: BTreeSet<String> = self.objs[o].presented.clone();
         if let Ok(rec) = self.call(Method::GetInfo, vec![("se_record", self.rec(o))]).await {
             groups.extend(presented_names(&rec).unwrap_or_default());
@@ -46,7 +46,7 @@ impl Kit<'_> {
         self.objs[o].presented.clear();
     }
 
-    async fn remove_obj(&mut self, o: ObjId) -> bool {
+    pub(crate) async fn remove_obj(&mut self, o: ObjId) -> bool {
         let (method, param) = if self.objs[o].kind == Kind::Snap {
             (Method::SnapRemove, "snap_se_record")
         } else {

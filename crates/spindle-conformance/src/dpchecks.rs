@@ -19,7 +19,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The LUN among those `initiator` sees whose VPD page 0x83 formats to `page83`, and the ids
 /// of all it saw.
-fn find(
+pub(crate) fn find(
     dp: &dyn DataPath,
     portal: &str,
     initiator: &str,
@@ -42,7 +42,7 @@ fn find(
 
 impl Kit<'_> {
     /// The plugged-in data path, or why there is none to use.
-    fn data_path(&self) -> Result<(Arc<dyn DataPath>, String, String), String> {
+    pub(crate) fn data_path(&self) -> Result<(Arc<dyn DataPath>, String, String), String> {
         let Some(d) = &self.opts.data_path else {
             return Err("no data path configured (give the initiator IQN and the portal HOST:PORT)".into());
         };
@@ -58,7 +58,7 @@ impl Kit<'_> {
         Ok((Arc::clone(driver), d.portal.clone(), d.initiator.clone()))
     }
 
-    fn page83_of(&self, o: ObjId) -> String {
+    pub(crate) fn page83_of(&self, o: ObjId) -> String {
         self.objs[o]
             .rec
             .get("page83_id")

@@ -9,9 +9,9 @@ use spindle_api::{ExceptionKind, Method, OpAbility, OpKey, ParamKind, StorageTyp
 use spindle_manager::ProgressEvent;
 
 /// Size of the LUNs the kit creates.
-const SIZE: i64 = 64 * MIB;
+pub(crate) const SIZE: i64 = 64 * MIB;
 /// What resize grows L1 to.
-const GROWN: i64 = 128 * MIB;
+pub(crate) const GROWN: i64 = 128 * MIB;
 
 /// Everything the element checks need to know about each other.
 #[derive(Debug, Default)]
@@ -29,17 +29,17 @@ fn as_bool(v: &Value) -> Option<bool> {
 }
 
 impl Kit<'_> {
-    fn ability(&self, op: OpKey) -> OpAbility {
+    pub(crate) fn ability(&self, op: OpKey) -> OpAbility {
         self.caps.op(op)
     }
 
-    fn supported(&self, op: OpKey) -> bool {
+    pub(crate) fn supported(&self, op: OpKey) -> bool {
         self.ability(op).is_supported()
     }
 
     /// Runs `method` (which an ability governs) on `o` as the ability says, recording
     /// `<method>.online`.
-    async fn governed(
+    pub(crate) async fn governed(
         &mut self,
         method: Method,
         o: ObjId,
@@ -144,11 +144,11 @@ impl Kit<'_> {
     }
 
     /// A partial record naming a new element (what create, createSnap and clone are given).
-    fn partial(&self, se_type: &str, name: &str) -> Value {
+    pub(crate) fn partial(&self, se_type: &str, name: &str) -> Value {
         json!({"se_type": se_type, "ss_uuid": self.ss_uuid, "name": name})
     }
 
-    fn lun_record(&self, name: &str, size: i64) -> Value {
+    pub(crate) fn lun_record(&self, name: &str, size: i64) -> Value {
         let mut se = json!({"se_type": "LUNType", "ss_uuid": self.ss_uuid, "name": name, "size": size});
         if let Some(vg) = &self.opts.vol_group {
             se["vol_group_name"] = json!(vg);

@@ -29,6 +29,7 @@ mod cleanup;
 mod datapath;
 mod derived;
 mod dpchecks;
+mod dpscenario;
 mod elements;
 mod error;
 mod groups;
@@ -67,6 +68,7 @@ pub async fn run(manager: &Manager, plugin: &PluginEntry, options: &Options) -> 
             kit.array_info().await;
             let groups = kit.access_groups().await;
             kit.elements(&groups).await;
+            kit.datapath_scenario(&groups).await;
             kit.cleanup().await;
         } else {
             kit.fallback = Some("not selected".into());

@@ -1,30 +1,58 @@
 //! The data-path checks, through a fake initiator that sees the simulated array's state: a LUN
 //! is visible to an initiator when it is presented to a group holding it; its VPD page 0x83
 //! carries the page 83 id; its capacity is its size; blocks written read back.
+//!
+//! The simulated array stores no data, so the fake keeps each element's blocks and follows
+//! what the array did, from its state file: a snapshot it has not seen yet gets a copy of each
+//! member's blocks, a clone a copy of its origin's (the element, or the snapshot's image of the
+//! member), as the state file names it. Data only changes through the fake, which looks at the
+//! state before every operation, so each copy is what the origin held when the array made it.
+//! A restore leaves no trace in the state file: the plug-in wrapper [`DataSim`] tells the fake
+//! after the simulated array restored.
 
 mod common;
 
 use common::*;
+use serde_json::Value;
+use spindle_api::{
+    Abilities, AccessGrp, Host, Info, Method, PluginMetadata, PluginResult, QosVals, SeRecord, SeType,
+    SsRecord, StorageArrayPlugin,
+};
 use spindle_conformance::{Capacity, ConformanceError, DataPath, DataPathOptions, LunRef, Verdict};
 use spindle_plugin_sim::state::State;
 use spindle_plugin_sim::store::STATE_FILE;
-use std::collections::HashMap;
+use spindle_plugin_sim::SimArray;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 const BLOCK: u32 = 512;
 
+/// An element's blocks: (serial, member) -> lba -> block. A LUN's or clone's own image has
+/// member 0; a snapshot keeps one image per member it covers.
+type Images = HashMap<(u64, u64), HashMap<u64, Vec<u8>>>;
+
+#[derive(Default)]
+struct Data {
+    images: Images,
+    /// Serials already followed.
+    known: HashSet<u64>,
+}
+
 struct FakeInitiator {
     state_dir: PathBuf,
-    blocks: Mutex<HashMap<(u64, u64), Vec<u8>>>,
+    data: Mutex<Data>,
     /// Reports one block more than there is.
     wrong_capacity: bool,
 }
 
+fn dp_err(e: impl ToString) -> ConformanceError {
+    ConformanceError::DataPath(e.to_string())
+}
+
 impl FakeInitiator {
     fn state(&self) -> Result<State, ConformanceError> {
-        let bytes = std::fs::read(self.state_dir.join(STATE_FILE))
-            .map_err(|e| ConformanceError::DataPath(e.to_string()))?;
+        let bytes = std::fs::read(self.state_dir.join(STATE_FILE)).map_err(dp_err)?;
         State::from_json(&bytes).map_err(ConformanceError::DataPath)
     }
 
@@ -35,6 +63,37 @@ impl FakeInitiator {
             .find(|e| e.serial == lun.lun)
             .map(|e| (e.page83_id.clone(), e.size))
             .ok_or_else(|| ConformanceError::DataPath(format!("no {lun}")))
+    }
+
+    /// Follows what the array made since the last look, in creation order, and returns the
+    /// data (locked).
+    fn synced(&self) -> Result<std::sync::MutexGuard<'_, Data>, ConformanceError> {
+        let st = self.state()?;
+        let mut d = self.data.lock().map_err(|_| dp_err("poisoned"))?;
+        for e in &st.elements {
+            if !d.known.insert(e.serial) {
+                continue;
+            }
+            if e.is_snap() {
+                for m in &e.members {
+                    let img = d.images.get(&(m.serial, 0)).cloned().unwrap_or_default();
+                    d.images.insert((e.serial, m.serial), img);
+                }
+            } else if let Some(o) = &e.origin {
+                let from = (o.serial, o.member.unwrap_or(0));
+                let img = d.images.get(&from).cloned().unwrap_or_default();
+                d.images.insert((e.serial, 0), img);
+            }
+        }
+        Ok(d)
+    }
+
+    /// After the array restored `member` from snapshot `snap`: its blocks are the snapshot's.
+    fn restored(&self, snap: u64, member: u64) -> Result<(), ConformanceError> {
+        let mut d = self.synced()?;
+        let img = d.images.get(&(snap, member)).cloned().unwrap_or_default();
+        d.images.insert((member, 0), img);
+        Ok(())
     }
 }
 
@@ -90,12 +149,10 @@ impl DataPath for FakeInitiator {
         lba: u64,
         data: &[u8],
     ) -> Result<(), ConformanceError> {
-        let mut b = self
-            .blocks
-            .lock()
-            .map_err(|_| ConformanceError::DataPath("poisoned".into()))?;
+        let mut d = self.synced()?;
+        let img = d.images.entry((lun.lun, 0)).or_default();
         for (i, chunk) in data.chunks(BLOCK as usize).enumerate() {
-            b.insert((lun.lun, lba + i as u64), chunk.to_vec());
+            img.insert(lba + i as u64, chunk.to_vec());
         }
         Ok(())
     }
@@ -108,14 +165,12 @@ impl DataPath for FakeInitiator {
         lba: u64,
         blocks: u32,
     ) -> Result<Vec<u8>, ConformanceError> {
-        let b = self
-            .blocks
-            .lock()
-            .map_err(|_| ConformanceError::DataPath("poisoned".into()))?;
+        let d = self.synced()?;
+        let img = d.images.get(&(lun.lun, 0));
         let mut out = Vec::new();
         for i in 0..u64::from(blocks) {
             out.extend(
-                b.get(&(lun.lun, lba + i))
+                img.and_then(|b| b.get(&(lba + i)))
                     .cloned()
                     .unwrap_or_else(|| vec![0; BLOCK as usize]),
             );
@@ -124,35 +179,313 @@ impl DataPath for FakeInitiator {
     }
 }
 
+const SIM: SimArray = SimArray;
+
+/// The simulated array, telling the fake initiator about restores; `clone_of_current` breaks
+/// cloneFromSnap: it clones the element as it is now instead of the snapshot.
+struct DataSim {
+    fake: Arc<FakeInitiator>,
+    clone_of_current: bool,
+}
+
+impl StorageArrayPlugin for DataSim {
+    fn class_name(&self) -> &'static str {
+        "conformance.datapath.Sim"
+    }
+    fn metadata(&self) -> PluginMetadata {
+        SimArray::plugin_metadata()
+    }
+    fn implemented_optional(&self) -> &'static [Method] {
+        SIM.implemented_optional()
+    }
+    fn clone_from_snap(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: &SeRecord,
+        s: &SeRecord,
+        d: Option<&SeRecord>,
+        q: Option<&str>,
+    ) -> PluginResult<SeRecord> {
+        if self.clone_of_current {
+            return SIM.clone_element(h, ss, se, d, q);
+        }
+        SIM.clone_from_snap(h, ss, se, s, d, q)
+    }
+    fn snap_restore(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        s: &SeRecord,
+        se: Option<&SeRecord>,
+    ) -> PluginResult<()> {
+        SIM.snap_restore(h, ss, s, se)?;
+        let fail = |e: ConformanceError| spindle_api::PluginException::operation_failed(e.to_string());
+        let st = self.fake.state().map_err(fail)?;
+        let snap = &st.elements[st.find(s, "snap_se_record")?];
+        let members: Vec<u64> = match se {
+            Some(se) => vec![st.elements[st.find(se, "se_record")?].serial],
+            None => snap.members.iter().map(|m| m.serial).collect(),
+        };
+        for m in members {
+            self.fake.restored(snap.serial, m).map_err(fail)?;
+        }
+        Ok(())
+    }
+    fn validate(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
+        SIM.validate(h, ss)
+    }
+    fn get_capabilities(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<Abilities> {
+        SIM.get_capabilities(h, ss)
+    }
+    fn get_info(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<Info> {
+        SIM.get_info(h, ss, se)
+    }
+    fn get_storage_names(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<Vec<String>> {
+        SIM.get_storage_names(h, ss)
+    }
+    fn get_access_groups(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: Option<&SeRecord>,
+    ) -> PluginResult<Vec<AccessGrp>> {
+        SIM.get_access_groups(h, ss, se)
+    }
+    fn create_access_groups(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        g: &[AccessGrp],
+    ) -> PluginResult<Vec<AccessGrp>> {
+        SIM.create_access_groups(h, ss, g)
+    }
+    fn remove_access_groups(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        g: &[AccessGrp],
+    ) -> PluginResult<Vec<AccessGrp>> {
+        SIM.remove_access_groups(h, ss, g)
+    }
+    fn rename_access_group(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        a: &str,
+        b: &str,
+    ) -> PluginResult<Vec<AccessGrp>> {
+        SIM.rename_access_group(h, ss, a, b)
+    }
+    fn add_to_access_group(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        a: &str,
+        e: &[String],
+    ) -> PluginResult<AccessGrp> {
+        SIM.add_to_access_group(h, ss, a, e)
+    }
+    fn remove_from_access_group(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        a: &str,
+        e: &[String],
+    ) -> PluginResult<AccessGrp> {
+        SIM.remove_from_access_group(h, ss, a, e)
+    }
+    fn discover(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<SsRecord> {
+        SIM.discover(h, ss)
+    }
+    fn start(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
+        SIM.start(h, ss)
+    }
+    fn stop(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
+        SIM.stop(h, ss)
+    }
+    fn refresh(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
+        SIM.refresh(h, ss)
+    }
+    fn list(&self, h: &dyn Host, ss: &SsRecord, t: &[SeType]) -> PluginResult<Vec<SeRecord>> {
+        SIM.list(h, ss, t)
+    }
+    fn update_se_records(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        r: &[SeRecord],
+        a: bool,
+    ) -> PluginResult<Vec<SeRecord>> {
+        SIM.update_se_records(h, ss, r, a)
+    }
+    fn get_status(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<String> {
+        SIM.get_status(h, ss, se)
+    }
+    fn online(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<()> {
+        SIM.online(h, ss, se)
+    }
+    fn offline(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<()> {
+        SIM.offline(h, ss, se)
+    }
+    fn create(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: &SeRecord,
+        thin: bool,
+        qos: Option<&str>,
+    ) -> PluginResult<SeRecord> {
+        SIM.create(h, ss, se, thin, qos)
+    }
+    fn start_present(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: &SeRecord,
+        g: &[String],
+    ) -> PluginResult<SeRecord> {
+        SIM.start_present(h, ss, se, g)
+    }
+    fn stop_present(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: &SeRecord,
+        g: &[String],
+    ) -> PluginResult<SeRecord> {
+        SIM.stop_present(h, ss, se, g)
+    }
+    fn resize(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord, n: i64) -> PluginResult<SeRecord> {
+        SIM.resize(h, ss, se, n)
+    }
+    fn remove(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<()> {
+        SIM.remove(h, ss, se)
+    }
+    fn get_clone_limits(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<i64> {
+        SIM.get_clone_limits(h, ss, se)
+    }
+    fn is_cloneable(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<bool> {
+        SIM.is_cloneable(h, ss, se)
+    }
+    fn clone_element(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: &SeRecord,
+        d: Option<&SeRecord>,
+        q: Option<&str>,
+    ) -> PluginResult<SeRecord> {
+        SIM.clone_element(h, ss, se, d, q)
+    }
+    fn is_splittable(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<bool> {
+        SIM.is_splittable(h, ss, se)
+    }
+    fn split_clone(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<Option<SeRecord>> {
+        SIM.split_clone(h, ss, se)
+    }
+    fn get_current_clones(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: Option<&SeRecord>,
+    ) -> PluginResult<Vec<SeRecord>> {
+        SIM.get_current_clones(h, ss, se)
+    }
+    fn get_snap_limits(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<i64> {
+        SIM.get_snap_limits(h, ss, se)
+    }
+    fn is_snapable(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<bool> {
+        SIM.is_snapable(h, ss, se)
+    }
+    fn create_snap(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: &SeRecord,
+        s: Option<&SeRecord>,
+    ) -> PluginResult<SeRecord> {
+        SIM.create_snap(h, ss, se, s)
+    }
+    fn create_multi_snap(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        r: &[SeRecord],
+        s: Option<&SeRecord>,
+    ) -> PluginResult<SeRecord> {
+        SIM.create_multi_snap(h, ss, r, s)
+    }
+    fn is_restorable(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        s: &SeRecord,
+        se: Option<&SeRecord>,
+    ) -> PluginResult<bool> {
+        SIM.is_restorable(h, ss, s, se)
+    }
+    fn snap_remove(&self, h: &dyn Host, ss: &SsRecord, s: &SeRecord) -> PluginResult<()> {
+        SIM.snap_remove(h, ss, s)
+    }
+    fn get_current_snaps(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: Option<&SeRecord>,
+    ) -> PluginResult<Vec<SeRecord>> {
+        SIM.get_current_snaps(h, ss, se)
+    }
+    fn get_qos_list(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<Vec<QosVals>> {
+        SIM.get_qos_list(h, ss)
+    }
+    fn set_qos(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord, q: &str) -> PluginResult<()> {
+        SIM.set_qos(h, ss, se, q)
+    }
+    fn get_async_progress(&self, h: &dyn Host, ss: &SsRecord, r: &Value) -> PluginResult<Value> {
+        SIM.get_async_progress(h, ss, r)
+    }
+}
+
 async fn run_with(wrong_capacity: bool, driver: bool) -> spindle_conformance::Report {
+    run_full(wrong_capacity, driver, false).await
+}
+
+async fn run_full(wrong_capacity: bool, driver: bool, clone_of_current: bool) -> spindle_conformance::Report {
     let state = tempfile::tempdir().expect("tempdir");
     let scratch = tempfile::tempdir().expect("tempdir");
-    let m = manager(
-        vec![Arc::new(spindle_plugin_sim::SimArray)],
-        vec![],
-        scratch.path(),
-    )
-    .await;
-    let p = plugin(&m, "spindle.sim.SimArray");
+    let fake = Arc::new(FakeInitiator {
+        state_dir: state.path().to_path_buf(),
+        data: Mutex::new(Data::default()),
+        wrong_capacity,
+    });
+    let sim = Arc::new(DataSim {
+        fake: Arc::clone(&fake),
+        clone_of_current,
+    });
+    let m = manager(vec![sim], vec![], scratch.path()).await;
+    let p = plugin(&m, "conformance.datapath.Sim");
     let mut opts = options(sim_ss(state.path(), "iSCSIStorage"));
     let mut dp =
         DataPathOptions::new("iqn.2024-01.org.example.host:initiator", "127.0.0.1:3260").expect("data path");
     if driver {
-        dp = dp.with_driver(Arc::new(FakeInitiator {
-            state_dir: state.path().to_path_buf(),
-            blocks: Mutex::new(HashMap::new()),
-            wrong_capacity,
-        }));
+        dp = dp.with_driver(fake);
     }
     opts.data_path = Some(dp);
     spindle_conformance::run(&m, p, &opts).await
 }
 
-const DATAPATH: [&str; 4] = [
+const DATAPATH: [&str; 10] = [
     "datapath.visible_when_presented",
     "datapath.capacity",
     "datapath.write_read",
     "datapath.invisible_when_unpresented",
+    "datapath.snapshot_freezes",
+    "datapath.clone_diverges",
+    "datapath.restore_brings_data_back",
+    "datapath.split_keeps_data",
+    "datapath.outsider_sees_nothing",
+    "datapath.page83_stable",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,4 +519,20 @@ async fn without_an_initiator_the_checks_are_skipped_with_the_reason() {
             &format!("{id} is skipped with the reason"),
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clone_of_the_snapshot_made_from_the_current_lun_fails_only_snapshot_freezes() {
+    let report = run_full(false, true, true).await;
+    check_report(
+        &report,
+        failing(&report) == ["datapath.snapshot_freezes"],
+        "only datapath.snapshot_freezes fails",
+    );
+    let c = report.check("datapath.snapshot_freezes").expect("reported");
+    check_report(
+        &report,
+        c.reason.contains("holds pattern B instead of pattern A"),
+        "the reason says the clone holds B",
+    );
 }

@@ -40,6 +40,12 @@ async fn the_kit_passes_the_linux_array_data_path_included() {
         "datapath.capacity",
         "datapath.write_read",
         "datapath.invisible_when_unpresented",
+        "datapath.snapshot_freezes",
+        "datapath.clone_diverges",
+        "datapath.restore_brings_data_back",
+        "datapath.split_keeps_data",
+        "datapath.outsider_sees_nothing",
+        "datapath.page83_stable",
     ] {
         let c = report.check(id).unwrap_or_else(|| panic!("no check {id}"));
         assert_eq!(

@@ -18,6 +18,7 @@ pub mod exception;
 pub mod field;
 pub mod metadata;
 pub mod methods;
+pub mod names;
 pub mod page83;
 pub mod plugin;
 pub mod records;

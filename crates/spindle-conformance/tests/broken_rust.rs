@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use serde_json::Value;
 use spindle_api::{
-    Abilities, AccessGrp, ExceptionKind, Field, Flag, Host, Info, MaxEntries, Method, OpAbility,
-    PluginException, PluginMetadata, PluginResult, QosVals, SeRecord, SeType, SsRecord, StorageArrayPlugin,
+    Abilities, AccessGrp, ExceptionKind, Field, Flag, Host, Info, MaxEntries, OpAbility, PluginException,
+    PluginMetadata, PluginResult, SeRecord, SeType, SsRecord, StorageArrayPlugin,
 };
 use spindle_plugin_sim::SimArray;
 use std::sync::Arc;
@@ -62,7 +62,6 @@ use Breakage::*;
 #[derive(Debug)]
 struct Broken(Breakage);
 
-const SIM: SimArray = SimArray;
 
 fn abilities(b: Breakage) -> Abilities {
     let mut a = SimArray::abilities();
@@ -92,21 +91,9 @@ impl StorageArrayPlugin for Broken {
         m.plugin_ability = abilities(self.0);
         m
     }
-    fn implemented_optional(&self) -> &'static [Method] {
-        SIM.implemented_optional()
-    }
-    fn validate(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
-        SIM.validate(h, ss)
-    }
     fn get_capabilities(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<Abilities> {
         SIM.get_capabilities(h, ss)?;
         Ok(abilities(self.0))
-    }
-    fn get_info(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<Info> {
-        SIM.get_info(h, ss, se)
-    }
-    fn get_storage_names(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<Vec<String>> {
-        SIM.get_storage_names(h, ss)
     }
     fn get_access_groups(
         &self,
@@ -143,53 +130,6 @@ impl StorageArrayPlugin for Broken {
         }
         SIM.create_access_groups(h, ss, g)
     }
-    fn remove_access_groups(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        g: &[AccessGrp],
-    ) -> PluginResult<Vec<AccessGrp>> {
-        SIM.remove_access_groups(h, ss, g)
-    }
-    fn rename_access_group(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        a: &str,
-        b: &str,
-    ) -> PluginResult<Vec<AccessGrp>> {
-        SIM.rename_access_group(h, ss, a, b)
-    }
-    fn add_to_access_group(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        a: &str,
-        e: &[String],
-    ) -> PluginResult<AccessGrp> {
-        SIM.add_to_access_group(h, ss, a, e)
-    }
-    fn remove_from_access_group(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        a: &str,
-        e: &[String],
-    ) -> PluginResult<AccessGrp> {
-        SIM.remove_from_access_group(h, ss, a, e)
-    }
-    fn discover(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<SsRecord> {
-        SIM.discover(h, ss)
-    }
-    fn start(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
-        SIM.start(h, ss)
-    }
-    fn stop(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
-        SIM.stop(h, ss)
-    }
-    fn refresh(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
-        SIM.refresh(h, ss)
-    }
     fn list(&self, h: &dyn Host, ss: &SsRecord, t: &[SeType]) -> PluginResult<Vec<SeRecord>> {
         let mut v = SIM.list(h, ss, t)?;
         match self.0 {
@@ -205,21 +145,6 @@ impl StorageArrayPlugin for Broken {
             _ => {}
         }
         Ok(v)
-    }
-    fn update_se_records(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        r: &[SeRecord],
-        a: bool,
-    ) -> PluginResult<Vec<SeRecord>> {
-        SIM.update_se_records(h, ss, r, a)
-    }
-    fn get_status(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<String> {
-        SIM.get_status(h, ss, se)
-    }
-    fn online(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<()> {
-        SIM.online(h, ss, se)
     }
     fn offline(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<()> {
         if self.0 == OfflineUnpresents {
@@ -296,15 +221,6 @@ impl StorageArrayPlugin for Broken {
         }
         SIM.start_present(h, ss, se, g)
     }
-    fn stop_present(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        se: &SeRecord,
-        g: &[String],
-    ) -> PluginResult<SeRecord> {
-        SIM.stop_present(h, ss, se, g)
-    }
     fn resize(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord, n: i64) -> PluginResult<SeRecord> {
         if self.0 == ResizeRefusedWhilePresented && !presented_to(h, ss, se).is_empty() {
             return Err(PluginException::busy("cannot resize while presented"));
@@ -332,64 +248,11 @@ impl StorageArrayPlugin for Broken {
         }
         SIM.remove(h, ss, se)
     }
-    fn get_clone_limits(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<i64> {
-        SIM.get_clone_limits(h, ss, se)
-    }
-    fn is_cloneable(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<bool> {
-        SIM.is_cloneable(h, ss, se)
-    }
-    fn clone_element(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        se: &SeRecord,
-        d: Option<&SeRecord>,
-        q: Option<&str>,
-    ) -> PluginResult<SeRecord> {
-        SIM.clone_element(h, ss, se, d, q)
-    }
-    fn is_splittable(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<bool> {
-        SIM.is_splittable(h, ss, se)
-    }
-    fn split_clone(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<Option<SeRecord>> {
-        SIM.split_clone(h, ss, se)
-    }
-    fn clone_from_snap(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        se: &SeRecord,
-        s: &SeRecord,
-        d: Option<&SeRecord>,
-        q: Option<&str>,
-    ) -> PluginResult<SeRecord> {
-        SIM.clone_from_snap(h, ss, se, s, d, q)
-    }
-    fn get_current_clones(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        se: Option<&SeRecord>,
-    ) -> PluginResult<Vec<SeRecord>> {
-        SIM.get_current_clones(h, ss, se)
-    }
-    fn get_snap_limits(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<i64> {
-        SIM.get_snap_limits(h, ss, se)
-    }
     fn is_snapable(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<bool> {
         if self.0 == SnapshotUnsupportedButWorks {
             return Ok(false);
         }
         SIM.is_snapable(h, ss, se)
-    }
-    fn create_snap(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        se: &SeRecord,
-        s: Option<&SeRecord>,
-    ) -> PluginResult<SeRecord> {
-        SIM.create_snap(h, ss, se, s)
     }
     fn create_multi_snap(
         &self,
@@ -430,9 +293,6 @@ impl StorageArrayPlugin for Broken {
         }
         SIM.snap_restore(h, ss, s, se)
     }
-    fn snap_remove(&self, h: &dyn Host, ss: &SsRecord, s: &SeRecord) -> PluginResult<()> {
-        SIM.snap_remove(h, ss, s)
-    }
     fn get_current_snaps(
         &self,
         h: &dyn Host,
@@ -445,15 +305,37 @@ impl StorageArrayPlugin for Broken {
         }
         Ok(v)
     }
-    fn get_qos_list(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<Vec<QosVals>> {
-        SIM.get_qos_list(h, ss)
-    }
-    fn set_qos(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord, q: &str) -> PluginResult<()> {
-        SIM.set_qos(h, ss, se, q)
-    }
-    fn get_async_progress(&self, h: &dyn Host, ss: &SsRecord, r: &Value) -> PluginResult<Value> {
-        SIM.get_async_progress(h, ss, r)
-    }
+    forward_to_sim!(
+        implemented_optional,
+        validate,
+        get_info,
+        get_storage_names,
+        remove_access_groups,
+        rename_access_group,
+        add_to_access_group,
+        remove_from_access_group,
+        discover,
+        start,
+        stop,
+        refresh,
+        update_se_records,
+        get_status,
+        online,
+        stop_present,
+        get_clone_limits,
+        is_cloneable,
+        clone_element,
+        is_splittable,
+        split_clone,
+        clone_from_snap,
+        get_current_clones,
+        get_snap_limits,
+        create_snap,
+        snap_remove,
+        get_qos_list,
+        set_qos,
+        get_async_progress,
+    );
 }
 
 /// Runs the kit against the wrapper and compares the failing checks with `expected`, exactly.

@@ -13,11 +13,7 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
-use spindle_api::{
-    Abilities, AccessGrp, Host, Info, Method, PluginMetadata, PluginResult, QosVals, SeRecord, SeType,
-    SsRecord, StorageArrayPlugin,
-};
+use spindle_api::{Host, PluginMetadata, PluginResult, SeRecord, SsRecord, StorageArrayPlugin};
 use spindle_conformance::{Capacity, ConformanceError, DataPath, DataPathOptions, LunRef, Verdict};
 use spindle_plugin_sim::state::State;
 use spindle_plugin_sim::store::STATE_FILE;
@@ -179,7 +175,6 @@ impl DataPath for FakeInitiator {
     }
 }
 
-const SIM: SimArray = SimArray;
 
 /// The simulated array, telling the fake initiator about restores; `clone_of_current` breaks
 /// cloneFromSnap: it clones the element as it is now instead of the snapshot.
@@ -194,9 +189,6 @@ impl StorageArrayPlugin for DataSim {
     }
     fn metadata(&self) -> PluginMetadata {
         SimArray::plugin_metadata()
-    }
-    fn implemented_optional(&self) -> &'static [Method] {
-        SIM.implemented_optional()
     }
     fn clone_from_snap(
         &self,
@@ -232,219 +224,49 @@ impl StorageArrayPlugin for DataSim {
         }
         Ok(())
     }
-    fn validate(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
-        SIM.validate(h, ss)
-    }
-    fn get_capabilities(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<Abilities> {
-        SIM.get_capabilities(h, ss)
-    }
-    fn get_info(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<Info> {
-        SIM.get_info(h, ss, se)
-    }
-    fn get_storage_names(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<Vec<String>> {
-        SIM.get_storage_names(h, ss)
-    }
-    fn get_access_groups(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        se: Option<&SeRecord>,
-    ) -> PluginResult<Vec<AccessGrp>> {
-        SIM.get_access_groups(h, ss, se)
-    }
-    fn create_access_groups(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        g: &[AccessGrp],
-    ) -> PluginResult<Vec<AccessGrp>> {
-        SIM.create_access_groups(h, ss, g)
-    }
-    fn remove_access_groups(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        g: &[AccessGrp],
-    ) -> PluginResult<Vec<AccessGrp>> {
-        SIM.remove_access_groups(h, ss, g)
-    }
-    fn rename_access_group(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        a: &str,
-        b: &str,
-    ) -> PluginResult<Vec<AccessGrp>> {
-        SIM.rename_access_group(h, ss, a, b)
-    }
-    fn add_to_access_group(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        a: &str,
-        e: &[String],
-    ) -> PluginResult<AccessGrp> {
-        SIM.add_to_access_group(h, ss, a, e)
-    }
-    fn remove_from_access_group(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        a: &str,
-        e: &[String],
-    ) -> PluginResult<AccessGrp> {
-        SIM.remove_from_access_group(h, ss, a, e)
-    }
-    fn discover(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<SsRecord> {
-        SIM.discover(h, ss)
-    }
-    fn start(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
-        SIM.start(h, ss)
-    }
-    fn stop(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
-        SIM.stop(h, ss)
-    }
-    fn refresh(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<()> {
-        SIM.refresh(h, ss)
-    }
-    fn list(&self, h: &dyn Host, ss: &SsRecord, t: &[SeType]) -> PluginResult<Vec<SeRecord>> {
-        SIM.list(h, ss, t)
-    }
-    fn update_se_records(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        r: &[SeRecord],
-        a: bool,
-    ) -> PluginResult<Vec<SeRecord>> {
-        SIM.update_se_records(h, ss, r, a)
-    }
-    fn get_status(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<String> {
-        SIM.get_status(h, ss, se)
-    }
-    fn online(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<()> {
-        SIM.online(h, ss, se)
-    }
-    fn offline(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<()> {
-        SIM.offline(h, ss, se)
-    }
-    fn create(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        se: &SeRecord,
-        thin: bool,
-        qos: Option<&str>,
-    ) -> PluginResult<SeRecord> {
-        SIM.create(h, ss, se, thin, qos)
-    }
-    fn start_present(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        se: &SeRecord,
-        g: &[String],
-    ) -> PluginResult<SeRecord> {
-        SIM.start_present(h, ss, se, g)
-    }
-    fn stop_present(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        se: &SeRecord,
-        g: &[String],
-    ) -> PluginResult<SeRecord> {
-        SIM.stop_present(h, ss, se, g)
-    }
-    fn resize(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord, n: i64) -> PluginResult<SeRecord> {
-        SIM.resize(h, ss, se, n)
-    }
-    fn remove(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<()> {
-        SIM.remove(h, ss, se)
-    }
-    fn get_clone_limits(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<i64> {
-        SIM.get_clone_limits(h, ss, se)
-    }
-    fn is_cloneable(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<bool> {
-        SIM.is_cloneable(h, ss, se)
-    }
-    fn clone_element(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        se: &SeRecord,
-        d: Option<&SeRecord>,
-        q: Option<&str>,
-    ) -> PluginResult<SeRecord> {
-        SIM.clone_element(h, ss, se, d, q)
-    }
-    fn is_splittable(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<bool> {
-        SIM.is_splittable(h, ss, se)
-    }
-    fn split_clone(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<Option<SeRecord>> {
-        SIM.split_clone(h, ss, se)
-    }
-    fn get_current_clones(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        se: Option<&SeRecord>,
-    ) -> PluginResult<Vec<SeRecord>> {
-        SIM.get_current_clones(h, ss, se)
-    }
-    fn get_snap_limits(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<i64> {
-        SIM.get_snap_limits(h, ss, se)
-    }
-    fn is_snapable(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<bool> {
-        SIM.is_snapable(h, ss, se)
-    }
-    fn create_snap(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        se: &SeRecord,
-        s: Option<&SeRecord>,
-    ) -> PluginResult<SeRecord> {
-        SIM.create_snap(h, ss, se, s)
-    }
-    fn create_multi_snap(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        r: &[SeRecord],
-        s: Option<&SeRecord>,
-    ) -> PluginResult<SeRecord> {
-        SIM.create_multi_snap(h, ss, r, s)
-    }
-    fn is_restorable(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        s: &SeRecord,
-        se: Option<&SeRecord>,
-    ) -> PluginResult<bool> {
-        SIM.is_restorable(h, ss, s, se)
-    }
-    fn snap_remove(&self, h: &dyn Host, ss: &SsRecord, s: &SeRecord) -> PluginResult<()> {
-        SIM.snap_remove(h, ss, s)
-    }
-    fn get_current_snaps(
-        &self,
-        h: &dyn Host,
-        ss: &SsRecord,
-        se: Option<&SeRecord>,
-    ) -> PluginResult<Vec<SeRecord>> {
-        SIM.get_current_snaps(h, ss, se)
-    }
-    fn get_qos_list(&self, h: &dyn Host, ss: &SsRecord) -> PluginResult<Vec<QosVals>> {
-        SIM.get_qos_list(h, ss)
-    }
-    fn set_qos(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord, q: &str) -> PluginResult<()> {
-        SIM.set_qos(h, ss, se, q)
-    }
-    fn get_async_progress(&self, h: &dyn Host, ss: &SsRecord, r: &Value) -> PluginResult<Value> {
-        SIM.get_async_progress(h, ss, r)
-    }
+    forward_to_sim!(
+        implemented_optional,
+        validate,
+        get_capabilities,
+        get_info,
+        get_storage_names,
+        get_access_groups,
+        create_access_groups,
+        remove_access_groups,
+        rename_access_group,
+        add_to_access_group,
+        remove_from_access_group,
+        discover,
+        start,
+        stop,
+        refresh,
+        list,
+        update_se_records,
+        get_status,
+        online,
+        offline,
+        create,
+        start_present,
+        stop_present,
+        resize,
+        remove,
+        get_clone_limits,
+        is_cloneable,
+        clone_element,
+        is_splittable,
+        split_clone,
+        get_current_clones,
+        get_snap_limits,
+        is_snapable,
+        create_snap,
+        create_multi_snap,
+        is_restorable,
+        snap_remove,
+        get_current_snaps,
+        get_qos_list,
+        set_qos,
+        get_async_progress,
+    );
 }
 
 async fn run_with(wrong_capacity: bool, driver: bool) -> spindle_conformance::Report {

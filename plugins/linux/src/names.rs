@@ -6,53 +6,20 @@
 use crate::error::{Error, Result};
 use std::path::{Component, Path, PathBuf};
 
-/// Longest element, pool or access-group name, in characters.
-pub const MAX_NAME_LEN: usize = 64;
-
-/// Most characters in an iSCSI name (RFC 3720).
-pub const MAX_ISCSI_NAME: usize = 223;
+pub use spindle_api::names::{shown, MAX_ISCSI_NAME, MAX_NAME_LEN};
 
 /// Longest path accepted in the configuration, in bytes.
 pub const MAX_PATH_LEN: usize = 1024;
 
-/// Characters a shell would interpret, refused in names.
-const SHELL_META: &[char] = &[
-    '`', '$', '&', '|', ';', '<', '>', '(', ')', '{', '}', '[', ']', '*', '?', '!', '~', '#', '\'', '"',
-    '\\', '^', '%', '=', ',',
-];
+/// Refused on top of the shared shell metacharacters: tgtadm's parameter syntax uses them
+/// (`--params a=b,c=d`, `%` in URLs).
+const TGT_SEPARATORS: &[char] = &['%', '=', ','];
 
-/// A value quoted for a message: escaped, and cut after 80 characters.
-pub fn shown(value: &str) -> String {
-    let escaped = format!("{value:?}");
-    if escaped.chars().count() > 80 {
-        let cut: String = escaped.chars().take(77).collect();
-        format!("{cut}...\"")
-    } else {
-        escaped
-    }
-}
-
-/// Why `value` is not a usable name, if it is not.
+/// Why `value` is not a usable name, if it is not. A leading '.' is refused too: the array's
+/// own working files start with one.
 fn name_fault(value: &str) -> Option<&'static str> {
-    if value.chars().count() > MAX_NAME_LEN {
-        Some("is longer than 64 characters")
-    } else if value.chars().any(char::is_control) {
-        Some("contains control characters")
-    } else if value.chars().any(char::is_whitespace) {
-        Some("contains blanks")
-    } else if value.contains('/') {
-        Some("contains '/'")
-    } else if value.contains("..") || value == "." {
-        Some("contains '..' or is '.'")
-    } else if value.chars().any(|c| SHELL_META.contains(&c)) {
-        Some("contains shell metacharacters")
-    } else if value.starts_with('-') {
-        Some("starts with '-'")
-    } else if value.starts_with('.') {
-        Some("starts with '.'")
-    } else {
-        None
-    }
+    spindle_api::names::name_fault(value, TGT_SEPARATORS)
+        .or_else(|| value.starts_with('.').then_some("starts with '.'"))
 }
 
 /// Checks a name given under `key`: `MissingKeyEx` when empty, `ValueFormatEx` when unusable.
@@ -86,69 +53,10 @@ pub fn check_group_name(key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn iqn_ok(lower: &str) -> bool {
-    let Some(rest) = lower.strip_prefix("iqn.") else {
-        return false;
-    };
-    let b = rest.as_bytes();
-    if b.len() < 8 {
-        return false;
-    }
-    let month_ok = rest
-        .get(5..7)
-        .and_then(|m| m.parse::<u8>().ok())
-        .is_some_and(|m| (1..=12).contains(&m));
-    let date_ok = b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && b[5..7].iter().all(u8::is_ascii_digit)
-        && month_ok
-        && b[7] == b'.';
-    if !date_ok {
-        return false;
-    }
-    let after = &rest[8..];
-    let (authority, unique) = match after.split_once(':') {
-        Some((a, u)) => (a, Some(u)),
-        None => (after, None),
-    };
-    let labels: Vec<&str> = authority.split('.').collect();
-    let labels_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        });
-    let unique_ok = unique.is_none_or(|u| {
-        !u.is_empty()
-            && u.bytes().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.' | b':' | b'_')
-            })
-    });
-    labels_ok && unique_ok
-}
-
-fn all_hex(s: &str, lens: &[usize]) -> bool {
-    lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// Checks an iSCSI name given under `key` and returns its normal form: `iqn.YYYY-MM.reverse.domain[:unique]`
 /// (lower case), `eui.` + 16 hex digits or `naa.` + 16 or 32 hex digits (hex in upper case).
 pub fn normalize_iscsi_name(key: &str, entry: &str) -> Result<String> {
-    let lower = entry.to_ascii_lowercase();
-    let normal = if entry.len() > MAX_ISCSI_NAME {
-        None
-    } else if let Some(h) = lower.strip_prefix("eui.").filter(|h| all_hex(h, &[16])) {
-        Some(format!("eui.{}", h.to_ascii_uppercase()))
-    } else if let Some(h) = lower.strip_prefix("naa.").filter(|h| all_hex(h, &[16, 32])) {
-        Some(format!("naa.{}", h.to_ascii_uppercase()))
-    } else if iqn_ok(&lower) {
-        Some(lower)
-    } else {
-        None
-    };
-    normal.ok_or_else(|| {
+    spindle_api::names::normalize_iscsi_name(entry).ok_or_else(|| {
         Error::format(
             key,
             format!(

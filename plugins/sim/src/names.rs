@@ -2,46 +2,8 @@
 
 use spindle_api::{PluginException, PluginResult, StorageType};
 
-/// Longest element, pool or access-group name, in characters.
-pub const MAX_NAME_LEN: usize = 64;
-
-/// Characters a shell would interpret, refused in names.
-const SHELL_META: &[char] = &[
-    '`', '$', '&', '|', ';', '<', '>', '(', ')', '{', '}', '[', ']', '*', '?', '!', '~', '#', '\'', '"',
-    '\\', '^',
-];
-
-/// A value quoted for a message: escaped, and cut after 80 characters.
-pub fn shown(value: &str) -> String {
-    let escaped = format!("{value:?}");
-    if escaped.chars().count() > 80 {
-        let cut: String = escaped.chars().take(77).collect();
-        format!("{cut}...\"")
-    } else {
-        escaped
-    }
-}
-
-/// Why `value` is not a usable name, if it is not.
-fn name_fault(value: &str) -> Option<&'static str> {
-    if value.chars().count() > MAX_NAME_LEN {
-        Some("is longer than 64 characters")
-    } else if value.chars().any(char::is_control) {
-        Some("contains control characters")
-    } else if value.chars().any(char::is_whitespace) {
-        Some("contains blanks")
-    } else if value.contains('/') {
-        Some("contains '/'")
-    } else if value.contains("..") || value == "." {
-        Some("contains '..' or is '.'")
-    } else if value.chars().any(|c| SHELL_META.contains(&c)) {
-        Some("contains shell metacharacters")
-    } else if value.starts_with('-') {
-        Some("starts with '-'")
-    } else {
-        None
-    }
-}
+use spindle_api::names::{name_fault, normalize_iscsi_name};
+pub use spindle_api::names::{shown, MAX_NAME_LEN};
 
 /// Checks a name given under `key`: `MissingKeyEx` when empty, `ValueFormatEx` when unusable.
 pub fn check_name(key: &str, value: &str) -> PluginResult<()> {
@@ -51,62 +13,13 @@ pub fn check_name(key: &str, value: &str) -> PluginResult<()> {
             format!("{key} is empty; a name is required"),
         ));
     }
-    match name_fault(value) {
+    match name_fault(value, &[]) {
         None => Ok(()),
         Some(why) => Err(PluginException::value_format(
             key,
             format!("{key} {} {why}", shown(value)),
         )),
     }
-}
-
-/// Most characters in an iSCSI name (RFC 3720).
-const MAX_ISCSI_NAME: usize = 223;
-
-fn all_hex(s: &str, lens: &[usize]) -> bool {
-    lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn iqn_ok(lower: &str) -> bool {
-    let Some(rest) = lower.strip_prefix("iqn.") else {
-        return false;
-    };
-    let b = rest.as_bytes();
-    if b.len() < 8 {
-        return false;
-    }
-    let date_ok = b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && b[5..7].iter().all(u8::is_ascii_digit)
-        && matches!(
-            &rest[5..7],
-            "01" | "02" | "03" | "04" | "05" | "06" | "07" | "08" | "09" | "10" | "11" | "12"
-        )
-        && b[7] == b'.';
-    if !date_ok {
-        return false;
-    }
-    let after = &rest[8..];
-    let (authority, unique) = match after.split_once(':') {
-        Some((a, u)) => (a, Some(u)),
-        None => (after, None),
-    };
-    let labels: Vec<&str> = authority.split('.').collect();
-    let labels_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        });
-    let unique_ok = unique.is_none_or(|u| {
-        !u.is_empty()
-            && u.bytes().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.' | b':' | b'_')
-            })
-    });
-    labels_ok && unique_ok
 }
 
 /// Checks an access-group entry for the array's storage type and returns its normal form:
@@ -118,21 +31,9 @@ pub fn normalize_entry(storage_type: StorageType, entry: &str) -> PluginResult<S
     let normal = match storage_type {
         StorageType::San => lower
             .strip_prefix("0x")
-            .filter(|h| all_hex(h, &[16]))
+            .filter(|h| spindle_api::names::all_hex(h, &[16]))
             .map(|h| format!("0x{h}")),
-        StorageType::Iscsi => {
-            if entry.len() > MAX_ISCSI_NAME {
-                None
-            } else if let Some(h) = lower.strip_prefix("eui.").filter(|h| all_hex(h, &[16])) {
-                Some(format!("eui.{}", h.to_ascii_uppercase()))
-            } else if let Some(h) = lower.strip_prefix("naa.").filter(|h| all_hex(h, &[16, 32])) {
-                Some(format!("naa.{}", h.to_ascii_uppercase()))
-            } else if iqn_ok(&lower) {
-                Some(lower)
-            } else {
-                None
-            }
-        }
+        StorageType::Iscsi => normalize_iscsi_name(entry),
     };
     normal.ok_or_else(|| {
         let expected = match storage_type {

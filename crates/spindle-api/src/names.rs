@@ -1,0 +1,151 @@
+//! Name rules shared by spindle's arrays: what an element, pool or group name may hold, how a
+//! value is quoted in a message, and the normal form of an iSCSI name. Pure: each array wraps
+//! these in its own exceptions and adds the rules its backend needs.
+
+/// Longest element, pool or access-group name, in characters.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Most characters in an iSCSI name (RFC 3720).
+pub const MAX_ISCSI_NAME: usize = 223;
+
+/// Characters a shell would interpret, refused in names.
+pub const SHELL_META: &[char] = &[
+    '`', '$', '&', '|', ';', '<', '>', '(', ')', '{', '}', '[', ']', '*', '?', '!', '~', '#', '\'', '"',
+    '\\', '^',
+];
+
+/// A value quoted for a message: escaped, and cut after 80 characters.
+pub fn shown(value: &str) -> String {
+    let escaped = format!("{value:?}");
+    if escaped.chars().count() > 80 {
+        let cut: String = escaped.chars().take(77).collect();
+        format!("{cut}...\"")
+    } else {
+        escaped
+    }
+}
+
+/// Why a non-empty `value` is not a usable name, if it is not. `also_refused` names characters
+/// a backend refuses on top of [`SHELL_META`] (they count as metacharacters in the message).
+pub fn name_fault(value: &str, also_refused: &[char]) -> Option<&'static str> {
+    if value.chars().count() > MAX_NAME_LEN {
+        Some("is longer than 64 characters")
+    } else if value.chars().any(char::is_control) {
+        Some("contains control characters")
+    } else if value.chars().any(char::is_whitespace) {
+        Some("contains blanks")
+    } else if value.contains('/') {
+        Some("contains '/'")
+    } else if value.contains("..") || value == "." {
+        Some("contains '..' or is '.'")
+    } else if value
+        .chars()
+        .any(|c| SHELL_META.contains(&c) || also_refused.contains(&c))
+    {
+        Some("contains shell metacharacters")
+    } else if value.starts_with('-') {
+        Some("starts with '-'")
+    } else {
+        None
+    }
+}
+
+/// True when `s` is hex digits of one of the lengths `lens`.
+pub fn all_hex(s: &str, lens: &[usize]) -> bool {
+    lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn iqn_ok(lower: &str) -> bool {
+    let Some(rest) = lower.strip_prefix("iqn.") else {
+        return false;
+    };
+    let b = rest.as_bytes();
+    if b.len() < 8 {
+        return false;
+    }
+    let month_ok = rest
+        .get(5..7)
+        .and_then(|m| m.parse::<u8>().ok())
+        .is_some_and(|m| (1..=12).contains(&m));
+    let date_ok = b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && month_ok
+        && b[7] == b'.';
+    if !date_ok {
+        return false;
+    }
+    let after = &rest[8..];
+    let (authority, unique) = match after.split_once(':') {
+        Some((a, u)) => (a, Some(u)),
+        None => (after, None),
+    };
+    let labels: Vec<&str> = authority.split('.').collect();
+    let labels_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        });
+    let unique_ok = unique.is_none_or(|u| {
+        !u.is_empty()
+            && u.bytes().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.' | b':' | b'_')
+            })
+    });
+    labels_ok && unique_ok
+}
+
+/// The normal form of an iSCSI name, or `None` if `entry` is not one:
+/// `iqn.YYYY-MM.reverse.domain[:unique]` (lower case), `eui.` + 16 hex digits or `naa.` + 16
+/// or 32 hex digits (hex in upper case).
+pub fn normalize_iscsi_name(entry: &str) -> Option<String> {
+    let lower = entry.to_ascii_lowercase();
+    if entry.len() > MAX_ISCSI_NAME {
+        None
+    } else if let Some(h) = lower.strip_prefix("eui.").filter(|h| all_hex(h, &[16])) {
+        Some(format!("eui.{}", h.to_ascii_uppercase()))
+    } else if let Some(h) = lower.strip_prefix("naa.").filter(|h| all_hex(h, &[16, 32])) {
+        Some(format!("naa.{}", h.to_ascii_uppercase()))
+    } else if iqn_ok(&lower) {
+        Some(lower)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iscsi_names_are_normalised_or_refused() {
+        assert_eq!(
+            normalize_iscsi_name("IQN.2026-11.org.Example:Host1").as_deref(),
+            Some("iqn.2026-11.org.example:host1")
+        );
+        assert_eq!(
+            normalize_iscsi_name("eui.02004567a425678d").as_deref(),
+            Some("eui.02004567A425678D")
+        );
+        for bad in [
+            "iqn.2026-13.org.example",
+            "iqn.2026-11.example",
+            "eui.123",
+            "naa.xyz",
+            "host1",
+        ] {
+            assert_eq!(normalize_iscsi_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn name_faults_include_the_backend_extras() {
+        assert_eq!(name_fault("lun1", &[]), None);
+        assert_eq!(name_fault("a%b", &[]), None);
+        assert_eq!(name_fault("a%b", &['%']), Some("contains shell metacharacters"));
+        assert_eq!(name_fault("a/b", &[]), Some("contains '/'"));
+    }
+}

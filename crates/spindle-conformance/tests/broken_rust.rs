@@ -62,7 +62,6 @@ use Breakage::*;
 #[derive(Debug)]
 struct Broken(Breakage);
 
-
 fn abilities(b: Breakage) -> Abilities {
     let mut a = SimArray::abilities();
     match b {

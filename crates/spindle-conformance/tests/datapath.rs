@@ -175,7 +175,6 @@ impl DataPath for FakeInitiator {
     }
 }
 
-
 /// The simulated array, telling the fake initiator about restores; `clone_of_current` breaks
 /// cloneFromSnap: it clones the element as it is now instead of the snapshot.
 struct DataSim {

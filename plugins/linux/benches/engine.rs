@@ -5,6 +5,9 @@
 //! the 10,000 LUNs of the list() measurement).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{sh, xfs, GIB};
 use spindle_api::SeType;
 use spindle_plugin_linux::config::{ArrayConfig, PoolConfig};
 use spindle_plugin_linux::engine::{Engine, EngineOptions};
@@ -16,61 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TIB: i64 = 1 << 40;
-const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
-
-fn sh(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-struct Mount {
-    _tmp: tempfile::TempDir,
-    mnt: PathBuf,
-    dev: String,
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let m = self.mnt.to_str().unwrap_or("");
-        for _ in 0..50 {
-            if Command::new("umount")
-                .arg(m)
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
-    }
-}
-
-fn xfs(gib: u64) -> Mount {
-    let tmp = tempfile::Builder::new()
-        .prefix("spindle-bench-")
-        .tempdir()
-        .unwrap();
-    let img = tmp.path().join("fs.img");
-    std::fs::File::create(&img).unwrap().set_len(gib * GIB).unwrap();
-    let dev = sh("losetup", &["--find", "--show", img.to_str().unwrap()]);
-    sh("mkfs.xfs", &["-q", "-f", "-m", "reflink=1", &dev]);
-    let mnt = tmp.path().join("mnt");
-    std::fs::create_dir(&mnt).unwrap();
-    sh("mount", &[&dev, mnt.to_str().unwrap()]);
-    Mount { _tmp: tmp, mnt, dev }
-}
 
 fn cfg(pool: &Path) -> ArrayConfig {
     ArrayConfig {

@@ -157,6 +157,30 @@ fn round_up(size: u64) -> u64 {
     size.div_ceil(EXTENT).saturating_mul(EXTENT)
 }
 
+impl Plan {
+    /// The plan of an operation that adds one element backed by one new file `file` in
+    /// `pool`, written first under the operation's temporary name; also returns that move.
+    fn insert_one(
+        row: &ElementRow,
+        members: Vec<MemberRow>,
+        pool: &Path,
+        op: &str,
+        file: &str,
+    ) -> (Plan, Move) {
+        let mv = Move {
+            partial: partial(pool, op, 0),
+            dest: image(pool, file),
+        };
+        let plan = Plan::Insert {
+            elements: vec![row.clone()],
+            members,
+            moves: vec![mv.clone()],
+            subvol: None,
+        };
+        (plan, mv)
+    }
+}
+
 fn image(pool: &Path, file: &str) -> PathBuf {
     pool.join(format!("{file}.img"))
 }
@@ -1309,16 +1333,7 @@ impl Engine {
             backing_gen: 0,
             created: db::now(),
         };
-        let mv = Move {
-            partial: partial(&path, &op, 0),
-            dest: image(&path, &uuid),
-        };
-        let plan = Plan::Insert {
-            elements: vec![row.clone()],
-            members: vec![],
-            moves: vec![mv.clone()],
-            subvol: None,
-        };
+        let (plan, mv) = Plan::insert_one(&row, vec![], &path, &op, &uuid);
         self.execute("create", &op, &plan, |_| {
             fsops::create_image(&mv.partial, size, thin)
         })?;
@@ -1470,16 +1485,7 @@ impl Engine {
             size: r.size,
         };
         let src = image(&path, &r.uuid);
-        let mv = Move {
-            partial: partial(&path, &op, 0),
-            dest: image(&path, &snap),
-        };
-        let plan = Plan::Insert {
-            elements: vec![row.clone()],
-            members: vec![member],
-            moves: vec![mv.clone()],
-            subvol: None,
-        };
+        let (plan, mv) = Plan::insert_one(&row, vec![member], &path, &op, &snap);
         self.execute("snapshot", &op, &plan, |_| {
             reflink_or(&src, &mv.partial, 0o400, "snapshot")
         })?;
@@ -1683,16 +1689,7 @@ impl Engine {
             backing_gen: 0,
             created: db::now(),
         };
-        let mv = Move {
-            partial: partial(&path, &op, 0),
-            dest: image(&path, &uuid),
-        };
-        let plan = Plan::Insert {
-            elements: vec![row.clone()],
-            members: vec![],
-            moves: vec![mv.clone()],
-            subvol: None,
-        };
+        let (plan, mv) = Plan::insert_one(&row, vec![], &path, &op, &uuid);
         self.execute(kind, &op, &plan, |_| {
             reflink_or(src_file, &mv.partial, 0o600, "clone")
         })?;

@@ -301,7 +301,11 @@ pub fn python_launcher(py: &PythonSetup, root: &Path, module: &str) -> Launcher 
     }
 }
 
-fn candidates(roots: &[PathBuf], py: &PythonSetup, skipped: &mut Vec<Skipped>) -> Vec<Candidate> {
+fn candidates(
+    roots: &[PathBuf],
+    py: &crate::python::LazyPython,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<Candidate> {
     let mut out = Vec::new();
     let skip = |path: &Path, reason: String| Skipped {
         path: path.to_path_buf(),
@@ -342,7 +346,7 @@ fn candidates(roots: &[PathBuf], py: &PythonSetup, skipped: &mut Vec<Skipped>) -
                 let found = if dir.join(MANIFEST).is_file() {
                     Some(native_candidate(root, &dir))
                 } else if dir.join("__init__.py").is_file() {
-                    Some(python_candidate(root, &vendor, &module, &dir, py))
+                    Some(python_candidate(root, &vendor, &module, &dir, py.get()))
                 } else {
                     None
                 };
@@ -379,7 +383,7 @@ fn fault_reason(f: &Fault) -> String {
 pub async fn discover(
     builtins: &[Arc<dyn StorageArrayPlugin>],
     roots: &[PathBuf],
-    py: &PythonSetup,
+    py: &crate::python::LazyPython,
     deadline: Duration,
 ) -> Discovered {
     let mut found = Discovered::default();

@@ -209,10 +209,7 @@ impl Manager {
                 (dir.path().to_path_buf(), Some(dir))
             }
         };
-        let python = match &config.python {
-            Some(p) => p.clone(),
-            None => python::default_setup(&temp_root),
-        };
+        let python = python::LazyPython::new(config.python.clone(), &temp_root);
         let found = discovery::discover(
             &config.builtins,
             &config.roots,

@@ -109,6 +109,35 @@ pub fn resolve_interpreter(name: &str) -> PathBuf {
         .unwrap_or(found)
 }
 
+/// The Python setup, worked out only when a Python module is actually found: resolving the
+/// interpreter may start it once, and the embedded runner is written to disk, neither of which
+/// a manager with no Python plug-ins should pay for at start-up.
+#[derive(Debug)]
+pub struct LazyPython {
+    given: Option<PythonSetup>,
+    temp_root: PathBuf,
+    cell: std::sync::OnceLock<PythonSetup>,
+}
+
+impl LazyPython {
+    /// `given` if set, else [`default_setup`] under `temp_root` on first use.
+    pub fn new(given: Option<PythonSetup>, temp_root: &Path) -> Self {
+        LazyPython {
+            given,
+            temp_root: temp_root.to_path_buf(),
+            cell: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The setup, resolved on the first call.
+    pub fn get(&self) -> &PythonSetup {
+        match &self.given {
+            Some(p) => p,
+            None => self.cell.get_or_init(|| default_setup(&self.temp_root)),
+        }
+    }
+}
+
 /// The default setup: interpreter from `SPINDLE_PYTHON` (else `python3`); library from
 /// `SPINDLE_PYTHON_LIB`, else the embedded copy in the user's cache (else in `temp_root`).
 pub fn default_setup(temp_root: &Path) -> PythonSetup {

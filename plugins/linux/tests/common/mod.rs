@@ -43,11 +43,20 @@ fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// In CI (`CI=true`) a storage test that cannot run is a failure, not a skip: a missing
+/// component must never make the suite pass without testing anything.
+fn skip_or_fail(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI must run the storage tests for real, but {why}");
+    }
+    eprintln!("skipping: {why}");
+}
+
 /// True when the tests can mount file systems (root, tools present).
 pub fn can_mount() -> bool {
     let root = run("id", &["-u"]).map(|u| u == "0").unwrap_or(false);
     if !root {
-        eprintln!("skipping: these tests need root to mount loop file systems");
+        skip_or_fail("these tests need root to mount loop file systems");
     }
     root
 }
@@ -256,7 +265,7 @@ pub const OUTSIDER: &str = "iqn.2025-01.org.example:outsider";
 pub fn have_tgt() -> bool {
     let ok = Path::new(TGTD).exists();
     if !ok {
-        eprintln!("skipping: {TGTD} is absent (Debian package tgt)");
+        skip_or_fail(&format!("{TGTD} is absent (Debian package tgt)"));
     }
     ok
 }

@@ -31,7 +31,10 @@ macro_rules! require_tgtd {
         if !std::path::Path::new(common::TGTD).exists() {
             // In CI a missing tgt is a failure: the suite must never pass without testing.
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI must run the tgt tests for real, but {} is absent", common::TGTD);
+                panic!(
+                    "CI must run the tgt tests for real, but {} is absent",
+                    common::TGTD
+                );
             }
             use std::io::Write as _;
             let _ = writeln!(

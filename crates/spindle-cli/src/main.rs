@@ -275,6 +275,7 @@ async fn run(cli: Cli) -> Result<u8, (u8, String)> {
             let opts = CallOptions {
                 progress: Some(tx),
                 call_id: None,
+                ..Default::default()
             };
             let result = m.call(entry, method, args, opts).await;
             let _ = progress.await;

@@ -489,6 +489,7 @@ impl<'a> Kit<'a> {
         let opts = CallOptions {
             progress,
             call_id: None,
+            ..Default::default()
         };
         let out = self.manager.call(self.plugin, method, args, opts).await;
         let mut entry = Logged {

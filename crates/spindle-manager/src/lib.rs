@@ -120,6 +120,11 @@ pub struct CallOptions {
     pub progress: Option<mpsc::UnboundedSender<ProgressEvent>>,
     /// Use this call id (e.g. one that came with an HTTP request) instead of a fresh one.
     pub call_id: Option<String>,
+    /// Return an asynchronous operation's first record as the plug-in gave it (with
+    /// `async_progress` and `async_handle`) instead of polling it to the end. The caller then
+    /// drives it with `getAsyncProgress` itself — how a server keeps a job alive across its
+    /// own restart. The record is checked for shape but its async fields are left in place.
+    pub detach_async: bool,
 }
 
 /// A successful call.
@@ -346,7 +351,7 @@ impl Manager {
         let mut polls = 0;
         let is_async =
             method != Method::GetAsyncProgress && value.get("async_progress").is_some_and(|p| !p.is_null());
-        if is_async {
+        if is_async && !opts.detach_async {
             let driven = self
                 .drive_async(plugin, spec, &args, value, &call_id, ss.uuid_str(), &opts)
                 .await?;

@@ -35,6 +35,7 @@ async fn split_clone_is_polled_to_completion_with_progress_in_order() {
             CallOptions {
                 progress: Some(tx),
                 call_id: Some("split-call".into()),
+                ..Default::default()
             },
         )
         .await
@@ -77,6 +78,7 @@ async fn clone_is_completed_with_page83_id_and_without_async_fields() {
             CallOptions {
                 progress: Some(tx),
                 call_id: None,
+                ..Default::default()
             },
         )
         .await
@@ -95,4 +97,46 @@ async fn clone_is_completed_with_page83_id_and_without_async_fields() {
     );
     assert_eq!(rec["name"], "base-clone");
     assert_eq!(rec["page83_id"], json!(page83_for("ss-clone", "base-clone")));
+}
+
+/// With `detach_async` the caller gets the first record, async fields and all, and drives
+/// getAsyncProgress itself — as the server does so that a job survives its own restart.
+#[tokio::test]
+async fn detached_clone_returns_the_async_record_and_can_be_polled_by_the_caller() {
+    let h = common::strict().await;
+    let ss = ss_record("ss-detach", "");
+    let first = h
+        .manager
+        .call(
+            h.plugin(ASYNC),
+            Method::Clone,
+            args([("ss_record", ss.clone()), ("se_record", se_record("ss-detach", "base"))]),
+            CallOptions {
+                detach_async: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("clone starts");
+    assert_eq!(first.async_polls, 0);
+    assert_eq!(first.value["async_progress"], json!(-1));
+    let mut record = first.value;
+    let mut polls = 0;
+    while !record["async_progress"].is_null() {
+        polls += 1;
+        assert!(polls < 10, "never finished: {record}");
+        record = h
+            .manager
+            .call(
+                h.plugin(ASYNC),
+                Method::GetAsyncProgress,
+                args([("ss_record", ss.clone()), ("some_record", record.clone())]),
+                CallOptions::default(),
+            )
+            .await
+            .expect("poll")
+            .value;
+    }
+    assert_eq!(polls, 2);
+    assert_eq!(record["name"], "base-clone");
 }

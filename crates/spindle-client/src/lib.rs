@@ -1,0 +1,1 @@
+//! spindle HTTP client (being written).

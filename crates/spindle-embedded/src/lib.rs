@@ -1,0 +1,1 @@
+//! spindle embedded default (being written).

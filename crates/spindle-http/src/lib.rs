@@ -1,0 +1,1 @@
+//! spindle HTTP transport (being written).

@@ -32,7 +32,11 @@ pub enum Action {
     /// create.
     CreateLun(CreateLun),
     /// One LUN or clone (`refresh`: getInfo(se) first).
-    ShowLun { server: String, lun: String, refresh: bool },
+    ShowLun {
+        server: String,
+        lun: String,
+        refresh: bool,
+    },
     /// remove.
     RemoveLun { server: String, lun: String },
     /// resize.
@@ -42,13 +46,26 @@ pub enum Action {
     /// offline.
     Offline { server: String, lun: String },
     /// startPresent.
-    Present { server: String, lun: String, groups: Vec<String> },
+    Present {
+        server: String,
+        lun: String,
+        groups: Vec<String>,
+    },
     /// stopPresent.
-    Unpresent { server: String, lun: String, groups: Vec<String> },
+    Unpresent {
+        server: String,
+        lun: String,
+        groups: Vec<String>,
+    },
     /// setQoS.
     SetQos { server: String, lun: String, qos: Value },
     /// clone (a LUN or clone).
-    Clone { server: String, lun: String, name: String, qos: Option<Value> },
+    Clone {
+        server: String,
+        lun: String,
+        name: String,
+        qos: Option<Value>,
+    },
     /// splitClone: always a job.
     Split { server: String, lun: String },
 
@@ -56,29 +73,62 @@ pub enum Action {
     /// Snapshots (all, or of one LUN).
     ListSnapshots { server: String, lun: Option<String> },
     /// createSnap.
-    CreateSnapshot { server: String, lun: String, name: String },
+    CreateSnapshot {
+        server: String,
+        lun: String,
+        name: String,
+    },
     /// createMultiSnap.
-    CreateMultiSnapshot { server: String, luns: Vec<String>, name: String },
+    CreateMultiSnapshot {
+        server: String,
+        luns: Vec<String>,
+        name: String,
+    },
     /// snapRemove.
     RemoveSnapshot { server: String, snap: String },
     /// snapRestore (`lun`: restore into that element).
-    RestoreSnapshot { server: String, snap: String, lun: Option<String> },
+    RestoreSnapshot {
+        server: String,
+        snap: String,
+        lun: Option<String>,
+    },
     /// cloneFromSnap.
-    CloneSnapshot { server: String, snap: String, name: String, qos: Option<Value> },
+    CloneSnapshot {
+        server: String,
+        snap: String,
+        name: String,
+        qos: Option<Value>,
+    },
 
     // ---- access groups ----
     /// The access groups.
     ListGroups { server: String },
     /// createAccessGroups (one group).
-    CreateGroup { server: String, name: String, entries: Vec<String> },
+    CreateGroup {
+        server: String,
+        name: String,
+        entries: Vec<String>,
+    },
     /// removeAccessGroups (one group).
     RemoveGroup { server: String, group: String },
     /// renameAccessGroup.
-    RenameGroup { server: String, group: String, new_name: String },
+    RenameGroup {
+        server: String,
+        group: String,
+        new_name: String,
+    },
     /// addToAccessGroup.
-    AddGroupEntries { server: String, group: String, entries: Vec<String> },
+    AddGroupEntries {
+        server: String,
+        group: String,
+        entries: Vec<String>,
+    },
     /// removeFromAccessGroup.
-    RemoveGroupEntries { server: String, group: String, entries: Vec<String> },
+    RemoveGroupEntries {
+        server: String,
+        group: String,
+        entries: Vec<String>,
+    },
 
     // ---- QoS, jobs, audit ----
     /// getQoSList.

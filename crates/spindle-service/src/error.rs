@@ -7,13 +7,21 @@ use spindle_api::{ExceptionKind, PluginException};
 pub enum ServiceError {
     /// The request is malformed or names a value that cannot be used.
     #[error("{message}")]
-    BadRequest { exception: Option<ExceptionKind>, message: String, key: Option<String> },
+    BadRequest {
+        exception: Option<ExceptionKind>,
+        message: String,
+        key: Option<String>,
+    },
     /// A storage server, element, group or job of that name does not exist.
     #[error("{message}")]
     NotFound { message: String, key: Option<String> },
     /// The name is taken, or matches more than one element.
     #[error("{message}")]
-    Conflict { message: String, key: Option<String>, ambiguous: bool },
+    Conflict {
+        message: String,
+        key: Option<String>,
+        ambiguous: bool,
+    },
     /// The plug-in (or the manager's input checks) raised one of the guides' exceptions.
     #[error("{0}")]
     Refused(PluginException),

@@ -7,3 +7,6 @@ pub mod error;
 
 pub use action::{Action, AddServer, CreateLun, Reply, RequestContext};
 pub use error::ServiceError;
+pub mod service;
+
+pub use service::{EmbeddedServer, Service, ServiceConfig};

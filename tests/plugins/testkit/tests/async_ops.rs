@@ -110,7 +110,10 @@ async fn detached_clone_returns_the_async_record_and_can_be_polled_by_the_caller
         .call(
             h.plugin(ASYNC),
             Method::Clone,
-            args([("ss_record", ss.clone()), ("se_record", se_record("ss-detach", "base"))]),
+            args([
+                ("ss_record", ss.clone()),
+                ("se_record", se_record("ss-detach", "base")),
+            ]),
             CallOptions {
                 detach_async: true,
                 ..Default::default()

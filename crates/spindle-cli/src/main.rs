@@ -1,51 +1,47 @@
-//! `spindle`: the command line. This file only parses arguments and prints; every action is
-//! carried out by `spindle-manager`.
+//! `spindle`: the command line. It only parses arguments and prints. The administrator's
+//! commands are calls of `spindle serve`'s HTTP API through `spindle-client` (`admin.rs`); the
+//! plug-in author's commands run the manager in this process (`local.rs`); `serve` runs the
+//! server (`serve.rs`).
 
+mod admin;
+mod client_opts;
+mod exit;
+mod jobs;
+mod local;
 mod output;
+mod serve;
+mod sizes;
+mod views;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use output::{Output, Printer};
-use serde_json::{json, Map, Value};
-use spindle_api::{Method, PluginException};
-use spindle_manager::{CallError, CallOptions, Manager, ManagerConfig, Mode};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use output::Output;
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
-
-/// Exit codes (documented in the README).
-mod exit {
-    /// The plug-in raised one of the guides' exceptions, or the request was refused.
-    pub const RAISED: u8 = 1;
-    /// Usage error (clap uses 2 as well).
-    pub const USAGE: u8 = 2;
-    /// The plug-in broke the contract.
-    pub const CONTRACT: u8 = 3;
-    /// The call could not complete: the plug-in crashed, hung or could not start.
-    pub const FAILED: u8 = 4;
-    /// spindle itself could not do what was asked (unknown plug-in, unreadable file).
-    pub const SPINDLE: u8 = 5;
-}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "spindle",
     version,
-    about = "Storage provisioning through storage plug-ins"
+    about = "Storage provisioning through storage plug-ins",
+    after_help = exit::HELP
 )]
 struct Cli {
     #[command(flatten)]
     global: Global,
+    #[command(flatten)]
+    client: client_opts::ClientArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 struct Global {
     /// A plug-ins root (<root>/<vendor>/<module>/); repeatable; searched before SPINDLE_PLUGIN_PATH.
     #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
     plugin_dirs: Vec<PathBuf>,
-    /// Output format.
+    /// Output format: aligned tables for people, or the exact JSON.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
     /// Log level for spindle's own log on stderr (error, warn, info, debug, trace).
@@ -64,77 +60,20 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Plug-ins: list, inspect and call them.
+    /// Run the spindle server (HTTP API)
+    Serve(serve::ServeArgs),
+    #[command(flatten)]
+    Admin(admin::AdminCommand),
+    /// Plug-ins: list, inspect and call them (in this process, no server).
     #[command(subcommand)]
-    Plugin(PluginCommand),
+    Plugin(local::PluginCommand),
     /// Check a plug-in against the guides, method by method, on a real array.
-    Conformance(ConformanceArgs),
-}
-
-#[derive(Debug, Args)]
-struct ConformanceArgs {
-    /// CLASS or CLASS@VERSION.
-    plugin: String,
-    /// The ss_record of the array to test (JSON file).
-    #[arg(long, value_name = "FILE")]
-    ss_record: PathBuf,
-    /// The pool (vol_group) to create elements in.
-    #[arg(long, value_name = "NAME")]
-    vol_group: Option<String>,
-    /// The initiator IQN the data-path checks log in as (with --portal).
-    #[arg(long, value_name = "IQN", requires = "portal")]
-    initiator: Option<String>,
-    /// The array's iSCSI portal HOST:PORT (with --initiator).
-    #[arg(long, value_name = "HOST:PORT", requires = "initiator")]
-    portal: Option<String>,
-    /// Only the checks whose id matches (comma-separated globs or substrings).
-    #[arg(long, value_name = "PATTERN")]
-    only: Option<String>,
-    /// Prefix of every object the kit creates (default: conf-<random>-).
-    #[arg(long)]
-    prefix: Option<String>,
-    /// Report format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    report: ReportFormat,
-    /// Seconds between getAsyncProgress polls.
-    #[arg(long, default_value_t = 0.2)]
-    poll_interval: f64,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ReportFormat {
-    Text,
-    Json,
-    Junit,
-}
-
-#[derive(Debug, Subcommand)]
-enum PluginCommand {
-    /// List the plug-ins spindle can host, and the modules it skipped with the reason.
-    List,
-    /// Show one plug-in: class variables, abilities, methods, origin, warnings.
-    Show {
-        /// CLASS or CLASS@VERSION.
-        id: String,
-    },
-    /// Call one method through the manager (contract checks and async driving included).
-    Call {
-        /// CLASS or CLASS@VERSION.
-        id: String,
-        /// Method name as the guides spell it, e.g. getCapabilities.
-        method: String,
-        /// Keyword arguments as a JSON object, or @FILE to read them from a file.
-        #[arg(long, default_value = "{}")]
-        params: String,
-        /// Log and repair contract violations instead of failing the call.
-        #[arg(long)]
-        lenient: bool,
-        /// Seconds a single plug-in invocation may take before it is killed.
-        #[arg(long, default_value_t = 300)]
-        deadline: u64,
-        /// Seconds between getAsyncProgress polls.
-        #[arg(long, default_value_t = 1.0)]
-        poll_interval: f64,
+    Conformance(local::ConformanceArgs),
+    /// Print a shell completion script (e.g. `spindle completions bash > /etc/bash_completion.d/spindle`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -159,200 +98,182 @@ fn plugin_roots(g: &Global) -> Vec<PathBuf> {
 }
 
 /// Plug-ins compiled into this program.
-fn builtins() -> Vec<Arc<dyn spindle_api::StorageArrayPlugin>> {
+pub(crate) fn builtins() -> Vec<std::sync::Arc<dyn spindle_api::StorageArrayPlugin>> {
     vec![
-        Arc::new(spindle_plugin_sim::SimArray),
-        Arc::new(spindle_plugin_linux::LinuxArray),
+        std::sync::Arc::new(spindle_plugin_sim::SimArray),
+        std::sync::Arc::new(spindle_plugin_linux::LinuxArray),
     ]
 }
 
-async fn manager(
-    g: &Global,
-    mode: Mode,
-    deadline: Duration,
-    poll: Duration,
-) -> Result<Manager, (u8, String)> {
-    let config = ManagerConfig {
-        roots: plugin_roots(g),
-        builtins: builtins(),
-        mode,
-        call_deadline: deadline,
-        async_poll_interval: poll,
-        ..ManagerConfig::default()
-    };
-    Manager::new(config)
-        .await
-        .map_err(|e| (exit::SPINDLE, e.to_string()))
+/// Writes the completion script for `shell` to `out`.
+fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "spindle", out);
 }
 
-fn read_params(raw: &str) -> Result<Map<String, Value>, (u8, String)> {
-    let text = match raw.strip_prefix('@') {
-        Some(path) => {
-            std::fs::read_to_string(path).map_err(|e| (exit::SPINDLE, format!("cannot read {path}: {e}")))?
+/// Runs a command that needs the async runtime (server, manager).
+fn run_async(cli: Cli) -> Result<u8, (u8, String)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (exit::SPINDLE, format!("cannot start the runtime: {e}")))?;
+    let roots = plugin_roots(&cli.global);
+    let output = cli.global.output;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(roots, args).await,
+            Command::Plugin(cmd) => local::plugin(roots, output, cmd).await,
+            Command::Conformance(args) => local::conformance(roots, args).await,
+            Command::Admin(_) | Command::Completions { .. } => Ok(exit::OK),
         }
-        None => raw.to_string(),
-    };
-    match serde_json::from_str::<Value>(&text) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => Err((
-            exit::USAGE,
-            format!("--params must be a JSON object of keyword arguments, not {other}"),
-        )),
-        Err(e) => Err((exit::USAGE, format!("--params is not valid JSON: {e}"))),
-    }
-}
-
-async fn run(cli: Cli) -> Result<u8, (u8, String)> {
-    let p = Printer::new(cli.global.output);
-    match cli.command {
-        Command::Conformance(a) => conformance(&cli.global, a).await,
-        Command::Plugin(PluginCommand::List) => {
-            let m = manager(
-                &cli.global,
-                Mode::Strict,
-                Duration::from_secs(30),
-                Duration::from_secs(1),
-            )
-            .await?;
-            p.plugin_list(m.plugins(), m.skipped());
-            Ok(0)
-        }
-        Command::Plugin(PluginCommand::Show { id }) => {
-            let m = manager(
-                &cli.global,
-                Mode::Strict,
-                Duration::from_secs(30),
-                Duration::from_secs(1),
-            )
-            .await?;
-            match m.resolve(&id) {
-                Ok(entry) => {
-                    p.plugin_show(entry);
-                    Ok(0)
-                }
-                Err(e) => {
-                    let skipped: Vec<_> = m
-                        .skipped()
-                        .iter()
-                        .filter(|s| s.class.as_deref() == Some(id.split('@').next().unwrap_or(&id)))
-                        .cloned()
-                        .collect();
-                    if skipped.is_empty() {
-                        Err((exit::SPINDLE, e.to_string()))
-                    } else {
-                        p.skipped_only(&skipped);
-                        Ok(exit::SPINDLE)
-                    }
-                }
-            }
-        }
-        Command::Plugin(PluginCommand::Call {
-            id,
-            method,
-            params,
-            lenient,
-            deadline,
-            poll_interval,
-        }) => {
-            let args = read_params(&params)?;
-            let Some(method) = Method::parse(&method) else {
-                let e = PluginException::no_such_operation(format!(
-                    "'{method}' is not a method of the Storage Array API (see `spindle plugin show {id}`)"
-                ));
-                p.exception(&e, &[]);
-                return Ok(exit::RAISED);
-            };
-            let mode = if lenient { Mode::Lenient } else { Mode::Strict };
-            let poll = Duration::from_secs_f64(poll_interval.clamp(0.01, 3600.0));
-            let m = manager(&cli.global, mode, Duration::from_secs(deadline), poll).await?;
-            let entry = m.resolve(&id).map_err(|e| (exit::SPINDLE, e.to_string()))?;
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let progress = tokio::spawn(async move {
-                while let Some(ev) = rx.recv().await {
-                    output::progress(&ev);
-                }
-            });
-            let opts = CallOptions {
-                progress: Some(tx),
-                call_id: None,
-                ..Default::default()
-            };
-            let result = m.call(entry, method, args, opts).await;
-            let _ = progress.await;
-            match result {
-                Ok(outcome) => {
-                    for w in &outcome.warnings {
-                        eprintln!("warning: {w}");
-                    }
-                    for v in &outcome.violations {
-                        eprintln!("warning: contract violation tolerated: {v}");
-                    }
-                    p.value(&spindle_api::redact_value(&outcome.value));
-                    Ok(0)
-                }
-                Err(e) => {
-                    p.exception(&e.exception(), e.violations());
-                    Ok(match e {
-                        CallError::Rejected(_) | CallError::Raised(_) => exit::RAISED,
-                        CallError::Contract(_) => exit::CONTRACT,
-                        CallError::Failed(_) => exit::FAILED,
-                    })
-                }
-            }
-        }
-    }
-}
-
-async fn conformance(g: &Global, a: ConformanceArgs) -> Result<u8, (u8, String)> {
-    use spindle_conformance::{load_ss_record, DataPathOptions, IscsiDataPath, Options};
-    let bad = |e: spindle_conformance::ConformanceError| (exit::USAGE, e.to_string());
-    let ss = load_ss_record(&a.ss_record).map_err(bad)?;
-    let mut opts = Options::new(ss.clone());
-    opts.vol_group = a.vol_group;
-    opts.only = a.only;
-    if let Some(p) = a.prefix {
-        opts.prefix = p;
-    }
-    if let (Some(iqn), Some(portal)) = (&a.initiator, &a.portal) {
-        let driver = Arc::new(IscsiDataPath::from_ss_record(&ss));
-        opts.data_path = Some(
-            DataPathOptions::new(iqn, portal)
-                .map_err(bad)?
-                .with_driver(driver),
-        );
-    }
-    opts.check().map_err(bad)?;
-    let poll = Duration::from_secs_f64(a.poll_interval.clamp(0.01, 60.0));
-    let m = manager(g, Mode::Strict, Duration::from_secs(300), poll).await?;
-    let entry = m.resolve(&a.plugin).map_err(|e| (exit::SPINDLE, e.to_string()))?;
-    let report = spindle_conformance::run(&m, entry, &opts).await;
-    match a.report {
-        ReportFormat::Text => print!("{}", report.to_text()),
-        ReportFormat::Json => println!("{}", report.to_json()),
-        ReportFormat::Junit => print!("{}", report.to_junit()),
-    }
-    Ok(if report.failed() { exit::CONTRACT } else { 0 })
+    })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("spindle: cannot start the runtime: {e}");
-            return ExitCode::from(exit::SPINDLE);
-        }
-    };
     let output = cli.global.output;
-    match runtime.block_on(run(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err((code, message)) => {
-            match output {
-                Output::Json => println!("{}", json!({ "error": message })),
-                Output::Table => eprintln!("spindle: {message}"),
-            }
-            ExitCode::from(code)
+    match cli.command {
+        Command::Completions { shell } => {
+            completions(shell, &mut std::io::stdout());
+            ExitCode::SUCCESS
         }
+        Command::Admin(cmd) => match admin::run(cmd, &cli.client, output) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(failure) => {
+                if output == Output::Json {
+                    println!("{}", failure.json());
+                }
+                eprintln!("{}", failure.line());
+                if let Some(hint) = &failure.hint {
+                    eprintln!("spindle: {hint}");
+                }
+                ExitCode::from(failure.code)
+            }
+        },
+        _ => match run_async(cli) {
+            Ok(code) => ExitCode::from(code),
+            Err((code, message)) => {
+                match output {
+                    Output::Json => println!("{}", json!({ "error": message })),
+                    Output::Table => eprintln!("spindle: {message}"),
+                }
+                ExitCode::from(code)
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn completions_generate_for_every_shell() {
+        use clap_complete::Shell;
+        for shell in [
+            Shell::Bash,
+            Shell::Zsh,
+            Shell::Fish,
+            Shell::Elvish,
+            Shell::PowerShell,
+        ] {
+            let mut out = Vec::new();
+            completions(shell, &mut out);
+            let text = String::from_utf8(out).expect("utf-8");
+            for word in [
+                "spindle",
+                "lun",
+                "snap",
+                "unpresent",
+                "remove-entries",
+                "from-snap",
+            ] {
+                assert!(text.contains(word), "{shell}: no '{word}'");
+            }
+        }
+    }
+
+    #[test]
+    fn help_documents_the_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Exit codes:"), "{help}");
+        assert!(help.contains("6  unauthorized"), "{help}");
+    }
+
+    #[test]
+    fn sizes_are_checked_while_parsing_and_name_the_argument() {
+        for (args, fragment) in [
+            (vec!["lun", "create", "db1", "--size", "0"], "more than 0"),
+            (vec!["lun", "create", "db1", "--size", "-5G"], "negative"),
+            (vec!["lun", "create", "db1", "--size", "lots"], "not a size"),
+            (vec!["lun", "resize", "db1", "-1G"], "negative"),
+            (vec!["lun", "resize", "db1", "10Q"], "unknown unit"),
+        ] {
+            let mut argv = vec!["spindle"];
+            argv.extend(&args);
+            let err = Cli::try_parse_from(&argv).expect_err("refused");
+            let text = err.to_string();
+            assert_eq!(err.exit_code(), 2, "{text}");
+            assert!(text.contains(fragment), "{args:?}: {text}");
+            let value = args[args.len() - 1];
+            assert!(text.contains(&format!("'{value}'")), "names the value: {text}");
+            assert!(text.contains("SIZE"), "names the argument: {text}");
+        }
+        let cli = Cli::try_parse_from(["spindle", "lun", "create", "db1", "--size", "1.5T"]).expect("parses");
+        match cli.command {
+            Command::Admin(admin::AdminCommand::Lun(admin::LunCommand::Create { size, .. })) => {
+                assert_eq!(size, 3 << 39)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_token_never_appears_in_debug_output() {
+        let cli = Cli::try_parse_from(["spindle", "--token", "secret-token-value-1234", "server", "list"])
+            .expect("parses");
+        let debug = format!("{cli:?}");
+        assert!(!debug.contains("secret-token-value-1234"), "{debug}");
+    }
+
+    #[test]
+    fn chap_needs_a_user_and_the_password_from_stdin() {
+        let base = [
+            "spindle",
+            "server",
+            "add",
+            "a1",
+            "--plugin",
+            "X",
+            "--admin-host",
+            "h",
+        ];
+        let with = |extra: &[&str]| {
+            let mut argv: Vec<&str> = base.to_vec();
+            argv.extend(extra);
+            Cli::try_parse_from(argv)
+        };
+        assert!(with(&["--chap"]).is_err());
+        assert!(with(&["--chap", "--username", "u"]).is_err());
+        assert!(with(&["--password", "p"]).is_err(), "no password argument exists");
+        assert!(with(&["--chap", "--username", "u", "--password-stdin"]).is_ok());
+        assert!(with(&[]).is_ok());
+        assert!(Cli::try_parse_from(["spindle", "server", "add", "a1"]).is_err());
+        assert!(Cli::try_parse_from(["spindle", "server", "add", "a1", "--embedded"]).is_ok());
+        assert!(Cli::try_parse_from([
+            "spindle",
+            "server",
+            "add",
+            "a1",
+            "--embedded",
+            "--admin-host",
+            "h"
+        ])
+        .is_err());
     }
 }

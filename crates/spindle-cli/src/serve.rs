@@ -1,9 +1,26 @@
 //! `spindle serve`: wires the manager, the embedded default, the service and the HTTP
-//! transport together. (Being written; owned by the integration step, not the admin CLI.)
+//! transport together, and nothing else. Each piece lives in its own crate:
+//! `spindle-embedded` prepares the local array, `spindle-service` keeps the records and jobs,
+//! `spindle-http` translates requests.
 
+use crate::client_opts::default_data_dir;
+use crate::sizes::parse_size;
 use clap::Args;
+use serde_json::Value;
+use spindle_manager::{Manager, ManagerConfig, Mode};
+use spindle_service::{Action, EmbeddedServer, RequestContext, Service, ServiceConfig};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the embedded array is called when nothing else calls it: any request makes the
+/// array program restart a dead tgtd and bring it back to the export state.
+const EMBEDDED_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often a running job polls getAsyncProgress.
+const JOB_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Options of `spindle serve`.
 #[derive(Debug, Args)]
@@ -28,8 +45,8 @@ pub struct ServeArgs {
     /// Do not prepare the embedded local Linux array.
     #[arg(long)]
     pub no_embedded: bool,
-    /// Size of the embedded array's pool image (e.g. 20G), when the data directory is not on
-    /// a reflink-capable file system.
+    /// Size of the embedded array's pool image (e.g. 20G), used when the data directory is
+    /// not on a reflink-capable file system. The image is sparse.
     #[arg(long, default_value = "20G")]
     pub pool_size: String,
     /// iSCSI portal of the embedded array.
@@ -38,13 +55,214 @@ pub struct ServeArgs {
     /// tgtd control port of the embedded array (tgtd -C N).
     #[arg(long, default_value_t = 7)]
     pub tgt_control: u16,
+    /// Bandwidth limit of the embedded array's clone splits, MiB/s (0: unlimited).
+    #[arg(long, default_value_t = 0)]
+    pub split_rate_mib: u64,
     /// Never run apt-get to install what the embedded array needs (tgt, xfsprogs).
     #[arg(long)]
     pub no_install: bool,
 }
 
-/// Runs the server until SIGINT/SIGTERM.
-pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, (u8, String)> {
-    let _ = (plugin_roots, args);
-    Err((5, "spindle serve is not wired yet".into()))
+type Failure = (u8, String);
+
+fn spindle_err(what: &str) -> impl Fn(String) -> Failure + '_ {
+    move |e| (crate::exit::SPINDLE, format!("{what}: {e}"))
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Failure> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    make_private_dir(&data_dir).map_err(spindle_err("cannot create the data directory"))?;
+
+    let embedded = if args.no_embedded {
+        None
+    } else {
+        Some(prepare_embedded(&data_dir, &args).await?)
+    };
+
+    let manager = Manager::new(ManagerConfig {
+        roots: plugin_roots,
+        builtins: crate::builtins(),
+        mode: Mode::Strict,
+        call_deadline: Duration::from_secs(300),
+        ..ManagerConfig::default()
+    })
+    .await
+    .map_err(|e| spindle_err("cannot start the plug-in manager")(e.to_string()))?;
+    for s in manager.skipped() {
+        tracing::warn!(module = %s.path.display(), reason = %s.reason, "plug-in module skipped");
+    }
+
+    let service = Service::open(ServiceConfig {
+        data_dir: data_dir.clone(),
+        manager: Arc::new(manager),
+        embedded: embedded.clone(),
+        refresh_interval: Duration::from_secs(args.refresh_interval),
+        job_poll_interval: JOB_POLL_INTERVAL,
+    })
+    .await
+    .map_err(|e| spindle_err("cannot open spindle's database")(e.to_string()))?;
+
+    let token = spindle_http::Token::load_or_create(&data_dir)
+        .map_err(|e| spindle_err("cannot set up the API token")(e.to_string()))?;
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(spindle_http::TlsFiles { cert, key }),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let bound = spindle_http::bind(
+        spindle_http::HttpOptions {
+            listen: args.listen,
+            tls,
+        },
+        Arc::clone(&service),
+        token,
+    )
+    .await
+    .map_err(|e| spindle_err("cannot listen")(e.to_string()))?;
+    let addr = bound.local_addr();
+    write_atomically(&data_dir.join("listen"), &format!("{addr}\n"))
+        .map_err(spindle_err("cannot write <data-dir>/listen"))?;
+
+    eprintln!(
+        "spindle {} listening on {scheme}://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    eprintln!("  data directory: {}", data_dir.display());
+    eprintln!(
+        "  API token:      {} (mode 0600)",
+        data_dir.join("token").display()
+    );
+    if let Some(e) = &embedded {
+        eprintln!(
+            "  embedded array: {} — register it with: spindle server add local --embedded",
+            pool_of(e)
+        );
+    }
+
+    let probe = embedded.as_ref().map(|e| {
+        let service = Arc::clone(&service);
+        let pool = pool_of(e);
+        tokio::spawn(supervise_embedded(service, pool))
+    });
+
+    bound.run(shutdown_signal()).await;
+    if let Some(p) = probe {
+        p.abort();
+    }
+    service.shutdown().await;
+    eprintln!("spindle stopped; running jobs resume at the next start");
+    Ok(0)
+}
+
+async fn prepare_embedded(data_dir: &Path, args: &ServeArgs) -> Result<EmbeddedServer, Failure> {
+    let pool_size = parse_size(&args.pool_size)
+        .ok()
+        .and_then(|s| u64::try_from(s).ok())
+        .ok_or_else(|| {
+            (
+                crate::exit::USAGE,
+                format!("--pool-size {:?} is not a size such as 20G", args.pool_size),
+            )
+        })?;
+    let mut cfg = spindle_embedded::EmbeddedConfig::new(data_dir.join("embedded"));
+    cfg.pool_size = pool_size;
+    cfg.portal = args.portal.clone();
+    cfg.tgt_control = args.tgt_control;
+    cfg.install = !args.no_install;
+    let prepared = tokio::task::spawn_blocking(move || spindle_embedded::prepare(&cfg))
+        .await
+        .map_err(|e| spindle_err("preparing the embedded array panicked")(e.to_string()))?
+        .map_err(|e| {
+            (
+                crate::exit::SPINDLE,
+                format!("cannot prepare the embedded local array: {e} (or start with --no-embedded)"),
+            )
+        })?;
+    for note in &prepared.notes {
+        tracing::info!("embedded array: {note}");
+    }
+    let mut ss_record = prepared.ss_record.clone();
+    if args.split_rate_mib > 0 {
+        if let Some(Value::String(extra)) = ss_record.get_mut("extra_info") {
+            extra.push_str(&format!(";split_rate_mib={}", args.split_rate_mib));
+        }
+    }
+    Ok(EmbeddedServer {
+        plugin: prepared.plugin.to_string(),
+        ss_record,
+    })
+}
+
+/// The `pools=` entry that identifies the embedded array in a registered server's extra_info.
+fn pool_of(e: &EmbeddedServer) -> String {
+    e.ss_record
+        .get("extra_info")
+        .and_then(Value::as_str)
+        .and_then(|x| x.split(';').find(|kv| kv.starts_with("pools=")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Calls every registered server backed by the embedded array every few seconds: the array
+/// program checks tgtd on each request and restarts or reconciles it, so a killed tgtd comes
+/// back with every target, ACL and LUN within one interval even when nobody is calling.
+async fn supervise_embedded(service: Arc<Service>, pool: String) {
+    let ctx = RequestContext {
+        call_id: "embedded-supervisor".into(),
+        who: "spindle".into(),
+        remote: "local".into(),
+    };
+    loop {
+        tokio::time::sleep(EMBEDDED_PROBE_INTERVAL).await;
+        let Ok(spindle_service::Reply::Done(Value::Array(servers))) =
+            service.handle(&ctx, Action::ListServers).await
+        else {
+            continue;
+        };
+        for s in servers {
+            let is_embedded = s
+                .get("extra_info")
+                .and_then(Value::as_str)
+                .is_some_and(|x| x.split(';').any(|kv| kv == pool));
+            if let (true, Some(name)) = (is_embedded, s.get("name").and_then(Value::as_str)) {
+                if let Err(e) = service.probe(name).await {
+                    tracing::warn!(server = name, error = %e, "embedded array does not answer");
+                }
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutting down");
+}
+
+fn make_private_dir(dir: &Path) -> Result<(), String> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -1,11 +1,18 @@
 //! The service: the one place an [`Action`] is handled.
 
+use crate::metrics::Metrics;
+use crate::store::{self, ServerRow, Store};
 use crate::{Action, Reply, RequestContext, ServiceError};
-use serde_json::Value;
-use spindle_manager::Manager;
+use serde_json::{Map, Value};
+use spindle_api::{Method, PluginException};
+use spindle_manager::{CallError, CallOptions, Manager, PluginEntry};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, OwnedMutexGuard};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// How the service is started.
 #[derive(Debug, Clone)]
@@ -23,7 +30,7 @@ pub struct ServiceConfig {
 }
 
 /// The settings of the embedded local array.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct EmbeddedServer {
     /// Plug-in class (`spindle.linux.LinuxArray`).
     pub plugin: String,
@@ -31,33 +38,376 @@ pub struct EmbeddedServer {
     pub ss_record: Value,
 }
 
+impl std::fmt::Debug for EmbeddedServer {
+    // The ss_record may hold secrets: never shown unredacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedServer")
+            .field("plugin", &self.plugin)
+            .field("ss_record", &redacted_ss(&self.ss_record))
+            .finish()
+    }
+}
+
+/// How long a job may run before spindle gives up on it.
+pub const JOB_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+
+/// Consecutive getAsyncProgress calls that may fail for want of the plug-in (a crash, a
+/// timeout) before the job is failed.
+pub const JOB_POLL_RETRIES: u32 = 5;
+
+/// How long [`Service::shutdown`] waits for background tasks before aborting them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// spindle's management core.
-#[derive(Debug)]
 pub struct Service {
-    config: ServiceConfig,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("data_dir", &self.inner.config.data_dir)
+            .field("db", &self.inner.store.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the service's tasks share.
+pub(crate) struct Inner {
+    pub config: ServiceConfig,
+    pub store: Arc<Store>,
+    pub metrics: Metrics,
+    /// One mutex per storage server name: held across a mutation (plug-in call and the store
+    /// update that follows it) so that stored records follow the order of the array's changes.
+    /// Reads never take it.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Service {
     /// Opens (creating or migrating) the database, resumes running jobs and starts the
     /// periodic refresh.
     pub async fn open(config: ServiceConfig) -> Result<Arc<Service>, ServiceError> {
-        Ok(Arc::new(Service { config }))
+        let dir = config.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+            .await
+            .map_err(|e| ServiceError::internal(format!("opening the database: {e}")))??;
+        let (shutdown, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            config,
+            store: Arc::new(store),
+            metrics: Metrics::default(),
+            locks: Mutex::new(HashMap::new()),
+            shutdown,
+            tasks: Mutex::new(Vec::new()),
+        });
+        inner.metrics.set_jobs(inner.store.read(store::job_counts).await?);
+        let running = inner.store.read(|c| store::jobs(c, true)).await?;
+        for j in running {
+            tracing::info!(job = %j.id, call_id = %j.call_id, server = %j.server, method = %j.method, "resuming job");
+            inner.spawn_job(j.id);
+        }
+        if !inner.config.refresh_interval.is_zero() {
+            let me = Arc::clone(&inner);
+            let h = tokio::spawn(async move { me.refresh_loop().await });
+            inner.track(h);
+        }
+        Ok(Arc::new(Service { inner }))
     }
 
     /// Handles one action.
     pub async fn handle(&self, ctx: &RequestContext, action: Action) -> Result<Reply, ServiceError> {
-        let _ = (ctx, &self.config);
-        Err(ServiceError::Internal(format!(
-            "{} is not implemented yet",
-            action.name()
-        )))
+        let name = action.name();
+        let mutates = action.mutates();
+        let server = action.server().map(str::to_string);
+        let target = target_of(&action);
+        let span = tracing::info_span!(
+            "action",
+            call_id = %ctx.call_id,
+            action = name,
+            server = server.as_deref().unwrap_or(""),
+        );
+        let started = Instant::now();
+        // Boxed: the handlers' state machine is large, and a caller may hold many of these.
+        let result = Box::pin(self.inner.dispatch(ctx, action))
+            .instrument(span.clone())
+            .await;
+        let took = started.elapsed();
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        };
+        self.inner.metrics.action(name, outcome);
+        let duration_ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
+        let _enter = span.enter();
+        match &result {
+            Ok(_) if mutates => tracing::info!(outcome, duration_ms, "action done"),
+            Ok(_) => tracing::debug!(outcome, duration_ms, "action done"),
+            Err(e) => tracing::info!(outcome, duration_ms, error = %e, "action failed"),
+        }
+        if mutates {
+            let row = store::AuditRow {
+                at: crate::time::now(),
+                who: ctx.who.clone(),
+                remote: ctx.remote.clone(),
+                call_id: ctx.call_id.clone(),
+                action: name.to_string(),
+                server,
+                target,
+                outcome: outcome.to_string(),
+                exception: result
+                    .as_ref()
+                    .err()
+                    .and_then(ServiceError::exception)
+                    .map(|k| k.as_str().to_string()),
+                duration_ms,
+            };
+            if let Err(e) = self
+                .inner
+                .store
+                .write(move |tx| store::insert_audit(tx, &row))
+                .await
+            {
+                tracing::error!(error = %e, "cannot write the audit entry");
+            }
+        }
+        result
+    }
+
+    /// Calls getStatus on `server` (the serve glue calls it every few seconds for the
+    /// embedded array, whose array program reconciles a dead tgtd on any request).
+    pub async fn probe(&self, server: &str) -> Result<(), ServiceError> {
+        let call_id = format!("probe-{}", uuid::Uuid::new_v4().simple());
+        let span = tracing::debug_span!("probe", call_id = %call_id, server);
+        async {
+            let srv = self.inner.server(server).await?;
+            let entry = self.inner.plugin(&srv)?;
+            self.inner
+                .call(entry, Method::GetStatus, args(&srv.ss, []), &call_id)
+                .await
+                .map(drop)
+        }
+        .instrument(span)
+        .await
     }
 
     /// The service's metrics in Prometheus text exposition format.
     pub fn metrics_text(&self) -> String {
-        String::new()
+        let stats = self.inner.config.manager.cache().stats();
+        self.inner.metrics.render(stats.hits, stats.misses)
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.inner.store.path().to_path_buf()
     }
 
     /// Stops background tasks (jobs stay `running` in the database and resume at next open).
-    pub async fn shutdown(&self) {}
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        let handles: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for mut h in handles {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut h).await.is_err() {
+                tracing::warn!("a background task did not stop within {SHUTDOWN_GRACE:?}; aborting it");
+                h.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.inner.shutdown.send_replace(true);
+        for h in self
+            .inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            h.abort();
+        }
+    }
+}
+
+/// The audit target of an action: the element or group it names, or the one it creates.
+fn target_of(a: &Action) -> Option<String> {
+    match a {
+        Action::CreateLun(c) => Some(c.name.clone()),
+        Action::ShowLun { lun, .. }
+        | Action::RemoveLun { lun, .. }
+        | Action::ResizeLun { lun, .. }
+        | Action::Online { lun, .. }
+        | Action::Offline { lun, .. }
+        | Action::Present { lun, .. }
+        | Action::Unpresent { lun, .. }
+        | Action::SetQos { lun, .. }
+        | Action::Clone { lun, .. }
+        | Action::Split { lun, .. } => Some(lun.clone()),
+        Action::CreateSnapshot { name, .. } | Action::CreateMultiSnapshot { name, .. } => Some(name.clone()),
+        Action::RemoveSnapshot { snap, .. }
+        | Action::RestoreSnapshot { snap, .. }
+        | Action::CloneSnapshot { snap, .. } => Some(snap.clone()),
+        Action::CreateGroup { name, .. } => Some(name.clone()),
+        Action::RemoveGroup { group, .. }
+        | Action::RenameGroup { group, .. }
+        | Action::AddGroupEntries { group, .. }
+        | Action::RemoveGroupEntries { group, .. } => Some(group.clone()),
+        Action::ShowJob { id } => Some(id.clone()),
+        _ => None,
+    }
+}
+
+/// Keyword arguments: `ss_record` and `extra`.
+pub(crate) fn args<const N: usize>(ss: &Value, extra: [(&str, Value); N]) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("ss_record".into(), ss.clone());
+    for (k, v) in extra {
+        m.insert(k.to_string(), v);
+    }
+    m
+}
+
+/// An ss_record with its secrets replaced, for logs.
+pub(crate) fn redacted_ss(ss: &Value) -> Value {
+    let mut v = spindle_api::redact_value(ss);
+    if let Some(Value::String(e)) = v.get_mut("extra_info") {
+        let (kept, secrets) = crate::views::scrub_extra_info(e);
+        if !secrets.is_empty() {
+            *e = format!("{kept};<{} secret(s) removed>", secrets.len());
+        }
+    }
+    v
+}
+
+/// A value quoted for a message: `'name'`, control characters escaped, cut after 80
+/// characters.
+pub(crate) fn q(value: &str) -> String {
+    let escaped: String = value.chars().flat_map(char::escape_default).collect();
+    if escaped.chars().count() > 80 {
+        let cut: String = escaped.chars().take(77).collect();
+        format!("'{cut}...'")
+    } else {
+        format!("'{escaped}'")
+    }
+}
+
+fn map_call_error(e: CallError) -> ServiceError {
+    match e {
+        CallError::Rejected(x) | CallError::Raised(x) => ServiceError::Refused(x),
+        CallError::Contract(c) => ServiceError::Contract(c.to_string()),
+        CallError::Failed(x) => ServiceError::PluginFailed(x),
+    }
+}
+
+impl Inner {
+    pub(crate) fn track(&self, h: JoinHandle<()>) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(h);
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// The mutation lock of storage server `name`.
+    pub(crate) async fn lock(&self, name: &str) -> OwnedMutexGuard<()> {
+        let m = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(locks.entry(name.to_string()).or_default())
+        };
+        m.lock_owned().await
+    }
+
+    /// The stored server `name`, or NotFound.
+    pub(crate) async fn server(&self, name: &str) -> Result<ServerRow, ServiceError> {
+        let n = name.to_string();
+        self.store
+            .read(move |c| store::server(c, &n))
+            .await?
+            .ok_or_else(|| ServiceError::not_found("server", format!("no storage server named {}", q(name))))
+    }
+
+    /// The plug-in of a stored server: its class@version, else the installed version of its
+    /// class.
+    pub(crate) fn plugin(&self, srv: &ServerRow) -> Result<&PluginEntry, ServiceError> {
+        let m = &self.config.manager;
+        m.resolve(&srv.plugin)
+            .or_else(|e| {
+                let class = srv.plugin.split('@').next().unwrap_or(&srv.plugin);
+                m.resolve(class).map_err(|_| e)
+            })
+            .map_err(|e| {
+                ServiceError::PluginFailed(PluginException::operation_failed(format!(
+                    "storage server {} uses the plug-in {}, which is not usable: {e}",
+                    q(&srv.name),
+                    srv.plugin
+                )))
+            })
+    }
+
+    /// One plug-in call through the manager, counted and timed. Mutating methods are called
+    /// with `detach_async`: an asynchronous operation's first record comes back as is.
+    pub(crate) async fn call(
+        &self,
+        entry: &PluginEntry,
+        method: Method,
+        args: Map<String, Value>,
+        call_id: &str,
+    ) -> Result<Value, ServiceError> {
+        let started = Instant::now();
+        let r = self
+            .config
+            .manager
+            .call(
+                entry,
+                method,
+                args,
+                CallOptions {
+                    call_id: Some(call_id.to_string()),
+                    detach_async: method.spec().mutates,
+                    ..Default::default()
+                },
+            )
+            .await;
+        let took = started.elapsed();
+        let outcome = match &r {
+            Ok(_) => "ok",
+            Err(CallError::Raised(_)) => "raised",
+            Err(CallError::Rejected(_)) => "rejected",
+            Err(CallError::Contract(_)) => "contract",
+            Err(CallError::Failed(_)) => "failed",
+        };
+        let plugin = entry.id.to_string();
+        self.metrics.plugin_call(&plugin, method.name(), outcome, took);
+        tracing::debug!(
+            plugin = %plugin,
+            method = method.name(),
+            outcome,
+            elapsed_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            "plug-in call"
+        );
+        r.map(|o| o.value).map_err(map_call_error)
+    }
+
+    /// Like [`Inner::call`], but NoSuchOperationEx (the plug-in cannot tell) is `None`.
+    pub(crate) async fn call_optional(
+        &self,
+        entry: &PluginEntry,
+        method: Method,
+        args: Map<String, Value>,
+        call_id: &str,
+    ) -> Result<Option<Value>, ServiceError> {
+        match self.call(entry, method, args, call_id).await {
+            Ok(v) => Ok(Some(v)),
+            Err(ServiceError::Refused(e)) if e.kind == spindle_api::ExceptionKind::NoSuchOperationEx => {
+                tracing::debug!(method = method.name(), "the plug-in cannot tell: {e}");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
 }

@@ -1,0 +1,663 @@
+//! The whole life of a storage server on the simulated array, through Service::handle.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use spindle_api::ExceptionKind;
+use spindle_service::{Action, Reply, ServiceError};
+use std::time::Duration;
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn whole_lifecycle_on_the_simulated_array() {
+    let env = Env::new().await;
+    let srv = "sim";
+
+    // ---- registration ----
+    let view = env.add_sim(srv, "iSCSIStorage", 200).await;
+    assert_eq!(view["name"], srv);
+    assert_eq!(view["plugin"], SIM_ID);
+    assert_eq!(view["storage_type"], "iSCSIStorage");
+    assert_eq!(view["access_port"], 3260);
+    assert_eq!(view["status"], "ONLINE");
+    assert!(view["uuid"].as_str().is_some_and(|u| u.len() == 36), "{view}");
+    assert_eq!(view["secrets_set"], json!(["passwd", "admin_passwd"]));
+    assert_eq!(view["counts"], json!({"luns": 0, "clones": 0, "snapshots": 0}));
+    assert_eq!(view["vol_groups"][0]["vol_name"], "pool0");
+    assert!(view["refreshed_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert_no_secrets("ServerView", &view.to_string());
+    let all = env.ok(Action::ListServers).await;
+    assert_eq!(names(&all), [srv]);
+    assert_eq!(
+        env.ok(Action::ShowServer { server: s(srv) }).await["uuid"],
+        view["uuid"]
+    );
+    let plugins = env.ok(Action::ListPlugins).await;
+    assert_eq!(plugins[0]["class"], SIM);
+    assert_eq!(plugins[0]["abilities"]["splitclone_is_sync"], "NO");
+    let caps = env.ok(Action::Capabilities { server: s(srv) }).await;
+    assert_eq!(caps["splitclone"], "ONLINE");
+
+    // ---- LUNs ----
+    let lun1 = env.create(srv, "lun1", GIB).await;
+    assert_eq!(lun1["kind"], "lun");
+    assert_eq!(lun1["server"], srv);
+    assert_eq!(lun1["size"], GIB);
+    assert_eq!(lun1["vol_group_name"], "pool0", "the only pool is the default");
+    assert!(lun1.get("parent").is_none(), "LUNs have no parent key: {lun1}");
+    let page83 = lun1["page83_id"].as_str().unwrap().to_string();
+    let uuid1 = lun1["uuid"].as_str().unwrap().to_string();
+    let listed = env
+        .ok(Action::ListLuns {
+            server: s(srv),
+            refresh: false,
+        })
+        .await;
+    assert_eq!(names(&listed), ["lun1"]);
+    let by_uuid = env
+        .ok(Action::ShowLun {
+            server: s(srv),
+            lun: uuid1.clone(),
+            refresh: false,
+        })
+        .await;
+    assert_eq!(by_uuid, lun1, "a LUN is found by uuid as by name");
+    let refreshed = env
+        .ok(Action::ShowLun {
+            server: s(srv),
+            lun: s("lun1"),
+            refresh: true,
+        })
+        .await;
+    assert_eq!(refreshed["page83_id"], page83.as_str());
+
+    let grown = env
+        .ok(Action::ResizeLun {
+            server: s(srv),
+            lun: s("lun1"),
+            size: 2 * GIB,
+        })
+        .await;
+    assert_eq!(grown["size"], 2 * GIB);
+    let off = env
+        .ok(Action::Offline {
+            server: s(srv),
+            lun: s("lun1"),
+        })
+        .await;
+    assert_eq!(off["state"], "OFFLINE", "{off}");
+    let shown = env
+        .ok(Action::ShowLun {
+            server: s(srv),
+            lun: s("lun1"),
+            refresh: false,
+        })
+        .await;
+    assert_eq!(shown["state"], "OFFLINE", "the stored record follows the change");
+    let on = env
+        .ok(Action::Online {
+            server: s(srv),
+            lun: s("lun1"),
+        })
+        .await;
+    assert_eq!(on["state"], "ONLINE");
+
+    // ---- access groups ----
+    let g = env
+        .ok(Action::CreateGroup {
+            server: s(srv),
+            name: s("g1"),
+            entries: vec![s("IQN.2026-11.org.Example:Host1")],
+        })
+        .await;
+    assert_eq!(
+        g,
+        json!({"grp_name": "g1", "grp_entries": ["iqn.2026-11.org.example:host1"]})
+    );
+    let g = env
+        .ok(Action::RenameGroup {
+            server: s(srv),
+            group: s("g1"),
+            new_name: s("g2"),
+        })
+        .await;
+    assert_eq!(g["grp_name"], "g2");
+    let g = env
+        .ok(Action::AddGroupEntries {
+            server: s(srv),
+            group: s("g2"),
+            entries: vec![s("iqn.2026-11.org.example:host2")],
+        })
+        .await;
+    assert_eq!(g["grp_entries"].as_array().unwrap().len(), 2, "{g}");
+    let g = env
+        .ok(Action::RemoveGroupEntries {
+            server: s(srv),
+            group: s("g2"),
+            entries: vec![s("iqn.2026-11.org.example:host1")],
+        })
+        .await;
+    assert_eq!(g["grp_entries"], json!(["iqn.2026-11.org.example:host2"]));
+    let groups = env.ok(Action::ListGroups { server: s(srv) }).await;
+    assert_eq!(
+        groups,
+        json!([g]),
+        "the stored access_grps follow every group call"
+    );
+    let server_view = env.ok(Action::ShowServer { server: s(srv) }).await;
+    assert_eq!(server_view["access_grps"], groups);
+
+    // ---- presentation ----
+    let p = env
+        .ok(Action::Present {
+            server: s(srv),
+            lun: s("lun1"),
+            groups: vec![s("g2")],
+        })
+        .await;
+    assert_eq!(p["access_grp_names"], json!(["g2"]));
+    env.ok(Action::RenameGroup {
+        server: s(srv),
+        group: s("g2"),
+        new_name: s("g3"),
+    })
+    .await;
+    let shown = env
+        .ok(Action::ShowLun {
+            server: s(srv),
+            lun: s("lun1"),
+            refresh: false,
+        })
+        .await;
+    assert_eq!(
+        shown["access_grp_names"],
+        json!(["g3"]),
+        "a rename reaches presented elements"
+    );
+    let busy = env
+        .err(Action::RemoveGroup {
+            server: s(srv),
+            group: s("g3"),
+        })
+        .await;
+    assert!(
+        matches!(&busy, ServiceError::Refused(e) if e.kind == ExceptionKind::StorageElementBusyEx),
+        "{busy:?}"
+    );
+    let busy = env
+        .err(Action::RemoveLun {
+            server: s(srv),
+            lun: s("lun1"),
+        })
+        .await;
+    assert!(
+        matches!(busy, ServiceError::Refused(_)),
+        "a presented LUN is not removed"
+    );
+    let u = env
+        .ok(Action::Unpresent {
+            server: s(srv),
+            lun: s("lun1"),
+            groups: vec![s("g3")],
+        })
+        .await;
+    assert_eq!(u["access_grp_names"], json!([]));
+
+    // ---- snapshots ----
+    let s1 = env
+        .ok(Action::CreateSnapshot {
+            server: s(srv),
+            lun: s("lun1"),
+            name: s("s1"),
+        })
+        .await;
+    assert_eq!(s1["kind"], "snapshot");
+    assert_eq!(s1["parent"], "lun1");
+    env.create(srv, "lun2", GIB).await;
+    let ms = env
+        .ok(Action::CreateMultiSnapshot {
+            server: s(srv),
+            luns: vec![s("lun1"), s("lun2")],
+            name: s("ms"),
+        })
+        .await;
+    assert_eq!(ms.as_array().map(Vec::len), Some(1), "{ms}");
+    assert_eq!(ms[0]["name"], "ms");
+    assert_eq!(ms[0]["parent"], "lun1");
+    let snaps = env
+        .ok(Action::ListSnapshots {
+            server: s(srv),
+            lun: None,
+        })
+        .await;
+    assert_eq!(names(&snaps), ["ms", "s1"]);
+    let of_lun2 = env
+        .ok(Action::ListSnapshots {
+            server: s(srv),
+            lun: Some(s("lun2")),
+        })
+        .await;
+    assert_eq!(
+        names(&of_lun2),
+        ["ms"],
+        "a multi snapshot belongs to each of its LUNs"
+    );
+    let luns = env
+        .ok(Action::ListLuns {
+            server: s(srv),
+            refresh: false,
+        })
+        .await;
+    assert_eq!(names(&luns), ["lun1", "lun2"], "snapshots are not LUNs");
+
+    // restore: grow, then roll back to the snapshot's size
+    env.ok(Action::ResizeLun {
+        server: s(srv),
+        lun: s("lun1"),
+        size: 3 * GIB,
+    })
+    .await;
+    let restored = env
+        .ok(Action::RestoreSnapshot {
+            server: s(srv),
+            snap: s("s1"),
+            lun: None,
+        })
+        .await;
+    assert_eq!(restored["name"], "lun1");
+    assert_eq!(
+        restored["size"],
+        2 * GIB,
+        "the restored LUN is re-read: {restored}"
+    );
+    let restored = env
+        .ok(Action::RestoreSnapshot {
+            server: s(srv),
+            snap: s("ms"),
+            lun: Some(s("lun2")),
+        })
+        .await;
+    assert_eq!(restored["name"], "lun2");
+
+    // ---- clones ----
+    let c1 = env
+        .ok(Action::Clone {
+            server: s(srv),
+            lun: s("lun1"),
+            name: s("c1"),
+            qos: None,
+        })
+        .await;
+    assert_eq!(c1["kind"], "clone");
+    assert_eq!(c1["parent"], "lun1");
+    let c2 = env
+        .ok(Action::CloneSnapshot {
+            server: s(srv),
+            snap: s("s1"),
+            name: s("c2"),
+            qos: None,
+        })
+        .await;
+    assert_eq!(c2["kind"], "clone");
+    assert_eq!(c2["parent"], "s1");
+
+    // ---- split: a job ----
+    let job = match env
+        .run(
+            "split",
+            Action::Split {
+                server: s(srv),
+                lun: s("c1"),
+            },
+        )
+        .await
+        .expect("split")
+    {
+        Reply::Job(j) => j,
+        other => panic!("split answers a job, not {other:?}"),
+    };
+    assert_eq!(job["state"], "running");
+    assert_eq!(job["method"], "splitClone");
+    assert_eq!(job["target"], "c1");
+    assert!(
+        job.get("record").is_none() && !job.to_string().contains("async_handle"),
+        "{job}"
+    );
+    let running = env.ok(Action::ListJobs { running_only: true }).await;
+    assert_eq!(running.as_array().map(Vec::len), Some(1));
+    let done = env
+        .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(20))
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["percent"], 100);
+    assert!(done["finished_at"].is_string());
+    assert_eq!(done["result"]["name"], "c1");
+    assert_eq!(done["result"]["kind"], "lun", "a split clone is a LUN: {done}");
+    assert!(!done.to_string().contains("async"), "{done}");
+    let c1 = env
+        .ok(Action::ShowLun {
+            server: s(srv),
+            lun: s("c1"),
+            refresh: false,
+        })
+        .await;
+    assert_eq!(c1["kind"], "lun");
+    assert_eq!(c1["se_type"], "LUNType");
+    assert_eq!(
+        env.ok(Action::ListJobs { running_only: true }).await,
+        json!([]),
+        "no job left running"
+    );
+
+    // ---- QoS ----
+    let qos = env.ok(Action::ListQos { server: s(srv) }).await;
+    let levels: Vec<String> = qos
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["value"].as_str().unwrap().to_string())
+        .collect();
+    assert!(levels.len() > 1, "{qos}");
+    let last = levels.last().unwrap().clone();
+    let q = env
+        .ok(Action::SetQos {
+            server: s(srv),
+            lun: s("lun2"),
+            qos: json!(last),
+        })
+        .await;
+    assert_eq!(q["qos"], json!(last));
+    let bad = env
+        .err(Action::SetQos {
+            server: s(srv),
+            lun: s("lun2"),
+            qos: json!(7),
+        })
+        .await;
+    assert_eq!(bad.key(), Some("qos"));
+
+    // ---- refresh re-reads everything, parents included ----
+    let before = env
+        .ok(Action::ListLuns {
+            server: s(srv),
+            refresh: false,
+        })
+        .await;
+    let view = env.ok(Action::RefreshServer { server: s(srv) }).await;
+    assert_eq!(
+        view["counts"],
+        json!({"luns": 3, "clones": 1, "snapshots": 2}),
+        "{view}"
+    );
+    let after = env
+        .ok(Action::ListLuns {
+            server: s(srv),
+            refresh: false,
+        })
+        .await;
+    assert_eq!(names(&before), names(&after));
+    let c2 = env
+        .ok(Action::ShowLun {
+            server: s(srv),
+            lun: s("c2"),
+            refresh: false,
+        })
+        .await;
+    assert_eq!(
+        c2["parent"], "s1",
+        "getCurrentClones(snapshot) names the snapshot"
+    );
+    let ms = env
+        .ok(Action::ListSnapshots {
+            server: s(srv),
+            lun: Some(s("lun2")),
+        })
+        .await;
+    assert_eq!(
+        names(&ms),
+        ["ms"],
+        "getCurrentSnaps(se) per LUN gives every parent"
+    );
+    let with_refresh = env
+        .ok(Action::ListLuns {
+            server: s(srv),
+            refresh: true,
+        })
+        .await;
+    assert_eq!(names(&with_refresh), ["c1", "c2", "lun1", "lun2"]);
+
+    // ---- removal ----
+    let busy = env
+        .err(Action::RemoveSnapshot {
+            server: s(srv),
+            snap: s("s1"),
+        })
+        .await;
+    assert!(
+        matches!(busy, ServiceError::Refused(_)),
+        "s1 still backs c2: {busy:?}"
+    );
+    for lun in ["c2"] {
+        assert_eq!(
+            env.ok(Action::RemoveLun {
+                server: s(srv),
+                lun: s(lun)
+            })
+            .await,
+            Value::Null
+        );
+    }
+    for snap in ["s1", "ms"] {
+        env.ok(Action::RemoveSnapshot {
+            server: s(srv),
+            snap: s(snap),
+        })
+        .await;
+    }
+    for lun in ["c1", "lun2", "lun1"] {
+        env.ok(Action::RemoveLun {
+            server: s(srv),
+            lun: s(lun),
+        })
+        .await;
+    }
+    assert_eq!(
+        env.ok(Action::ListLuns {
+            server: s(srv),
+            refresh: true
+        })
+        .await,
+        json!([])
+    );
+    env.ok(Action::RemoveGroup {
+        server: s(srv),
+        group: s("g3"),
+    })
+    .await;
+    assert_eq!(env.ok(Action::ListGroups { server: s(srv) }).await, json!([]));
+    env.ok(Action::RemoveServer { server: s(srv) }).await;
+    let gone = env.err(Action::ShowServer { server: s(srv) }).await;
+    assert!(matches!(gone, ServiceError::NotFound { .. }), "{gone:?}");
+    assert_eq!(env.ok(Action::ListServers).await, json!([]));
+
+    // ---- the audit log saw every mutation, newest first ----
+    let audit = env.ok(Action::ListAudit { limit: 1000 }).await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions.first(), Some(&"server.remove"));
+    assert_eq!(actions.last(), Some(&"server.add"));
+    for a in [
+        "lun.create",
+        "lun.resize",
+        "lun.online",
+        "lun.offline",
+        "lun.present",
+        "lun.unpresent",
+        "lun.qos",
+        "lun.remove",
+        "clone.create",
+        "clone.from_snapshot",
+        "clone.split",
+        "snapshot.create",
+        "snapshot.multi",
+        "snapshot.restore",
+        "snapshot.remove",
+        "group.create",
+        "group.rename",
+        "group.add_entries",
+        "group.remove_entries",
+        "group.remove",
+        "server.refresh",
+    ] {
+        assert!(actions.contains(&a), "no audit entry for {a}: {actions:?}");
+    }
+    assert!(
+        !actions
+            .iter()
+            .any(|a| a.ends_with(".list") || a.ends_with(".show")),
+        "reads are not audited: {actions:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synchronous_split_still_answers_a_job_already_succeeded() {
+    let env = Env::new().await;
+    env.add_sim("fast", "SANStorage", 0).await;
+    env.create("fast", "base", GIB).await;
+    env.ok(Action::Clone {
+        server: s("fast"),
+        lun: s("base"),
+        name: s("cl"),
+        qos: None,
+    })
+    .await;
+    let job = match env
+        .run(
+            "split",
+            Action::Split {
+                server: s("fast"),
+                lun: s("cl"),
+            },
+        )
+        .await
+    {
+        Ok(Reply::Job(j)) => j,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["kind"], "lun");
+    assert!(job["finished_at"].is_string());
+    let shown = env
+        .ok(Action::ShowJob {
+            id: job["id"].as_str().unwrap().to_string(),
+        })
+        .await;
+    assert_eq!(shown, job);
+    // Splitting a LUN is refused before the plug-in is asked.
+    let e = env
+        .err(Action::Split {
+            server: s("fast"),
+            lun: s("base"),
+        })
+        .await;
+    assert_eq!(e.exception(), Some(ExceptionKind::InvalidValueEx));
+    assert_eq!(e.key(), Some("lun"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_refresh_reads_changes_and_records_errors() {
+    let env = Env::with(|c| c.refresh_interval = Duration::from_millis(150)).await;
+    env.add_sim("r", "SANStorage", 0).await;
+    env.create("r", "known", GIB).await;
+    // A LUN made behind spindle's back shows up after a refresh.
+    let ss = env.tmp.path().join("sim-r");
+    let entry = env.manager.resolve(SIM).unwrap();
+    let ss_record = json!({
+        "name": "r", "uuid": env.ok(Action::ShowServer { server: s("r") }).await["uuid"],
+        "storage_type": "SANStorage", "admin_host": "localhost", "admin_user": "admin",
+        "admin_passwd": ADMIN_SECRET,
+        "extra_info": format!("state_dir={};split_ms_per_gib=0", ss.display()),
+    });
+    let mut args = serde_json::Map::new();
+    args.insert("ss_record".into(), ss_record);
+    args.insert(
+        "se_record".into(),
+        json!({"se_type": "LUNType", "name": "outside", "size": GIB, "ss_uuid": ""}),
+    );
+    env.manager
+        .call(entry, spindle_api::Method::Create, args, Default::default())
+        .await
+        .expect("create behind spindle's back");
+    let mut seen = false;
+    for _ in 0..100 {
+        let l = env
+            .ok(Action::ListLuns {
+                server: s("r"),
+                refresh: false,
+            })
+            .await;
+        if names(&l) == ["known", "outside"] {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the periodic refresh never saw the new LUN");
+
+    // Break the array: the refresh fails, records stay, last_error says why.
+    let state = ss.join("sim-array.json");
+    let good = std::fs::read(&state).unwrap();
+    std::fs::write(&state, b"{ not json").unwrap();
+    let mut err = Value::Null;
+    for _ in 0..100 {
+        let v = env.ok(Action::ShowServer { server: s("r") }).await;
+        if v["last_error"].is_string() {
+            err = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(err["last_error"].is_string(), "no last_error recorded");
+    assert_eq!(err["counts"]["luns"], 2, "records are kept: {err}");
+    let l = env
+        .ok(Action::ListLuns {
+            server: s("r"),
+            refresh: false,
+        })
+        .await;
+    assert_eq!(names(&l), ["known", "outside"]);
+    let e = env.err(Action::RefreshServer { server: s("r") }).await;
+    assert!(
+        matches!(e, ServiceError::Refused(_) | ServiceError::PluginFailed(_)),
+        "{e:?}"
+    );
+    std::fs::write(&state, good).unwrap();
+    let v = env.ok(Action::RefreshServer { server: s("r") }).await;
+    assert!(v["last_error"].is_null(), "a good refresh clears last_error: {v}");
+    env.svc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_calls_get_status() {
+    let env = Env::new().await;
+    env.add_sim("p", "iSCSIStorage", 0).await;
+    env.svc.probe("p").await.expect("probe");
+    let metrics = env.svc.metrics_text();
+    assert!(
+        metrics.contains(&format!(
+            "spindle_plugin_calls_total{{plugin=\"{SIM_ID}\",method=\"getStatus\",outcome=\"ok\"}} 1"
+        )),
+        "{metrics}"
+    );
+    let e = env.svc.probe("nope").await.expect_err("unknown server");
+    assert!(matches!(e, ServiceError::NotFound { .. }));
+}

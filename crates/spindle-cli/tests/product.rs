@@ -382,6 +382,47 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
         .collect();
     assert_eq!(sizes, [128 * MIB]);
 
+    // Many administrators at once on one array: concurrent creates all succeed, each LUN with
+    // its own page 83 id; concurrent removes leave nothing behind.
+    let names: Vec<String> = (0..12).map(|i| format!("par-{i}")).collect();
+    let spawn_all = |verb: &[&str], extra: &[&str]| -> Vec<Child> {
+        names
+            .iter()
+            .map(|n| {
+                Command::new(env!("CARGO_BIN_EXE_spindle"))
+                    .args(["--url", &srv.url, "--output", "json"])
+                    .arg("--token-file")
+                    .arg(srv.dir().join("token"))
+                    .args(verb)
+                    .arg(n)
+                    .args(extra)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let created: Vec<Value> = spawn_all(&["lun", "create"], &["--size", "16M"])
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "concurrent create: {out:?}");
+            serde_json::from_slice(&out.stdout).unwrap()
+        })
+        .collect();
+    let ids: std::collections::BTreeSet<String> = created.iter().map(|v| s(v, "page83_id")).collect();
+    assert_eq!(
+        ids.len(),
+        names.len(),
+        "page 83 ids are not distinct: {created:?}"
+    );
+    assert!(!ids.contains(&page83));
+    for c in spawn_all(&["lun", "remove"], &[]) {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "concurrent remove: {out:?}");
+    }
+
     // Unknown names are the array's refusal with the name in the message; nothing changed.
     let unknown = srv.cli(&["lun", "show", "no-such-lun"]);
     assert_eq!(unknown.status.code(), Some(1), "{unknown:?}");

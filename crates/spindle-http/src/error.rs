@@ -209,60 +209,23 @@ pub fn refused_status(kind: ExceptionKind) -> StatusCode {
 }
 
 impl From<ServiceError> for ApiError {
+    /// The core names the error (code, exception, key, message); the transport only picks the
+    /// HTTP status for it.
     fn from(e: ServiceError) -> ApiError {
-        match e {
-            ServiceError::BadRequest {
-                exception,
-                message,
-                key,
-            } => ApiError {
-                status: StatusCode::BAD_REQUEST,
-                code: "bad_request",
-                exception,
-                message,
-                key,
-            },
-            // A name that designates nothing, or is already used, is the guides' InvalidValueEx.
-            ServiceError::NotFound { message, key } => ApiError {
-                status: StatusCode::NOT_FOUND,
-                code: "not_found",
-                exception: Some(ExceptionKind::InvalidValueEx),
-                message,
-                key,
-            },
-            ServiceError::Conflict {
-                message,
-                key,
-                ambiguous,
-            } => ApiError {
-                status: StatusCode::CONFLICT,
-                code: if ambiguous { "ambiguous" } else { "conflict" },
-                exception: Some(ExceptionKind::InvalidValueEx),
-                message,
-                key,
-            },
-            ServiceError::Refused(pe) => ApiError {
-                status: refused_status(pe.kind),
-                code: "refused",
-                exception: Some(pe.kind),
-                message: pe.message,
-                key: pe.key,
-            },
-            ServiceError::Contract(message) => ApiError {
-                status: StatusCode::BAD_GATEWAY,
-                code: "contract",
-                exception: None,
-                message,
-                key: None,
-            },
-            ServiceError::PluginFailed(pe) => ApiError {
-                status: StatusCode::BAD_GATEWAY,
-                code: "plugin_failed",
-                exception: Some(pe.kind),
-                message: pe.message,
-                key: pe.key,
-            },
-            ServiceError::Internal(message) => ApiError::internal(message),
+        let status = match &e {
+            ServiceError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ServiceError::Conflict { .. } => StatusCode::CONFLICT,
+            ServiceError::Refused(pe) => refused_status(pe.kind),
+            ServiceError::Contract(_) | ServiceError::PluginFailed(_) => StatusCode::BAD_GATEWAY,
+            ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            code: e.code(),
+            exception: e.exception(),
+            message: e.message().to_string(),
+            key: e.key().map(str::to_string),
         }
     }
 }

@@ -315,20 +315,14 @@ impl Inner {
                 Ok(Reply::Done(view))
             }
             Action::RemoveLun { server, lun } => {
-                let _g = self.lock(&server).await;
-                let (srv, e) = self.load_one(&server, &lun, "lun", Want::Lun).await?;
-                let entry = self.plugin(&srv)?;
-                self.call(
-                    entry,
-                    Method::Remove,
-                    args(&srv.ss, [("se_record", e.record.clone())]),
+                self.remove_element(
+                    &server,
+                    &lun,
+                    ("lun", Want::Lun),
+                    (Method::Remove, "se_record"),
                     id,
                 )
-                .await?;
-                self.store
-                    .write(move |tx| store::delete_element(tx, &e.server, &e.uuid))
-                    .await?;
-                Ok(Reply::Nothing)
+                .await
             }
             Action::ResizeLun { server, lun, size } => {
                 check_size("size", size)?;
@@ -499,20 +493,14 @@ impl Inner {
                 }
             }
             Action::RemoveSnapshot { server, snap } => {
-                let _g = self.lock(&server).await;
-                let (srv, s) = self.load_one(&server, &snap, "snap", Want::Snap).await?;
-                let entry = self.plugin(&srv)?;
-                self.call(
-                    entry,
-                    Method::SnapRemove,
-                    args(&srv.ss, [("snap_se_record", s.record.clone())]),
+                self.remove_element(
+                    &server,
+                    &snap,
+                    ("snap", Want::Snap),
+                    (Method::SnapRemove, "snap_se_record"),
                     id,
                 )
-                .await?;
-                self.store
-                    .write(move |tx| store::delete_element(tx, &s.server, &s.uuid))
-                    .await?;
-                Ok(Reply::Nothing)
+                .await
             }
             Action::RestoreSnapshot { server, snap, lun } => {
                 self.restore(&server, &snap, lun.as_deref(), id).await
@@ -757,6 +745,26 @@ impl Inner {
             ));
         }
         Ok(rows)
+    }
+
+    /// remove / snapRemove: one element (`field` names it in errors), then its stored record.
+    async fn remove_element(
+        &self,
+        server: &str,
+        key: &str,
+        (field, want): (&'static str, Want),
+        (method, param): (Method, &'static str),
+        id: &str,
+    ) -> Result<Reply, ServiceError> {
+        let _g = self.lock(server).await;
+        let (srv, e) = self.load_one(server, key, field, want).await?;
+        let entry = self.plugin(&srv)?;
+        self.call(entry, method, args(&srv.ss, [(param, e.record.clone())]), id)
+            .await?;
+        self.store
+            .write(move |tx| store::delete_element(tx, &e.server, &e.uuid))
+            .await?;
+        Ok(Reply::Nothing)
     }
 
     /// The server and, for each key, the elements whose uuid or name it is: one store read.

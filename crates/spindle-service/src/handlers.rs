@@ -5,7 +5,7 @@ use crate::jobs::{progress_of, Finish, NewJob};
 use crate::service::{args, q, Inner};
 use crate::store::{self, ElementRow, Kind, ServerRow};
 use crate::sync::merge_ss;
-use crate::views::{element_view, job_view, server_view};
+use crate::views::{element_view, into_element_view, job_view, server_view};
 use crate::{Action, AddServer, CreateLun, Reply, RequestContext, ServiceError};
 use serde_json::{json, Map, Value};
 use spindle_api::names::{name_fault, normalize_iscsi_name};
@@ -297,9 +297,9 @@ impl Inner {
                 }
                 let rows = self.elements_of(&server).await?;
                 Ok(Reply::Done(Value::Array(
-                    rows.iter()
+                    rows.into_iter()
                         .filter(|e| e.kind != Kind::Snapshot)
-                        .map(element_view)
+                        .map(into_element_view)
                         .collect(),
                 )))
             }
@@ -403,10 +403,10 @@ impl Inner {
                 };
                 let rows = self.elements_of(&server).await?;
                 Ok(Reply::Done(Value::Array(
-                    rows.iter()
+                    rows.into_iter()
                         .filter(|e| e.kind == Kind::Snapshot)
                         .filter(|e| only.as_ref().is_none_or(|u| e.parent_uuids.contains(u)))
-                        .map(element_view)
+                        .map(into_element_view)
                         .collect(),
                 )))
             }

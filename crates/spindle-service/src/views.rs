@@ -115,18 +115,23 @@ pub(crate) fn server_view(s: &ServerRow, counts: [i64; 3]) -> Value {
 /// The `ElementView` of a stored element: its se_record plus `server`, `kind` and, for
 /// snapshots and clones, `parent`.
 pub(crate) fn element_view(e: &ElementRow) -> Value {
-    let mut m = match &e.record {
-        Value::Object(m) => m.clone(),
+    into_element_view(e.clone())
+}
+
+/// [`element_view`] of a row the caller no longer needs (lists: no copy of each record).
+pub(crate) fn into_element_view(e: ElementRow) -> Value {
+    let mut m = match e.record {
+        Value::Object(m) => m,
         _ => Map::new(),
     };
     m.remove("async_progress");
     m.remove("async_handle");
-    m.insert("server".into(), Value::String(e.server.clone()));
+    m.insert("server".into(), Value::String(e.server));
     m.insert("kind".into(), Value::String(e.kind.as_str().into()));
     if e.kind != Kind::Lun {
         m.insert(
             "parent".into(),
-            e.parent.clone().map(Value::String).unwrap_or(Value::Null),
+            e.parent.map(Value::String).unwrap_or(Value::Null),
         );
     }
     Value::Object(m)

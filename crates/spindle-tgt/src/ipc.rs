@@ -1,5 +1,6 @@
-//! tgtd's management socket, spoken directly — used only to create CHAP accounts, so that a
-//! secret never appears on a command line.
+//! tgtd's management socket, spoken directly — used to create CHAP accounts, so that a secret
+//! never appears on a command line, and for `--op show --mode sys` (liveness checks), which
+//! then costs one round trip instead of starting a tgtadm process.
 //!
 //! tgtadm is a thin client: it packs a `struct tgtadm_req` (usr/tgtadm.h, unchanged since
 //! 2012 up to tgt 1.0.97) followed by a NUL-terminated `key=value,...` string, sends it to the
@@ -28,8 +29,9 @@ use std::time::Duration;
 use crate::error::{AdmError, TgtError};
 
 /// `enum tgtadm_mode`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
+    System = 0,
     Account = 7,
 }
 
@@ -37,6 +39,7 @@ pub(crate) enum Mode {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Op {
     New = 0,
+    Show = 2,
 }
 
 const REQ_LEN: usize = 120;
@@ -50,8 +53,9 @@ pub(crate) struct Request<'a> {
     pub op: Op,
     pub tid: i32,
     pub lun: u64,
-    /// `key=value,...` without the trailing NUL.
-    pub body: &'a [u8],
+    /// `key=value,...` without the trailing NUL; `None`: no parameters at all (the request is
+    /// the bare header, as tgtadm sends `--op show --mode sys`).
+    pub body: Option<&'a [u8]>,
     /// What to call the request in errors (never contains the body).
     pub label: &'a str,
 }
@@ -60,8 +64,11 @@ fn header(req: &Request<'_>, total_len: u32) -> [u8; REQ_LEN] {
     let mut h = [0u8; REQ_LEN];
     h[0..4].copy_from_slice(&(req.mode as u32).to_ne_bytes());
     h[4..8].copy_from_slice(&(req.op as u32).to_ne_bytes());
-    let lld = b"iscsi";
-    h[8..8 + lld.len()].copy_from_slice(lld);
+    // tgtadm names no driver for system requests (tgtd then uses driver 0).
+    if req.mode != Mode::System {
+        let lld = b"iscsi";
+        h[8..8 + lld.len()].copy_from_slice(lld);
+    }
     h[72..76].copy_from_slice(&total_len.to_ne_bytes());
     h[76..80].copy_from_slice(&req.tid.to_ne_bytes());
     // sid (80..88), cid, host_no: 0
@@ -81,7 +88,8 @@ pub(crate) fn request(
         path: path.to_path_buf(),
         source,
     };
-    if req.body.len() + 1 > MAX_BODY {
+    let body_len = req.body.map_or(0, |b| b.len() + 1);
+    if body_len > MAX_BODY {
         return Err(TgtError::Ipc {
             path: path.to_path_buf(),
             source: std::io::Error::new(
@@ -107,7 +115,6 @@ pub(crate) fn request(
     };
     stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
     stream.set_write_timeout(Some(timeout)).map_err(io_err)?;
-    let body_len = req.body.len() + 1;
     let total = u32::try_from(REQ_LEN + body_len).map_err(|_| {
         io_err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -116,8 +123,10 @@ pub(crate) fn request(
     })?;
     let mut message = Vec::with_capacity(REQ_LEN + body_len);
     message.extend_from_slice(&header(req, total));
-    message.extend_from_slice(req.body);
-    message.push(0);
+    if let Some(body) = req.body {
+        message.extend_from_slice(body);
+        message.push(0);
+    }
     let sent = stream.write_all(&message);
     // The secret-bearing buffer is not needed any more, whatever happened.
     message.iter_mut().for_each(|b| *b = 0);
@@ -157,7 +166,7 @@ mod tests {
             op: Op::New,
             tid: -1,
             lun: u64::MAX,
-            body: b"user=a,password=b",
+            body: Some(b"user=a,password=b"),
             label: "test",
         };
         let h = header(&req, 138);
@@ -169,5 +178,22 @@ mod tests {
         assert_eq!(&h[76..80], &(-1i32).to_ne_bytes());
         assert_eq!(&h[88..96], &u64::MAX.to_ne_bytes());
         assert!(h[96..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn system_requests_name_no_driver() {
+        let req = Request {
+            mode: Mode::System,
+            op: Op::Show,
+            tid: 0,
+            lun: 0,
+            body: None,
+            label: "test",
+        };
+        let h = header(&req, REQ_LEN as u32);
+        assert_eq!(&h[0..4], &0u32.to_ne_bytes());
+        assert_eq!(&h[4..8], &2u32.to_ne_bytes());
+        assert!(h[8..72].iter().all(|b| *b == 0));
+        assert_eq!(&h[72..76], &(REQ_LEN as u32).to_ne_bytes());
     }
 }

@@ -370,12 +370,27 @@ impl Tgtadm {
 
     // ----- system ---------------------------------------------------------------------
 
-    /// `--op show --mode sys`.
+    /// `--op show --mode sys`, asked over tgtd's management socket the way tgtadm asks it
+    /// (the answer is the text tgtadm would print), so it costs one round trip and starts no
+    /// process: this is what every liveness check runs.
     pub fn system(&self) -> Result<SystemInfo, TgtError> {
-        show::parse_system(&self.run(self.base_args("sys", "show"))?)
+        let text = ipc::request(
+            &self.ipc_socket_path(),
+            self.control_port,
+            &ipc::Request {
+                mode: ipc::Mode::System,
+                op: ipc::Op::Show,
+                tid: 0,
+                lun: 0,
+                body: None,
+                label: "showing the system state",
+            },
+            self.timeout,
+        )?;
+        show::parse_system(&text)
     }
 
-    /// Whether tgtd answers (`--op show --mode sys` succeeds).
+    /// Whether tgtd answers (`--op show --mode sys` over its management socket succeeds).
     pub fn is_alive(&self) -> bool {
         self.system().is_ok()
     }
@@ -641,7 +656,7 @@ impl Tgtadm {
                         op: ipc::Op::New,
                         tid: -1,
                         lun: u64::MAX,
-                        body: &body,
+                        body: Some(&body),
                         label: &label,
                     },
                     self.timeout,
@@ -722,18 +737,26 @@ impl Tgtadm {
 /// Waits for `child` up to `timeout`; kills it and returns `None` when the time is up.
 fn wait_until(child: &mut std::process::Child, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
     let start = Instant::now();
-    let mut pause = Duration::from_millis(1);
+    // tgtadm lives about a millisecond: poll finely at first (a coarse first pause would
+    // double the cost of every command), then back off.
+    let mut pause = Duration::from_micros(50);
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Some(status));
         }
-        if start.elapsed() >= timeout {
+        let elapsed = start.elapsed();
+        if elapsed >= timeout {
             let _ = child.kill();
             let _ = child.wait();
             return Ok(None);
         }
         std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
+        let cap = if elapsed < Duration::from_millis(50) {
+            Duration::from_micros(200)
+        } else {
+            Duration::from_millis(20)
+        };
+        pause = (pause * 2).min(cap);
     }
 }
 

@@ -361,11 +361,15 @@ impl Transport {
                 )));
             }
         };
+        // Its standard output is closed: the program is exiting. Poll finely (a first pause of
+        // a whole millisecond was a tenth of a short request), then back off.
+        let mut pause = Duration::from_micros(20);
         let status = loop {
             match child.try_wait() {
                 Ok(Some(st)) => break Some(st),
                 Ok(None) if started.elapsed() < REQUEST_TIMEOUT => {
-                    std::thread::sleep(Duration::from_millis(1))
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(1));
                 }
                 _ => {
                     let _ = child.kill();

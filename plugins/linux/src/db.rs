@@ -7,6 +7,7 @@
 //! [`MIGRATIONS`] brings any older database up to [`SCHEMA_VERSION`].
 
 use crate::error::{DbContext, Error, Result};
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -98,6 +99,12 @@ pub const MIGRATIONS: &[&str] = &[
         finished INTEGER
      );",
 ];
+
+/// WAL size (pages) at which a commit folds the WAL into the database. Small, because every
+/// run rebuilds its WAL index by reading the WAL (the previous run kept it, see [`Db::open`]):
+/// 128 pages (512 KiB) cost well under a millisecond to read, and a checkpoint then comes
+/// about every ten file-creating operations.
+pub const WAL_AUTOCHECKPOINT_PAGES: i64 = 128;
 
 /// What an element is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,19 +324,40 @@ pub fn insert_member(tx: &Transaction<'_>, m: &MemberRow) -> Result<()> {
 }
 
 impl Db {
-    /// Opens (creating) `<state>/array.db`, sets WAL and FULL sync, and migrates it.
+    /// Opens (creating) `<state>/array.db`, sets WAL and FULL sync, and migrates it if its
+    /// schema is older than this program's.
+    ///
+    /// Every request is a short process that opens the database once, so the connection is
+    /// set up for that: the WAL is kept between runs (no checkpoint when the connection
+    /// closes), which spares each run creating the WAL file (and fsyncing the directory for
+    /// it), checkpointing it at exit (two more fsyncs) and deleting it. Commits are as durable
+    /// as before (`synchronous=FULL` fsyncs the WAL at every commit); the WAL is folded into
+    /// the database by SQLite's automatic checkpoint once it holds
+    /// [`WAL_AUTOCHECKPOINT_PAGES`] pages, which also bounds what the next run reads to
+    /// rebuild its WAL index.
     pub fn open(state_dir: &Path) -> Result<Db> {
         let path = state_dir.join("array.db");
         let conn = Connection::open(&path).dbx("open")?;
         conn.busy_timeout(Duration::from_secs(60))
             .dbx("set busy timeout")?;
-        conn.pragma_update(None, "journal_mode", "WAL").dbx("set WAL")?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .dbx("keep the WAL at close")?;
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .dbx("read journal mode")?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL").dbx("set WAL")?;
+        }
         conn.pragma_update(None, "synchronous", "FULL")
             .dbx("set synchronous")?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .dbx("set foreign keys")?;
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+            .dbx("set the checkpoint threshold")?;
         let mut db = Db { conn };
-        db.migrate()?;
+        if db.schema_version()? != SCHEMA_VERSION {
+            db.migrate()?;
+        }
         Ok(db)
     }
 
@@ -353,6 +381,7 @@ impl Db {
             .map(|v| v.unwrap_or(0))
     }
 
+    /// Creates or upgrades the schema, under the write lock (re-reading the version there).
     fn migrate(&mut self) -> Result<()> {
         let tx = self
             .conn
@@ -382,6 +411,17 @@ impl Db {
         )
         .dbx("write schema version")?;
         tx.commit().dbx("commit migration")
+    }
+
+    /// Whether the next commits wait until they are on disk (`synchronous=FULL`, the default
+    /// this connection is opened with) or only until the operating system has them
+    /// (`synchronous=NORMAL`: the WAL is not fsynced at commit; such a commit is visible to
+    /// every later run at once, survives the program being killed, and becomes durable with
+    /// the next FULL commit, whose fsync covers the whole WAL).
+    pub fn set_durable(&self, durable: bool) -> Result<()> {
+        self.conn
+            .pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })
+            .dbx("set synchronous")
     }
 
     /// Starts an immediate (write-locking) transaction.
@@ -635,5 +675,61 @@ impl Db {
             out.insert(table.to_string(), serde_json::Value::Array(rows));
         }
         Ok(serde_json::Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames in the WAL (and folds them into the database).
+    fn wal_frames(db: &Db) -> i64 {
+        db.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .expect("checkpoint")
+    }
+
+    #[test]
+    fn a_run_writes_nothing_to_open_and_keeps_the_wal() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = Db::open(dir.path()).expect("create");
+        assert_eq!(db.schema_version().expect("version"), SCHEMA_VERSION);
+        db.conn
+            .execute("INSERT INTO meta (key, value) VALUES ('k', 'v')", [])
+            .expect("write");
+        drop(db);
+        // Not checkpointed and deleted at close: the next run finds the WAL.
+        let wal = dir.path().join("array.db-wal");
+        assert!(wal.metadata().expect("wal kept").len() > 0);
+        let db = Db::open(dir.path()).expect("reopen");
+        assert_eq!(db.meta("k").expect("read"), Some("v".into()));
+        let before = wal_frames(&db);
+        drop(db);
+        // Opening a current database writes nothing (no migration, no schema_version rewrite).
+        let db = Db::open(dir.path()).expect("reopen");
+        assert_eq!(wal_frames(&db), before);
+        let mode: String = db
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn lazy_commits_are_visible_at_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = Db::open(dir.path()).expect("create");
+        db.set_durable(false).expect("normal");
+        db.conn
+            .execute("INSERT INTO meta (key, value) VALUES ('lazy', '1')", [])
+            .expect("write");
+        db.set_durable(true).expect("full");
+        let sync: i64 = db
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .expect("synchronous");
+        assert_eq!(sync, 2, "back to FULL");
+        let other = Db::open(dir.path()).expect("second connection");
+        assert_eq!(other.meta("lazy").expect("read"), Some("1".into()));
     }
 }

@@ -28,10 +28,11 @@
 //! # Modes
 //! [`SyncMode::Full`] (after every request that changes exports or backing files, and
 //! `export-sync`) reads tgtd's state and corrects everything. [`SyncMode::Check`] (every other
-//! request) only makes sure tgtd answers, is the instance last configured, and that the plan
-//! has not changed since it was last applied; otherwise it does a full sync. So after tgtd
-//! dies (even SIGKILL), any request brings back every target, ACL, account, LUN, identity and
-//! online state.
+//! request) only makes sure tgtd answers (`--op show --mode sys`, one round trip on its
+//! management socket, no tgtadm process), is the instance last configured (the identity of
+//! that socket), and that the plan has not changed since it was last applied (its
+//! fingerprint); otherwise it does a full sync. So after tgtd dies (even SIGKILL), any request
+//! brings back every target, ACL, account, LUN, identity and online state.
 
 use crate::config::TgtSettings;
 use crate::engine::Engine;

@@ -29,7 +29,7 @@ trap 'rm -f "$log"' EXIT
 status=0
 
 echo "== Rust workspace tests"
-cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log" || status=1
+cargo test --workspace --all-targets --locked --no-fail-fast 2>&1 | tee -a "$log" || status=1
 
 echo "== Python package tests (OSCPlugin, OSCPluginUtils, runner)"
 (cd python/spindle-osc && python3 -m unittest discover -s tests 2>&1) | tee -a "$log" || status=1

@@ -4,8 +4,10 @@
 //! rate achieved. Target: p99 < 5 ms at 500 req/s.
 //!
 //! `cargo bench -p spindle-http --bench read_load`; `SPINDLE_BENCH_RATE` (500),
-//! `SPINDLE_BENCH_DURATION` (10 s), `SPINDLE_BENCH_LUNS` (200) and `SPINDLE_BENCH_MAX_P99_MS`
-//! (5; the run fails above it) change the run. `SPINDLE_BENCH_TRANSPORT_ONLY=1` loads
+//! `SPINDLE_BENCH_DURATION` (10 s) and `SPINDLE_BENCH_LUNS` (200) change the run;
+//! `SPINDLE_BENCH_MAX_P99_MS` makes it fail above that p99 (unset: report only). Under
+//! `cargo test --all-targets` (no `--bench` argument) it only says how to run it: timing
+//! belongs to benchmarks on a quiet machine, never to the test suite. `SPINDLE_BENCH_TRANSPORT_ONLY=1` loads
 //! `/healthz` and `/metrics` instead (no storage server): the transport's own cost.
 
 #[path = "../tests/common/mod.rs"]
@@ -22,10 +24,16 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("read-load benchmark: run with cargo bench -p spindle-http --bench read_load");
+        return;
+    }
     let rate: f64 = env_or("SPINDLE_BENCH_RATE", 500.0);
     let duration: f64 = env_or("SPINDLE_BENCH_DURATION", 10.0);
     let luns: usize = env_or("SPINDLE_BENCH_LUNS", 200);
-    let max_p99: f64 = env_or("SPINDLE_BENCH_MAX_P99_MS", 5.0);
+    let max_p99: Option<f64> = std::env::var("SPINDLE_BENCH_MAX_P99_MS")
+        .ok()
+        .and_then(|v| v.parse().ok());
 
     let transport_only = std::env::var_os("SPINDLE_BENCH_TRANSPORT_ONLY").is_some();
     let s = common::TestServer::start();
@@ -46,8 +54,10 @@ fn main() {
     cmd.args(["--url", &s.base])
         .args(["--token-file", &token_file.display().to_string()])
         .args(["--rate", &rate.to_string()])
-        .args(["--duration", &duration.to_string()])
-        .args(["--max-p99-ms", &max_p99.to_string()]);
+        .args(["--duration", &duration.to_string()]);
+    if let Some(ms) = max_p99 {
+        cmd.args(["--max-p99-ms", &ms.to_string()]);
+    }
     for p in &paths {
         cmd.args(["--path", p]);
     }

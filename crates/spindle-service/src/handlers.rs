@@ -190,6 +190,25 @@ fn new_record(se_type: &str, ss_uuid: &str, name: &str) -> Map<String, Value> {
     m
 }
 
+/// Arguments of clone / cloneFromSnap: the sources, a `dest_se_record` naming the new clone,
+/// and the QoS when one was asked for.
+fn clone_args<const N: usize>(
+    srv: &ServerRow,
+    name: &str,
+    qos: Option<String>,
+    sources: [(&'static str, Value); N],
+) -> Map<String, Value> {
+    let mut a = args(&srv.ss, sources);
+    a.insert(
+        "dest_se_record".into(),
+        Value::Object(new_record("SnapCloneType", &srv.uuid, name)),
+    );
+    if let Some(qos) = qos {
+        a.insert("qos".into(), json!(qos));
+    }
+    a
+}
+
 /// The element `key` (a uuid, or a name) designates among `rows` (those whose uuid or name is
 /// `key`) that `want` accepts: a uuid first, then a unique name.
 fn pick(
@@ -377,19 +396,7 @@ impl Inner {
                 let _g = self.lock(&server).await;
                 let (srv, origin) = self.load_new(&server, &name, &lun, "lun", Want::Lun).await?;
                 let entry = self.plugin(&srv)?;
-                let mut a = args(
-                    &srv.ss,
-                    [
-                        ("se_record", origin.record.clone()),
-                        (
-                            "dest_se_record",
-                            Value::Object(new_record("SnapCloneType", &srv.uuid, &name)),
-                        ),
-                    ],
-                );
-                if let Some(qos) = qos {
-                    a.insert("qos".into(), json!(qos));
-                }
+                let a = clone_args(&srv, &name, qos, [("se_record", origin.record.clone())]);
                 let v = self.call(entry, Method::Clone, a, id).await?;
                 let parents = vec![(origin.uuid.clone(), origin.name.clone())];
                 self.inserted_or_job(&srv, Method::Clone, &name, v, parents, id)
@@ -533,20 +540,15 @@ impl Inner {
                     ));
                 };
                 let entry = self.plugin(&srv)?;
-                let mut a = args(
-                    &srv.ss,
+                let a = clone_args(
+                    &srv,
+                    &name,
+                    qos,
                     [
                         ("se_record", parent.record.clone()),
                         ("snap_se_record", s.record.clone()),
-                        (
-                            "dest_se_record",
-                            Value::Object(new_record("SnapCloneType", &srv.uuid, &name)),
-                        ),
                     ],
                 );
-                if let Some(qos) = qos {
-                    a.insert("qos".into(), json!(qos));
-                }
                 let v = self.call(entry, Method::CloneFromSnap, a, id).await?;
                 let parents = vec![(s.uuid.clone(), s.name.clone())];
                 self.inserted_or_job(&srv, Method::CloneFromSnap, &name, v, parents, id)

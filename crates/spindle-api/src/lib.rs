@@ -22,6 +22,7 @@ pub mod names;
 pub mod page83;
 pub mod plugin;
 pub mod records;
+pub mod units;
 pub mod update_rules;
 
 pub use ability::{Abilities, AbilityError, Flag, FlagKey, MaxEntries, OpAbility, OpKey, ABILITY_KEYS};

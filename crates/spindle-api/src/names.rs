@@ -50,6 +50,37 @@ pub fn name_fault(value: &str, also_refused: &[char]) -> Option<&'static str> {
     }
 }
 
+/// Longest path accepted in a setting.
+pub const MAX_PATH_LEN: usize = 1024;
+
+/// A non-empty `value` as an absolute path with `.` components dropped, or why it is not one:
+/// too long, control characters, relative, a `..` component, or the root directory. Purely
+/// textual: it never looks at the file system.
+pub fn abs_path(value: &str) -> Result<std::path::PathBuf, &'static str> {
+    use std::path::{Component, Path};
+    if value.len() > MAX_PATH_LEN {
+        return Err("is longer than 1024 bytes");
+    }
+    if value.chars().any(char::is_control) {
+        return Err("contains control characters");
+    }
+    let path = Path::new(value);
+    if !path.is_absolute() {
+        return Err("is not an absolute path");
+    }
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err("has a '..' component");
+    }
+    let clean: std::path::PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    if clean.parent().is_none() {
+        return Err("is the root directory");
+    }
+    Ok(clean)
+}
+
 /// True when `s` is hex digits of one of the lengths `lens`.
 pub fn all_hex(s: &str, lens: &[usize]) -> bool {
     lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())

@@ -8,7 +8,7 @@ use crate::sizes::parse_size;
 use clap::Args;
 use serde_json::Value;
 use spindle_manager::{Manager, ManagerConfig, Mode};
-use spindle_service::{Action, EmbeddedServer, RequestContext, Service, ServiceConfig};
+use spindle_service::{EmbeddedServer, Service, ServiceConfig};
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -96,7 +96,7 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
     let service = Service::open(ServiceConfig {
         data_dir: data_dir.clone(),
         manager: Arc::new(manager),
-        embedded: embedded.clone(),
+        embedded: embedded.as_ref().map(|(e, _)| e.clone()),
         refresh_interval: Duration::from_secs(args.refresh_interval),
         job_poll_interval: JOB_POLL_INTERVAL,
     })
@@ -133,18 +133,16 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
         "  API token:      {} (mode 0600)",
         data_dir.join("token").display()
     );
-    if let Some(e) = &embedded {
+    if let Some((_, pool_dir)) = &embedded {
         eprintln!(
-            "  embedded array: {} — register it with: spindle server add local --embedded",
-            pool_of(e)
+            "  embedded array: pool {} — register it with: spindle server add local --embedded",
+            pool_dir.display()
         );
     }
 
-    let probe = embedded.as_ref().map(|e| {
-        let service = Arc::clone(&service);
-        let pool = pool_of(e);
-        tokio::spawn(supervise_embedded(service, pool))
-    });
+    let probe = embedded
+        .is_some()
+        .then(|| tokio::spawn(supervise_embedded(Arc::clone(&service))));
 
     bound.run(shutdown_signal()).await;
     if let Some(p) = probe {
@@ -155,7 +153,8 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
     Ok(0)
 }
 
-async fn prepare_embedded(data_dir: &Path, args: &ServeArgs) -> Result<EmbeddedServer, Failure> {
+/// The embedded array's registration settings, and its pool directory (for the banner).
+async fn prepare_embedded(data_dir: &Path, args: &ServeArgs) -> Result<(EmbeddedServer, PathBuf), Failure> {
     let pool_size = parse_size(&args.pool_size)
         .ok()
         .and_then(|s| u64::try_from(s).ok())
@@ -188,49 +187,22 @@ async fn prepare_embedded(data_dir: &Path, args: &ServeArgs) -> Result<EmbeddedS
             extra.push_str(&format!(";split_rate_mib={}", args.split_rate_mib));
         }
     }
-    Ok(EmbeddedServer {
-        plugin: prepared.plugin.to_string(),
-        ss_record,
-    })
+    Ok((
+        EmbeddedServer {
+            plugin: prepared.plugin.to_string(),
+            ss_record,
+        },
+        prepared.pool_dir.clone(),
+    ))
 }
 
-/// The `pools=` entry that identifies the embedded array in a registered server's extra_info.
-fn pool_of(e: &EmbeddedServer) -> String {
-    e.ss_record
-        .get("extra_info")
-        .and_then(Value::as_str)
-        .and_then(|x| x.split(';').find(|kv| kv.starts_with("pools=")))
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Calls every registered server backed by the embedded array every few seconds: the array
-/// program checks tgtd on each request and restarts or reconciles it, so a killed tgtd comes
-/// back with every target, ACL and LUN within one interval even when nobody is calling.
-async fn supervise_embedded(service: Arc<Service>, pool: String) {
-    let ctx = RequestContext {
-        call_id: "embedded-supervisor".into(),
-        who: "spindle".into(),
-        remote: "local".into(),
-    };
+/// Calls the embedded array every few seconds: the array program checks tgtd on each request
+/// and restarts or reconciles it, so a killed tgtd comes back with every target, ACL and LUN
+/// within one interval even when nobody is calling.
+async fn supervise_embedded(service: Arc<Service>) {
     loop {
         tokio::time::sleep(EMBEDDED_PROBE_INTERVAL).await;
-        let Ok(spindle_service::Reply::Done(Value::Array(servers))) =
-            service.handle(&ctx, Action::ListServers).await
-        else {
-            continue;
-        };
-        for s in servers {
-            let is_embedded = s
-                .get("extra_info")
-                .and_then(Value::as_str)
-                .is_some_and(|x| x.split(';').any(|kv| kv == pool));
-            if let (true, Some(name)) = (is_embedded, s.get("name").and_then(Value::as_str)) {
-                if let Err(e) = service.probe(name).await {
-                    tracing::warn!(server = name, error = %e, "embedded array does not answer");
-                }
-            }
-        }
+        service.probe_embedded().await;
     }
 }
 

@@ -189,6 +189,21 @@ impl Drop for Server {
     }
 }
 
+/// The live tgtd serving control port `control`, found in /proc by its arguments.
+fn tgtd_pid(control: u16) -> Option<i32> {
+    let control = control.to_string();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        let is_tgtd = args.first().is_some_and(|a| a.ends_with(b"tgtd"));
+        let ours = args
+            .windows(2)
+            .any(|w| w[0] == b"-C" && w[1] == control.as_bytes());
+        (is_tgtd && ours).then_some(pid)
+    })
+}
+
 fn is_mounted(p: &Path) -> bool {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let p = p.to_string_lossy();
@@ -294,6 +309,35 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
     assert_eq!(seen(&portal, HOST_A).len(), 1);
     assert_eq!(seen(&portal, HOST_A)[0].3, 64 * MIB);
     assert!(seen(&portal, OUTSIDER).is_empty(), "an outsider sees LUNs");
+
+    // tgtd killed with SIGKILL: nobody calls spindle, yet its supervision of the embedded array
+    // brings tgtd back with the target, the ACL and the LUN's identity within seconds.
+    let pid = tgtd_pid(srv.control).expect("the embedded tgtd runs");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).expect("a pid"),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let back = tgtd_pid(srv.control).is_some_and(|p| p != pid)
+            && Discovery::send_targets(&portal, HOST_A, None).is_ok_and(|t| !t.is_empty());
+        if back {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tgtd was not brought back: {}",
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        find(&portal, HOST_A, &page83),
+        at,
+        "the LUN came back under another number"
+    );
+    assert!(seen(&portal, OUTSIDER).is_empty(), "the ACL did not come back");
 
     // Data through iSCSI, a snapshot, then new data.
     write(&portal, &at, 0, &vec![0xA1; 64 * 1024]);

@@ -190,6 +190,21 @@ fn new_record(se_type: &str, ss_uuid: &str, name: &str) -> Map<String, Value> {
     m
 }
 
+/// Refuses (`Conflict`, naming `field`) a group name the server already has.
+fn group_name_free(srv: &ServerRow, field: &str, name: &str) -> Result<(), ServiceError> {
+    match find_group(srv, name) {
+        Some(_) => Err(ServiceError::conflict(
+            field,
+            format!(
+                "storage server {} already has an access group named {}",
+                q(&srv.name),
+                q(name)
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Arguments of clone / cloneFromSnap: the sources, a `dest_se_record` naming the new clone,
 /// and the QoS when one was asked for.
 fn clone_args<const N: usize>(
@@ -567,16 +582,7 @@ impl Inner {
                 let _g = self.lock(&server).await;
                 let srv = self.server(&server).await?;
                 let entries = check_entries(storage_type_of(&srv), &entries, false)?;
-                if find_group(&srv, &name).is_some() {
-                    return Err(ServiceError::conflict(
-                        "name",
-                        format!(
-                            "storage server {} already has an access group named {}",
-                            q(&server),
-                            q(&name)
-                        ),
-                    ));
-                }
+                group_name_free(&srv, "name", &name)?;
                 let entry = self.plugin(&srv)?;
                 let list = self
                     .call(
@@ -621,15 +627,8 @@ impl Inner {
                 let _g = self.lock(&server).await;
                 let srv = self.server(&server).await?;
                 find_group(&srv, &group).ok_or_else(|| no_group(&srv, "group", &group))?;
-                if group != new_name && find_group(&srv, &new_name).is_some() {
-                    return Err(ServiceError::conflict(
-                        "new_name",
-                        format!(
-                            "storage server {} already has an access group named {}",
-                            q(&server),
-                            q(&new_name)
-                        ),
-                    ));
+                if group != new_name {
+                    group_name_free(&srv, "new_name", &new_name)?;
                 }
                 let entry = self.plugin(&srv)?;
                 let list = self

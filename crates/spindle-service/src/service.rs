@@ -192,6 +192,35 @@ impl Service {
         .await
     }
 
+    /// Probes (getStatus) every registered server backed by the embedded array — those whose
+    /// settings are the embedded record's — and returns how many answered. The serve glue
+    /// calls it every few seconds, so a killed tgtd is back within one interval even when
+    /// nobody else calls the array.
+    pub async fn probe_embedded(&self) -> usize {
+        let Some(emb) = &self.inner.config.embedded else {
+            return 0;
+        };
+        let settings = emb.ss_record.get("extra_info").cloned();
+        let servers = match self.inner.store.read(store::servers).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the servers to probe");
+                return 0;
+            }
+        };
+        let mut answered = 0;
+        for srv in servers
+            .iter()
+            .filter(|s| s.plugin.starts_with(&emb.plugin) && s.ss.get("extra_info").cloned() == settings)
+        {
+            match self.probe(&srv.name).await {
+                Ok(()) => answered += 1,
+                Err(e) => tracing::warn!(server = %srv.name, error = %e, "embedded array does not answer"),
+            }
+        }
+        answered
+    }
+
     /// The service's metrics in Prometheus text exposition format.
     pub fn metrics_text(&self) -> String {
         let stats = self.inner.config.manager.cache().stats();

@@ -36,4 +36,4 @@ pub use names::{
 pub use reconcile::{reconcile, Action, Failure, Report};
 pub use show::{tgt_size_mb, LunInfo, SessionInfo, SystemInfo, TargetInfo};
 pub use tgtadm::{CachePolicy, LunSpec, SecretChannel, Tgtadm};
-pub use tgtd::{Tgtd, TgtdConfig};
+pub use tgtd::{log_tail, Tgtd, TgtdConfig};

@@ -233,22 +233,7 @@ impl Tgtd {
     }
 
     fn log_tail(&self) -> String {
-        let Some(path) = &self.config.log_file else {
-            return String::new();
-        };
-        let Ok(mut f) = std::fs::File::open(path) else {
-            return String::new();
-        };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(1500)));
-        let mut text = String::new();
-        let _ = f.read_to_string(&mut text);
-        let text = text.trim();
-        if text.is_empty() {
-            String::new()
-        } else {
-            format!("; tgtd said: {}", text.lines().collect::<Vec<_>>().join(" | "))
-        }
+        self.config.log_file.as_deref().map(log_tail).unwrap_or_default()
     }
 
     /// The client for this instance.
@@ -376,5 +361,23 @@ impl Drop for Tgtd {
                 self.kill();
             }
         }
+    }
+}
+
+/// The end of a tgtd log file as one line for an error message (`; tgtd said: ...`), or
+/// nothing when the file is missing or empty: tgtd explains a failed start only there.
+pub fn log_tail(path: &std::path::Path) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(1500)));
+    let mut text = String::new();
+    let _ = f.read_to_string(&mut text);
+    let text = text.trim();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!("; tgtd said: {}", text.lines().collect::<Vec<_>>().join(" | "))
     }
 }

@@ -1773,24 +1773,37 @@ impl Engine {
         self.view_one(&row)
     }
 
-    /// `clone`: a writable reflink copy of a LUN or clone.
-    pub fn clone_element(&mut self, uuid: &str, name: Option<&str>, qos: Option<&str>) -> Result<Element> {
-        let _g = self.lock()?;
-        let r = self.volume_row("uuid", uuid)?;
-        self.check_not_splitting(&r)?;
+    /// What every new clone needs: a free name, a known QoS, a pool that reflinks (`purpose`
+    /// names the operation in the refusal) and room under the source's clone limit.
+    fn check_new_clone(
+        &mut self,
+        name: Option<&str>,
+        qos: Option<&str>,
+        (pool, purpose): (&str, &str),
+        (source, what, source_name): (&str, &str, &str),
+    ) -> Result<()> {
         if let Some(n) = name {
             self.check_new_name("name", n)?;
         }
         if let Some(q) = qos {
             self.check_qos(Some(q))?;
         }
-        self.require_reflink(&r.pool, "clone")?;
-        if !self.clone_limit_ok(&r.uuid)? {
+        self.require_reflink(pool, purpose)?;
+        if !self.clone_limit_ok(source)? {
             return Err(Error::InvalidValue(format!(
-                "element {} already has {MAX_CLONES_PER_ELEMENT} unsplit clones",
-                shown(&r.name)
+                "{what} {} already has {MAX_CLONES_PER_ELEMENT} unsplit clones",
+                shown(source_name)
             )));
         }
+        Ok(())
+    }
+
+    /// `clone`: a writable reflink copy of a LUN or clone.
+    pub fn clone_element(&mut self, uuid: &str, name: Option<&str>, qos: Option<&str>) -> Result<Element> {
+        let _g = self.lock()?;
+        let r = self.volume_row("uuid", uuid)?;
+        self.check_not_splitting(&r)?;
+        self.check_new_clone(name, qos, (&r.pool, "clone"), (&r.uuid, "element", &r.name))?;
         let src = image(&self.pool_path(&r.pool)?, &r.uuid);
         let (parent, size) = (r.uuid.clone(), r.size);
         self.new_clone("clone", &src, &r, &parent, None, size, name, qos)
@@ -1819,19 +1832,12 @@ impl Engine {
                     shown(&r.name)
                 ))
             })?;
-        if let Some(n) = name {
-            self.check_new_name("name", n)?;
-        }
-        if let Some(q) = qos {
-            self.check_qos(Some(q))?;
-        }
-        self.require_reflink(&s.pool, "clone from snapshot")?;
-        if !self.clone_limit_ok(&s.uuid)? {
-            return Err(Error::InvalidValue(format!(
-                "snapshot {} already has {MAX_CLONES_PER_ELEMENT} unsplit clones",
-                shown(&s.name)
-            )));
-        }
+        self.check_new_clone(
+            name,
+            qos,
+            (&s.pool, "clone from snapshot"),
+            (&s.uuid, "snapshot", &s.name),
+        )?;
         let src = image(&self.pool_path(&s.pool)?, &m.file);
         let mut origin = r.clone();
         origin.pool = s.pool.clone();

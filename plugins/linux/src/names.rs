@@ -4,12 +4,9 @@
 //! names, iSCSI target names and log text, so they are kept to a safe alphabet anyway.
 
 use crate::error::{Error, Result};
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
-pub use spindle_api::names::{shown, MAX_ISCSI_NAME, MAX_NAME_LEN};
-
-/// Longest path accepted in the configuration, in bytes.
-pub const MAX_PATH_LEN: usize = 1024;
+pub use spindle_api::names::{shown, MAX_ISCSI_NAME, MAX_NAME_LEN, MAX_PATH_LEN};
 
 /// Refused on top of the shared shell metacharacters: tgtadm's parameter syntax uses them
 /// (`--params a=b,c=d`, `%` in URLs).
@@ -77,27 +74,7 @@ pub fn check_abs_path(key: &str, value: &str) -> Result<PathBuf> {
             format!("{key} is empty; an absolute path is required"),
         ));
     }
-    if value.len() > MAX_PATH_LEN {
-        return Err(bad("is longer than 1024 bytes"));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(bad("contains control characters"));
-    }
-    let path = Path::new(value);
-    if !path.is_absolute() {
-        return Err(bad("is not an absolute path"));
-    }
-    if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(bad("has a '..' component"));
-    }
-    let clean: PathBuf = path
-        .components()
-        .filter(|c| !matches!(c, Component::CurDir))
-        .collect();
-    if clean.parent().is_none() {
-        return Err(bad("is the root directory"));
-    }
-    Ok(clean)
+    spindle_api::names::abs_path(value).map_err(bad)
 }
 
 /// Checks a size in bytes given under `key`: more than zero.

@@ -47,7 +47,7 @@ use spindle_tgt::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, OpenOptions};
 use std::hash::{Hash, Hasher};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -355,22 +355,6 @@ fn fingerprint(plan: &ExportPlan, settings: &TgtSettings) -> String {
     format!("{:016x}", h.finish())
 }
 
-fn log_tail(path: &Path) -> String {
-    let Ok(mut f) = fs::File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(1000)));
-    let mut text = String::new();
-    let _ = f.read_to_string(&mut text);
-    let text = text.trim();
-    if text.is_empty() {
-        String::new()
-    } else {
-        format!("; tgtd said: {}", text.lines().collect::<Vec<_>>().join(" | "))
-    }
-}
-
 /// Starts tgtd for `settings`, detached (its own process group, standard streams on a log
 /// file in the state directory), so that it outlives the request; waits until it answers and
 /// checks that it listens on exactly the configured portal (tgtd that cannot bind its portal
@@ -417,7 +401,7 @@ fn start_tgtd(adm: &Tgtadm, settings: &TgtSettings, state_dir: &Path) -> Result<
             return Err(Error::Failed(format!(
                 "tgtd for control port {} exited at once ({status}){}",
                 settings.control_port,
-                log_tail(&log)
+                spindle_tgt::log_tail(&log)
             )));
         }
         if adm.is_alive() {
@@ -430,7 +414,7 @@ fn start_tgtd(adm: &Tgtadm, settings: &TgtSettings, state_dir: &Path) -> Result<
                 "tgtd for control port {} did not answer within {} s{}",
                 settings.control_port,
                 START_TIMEOUT.as_secs(),
-                log_tail(&log)
+                spindle_tgt::log_tail(&log)
             )));
         }
         std::thread::sleep(Duration::from_millis(10));

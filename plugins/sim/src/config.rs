@@ -13,7 +13,7 @@
 //! authoritative and `validate` refuses settings that contradict it.
 
 use crate::names;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 /// Default capacity of each pool: 1 TiB.
 pub const DEFAULT_CAPACITY: i64 = 1 << 40;
@@ -143,47 +143,17 @@ fn parse_state_dir(value: &str) -> Result<PathBuf, ConfigError> {
     if value.is_empty() {
         return Err(bad("is empty"));
     }
-    if value.chars().any(char::is_control) {
-        return Err(bad("contains control characters"));
-    }
-    let path = Path::new(value);
-    if !path.is_absolute() {
-        return Err(bad("is not an absolute path"));
-    }
-    if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(bad("has a '..' component"));
-    }
-    if path.parent().is_none() {
-        return Err(bad("is the root directory"));
-    }
-    Ok(path.components().collect())
+    spindle_api::names::abs_path(value).map_err(bad)
 }
 
-/// Parses a byte count with an optional binary suffix.
+/// Parses a byte count with an optional binary suffix (spindle's size syntax; whole numbers
+/// only here), within the simulated array's bounds.
 pub fn parse_capacity(value: &str) -> Result<i64, ConfigError> {
     let bad = |why: &str| ConfigError::bad(format!("extra_info capacity {} {why}", names::shown(value)));
-    let lower = value.to_ascii_lowercase();
-    let digits_end = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
-    let (digits, unit) = lower.split_at(digits_end);
-    if digits.is_empty() {
-        return Err(bad("is not a size such as 500G or 1099511627776"));
+    if value.contains('.') {
+        return Err(bad("is not a whole size such as 500G or 1099511627776"));
     }
-    let unit = unit.trim();
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b'))
-        .unwrap_or(unit);
-    let shift = match unit {
-        "" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        "p" => 50,
-        _ => return Err(bad("has an unknown unit; use K, M, G, T or P")),
-    };
-    let n: i64 = digits.parse().map_err(|_| bad("is too large"))?;
-    let bytes = n.checked_mul(1i64 << shift).ok_or_else(|| bad("is too large"))?;
+    let bytes = spindle_api::units::parse_size(value).map_err(|why| bad(&format!("is not a size: {why}")))?;
     if bytes < MIN_CAPACITY {
         return Err(bad("is smaller than 1M"));
     }

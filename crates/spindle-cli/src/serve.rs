@@ -8,6 +8,7 @@ use crate::sizes::parse_size;
 use clap::Args;
 use serde_json::Value;
 use spindle_manager::{Manager, ManagerConfig, Mode};
+use spindle_plugin_linux::daemon::Resident;
 use spindle_service::{EmbeddedServer, Service, ServiceConfig};
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -96,7 +97,7 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
     let service = Service::open(ServiceConfig {
         data_dir: data_dir.clone(),
         manager: Arc::new(manager),
-        embedded: embedded.as_ref().map(|(e, _)| e.clone()),
+        embedded: embedded.as_ref().map(|(e, _, _)| e.clone()),
         refresh_interval: Duration::from_secs(args.refresh_interval),
         job_poll_interval: JOB_POLL_INTERVAL,
     })
@@ -133,7 +134,7 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
         "  API token:      {} (mode 0600)",
         data_dir.join("token").display()
     );
-    if let Some((_, pool_dir)) = &embedded {
+    if let Some((_, pool_dir, _)) = &embedded {
         eprintln!(
             "  embedded array: pool {} — register it with: spindle server add local --embedded",
             pool_dir.display()
@@ -143,18 +144,28 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
     let probe = embedded
         .is_some()
         .then(|| tokio::spawn(supervise_embedded(Arc::clone(&service))));
+    let resident = embedded.as_ref().and_then(|(_, _, r)| r.clone());
 
     bound.run(shutdown_signal()).await;
     if let Some(p) = probe {
         p.abort();
     }
     service.shutdown().await;
+    drop(embedded);
+    if let Some(r) = resident {
+        // Waits for the requests it is serving; the LUNs stay exported by tgtd.
+        let _ = tokio::task::spawn_blocking(move || drop(r)).await;
+    }
     eprintln!("spindle stopped; running jobs resume at the next start");
     Ok(0)
 }
 
-/// The embedded array's registration settings, and its pool directory (for the banner).
-async fn prepare_embedded(data_dir: &Path, args: &ServeArgs) -> Result<(EmbeddedServer, PathBuf), Failure> {
+/// The embedded array's registration settings, its pool directory (for the banner) and its
+/// resident array program (stopped when the last handle is dropped).
+async fn prepare_embedded(
+    data_dir: &Path,
+    args: &ServeArgs,
+) -> Result<(EmbeddedServer, PathBuf, Option<Arc<Resident>>), Failure> {
     let pool_size = parse_size(&args.pool_size)
         .ok()
         .and_then(|s| u64::try_from(s).ok())
@@ -169,17 +180,25 @@ async fn prepare_embedded(data_dir: &Path, args: &ServeArgs) -> Result<(Embedded
     cfg.portal = args.portal.clone();
     cfg.tgt_control = args.tgt_control;
     cfg.install = !args.no_install;
-    let prepared = tokio::task::spawn_blocking(move || spindle_embedded::prepare(&cfg))
-        .await
-        .map_err(|e| spindle_err("preparing the embedded array panicked")(e.to_string()))?
-        .map_err(|e| {
-            (
-                crate::exit::SPINDLE,
-                format!("cannot prepare the embedded local array: {e} (or start with --no-embedded)"),
-            )
-        })?;
+    let prepared = tokio::task::spawn_blocking(move || {
+        let prepared = spindle_embedded::prepare(&cfg)?;
+        let resident = spindle_embedded::start_resident(&prepared)?;
+        Ok::<_, spindle_embedded::EmbeddedError>((prepared, resident))
+    })
+    .await
+    .map_err(|e| spindle_err("preparing the embedded array panicked")(e.to_string()))?
+    .map_err(|e| {
+        (
+            crate::exit::SPINDLE,
+            format!("cannot prepare the embedded local array: {e} (or start with --no-embedded)"),
+        )
+    })?;
+    let (prepared, resident) = prepared;
     for note in &prepared.notes {
         tracing::info!("embedded array: {note}");
+    }
+    if let Some(r) = &resident {
+        tracing::info!(socket = %r.socket().display(), pid = ?r.pid(), "embedded array: resident array program started");
     }
     let mut ss_record = prepared.ss_record.clone();
     if args.split_rate_mib > 0 {
@@ -193,6 +212,7 @@ async fn prepare_embedded(data_dir: &Path, args: &ServeArgs) -> Result<(Embedded
             ss_record,
         },
         prepared.pool_dir.clone(),
+        resident.map(Arc::new),
     ))
 }
 

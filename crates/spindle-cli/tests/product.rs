@@ -288,6 +288,15 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
         .unwrap();
     assert_eq!(wrong.status.code(), Some(6), "{wrong:?}");
 
+    // The embedded array is served by a resident array program on a private socket.
+    let socket = srv.dir().join("embedded/array.sock");
+    let mode = std::fs::metadata(&socket)
+        .unwrap_or_else(|e| panic!("no resident array program socket {}: {e}", socket.display()));
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+
     // Register the embedded array; it reports its pool.
     let server = srv.json(&["server", "add", "local", "--embedded"]);
     assert_eq!(server["name"], "local");
@@ -400,6 +409,10 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
         "the split is not running any more when spindle is stopped: {running}"
     );
     srv.stop();
+    assert!(
+        !socket.exists(),
+        "the resident array program outlived spindle serve"
+    );
     srv.start();
     let watched = srv.cli(&["job", "watch", &job_id]);
     assert!(watched.status.success(), "job watch: {watched:?}\n{}", srv.log());

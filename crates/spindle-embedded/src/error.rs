@@ -122,6 +122,9 @@ pub enum EmbeddedError {
         /// Why.
         reason: String,
     },
+    /// The resident array program cannot be started.
+    #[error("the embedded array's resident program cannot be started: {0}")]
+    Resident(String),
     /// The Linux plug-in's own parser refused the generated configuration.
     #[error("the Linux array refuses the embedded configuration {extra_info:?}: {message}; choose a data directory whose path has only letters, digits and '/._+@-'")]
     Rejected {

@@ -113,6 +113,27 @@ pub struct EmbeddedArray {
     pub image: Option<PathBuf>,
     /// The array program the ss_record names.
     pub array_program: PathBuf,
+    /// The socket of the resident array program the ss_record names (`array_socket=`,
+    /// `<data_dir>/array.sock`); `None` when that path is too long for a Unix socket, and the
+    /// plug-in then runs the array program once per request. [`start_resident`] starts it.
+    pub array_socket: Option<PathBuf>,
+}
+
+/// Longest Unix socket path (`sun_path` holds 108 bytes with its terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Starts the resident array program of `array` (see `spindle_plugin_linux::daemon`): the
+/// plug-in then reaches the array over its socket instead of running the program for every
+/// request. `None` when the array has no socket. Dropping the returned value stops it.
+pub fn start_resident(
+    array: &EmbeddedArray,
+) -> Result<Option<spindle_plugin_linux::daemon::Resident>, EmbeddedError> {
+    let Some(socket) = &array.array_socket else {
+        return Ok(None);
+    };
+    spindle_plugin_linux::daemon::Resident::start(&array.array_program, socket)
+        .map(Some)
+        .map_err(|e| EmbeddedError::Resident(e.to_string()))
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> EmbeddedError + 'a {
@@ -624,6 +645,14 @@ pub fn prepare(cfg: &EmbeddedConfig) -> Result<EmbeddedArray, EmbeddedError> {
         }
     }
 
+    let socket = data_dir.join("array.sock");
+    let array_socket = (socket.as_os_str().len() <= MAX_SOCKET_PATH).then_some(socket);
+    if array_socket.is_none() {
+        notes.push(format!(
+            "{} is too long for a Unix socket: the array program runs once per request",
+            data_dir.join("array.sock").display()
+        ));
+    }
     let ss_record = ss_record(
         &data_dir,
         &pool,
@@ -631,6 +660,7 @@ pub fn prepare(cfg: &EmbeddedConfig) -> Result<EmbeddedArray, EmbeddedError> {
         cfg.tgt_control,
         &iqn_prefix,
         &array_program,
+        array_socket.as_deref(),
     )?;
     for n in &notes {
         tracing::info!(target: "spindle::embedded", "{n}");
@@ -644,6 +674,7 @@ pub fn prepare(cfg: &EmbeddedConfig) -> Result<EmbeddedArray, EmbeddedError> {
         data_dir,
         image: ours.then_some(image),
         array_program,
+        array_socket,
     })
 }
 
@@ -655,13 +686,17 @@ fn ss_record(
     control: u16,
     iqn_prefix: &str,
     array_program: &Path,
+    array_socket: Option<&Path>,
 ) -> Result<Value, EmbeddedError> {
-    let extra_info = format!(
+    let mut extra_info = format!(
         "pools={POOL_NAME}:{};tgt_control={control};portal={portal};state={};iqn_prefix={iqn_prefix};array_program={}",
         pool.display(),
         data_dir.join("array").display(),
         array_program.display()
     );
+    if let Some(socket) = array_socket {
+        extra_info.push_str(&format!(";array_socket={}", socket.display()));
+    }
     let rejected = |message: String| EmbeddedError::Rejected {
         extra_info: extra_info.clone(),
         message,
@@ -873,13 +908,14 @@ mod tests {
             29,
             "iqn.2026-11.localhost.spindle:vm",
             Path::new("/usr/local/bin/spindle-array"),
+            Some(Path::new("/var/lib/spindle/array.sock")),
         )
         .expect("record");
         assert_eq!(v["access_host"], "127.0.0.1");
         assert_eq!(v["access_port"], "3299");
         assert_eq!(
             v["extra_info"],
-            "pools=default:/var/lib/spindle/pool;tgt_control=29;portal=127.0.0.1:3299;state=/var/lib/spindle/array;iqn_prefix=iqn.2026-11.localhost.spindle:vm;array_program=/usr/local/bin/spindle-array"
+            "pools=default:/var/lib/spindle/pool;tgt_control=29;portal=127.0.0.1:3299;state=/var/lib/spindle/array;iqn_prefix=iqn.2026-11.localhost.spindle:vm;array_program=/usr/local/bin/spindle-array;array_socket=/var/lib/spindle/array.sock"
         );
         assert!(v.get("name").is_none() && v.get("uuid").is_none());
         let v6 = ss_record(
@@ -889,6 +925,7 @@ mod tests {
             1,
             "iqn.2026-11.localhost.spindle:vm",
             Path::new("/p/spindle-array"),
+            None,
         )
         .expect("record");
         assert_eq!(v6["access_host"], "::1");

@@ -188,7 +188,11 @@ async fn the_record_is_accepted_by_the_real_plugin() {
     );
     assert!(extra.starts_with(&prefix), "{extra}");
     assert!(
-        extra.ends_with(&format!(";array_program={}", program.display())),
+        extra.ends_with(&format!(
+            ";array_program={};array_socket={}",
+            program.display(),
+            data.join("array.sock").display()
+        )),
         "{extra}"
     );
 
@@ -227,6 +231,20 @@ async fn the_record_is_accepted_by_the_real_plugin() {
     assert!(desc.contains("xfs"), "{desc}");
     assert!(desc.contains("running"), "the array started its tgtd: {desc}");
     assert!(data.join("array").is_dir(), "state lives in <data_dir>/array");
+
+    // The resident array program: the same answers through its socket, gone when stopped.
+    let resident = spindle_embedded::start_resident(&a).unwrap().expect("a socket");
+    assert!(resident.wait_ready(std::time::Duration::from_secs(5)));
+    let info2 = call(spindle_api::Method::GetInfo, json!({"ss_record": record}))
+        .await
+        .unwrap_or_else(|e| panic!("getInfo through the resident program: {e}"))
+        .value;
+    assert_eq!(info2["vol_groups"], info["vol_groups"]);
+    drop(resident);
+    assert!(
+        !data.join("array.sock").exists(),
+        "the socket outlived the program"
+    );
 
     // A restart finds the running tgtd and the mounted pool.
     let again = spindle_embedded::prepare(&cfg).unwrap();

@@ -27,6 +27,7 @@ use spindle_api::{
     Field, Host, LogLevel, PluginException, PluginResult, SeRecord, SeType, SsRecord, StorageArrayPlugin,
 };
 use spindle_plugin_linux::config::{ArrayConfig, TgtSettings, CLIENT_KEYS};
+use spindle_plugin_linux::daemon::Resident;
 use spindle_plugin_linux::engine::{Engine, EngineOptions};
 use spindle_plugin_linux::{fsops, LinuxArray};
 use spindle_tgt::{BackingPath, CachePolicy, Iqn, LunSpec, ScsiId, ScsiSn, Tgtadm};
@@ -194,6 +195,112 @@ fn named(se_type: SeType, ss: &SsRecord, name: &str) -> SeRecord {
     }
 }
 
+/// The four operations of issue #4 through the plug-in with `ss`, each next to its bare
+/// equivalent (interleaved), printed as rows and the comparison table; returns the 1 TiB LUN
+/// holding 1 GiB of data it made.
+fn adding_operations(
+    p: &LinuxArray,
+    h: &BenchHost,
+    ss: &SsRecord,
+    pool: &Path,
+    runs: usize,
+    mode: &str,
+) -> SeRecord {
+    let tag = &mode[..1];
+    // create: 1 TiB thin LUN vs a durable truncate, interleaved.
+    let mut create = Vec::new();
+    let mut bare_create_d = Vec::new();
+    for i in 0..runs {
+        bare_create_d.push(bare_create(pool, &format!("{tag}bare{i}")));
+        let mut se = named(SeType::Lun, ss, &format!("{tag}c{i}"));
+        se.size = Field::Value(TIB);
+        se.vol_group_name = Field::Value("p0".into());
+        let (d, rec) = time(|| p.create(h, ss, &se, true, None).unwrap());
+        create.push(d);
+        p.remove(h, ss, &rec).unwrap();
+        settle(pool);
+    }
+    row("create: 1 TiB thin LUN (plug-in)", median(create.clone()));
+    row(
+        "bare: create + truncate to 1 TiB + fsync file + fsync dir",
+        median(bare_create_d.clone()),
+    );
+
+    // A 1 TiB LUN holding 1 GiB of data: 1024 x 1 MiB, one per GiB.
+    let mut se = named(SeType::Lun, ss, &format!("{tag}big"));
+    se.size = Field::Value(TIB);
+    se.vol_group_name = Field::Value("p0".into());
+    let big = p.create(h, ss, &se, true, None).unwrap();
+    let big_path = PathBuf::from(big.array_path.value().unwrap());
+    {
+        let f = std::fs::OpenOptions::new().write(true).open(&big_path).unwrap();
+        let buf: Vec<u8> = (0..MIB as usize).map(|i| (i % 251) as u8 | 1).collect();
+        for i in 0..1024u64 {
+            f.write_all_at(&buf, i * GIB).unwrap();
+        }
+        f.sync_all().unwrap();
+    }
+    settle(pool);
+    let (mut snap, mut clone, mut snapclone) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bare_snap, mut bare_clone_d, mut bare_snapclone) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..runs {
+        bare_snap.push(bare_clone(&big_path, pool, &format!("{tag}bare-s{i}")));
+        let sn = named(SeType::Snap, ss, &format!("{tag}s{i}"));
+        let (d, s) = time(|| p.create_snap(h, ss, &big, Some(&sn)).unwrap());
+        snap.push(d);
+        // A snapshot's image is <pool>/<snapshot uuid>.img.
+        let image = pool.join(format!("{}.img", s.uuid.value().unwrap()));
+        assert!(image.exists(), "{}", image.display());
+        bare_clone_d.push(bare_clone(&big_path, pool, &format!("{tag}bare-k{i}")));
+        let dest = named(SeType::SnapClone, ss, &format!("{tag}k{i}"));
+        let (d, k) = time(|| p.clone_element(h, ss, &big, Some(&dest), None).unwrap());
+        clone.push(d);
+        bare_snapclone.push(bare_clone(&image, pool, &format!("{tag}bare-sc{i}")));
+        let dest = named(SeType::SnapClone, ss, &format!("{tag}sc{i}"));
+        let (d, sc) = time(|| p.clone_from_snap(h, ss, &big, &s, Some(&dest), None).unwrap());
+        snapclone.push(d);
+        p.remove(h, ss, &sc).unwrap();
+        p.remove(h, ss, &k).unwrap();
+        p.snap_remove(h, ss, &s).unwrap();
+        settle(pool);
+    }
+    row(
+        "createSnap: 1 TiB LUN holding 1 GiB (plug-in)",
+        median(snap.clone()),
+    );
+    row(
+        "bare: FICLONE of the LUN's file + fsync file + fsync dir",
+        median(bare_snap.clone()),
+    );
+    row("clone of it (plug-in)", median(clone.clone()));
+    row(
+        "bare: FICLONE of the LUN's file + fsync file + fsync dir",
+        median(bare_clone_d.clone()),
+    );
+    row("cloneFromSnap (plug-in)", median(snapclone.clone()));
+    row(
+        "bare: FICLONE of the snapshot image + fsync file + fsync dir",
+        median(bare_snapclone.clone()),
+    );
+    println!();
+    println!(
+        "{:<34} {:>10} {:>10} {:>10} {:>8} {:>6}",
+        format!("issue #4, {mode}"),
+        "plug-in",
+        "bare",
+        "added",
+        "ratio",
+        "<=1.5x"
+    );
+    compare("create (1 TiB thin)", &create, &bare_create_d);
+    compare("createSnap (1 TiB, 1 GiB data)", &snap, &bare_snap);
+    compare("clone", &clone, &bare_clone_d);
+    compare("cloneFromSnap", &snapclone, &bare_snapclone);
+    println!();
+
+    big
+}
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         println!("plug-in benchmark: run with cargo bench -p spindle-plugin-linux --bench plugin");
@@ -331,91 +438,26 @@ fn main() {
         median(show_exec),
     );
 
-    // create: 1 TiB thin LUN vs a durable truncate, interleaved.
-    let mut create = Vec::new();
-    let mut bare_create_d = Vec::new();
-    for i in 0..runs {
-        bare_create_d.push(bare_create(&pool, &format!("bare{i}")));
-        let mut se = named(SeType::Lun, &ss, &format!("c{i}"));
-        se.size = Field::Value(TIB);
-        se.vol_group_name = Field::Value("p0".into());
-        let (d, rec) = time(|| p.create(&h, &ss, &se, true, None).unwrap());
-        create.push(d);
-        p.remove(&h, &ss, &rec).unwrap();
-        settle(&pool);
-    }
-    row("create: 1 TiB thin LUN (plug-in)", median(create.clone()));
-    row(
-        "bare: create + truncate to 1 TiB + fsync file + fsync dir",
-        median(bare_create_d.clone()),
-    );
-
-    // A 1 TiB LUN holding 1 GiB of data: 1024 x 1 MiB, one per GiB.
-    let mut se = named(SeType::Lun, &ss, "big");
-    se.size = Field::Value(TIB);
-    se.vol_group_name = Field::Value("p0".into());
-    let big = p.create(&h, &ss, &se, true, None).unwrap();
+    let big = adding_operations(&p, &h, &ss, &pool, runs, "one-shot program");
     let big_path = PathBuf::from(big.array_path.value().unwrap());
-    {
-        let f = std::fs::OpenOptions::new().write(true).open(&big_path).unwrap();
-        let buf: Vec<u8> = (0..MIB as usize).map(|i| (i % 251) as u8 | 1).collect();
-        for i in 0..1024u64 {
-            f.write_all_at(&buf, i * GIB).unwrap();
-        }
-        f.sync_all().unwrap();
-    }
-    settle(&pool);
-    let (mut snap, mut clone, mut snapclone) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut bare_snap, mut bare_clone_d, mut bare_snapclone) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..runs {
-        bare_snap.push(bare_clone(&big_path, &pool, &format!("bare-s{i}")));
-        let sn = named(SeType::Snap, &ss, &format!("s{i}"));
-        let (d, s) = time(|| p.create_snap(&h, &ss, &big, Some(&sn)).unwrap());
-        snap.push(d);
-        // A snapshot's image is <pool>/<snapshot uuid>.img.
-        let image = pool.join(format!("{}.img", s.uuid.value().unwrap()));
-        assert!(image.exists(), "{}", image.display());
-        bare_clone_d.push(bare_clone(&big_path, &pool, &format!("bare-k{i}")));
-        let dest = named(SeType::SnapClone, &ss, &format!("k{i}"));
-        let (d, k) = time(|| p.clone_element(&h, &ss, &big, Some(&dest), None).unwrap());
-        clone.push(d);
-        bare_snapclone.push(bare_clone(&image, &pool, &format!("bare-sc{i}")));
-        let dest = named(SeType::SnapClone, &ss, &format!("sc{i}"));
-        let (d, sc) = time(|| p.clone_from_snap(&h, &ss, &big, &s, Some(&dest), None).unwrap());
-        snapclone.push(d);
-        p.remove(&h, &ss, &sc).unwrap();
-        p.remove(&h, &ss, &k).unwrap();
-        p.snap_remove(&h, &ss, &s).unwrap();
-        settle(&pool);
-    }
-    row(
-        "createSnap: 1 TiB LUN holding 1 GiB (plug-in)",
-        median(snap.clone()),
-    );
-    row(
-        "bare: FICLONE of the LUN's file + fsync file + fsync dir",
-        median(bare_snap.clone()),
-    );
-    row("clone of it (plug-in)", median(clone.clone()));
-    row(
-        "bare: FICLONE of the LUN's file + fsync file + fsync dir",
-        median(bare_clone_d.clone()),
-    );
-    row("cloneFromSnap (plug-in)", median(snapclone.clone()));
-    row(
-        "bare: FICLONE of the snapshot image + fsync file + fsync dir",
-        median(bare_snapclone.clone()),
-    );
+
+    // The same through the resident array program (`array_socket=`).
+    let socket = guard._dir.path().join("array.sock");
+    let resident = Resident::start(&exe, &socket).unwrap();
+    assert!(resident.wait_ready(Duration::from_secs(5)));
+    let ss_resident = SsRecord {
+        extra_info: Field::Value(format!("{extra};array_socket={}", socket.display())),
+        ..ss.clone()
+    };
+    p.validate(&h, &ss_resident).unwrap();
     println!();
-    println!(
-        "{:<34} {:>10} {:>10} {:>10} {:>8} {:>6}",
-        "issue #4 (same run)", "plug-in", "bare", "added", "ratio", "<=1.5x"
-    );
-    compare("create (1 TiB thin)", &create, &bare_create_d);
-    compare("createSnap (1 TiB, 1 GiB data)", &snap, &bare_snap);
-    compare("clone", &clone, &bare_clone_d);
-    compare("cloneFromSnap", &snapclone, &bare_snapclone);
-    println!();
+    let mut floor = Vec::new();
+    for _ in 0..runs {
+        floor.push(time(|| p.get_status(&h, &ss_resident, None).unwrap()).0);
+    }
+    row("getStatus through the resident program", median(floor));
+    let big_resident = adding_operations(&p, &h, &ss_resident, &pool, runs, "resident program");
+    p.remove(&h, &ss_resident, &big_resident).unwrap();
 
     // startPresent (a full reconcile with tgtd) vs the tgtadm calls underneath.
     p.create_access_groups(
@@ -491,6 +533,19 @@ fn main() {
         lists.push(d);
     }
     row(&format!("list() with {n} LUNs (plug-in)"), median(lists));
+    let mut lists = Vec::new();
+    for _ in 0..runs.min(5) {
+        let (d, v) = time(|| {
+            p.list(&h, &ss_resident, &[SeType::Lun, SeType::SnapClone])
+                .unwrap()
+        });
+        assert_eq!(v.len(), n);
+        lists.push(d);
+    }
+    row(
+        &format!("list() with {n} LUNs (plug-in, resident program)"),
+        median(lists),
+    );
     let mut engine_lists = Vec::new();
     for _ in 0..runs.min(5) {
         engine_lists.push(time(|| e.list(&[SeType::Lun, SeType::SnapClone]).unwrap()).0);
@@ -509,6 +564,7 @@ fn main() {
         ""
     );
     drop(e);
+    drop(resident);
     drop(guard);
     drop(m);
 }

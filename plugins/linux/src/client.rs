@@ -32,6 +32,8 @@ pub enum Transport {
     Local {
         /// The program.
         program: PathBuf,
+        /// The socket of a resident array program (`array_socket=`), tried first.
+        socket: Option<PathBuf>,
     },
     /// Run it over ssh.
     Ssh {
@@ -49,6 +51,8 @@ pub enum Transport {
 pub struct ClientSettings {
     /// `array_program=`.
     pub array_program: Option<String>,
+    /// `array_socket=`.
+    pub array_socket: Option<PathBuf>,
     /// `ssh=yes|no`.
     pub ssh: Option<bool>,
     /// `ssh_key=`.
@@ -143,6 +147,7 @@ impl ClientSettings {
                     })
                 }
                 "ssh_key" => out.ssh_key = Some(abs_path("ssh_key", value)?),
+                "array_socket" => out.array_socket = Some(abs_path("array_socket", value)?),
                 "known_hosts" => out.known_hosts = Some(abs_path("known_hosts", value)?),
                 "ssh_port" => {
                     out.ssh_port = Some(value.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
@@ -210,6 +215,44 @@ fn local_program(configured: Option<&str>) -> PathBuf {
     PathBuf::from(ARRAY_PROGRAM)
 }
 
+/// Sends one request to the resident array program listening on `socket`
+/// ([`crate::daemon`]): `None` when nothing listens there (the caller then runs the program
+/// once), else its answer, or the failure of a connection that broke after the request was
+/// sent (the request may have taken effect; the next request recovers whatever it left).
+fn resident_request(socket: &Path, body: &Value, failure: ExceptionKind) -> Option<PluginResult<Value>> {
+    use std::os::unix::net::UnixStream;
+    let mut stream = UnixStream::connect(socket).ok()?;
+    let fail = |m: String| PluginException::new(failure, m);
+    let at = || shown(&socket.to_string_lossy());
+    let sent = stream
+        .set_read_timeout(Some(REQUEST_TIMEOUT))
+        .and_then(|()| stream.write_all(body.to_string().as_bytes()))
+        .and_then(|()| stream.shutdown(std::net::Shutdown::Write));
+    if sent.is_err() {
+        // Nothing was read by a program that closed at once (it was stopping): run it once.
+        return None;
+    }
+    let mut out = String::new();
+    if let Err(e) = stream.read_to_string(&mut out) {
+        return Some(Err(fail(format!(
+            "the resident array program at {} did not answer: {e}",
+            at()
+        ))));
+    }
+    let answer = out
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .filter(|v| v.get("ok").is_some() || v.get("error").is_some());
+    Some(answer.ok_or_else(|| {
+        fail(format!(
+            "the resident array program at {} closed the connection without an answer; the request may or may not have taken effect, and the next request recovers what it left",
+            at()
+        ))
+    }))
+}
+
 impl Transport {
     /// How to reach the array of `admin_host` as `admin_user`: `localhost` (and, with `ssh=no`,
     /// `127.0.0.1` and `::1`) runs the program locally; any other host goes over ssh.
@@ -225,7 +268,17 @@ impl Transport {
         if admin_host == "localhost" || (loopback && s.ssh == Some(false)) {
             return Ok(Transport::Local {
                 program: local_program(s.array_program.as_deref()),
+                socket: s.array_socket.clone(),
             });
+        }
+        if s.array_socket.is_some() {
+            return Err(bad(
+                "extra_info",
+                format!(
+                    "extra_info array_socket is for an array on this host, and admin_host {} is reached over ssh",
+                    shown(admin_host)
+                ),
+            ));
         }
         if s.ssh == Some(false) {
             return Err(bad(
@@ -296,7 +349,7 @@ impl Transport {
 
     fn command(&self) -> Command {
         match self {
-            Transport::Local { program } => Command::new(program),
+            Transport::Local { program, .. } => Command::new(program),
             Transport::Ssh { args, .. } => {
                 let mut c = Command::new("ssh");
                 c.args(args);
@@ -307,7 +360,7 @@ impl Transport {
 
     fn describe(&self) -> String {
         match self {
-            Transport::Local { program } => format!("the array program {}", program.display()),
+            Transport::Local { program, .. } => format!("the array program {}", program.display()),
             Transport::Ssh { label, .. } => format!("the array program over ssh to {label}"),
         }
     }
@@ -317,6 +370,14 @@ impl Transport {
     /// nonsense.
     pub fn request(&self, body: &Value, failure: ExceptionKind) -> PluginResult<Value> {
         let fail = |m: String| PluginException::new(failure, m);
+        if let Transport::Local {
+            socket: Some(socket), ..
+        } = self
+        {
+            if let Some(answer) = resident_request(socket, body, failure) {
+                return answer;
+            }
+        }
         let mut cmd = self.command();
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())

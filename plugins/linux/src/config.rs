@@ -38,7 +38,14 @@ pub const DEFAULT_PORTAL: &str = "127.0.0.1:3260";
 
 /// Keys of `extra_info` that belong to the plug-in (how it reaches the array) rather than to
 /// the array's configuration; [`ArrayConfig::from_extra_info`] skips them.
-pub const CLIENT_KEYS: &[&str] = &["array_program", "ssh", "ssh_key", "ssh_port", "known_hosts"];
+pub const CLIENT_KEYS: &[&str] = &[
+    "array_program",
+    "array_socket",
+    "ssh",
+    "ssh_key",
+    "ssh_port",
+    "known_hosts",
+];
 
 /// The help text shown to whoever configures a Linux array (`ss_extra_info_help`).
 pub const SS_EXTRA_INFO_HELP: &str = "Settings as key=value pairs separated by ';'. \
@@ -57,6 +64,9 @@ with ssh=no); any other admin_host is reached as admin_user@admin_host over ssh 
 (admin_passwd is not used) and a verified host key. \
 array_program=PROGRAM (optional): the array program, an absolute path or a name on PATH; default spindle-array \
 beside this program (else on PATH) locally, spindle-array on the remote PATH over ssh. \
+array_socket=/abs/socket (optional, local arrays only): the socket of a resident array program \
+(spindle-array daemon --socket /abs/socket), which saves each request a program start and a database open; \
+while nothing listens there the plug-in runs the array program once per request as without it. \
 ssh=yes|no (optional, default yes): with no, 127.0.0.1 and ::1 are local too. \
 ssh_key=/abs/private/key (optional): the identity for ssh -i. \
 ssh_port=N (optional, default 22). \

@@ -1,10 +1,12 @@
-//! The test-only fault hook: `SPINDLE_ARRAY_CRASH_AT=<step>` makes the program abort
-//! (`std::process::abort`, as abrupt as SIGKILL: no destructors, no flushing) when it reaches
-//! that step, so tests can check recovery after a crash at every step.
+//! The test-only fault hook: `SPINDLE_ARRAY_CRASH_AT=<step>` makes the program (one-shot or
+//! resident) abort (`std::process::abort`, as abrupt as SIGKILL: no destructors, no flushing)
+//! when it reaches that step, so tests can check recovery after a crash at every step.
 //!
 //! Step names are `<operation>.<phase>`; [`STEPS`] lists them all. The phases are:
 //! - `intent`: the intent row is committed, no file has been touched;
-//! - `partial`: the temporary files (`.<op>.partial`) are complete and fsynced;
+//! - `partial`: the new files are complete and fsynced (temporaries `.<op>.partial` for files
+//!   that replace others; new elements' files under their final names, which no element
+//!   names yet);
 //! - `prepared`: the intent is marked prepared (from here recovery rolls forward);
 //! - `renamed` / `applied`: the files are in their final place (directory fsynced), the
 //!   database not yet updated;

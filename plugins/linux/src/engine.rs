@@ -2,7 +2,10 @@
 //!
 //! Every mutation that touches files follows one protocol (see the crate docs):
 //! 1. allocate ids, then commit an intent row holding the whole [`Plan`] (step `started`);
-//! 2. build temporary files `.<op>.partial` in the pool, fsynced;
+//! 2. build the new files, fsynced: a file that replaces an existing one (restore, split) as
+//!    a temporary `.<op>.partial` in the pool; a file under a name that is new (the uuid of a
+//!    new element or image: create, snapshots, clones) directly under that final name, since
+//!    no element names it until step 5 and recovery removes it if the operation is undone;
 //! 3. mark the intent `prepared` (committed);
 //! 4. rename the temporaries into place (or apply the in-place change), fsync the directory;
 //! 5. in one transaction, apply the plan to the tables and delete the intent.
@@ -22,15 +25,15 @@
 //! the result. That spares two of the five flushes such an operation costs, and loses nothing
 //! on a power failure, because every state the disk can then hold recovers consistently, to
 //! "the operation did not happen":
-//! - neither commit on disk: the temporaries (`.<op>.partial`, `.spindle-msnap.<op>`) and a
-//!   renamed file (`<new uuid>.img`) belong to no intent and no element, so recovery removes
-//!   them as orphans; the serial the operation would have taken was never handed out;
+//! - neither commit on disk: the new files (`<new uuid>.img`) and the btrfs snapshot
+//!   (`.spindle-msnap.<op>`) belong to no intent and no element, so recovery removes them as
+//!   orphans; the serial the operation would have taken was never handed out;
 //! - only the intent on disk: rolled back as above;
-//! - the `prepared` mark on disk: it was written after the temporaries were fsynced (and a
+//! - the `prepared` mark on disk: it was written after the new files were fsynced (and a
 //!   WAL is only ever recovered as a prefix), so the roll forward finds complete files.
 //!
-//! The final commit is issued only after the directory holding the renamed files is fsynced,
-//! so a durable result never names a file whose name is not durable.
+//! The final commit is issued only after the directory holding the new or renamed files is
+//! fsynced, so a durable result never names a file whose name is not durable.
 
 use crate::config::ArrayConfig;
 use crate::crash;
@@ -187,16 +190,11 @@ fn round_up(size: u64) -> u64 {
 
 impl Plan {
     /// The plan of an operation that adds one element backed by one new file `file` in
-    /// `pool`, written first under the operation's temporary name; also returns that move.
-    fn insert_one(
-        row: &ElementRow,
-        members: Vec<MemberRow>,
-        pool: &Path,
-        op: &str,
-        file: &str,
-    ) -> (Plan, Move) {
+    /// `pool`, built directly under its final name (see the module documentation); also
+    /// returns that move.
+    fn insert_one(row: &ElementRow, members: Vec<MemberRow>, pool: &Path, file: &str) -> (Plan, Move) {
         let mv = Move {
-            partial: partial(pool, op, 0),
+            partial: image(pool, file),
             dest: image(pool, file),
         };
         let plan = Plan::Insert {
@@ -260,6 +258,35 @@ impl Engine {
     /// registers new pools, and runs recovery.
     pub fn open(cfg: &ArrayConfig, opts: EngineOptions) -> Result<Engine> {
         cfg.check()?;
+        Engine::check_pool_dirs(cfg)?;
+        let state_dir = cfg.state_dir()?;
+        fsops::ensure_private_dir(&state_dir)?;
+        let mut engine = Engine::open_state_dir(&state_dir, opts, Some(cfg.clone()))?;
+        let _g = engine.lock()?;
+        engine.register_pools(cfg)?;
+        engine.recover()?;
+        Ok(engine)
+    }
+
+    /// Makes an engine that stayed open since an earlier request (the resident program,
+    /// [`crate::daemon`]) current for the next request of the same configuration: the pools
+    /// are still directories, and whatever another run left pending (a one-shot program or a
+    /// split worker killed mid-operation) is recovered first, as [`Engine::open`] would. The
+    /// orphan scan of a full recovery is only needed after such a death or a power cut, which
+    /// the resident program itself does not survive; so it runs only when an intent is
+    /// pending.
+    pub fn resume(&mut self) -> Result<()> {
+        if let Some(cfg) = &self.cfg {
+            Engine::check_pool_dirs(cfg)?;
+        }
+        let _g = self.lock()?;
+        if !self.db.intents()?.is_empty() {
+            self.recover()?;
+        }
+        Ok(())
+    }
+
+    fn check_pool_dirs(cfg: &ArrayConfig) -> Result<()> {
         for p in &cfg.pools {
             let md = fs::metadata(&p.path).map_err(|e| {
                 Error::InvalidArray(format!(
@@ -276,13 +303,7 @@ impl Engine {
                 )));
             }
         }
-        let state_dir = cfg.state_dir()?;
-        fsops::ensure_private_dir(&state_dir)?;
-        let mut engine = Engine::open_state_dir(&state_dir, opts, Some(cfg.clone()))?;
-        let _g = engine.lock()?;
-        engine.register_pools(cfg)?;
-        engine.recover()?;
-        Ok(engine)
+        Ok(())
     }
 
     /// Opens an existing state directory without a configuration (the split worker).
@@ -814,7 +835,12 @@ impl Engine {
     fn do_moves(moves: &[Move]) -> Result<()> {
         let mut dirs = BTreeSet::new();
         for m in moves {
-            if m.partial.exists() {
+            if m.partial == m.dest {
+                // A new file built under its final name: nothing to move.
+                if !m.dest.exists() {
+                    return Err(Error::Failed(format!("{} does not exist", m.dest.display())));
+                }
+            } else if m.partial.exists() {
                 fs::rename(&m.partial, &m.dest).ctx("cannot rename into place", &m.dest)?;
             } else if !m.dest.exists() {
                 return Err(Error::Failed(format!(
@@ -1411,7 +1437,7 @@ impl Engine {
             backing_gen: 0,
             created: db::now(),
         };
-        let (plan, mv) = Plan::insert_one(&row, vec![], &path, &op, &uuid);
+        let (plan, mv) = Plan::insert_one(&row, vec![], &path, &uuid);
         self.execute("create", &op, &plan, Some(serial), |_| {
             fsops::create_image(&mv.partial, size, thin)
         })?;
@@ -1562,7 +1588,7 @@ impl Engine {
             size: r.size,
         };
         let src = image(&path, &r.uuid);
-        let (plan, mv) = Plan::insert_one(&row, vec![member], &path, &op, &snap);
+        let (plan, mv) = Plan::insert_one(&row, vec![member], &path, &snap);
         self.execute("snapshot", &op, &plan, Some(serial), |_| {
             reflink_or(&src, &mv.partial, 0o400, "snapshot")
         })?;
@@ -1633,10 +1659,11 @@ impl Engine {
         let mut members = Vec::new();
         let mut moves = Vec::new();
         let mut sources = Vec::new();
-        for (i, r) in rows.iter().enumerate() {
+        for r in &rows {
             let file = new_id();
+            // New files are built under their final names (see the module documentation).
             moves.push(Move {
-                partial: partial(&p.path, &op, i),
+                partial: image(&p.path, &file),
                 dest: image(&p.path, &file),
             });
             sources.push(subvol.join(format!("{}.img", r.uuid)));
@@ -1766,7 +1793,7 @@ impl Engine {
             backing_gen: 0,
             created: db::now(),
         };
-        let (plan, mv) = Plan::insert_one(&row, vec![], &path, &op, &uuid);
+        let (plan, mv) = Plan::insert_one(&row, vec![], &path, &uuid);
         self.execute(kind, &op, &plan, Some(serial), |_| {
             reflink_or(src_file, &mv.partial, 0o600, "clone")
         })?;

@@ -1,6 +1,8 @@
 //! The array-side program's wire format: one JSON request on standard input, one JSON
 //! response on standard output, so `spindle-array` behaves the same run locally or as
-//! `ssh host spindle-array`.
+//! `ssh host spindle-array`. The resident program ([`crate::daemon`]) takes the same request
+//! on a connection to its socket (the client ends its half of the connection after the
+//! request) and writes the same answer back.
 //!
 //! Request: `{"config": ArrayConfig, "op": NAME, ...arguments}`. Response:
 //! `{"ok": VALUE}` or `{"error": {"exception": NAME, "message": TEXT, "key": KEY?}}`, with the
@@ -303,60 +305,78 @@ fn to_value<T: Serialize>(v: T) -> Result<Value, Error> {
     serde_json::to_value(v).map_err(|e| Error::Failed(format!("cannot encode the answer: {e}")))
 }
 
-/// Parses and serves one request (text), returning the response.
-pub fn handle_text(text: &str, opts: EngineOptions) -> Value {
+/// Parses one request (text); a request that cannot be parsed gets its error response.
+pub fn parse(text: &str) -> Result<Envelope, Value> {
     let raw: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            return error(&PluginException::value_format(
+            return Err(error(&PluginException::value_format(
                 "request",
                 format!("the request is not JSON: {e}"),
-            ))
+            )))
         }
     };
     if raw.get("config").is_none() {
-        return error(&PluginException::missing_key(
+        return Err(error(&PluginException::missing_key(
             "config",
             "the request has no config",
-        ));
+        )));
     }
     if raw.get("op").is_none() {
-        return error(&PluginException::missing_key("op", "the request has no op"));
+        return Err(error(&PluginException::missing_key(
+            "op",
+            "the request has no op",
+        )));
     }
     // serde's messages can quote values: withhold them when the request carries a secret.
     let secret = raw.get("chap").is_some_and(|c| !c.is_null());
-    let env: Envelope = match serde_json::from_value(raw) {
-        Ok(e) => e,
-        Err(e) => {
-            let detail = if secret {
-                "details withheld: the request carries a CHAP secret".to_string()
-            } else {
-                e.to_string()
-            };
-            return error(&PluginException::value_format(
-                "request",
-                format!("the request is malformed: {detail}"),
-            ));
-        }
-    };
-    handle(&env, opts)
+    serde_json::from_value(raw).map_err(|e| {
+        let detail = if secret {
+            "details withheld: the request carries a CHAP secret".to_string()
+        } else {
+            e.to_string()
+        };
+        error(&PluginException::value_format(
+            "request",
+            format!("the request is malformed: {detail}"),
+        ))
+    })
 }
 
-/// Serves one parsed request.
+/// Parses and serves one request (text), returning the response.
+pub fn handle_text(text: &str, opts: EngineOptions) -> Value {
+    match parse(text) {
+        Ok(env) => handle(&env, opts),
+        Err(answer) => answer,
+    }
+}
+
+/// The exception an engine error becomes in the answer to `env`.
+pub fn exception(env: &Envelope, e: &Error) -> PluginException {
+    let mut ex = e.to_exception(env.request.failure_kind());
+    if matches!(env.request, Request::Validate { .. })
+        && matches!(e, Error::InvalidArray(_) | Error::Io { .. } | Error::Db { .. })
+    {
+        ex = PluginException::new(ExceptionKind::InvalidStorageArrayEx, ex.message);
+    }
+    ex
+}
+
+/// Serves one parsed request with an engine opened for it (the one-shot program).
 pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
+    match Engine::open(&env.config, opts) {
+        Ok(mut engine) => handle_with(env, &mut engine),
+        Err(e) => error(&exception(env, &e)),
+    }
+}
+
+/// Serves one parsed request with an engine that is open and current for `env.config`
+/// ([`Engine::open`], or [`Engine::resume`] in the resident program), then brings tgtd to the
+/// export plan as the module documentation says.
+pub fn handle_with(env: &Envelope, engine: &mut Engine) -> Value {
     let validate = matches!(env.request, Request::Validate { .. });
-    let exception = |e: &Error| {
-        let mut ex = e.to_exception(env.request.failure_kind());
-        if validate && matches!(e, Error::InvalidArray(_) | Error::Io { .. } | Error::Db { .. }) {
-            ex = PluginException::new(ExceptionKind::InvalidStorageArrayEx, ex.message);
-        }
-        ex
-    };
-    let mut engine = match Engine::open(&env.config, opts) {
-        Ok(e) => e,
-        Err(e) => return error(&exception(&e)),
-    };
-    let served = serve(&mut engine, env);
+    let exception = |e: &Error| exception(env, e);
+    let served = serve(engine, env);
     let Some(settings) = &env.config.tgt else {
         return match served {
             Ok((v, _)) => ok(v),
@@ -367,7 +387,7 @@ pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
         Ok(v) => v,
         Err(e) => {
             // The request changed nothing, but it still brings back a tgtd that died.
-            let _ = tgt::sync(&engine, settings, SyncMode::Check);
+            let _ = tgt::sync(engine, settings, SyncMode::Check);
             return error(&exception(&e));
         }
     };
@@ -375,7 +395,7 @@ pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
     if finished_split {
         mode = SyncMode::Full;
     }
-    let synced = tgt::sync(&engine, settings, mode);
+    let synced = tgt::sync(engine, settings, mode);
     let failure = match &synced {
         Ok(r) if r.is_clean() => None,
         Ok(r) => Some(r.failures.join("; ")),

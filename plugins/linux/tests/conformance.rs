@@ -12,6 +12,17 @@ const INITIATOR: &str = "iqn.2025-01.org.example:conformance-host";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_passes_the_linux_array_data_path_included() {
+    kit(false).await;
+}
+
+/// The same kit with the plug-in reaching the array through a resident array program
+/// (`array_socket=`), as the embedded default does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_passes_through_the_resident_array_program() {
+    kit(true).await;
+}
+
+async fn kit(resident: bool) {
     if !can_mount() || !have_tgt() {
         eprintln!("SKIPPED: needs root, loop devices and tgt");
         return;
@@ -20,7 +31,18 @@ async fn the_kit_passes_the_linux_array_data_path_included() {
     let pool = fs.pool("p0");
     let tgt = Tgt::new();
     let m = Mgr::new().await;
-    let ss = ss_record("localhost", &local_extra_info(&pool, &tgt));
+    // Declared after the file system: stopped before it is unmounted.
+    let daemon = resident.then(|| Daemon::start(&[]));
+    let mut extra = local_extra_info(&pool, &tgt);
+    if let Some(d) = &daemon {
+        // No program to fall back to: every request must go through the socket.
+        extra = extra.replace(
+            &format!("array_program={}", exe().display()),
+            "array_program=/nonexistent/spindle-array",
+        );
+        extra.push_str(&format!(";array_socket={}", d.socket.display()));
+    }
+    let ss = ss_record("localhost", &extra);
     let mut opts = Options::new(ss.clone());
     opts.vol_group = Some("p0".into());
     let driver = Arc::new(IscsiDataPath::from_ss_record(&ss));

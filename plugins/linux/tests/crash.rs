@@ -14,15 +14,15 @@ use spindle_plugin_linux::crash::{CRASH_ENV, STEPS};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-fn all_uuids(cfg: &ArrayConfig) -> BTreeSet<String> {
-    let mut s: BTreeSet<String> = ok(cfg, json!({"op": "list"}))
+fn all_uuids(via: &Via, cfg: &ArrayConfig) -> BTreeSet<String> {
+    let mut s: BTreeSet<String> = ok_via(via, cfg, json!({"op": "list"}))
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["uuid"].as_str().unwrap().to_string())
         .collect();
     s.extend(
-        ok(cfg, json!({"op": "snapshots"}))
+        ok_via(via, cfg, json!({"op": "snapshots"}))
             .as_array()
             .unwrap()
             .iter()
@@ -36,8 +36,9 @@ fn steps(op: &str) -> &'static [&'static str] {
 }
 
 /// Sets up what `op` needs (fresh elements per run) and returns the request to crash.
-fn setup(cfg: &ArrayConfig, op: &str, n: usize) -> Value {
-    let lun = ok(
+fn setup(via: &Via, cfg: &ArrayConfig, op: &str, n: usize) -> Value {
+    let lun = ok_via(
+        via,
         cfg,
         json!({"op": "create", "name": format!("{op}-{n}"), "pool": "p0", "size": 4 << 20}),
     );
@@ -51,23 +52,24 @@ fn setup(cfg: &ArrayConfig, op: &str, n: usize) -> Value {
         "remove" => json!({"op": "remove", "uuid": u}),
         "snapshot" => json!({"op": "snapshot", "uuid": u}),
         "multisnap" => {
-            let b = ok(
+            let b = ok_via(
+                via,
                 cfg,
                 json!({"op": "create", "name": format!("{op}-{n}-b"), "pool": "p0", "size": 2 << 20}),
             );
             json!({"op": "multi-snapshot", "uuids": [u, b["uuid"]]})
         }
         "snapremove" => {
-            let s = ok(cfg, json!({"op": "snapshot", "uuid": u}));
+            let s = ok_via(via, cfg, json!({"op": "snapshot", "uuid": u}));
             json!({"op": "snap-remove", "snap": s["uuid"]})
         }
         "clone" => json!({"op": "clone", "uuid": u}),
         "snapclone" => {
-            let s = ok(cfg, json!({"op": "snapshot", "uuid": u}));
+            let s = ok_via(via, cfg, json!({"op": "snapshot", "uuid": u}));
             json!({"op": "clone-from-snap", "uuid": u, "snap": s["uuid"]})
         }
         "restore" => {
-            let s = ok(cfg, json!({"op": "snapshot", "uuid": u}));
+            let s = ok_via(via, cfg, json!({"op": "snapshot", "uuid": u}));
             fill(
                 std::path::Path::new(lun["path"].as_str().unwrap()),
                 0,
@@ -77,19 +79,26 @@ fn setup(cfg: &ArrayConfig, op: &str, n: usize) -> Value {
             json!({"op": "restore", "snap": s["uuid"], "uuid": u})
         }
         "split" => {
-            let c = ok(cfg, json!({"op": "clone", "uuid": u}));
+            let c = ok_via(via, cfg, json!({"op": "clone", "uuid": u}));
             json!({"op": "split-start", "uuid": c["uuid"]})
         }
         other => panic!("no setup for {other}"),
     }
 }
 
-fn check_after(cfg: &ArrayConfig, step: &str, before: &BTreeSet<String>, req: &Value, out: &Value) {
+fn check_after(
+    via: &Via,
+    cfg: &ArrayConfig,
+    step: &str,
+    before: &BTreeSet<String>,
+    req: &Value,
+    out: &Value,
+) {
     // A split's worker may still run (or have crashed): wait until it is settled.
     if let Some(h) = out["ok"]["handle"].as_str() {
         let start = Instant::now();
         loop {
-            let (_, v) = request(cfg, json!({"op": "split-progress", "handle": h}), &[]);
+            let (_, v) = request_via(via, cfg, json!({"op": "split-progress", "handle": h}), &[]);
             if v.get("error").is_some() || v["ok"]["progress"].is_null() {
                 break;
             }
@@ -103,7 +112,7 @@ fn check_after(cfg: &ArrayConfig, step: &str, before: &BTreeSet<String>, req: &V
     // After `split.spawned` the request is gone but its worker runs on: wait for it.
     let start = Instant::now();
     let problems = loop {
-        let p = ok(cfg, json!({"op": "fsck"}));
+        let p = ok_via(via, cfg, json!({"op": "fsck"}));
         let waiting = p
             .as_array()
             .unwrap()
@@ -115,7 +124,7 @@ fn check_after(cfg: &ArrayConfig, step: &str, before: &BTreeSet<String>, req: &V
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(problems, json!([]), "{step}: inconsistent after recovery");
-    let after = all_uuids(cfg);
+    let after = all_uuids(via, cfg);
     let lost: Vec<_> = before.difference(&after).collect();
     match req["op"].as_str().unwrap() {
         "remove" | "snap-remove" => {
@@ -136,45 +145,81 @@ fn check_after(cfg: &ArrayConfig, step: &str, before: &BTreeSet<String>, req: &V
         }
         "remove" | "snap-remove" => assert_eq!(lost.len(), usize::from(forward), "{step}"),
         "split-start" => {
-            let e = ok(cfg, json!({"op": "get", "uuid": req["uuid"]}));
+            let e = ok_via(via, cfg, json!({"op": "get", "uuid": req["uuid"]}));
             let want = if forward { "LUNType" } else { "SnapCloneType" };
             assert_eq!(e["se_type"], want, "{step}");
         }
         "resize" => {
-            let e = ok(cfg, json!({"op": "get", "uuid": req["uuid"]}));
+            let e = ok_via(via, cfg, json!({"op": "get", "uuid": req["uuid"]}));
             assert_eq!(e["size"], if forward { 12 << 20 } else { 4 << 20 }, "{step}");
         }
         "restore" => {
-            let e = ok(cfg, json!({"op": "get", "uuid": req["uuid"]}));
+            let e = ok_via(via, cfg, json!({"op": "get", "uuid": req["uuid"]}));
             let byte = read(std::path::Path::new(e["path"].as_str().unwrap()), 0, 1)[0];
             assert_eq!(byte, if forward { 9 } else { 10 }, "{step}");
         }
         _ => {}
     }
     if req["op"] == "resize" {
-        let e = ok(cfg, json!({"op": "get", "uuid": req["uuid"]}));
+        let e = ok_via(via, cfg, json!({"op": "get", "uuid": req["uuid"]}));
         assert!(e["size"] == 4 << 20 || e["size"] == 12 << 20, "{step}: {e}");
     }
 }
 
-fn crash_all(cfg: &ArrayConfig, ops: &[&str]) {
+/// Whose death is tested and who recovers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crash {
+    /// A one-shot run dies; the next one-shot run recovers.
+    OneShot,
+    /// A one-shot run dies while a resident program serves the array; the resident program's
+    /// next request recovers ([`spindle_plugin_linux::Engine::resume`]).
+    OneShotBesideResident,
+    /// The resident program dies on the request; a one-shot run recovers.
+    Resident,
+}
+
+fn crash_all(cfg: &ArrayConfig, ops: &[&str], mode: Crash) {
+    let healthy = (mode == Crash::OneShotBesideResident).then(|| Daemon::start(&[]));
+    let via = healthy.as_ref().map(Daemon::via).unwrap_or(Via::Program);
     let mut n = 0;
     for op in ops {
         for step in steps(op) {
             n += 1;
-            let req = setup(cfg, op, n);
-            let before = all_uuids(cfg);
-            let (success, out) = request(cfg, req.clone(), &[(CRASH_ENV, step)]);
+            let req = setup(&via, cfg, op, n);
+            let before = all_uuids(&via, cfg);
+            let (success, out) = if mode == Crash::Resident {
+                let mut d = Daemon::start(&[(CRASH_ENV, step)]);
+                let (answered, out) = socket_request(&d.socket, cfg, req.clone());
+                if !answered {
+                    assert!(!d.wait_exit().success(), "{step}: the program did not abort");
+                }
+                (out.get("ok").is_some(), out)
+            } else {
+                let (success, out) = request(cfg, req.clone(), &[(CRASH_ENV, step)]);
+                (success, out)
+            };
             // Request-side steps abort the program; worker-side split steps abort the worker.
             let worker_side = matches!(*step, "split.copied" | "split.prepared" | "split.renamed");
             assert_eq!(
                 success, worker_side,
                 "{step}: the program did not stop at the step ({out})"
             );
-            check_after(cfg, step, &before, &req, &out);
+            check_after(&via, cfg, step, &before, &req, &out);
         }
     }
 }
+
+const ALL_ON_XFS: &[&str] = &[
+    "create",
+    "resize",
+    "remove",
+    "snapshot",
+    "snapremove",
+    "clone",
+    "snapclone",
+    "restore",
+    "split",
+];
 
 #[test]
 fn every_step_of_every_operation_recovers_on_xfs() {
@@ -183,20 +228,27 @@ fn every_step_of_every_operation_recovers_on_xfs() {
     }
     let fs = TestFs::new(Kind::Xfs, 512);
     let cfg = config(&fs.pool("p0"));
-    crash_all(
-        &cfg,
-        &[
-            "create",
-            "resize",
-            "remove",
-            "snapshot",
-            "snapremove",
-            "clone",
-            "snapclone",
-            "restore",
-            "split",
-        ],
-    );
+    crash_all(&cfg, ALL_ON_XFS, Crash::OneShot);
+}
+
+#[test]
+fn every_step_recovers_when_the_resident_program_dies() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let cfg = config(&fs.pool("p0"));
+    crash_all(&cfg, ALL_ON_XFS, Crash::Resident);
+}
+
+#[test]
+fn a_resident_program_recovers_what_a_dead_one_shot_run_left() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let cfg = config(&fs.pool("p0"));
+    crash_all(&cfg, ALL_ON_XFS, Crash::OneShotBesideResident);
 }
 
 #[test]
@@ -206,7 +258,7 @@ fn every_step_of_multi_snapshot_recovers_on_btrfs() {
     }
     let fs = TestFs::new(Kind::Btrfs, 512);
     let cfg = config(&fs.pool("p0"));
-    crash_all(&cfg, &["multisnap"]);
+    crash_all(&cfg, &["multisnap"], Crash::OneShot);
 }
 
 #[test]

@@ -2,12 +2,15 @@
 //!
 //! - `spindle-array` (no arguments): reads one JSON request from standard input, writes one
 //!   JSON response to standard output (see `spindle_plugin_linux::protocol`), exits 0.
+//! - `spindle-array daemon --socket PATH [--stdin-lifeline]`: the same requests, one per
+//!   connection on a Unix socket, served by a resident program (see
+//!   `spindle_plugin_linux::daemon`).
 //! - `spindle-array split-worker --state DIR --op ID`: the detached clone-split worker that
 //!   `split-start` launches; not for people.
 //! - `spindle-array steps`: prints the crash-test step names, one per line.
 
 use spindle_plugin_linux::engine::{Engine, EngineOptions};
-use spindle_plugin_linux::{crash, protocol};
+use spindle_plugin_linux::{crash, daemon, protocol};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +19,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None => serve(),
+        Some("daemon") => daemon(&args[1..]),
         Some("split-worker") => split_worker(&args[1..]),
         Some("steps") => {
             for (_, steps) in crash::STEPS {
@@ -48,6 +52,38 @@ fn serve() -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+fn daemon(args: &[String]) -> ExitCode {
+    let mut socket = None;
+    let mut stdin_lifeline = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--socket" => socket = it.next().map(PathBuf::from),
+            "--stdin-lifeline" => stdin_lifeline = true,
+            other => {
+                eprintln!("spindle-array daemon: unknown argument {other:?}; usage: spindle-array daemon --socket PATH [--stdin-lifeline]");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(socket) = socket.filter(|s| s.is_absolute()) else {
+        eprintln!("spindle-array daemon: --socket needs an absolute path");
+        return ExitCode::from(2);
+    };
+    let opts = daemon::DaemonOptions {
+        socket,
+        stdin_lifeline,
+        engine: EngineOptions::default(),
+    };
+    match daemon::run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spindle-array daemon: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn split_worker(args: &[String]) -> ExitCode {

@@ -494,3 +494,131 @@ pub fn local_extra_info(pool: &Path, tgt: &Tgt) -> String {
         exe().display()
     )
 }
+
+// ----- the resident array program ------------------------------------------------------------
+
+/// How a test reaches the array: one run of the program per request, or the socket of a
+/// resident program.
+#[derive(Debug, Clone)]
+pub enum Via {
+    Program,
+    Socket(PathBuf),
+}
+
+/// Sends one request over a resident program's socket; returns (answered, parsed answer or
+/// Null). A program that dies on the request closes the connection unanswered.
+pub fn socket_request(socket: &Path, cfg: &ArrayConfig, req: Value) -> (bool, Value) {
+    use std::io::Read;
+    let mut body = req;
+    body["config"] = serde_json::to_value(cfg).unwrap();
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.write_all(body.to_string().as_bytes()).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let v: Value = serde_json::from_str(text.trim()).unwrap_or(Value::Null);
+    (!v.is_null(), v)
+}
+
+/// [`request`] or [`socket_request`] (the environment only applies to a program run).
+pub fn request_via(via: &Via, cfg: &ArrayConfig, req: Value, env: &[(&str, &str)]) -> (bool, Value) {
+    match via {
+        Via::Program => request(cfg, req, env),
+        Via::Socket(s) => {
+            assert!(
+                env.is_empty(),
+                "the environment of a resident program is set at its start"
+            );
+            socket_request(s, cfg, req)
+        }
+    }
+}
+
+/// [`ok`] through `via`.
+pub fn ok_via(via: &Via, cfg: &ArrayConfig, req: Value) -> Value {
+    let (_, v) = request_via(via, cfg, req.clone(), &[]);
+    assert!(v.get("ok").is_some(), "request {req} failed: {v}");
+    v["ok"].clone()
+}
+
+/// A resident array program run by the test (`spindle-array daemon --stdin-lifeline`), in a
+/// private socket directory; stopped (through its standard input) when dropped. Declare it
+/// after the [`TestFs`] it serves, so that it stops before the file system is unmounted.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub socket: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts one with `env` and waits until its socket answers.
+    pub fn start(env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("spindle-d-").tempdir().unwrap();
+        let socket = dir.path().join("array.sock");
+        Daemon::start_at(dir, socket, env)
+    }
+
+    /// Starts one on `socket` (in `dir`).
+    pub fn start_at(dir: tempfile::TempDir, socket: PathBuf, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(exe());
+        cmd.args(["daemon", "--socket"])
+            .arg(&socket)
+            .arg("--stdin-lifeline")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let d = Daemon { child, socket, dir };
+        d.wait_ready();
+        d
+    }
+
+    /// Waits until the socket accepts connections.
+    pub fn wait_ready(&self) {
+        let start = std::time::Instant::now();
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "the resident program never listened on {}",
+                self.socket.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    pub fn via(&self) -> Via {
+        Via::Socket(self.socket.clone())
+    }
+
+    /// Waits for the program to exit (at most 10 s); its exit status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "the resident program did not exit"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let start = std::time::Instant::now();
+        while matches!(self.child.try_wait(), Ok(None)) {
+            if start.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The array program as a resident process: `spindle-array daemon --socket PATH` serves the
+//! same requests as a one-shot run ([`crate::protocol`]), one per connection on a Unix socket,
+//! with engines that stay open between requests.
+//!
+//! Why: a one-shot run pays a process start and exit and a database open on every request
+//! (about 2.4 ms on the reference machine, more than a third of a snapshot's cost) and, on
+//! an array with many elements, a full recovery scan. The resident program pays them once.
+//! It is still its own process, so a crash of the array side never takes the plug-in's host
+//! down, and it keeps every rule of the one-shot program:
+//! - the same engine, lock, intents and recovery: a resident engine is made current before
+//!   each request by [`Engine::resume`], which recovers whatever a killed one-shot run or
+//!   split worker left; resident and one-shot runs can serve one array at the same time;
+//! - killed at any instant, it leaves what a killed one-shot run leaves, and the next request
+//!   (one-shot or a new resident program) recovers it;
+//! - the plug-in uses it only when `extra_info` names its socket (`array_socket=`), and runs
+//!   the one-shot program when nothing listens there, so an array never depends on it.
+//!
+//! Access: the socket is created mode 0600 and every connection's peer must run as this
+//! program's user (`SO_PEERCRED`), the same trust as running the program.
+//!
+//! Stopping: with `--stdin-lifeline` (how a supervisor runs it, [`Resident`]) the program
+//! stops when its standard input reaches end of file: it stops accepting, finishes the
+//! requests in flight and removes its socket; the supervisor closes that pipe to stop it, and
+//! the pipe also closes when the supervisor dies. Without it, SIGTERM ends the program at
+//! once, which is as safe as a crash.
+
+use crate::engine::{Engine, EngineOptions};
+use crate::error::{Error, Result};
+use crate::names::shown;
+use crate::protocol;
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The longest request accepted (a `group-create` of many groups is the largest).
+pub const MAX_REQUEST: u64 = 16 << 20;
+/// Requests served at once; more connections wait in the socket's backlog.
+pub const MAX_IN_FLIGHT: usize = 16;
+/// Engines kept open per array configuration between requests.
+const IDLE_ENGINES: usize = 4;
+/// Array configurations whose engines are kept open.
+const MAX_CONFIGS: usize = 16;
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings of the resident program.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// The Unix socket to listen on.
+    pub socket: PathBuf,
+    /// Stop when standard input reaches end of file (see the module documentation).
+    pub stdin_lifeline: bool,
+    /// Engine options (the split worker's executable).
+    pub engine: EngineOptions,
+}
+
+/// Engines that stay open between requests, per array configuration (its JSON text).
+#[derive(Debug, Default)]
+struct Engines {
+    idle: Mutex<HashMap<String, Vec<Engine>>>,
+}
+
+impl Engines {
+    fn take(&self, key: &str) -> Option<Engine> {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(key)
+            .and_then(Vec::pop)
+    }
+
+    fn put(&self, key: String, engine: Engine) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // Many arrays (or one whose configuration keeps changing) must not pile up open
+        // databases: past the bound, the others' idle engines are closed.
+        if !idle.contains_key(&key) && idle.len() >= MAX_CONFIGS {
+            idle.clear();
+        }
+        let list = idle.entry(key).or_default();
+        if list.len() < IDLE_ENGINES {
+            list.push(engine);
+        }
+    }
+
+    /// Serves one request text, like [`protocol::handle_text`] but with a resident engine.
+    fn handle_text(&self, text: &str, opts: &EngineOptions) -> serde_json::Value {
+        let env = match protocol::parse(text) {
+            Ok(env) => env,
+            Err(answer) => return answer,
+        };
+        let key = match serde_json::to_string(&env.config) {
+            Ok(k) => k,
+            Err(e) => {
+                return protocol::error(&protocol::exception(
+                    &env,
+                    &Error::Failed(format!("cannot encode the configuration: {e}")),
+                ))
+            }
+        };
+        let engine = match self.take(&key) {
+            Some(mut e) => match e.resume() {
+                Ok(()) => Ok(e),
+                Err(err) => Err(err),
+            },
+            None => Engine::open(&env.config, opts.clone()),
+        };
+        let mut engine = match engine {
+            Ok(e) => e,
+            Err(e) => return protocol::error(&protocol::exception(&env, &e)),
+        };
+        let answer = protocol::handle_with(&env, &mut engine);
+        // An engine whose request failed is not kept: the failure may have been its own (a
+        // database error), and opening a new one costs only a millisecond.
+        if answer.get("ok").is_some() {
+            self.put(key, engine);
+        }
+        answer
+    }
+}
+
+/// Runs the resident program until it is told to stop (see the module documentation).
+pub fn run(opts: &DaemonOptions) -> Result<()> {
+    let (listener, _lock) = listen(&opts.socket)?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::Failed(format!("cannot set up {}: {e}", opts.socket.display())))?;
+    let engines = Arc::new(Engines::default());
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    if opts.stdin_lifeline {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 64];
+            let mut stdin = std::io::stdin().lock();
+            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let me = rustix::process::geteuid();
+    while !stop.load(Ordering::SeqCst) {
+        let ready = {
+            let mut fds = [rustix::event::PollFd::new(
+                &listener,
+                rustix::event::PollFlags::IN,
+            )];
+            let tick = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 200_000_000,
+            };
+            rustix::event::poll(&mut fds, Some(&tick)).unwrap_or(0)
+        };
+        if ready == 0 || in_flight.load(Ordering::SeqCst) >= MAX_IN_FLIGHT {
+            if ready != 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            continue;
+        }
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Failed(format!("accept on {}: {e}", opts.socket.display()))),
+        };
+        let peer_ok = rustix::net::sockopt::socket_peercred(stream.as_fd())
+            .map(|c| c.uid == me)
+            .unwrap_or(false);
+        if !peer_ok {
+            continue; // dropped unanswered: only the program's own user may use the array
+        }
+        in_flight.fetch_add(1, Ordering::SeqCst);
+        let (engines, in_flight, engine_opts) =
+            (Arc::clone(&engines), Arc::clone(&in_flight), opts.engine.clone());
+        std::thread::spawn(move || {
+            serve_connection(stream, &engines, &engine_opts);
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+    // Stop: no new connection is taken; the ones in flight finish.
+    let _ = fs::remove_file(&opts.socket);
+    drop(listener);
+    while in_flight.load(Ordering::SeqCst) > 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+fn serve_connection(mut stream: UnixStream, engines: &Engines, opts: &EngineOptions) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
+    let mut text = String::new();
+    let answer = match (&mut stream).take(MAX_REQUEST + 1).read_to_string(&mut text) {
+        Ok(n) if n as u64 > MAX_REQUEST => protocol::error(&spindle_api::PluginException::value_format(
+            "request",
+            format!("the request is longer than {MAX_REQUEST} bytes"),
+        )),
+        Ok(_) => engines.handle_text(&text, opts),
+        Err(e) => protocol::error(&spindle_api::PluginException::value_format(
+            "request",
+            format!("cannot read the request: {e}"),
+        )),
+    };
+    // One write: formatting straight into the socket would make a system call per token.
+    let mut bytes = answer.to_string().into_bytes();
+    bytes.push(b'\n');
+    let _ = stream.write_all(&bytes);
+}
+
+/// Binds `socket`: one resident program per socket (its lock file `<socket>.lock` is held
+/// for the program's life), a stale socket file replaced, mode 0600.
+fn listen(socket: &Path) -> Result<(UnixListener, File)> {
+    let fail = |what: &str, e: std::io::Error| {
+        Error::Failed(format!("{what} {}: {e}", shown(&socket.to_string_lossy())))
+    };
+    let mut lock_name = socket.as_os_str().to_owned();
+    lock_name.push(".lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_name)
+        .map_err(|e| fail("cannot open the lock of", e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(Error::Failed(format!(
+                "another resident array program already serves {}",
+                shown(&socket.to_string_lossy())
+            )))
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(fail("cannot lock", e)),
+    }
+    match fs::symlink_metadata(socket) {
+        Ok(md) if md.file_type().is_socket() => {
+            fs::remove_file(socket).map_err(|e| fail("cannot replace the stale socket", e))?
+        }
+        Ok(_) => {
+            return Err(Error::Failed(format!(
+                "{} exists and is not a socket; not touching it",
+                shown(&socket.to_string_lossy())
+            )))
+        }
+        Err(_) => {}
+    }
+    // The socket is created with the process's umask: made private from the start.
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+    let bound = UnixListener::bind(socket);
+    rustix::process::umask(old);
+    let listener = bound.map_err(|e| fail("cannot listen on", e))?;
+    Ok((listener, lock))
+}
+
+/// A resident array program run and watched by its host (the embedded array of
+/// `spindle serve`): restarted when it exits, stopped (gracefully, through its standard
+/// input) when this is dropped.
+#[derive(Debug)]
+pub struct Resident {
+    socket: PathBuf,
+    stop: Arc<AtomicBool>,
+    child: Arc<Mutex<Option<Child>>>,
+    watcher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Resident {
+    /// Starts `program daemon --socket socket --stdin-lifeline` and a thread that restarts it
+    /// (after a pause of a second) whenever it exits. Returns once the socket answers, or
+    /// after five seconds (the plug-in runs one-shot programs until it does).
+    pub fn start(program: &Path, socket: &Path) -> Result<Resident> {
+        let spawn = {
+            let (program, socket) = (program.to_path_buf(), socket.to_path_buf());
+            move || -> std::io::Result<Child> {
+                Command::new(&program)
+                    .arg("daemon")
+                    .arg("--socket")
+                    .arg(&socket)
+                    .arg("--stdin-lifeline")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+            }
+        };
+        let first = spawn().map_err(|e| {
+            Error::Failed(format!(
+                "cannot run the resident array program {}: {e}",
+                shown(&program.to_string_lossy())
+            ))
+        })?;
+        let child = Arc::new(Mutex::new(Some(first)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (child, stop) = (Arc::clone(&child), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let mut slot = child.lock().unwrap_or_else(|p| p.into_inner());
+                    let exited = match slot.as_mut() {
+                        Some(c) => !matches!(c.try_wait(), Ok(None)),
+                        None => true,
+                    };
+                    if exited && !stop.load(Ordering::SeqCst) {
+                        drop(slot);
+                        std::thread::sleep(Duration::from_secs(1));
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let next = spawn().ok();
+                        *child.lock().unwrap_or_else(|p| p.into_inner()) = next;
+                    }
+                }
+            })
+        };
+        let resident = Resident {
+            socket: socket.to_path_buf(),
+            stop,
+            child,
+            watcher: Some(watcher),
+        };
+        resident.wait_ready(Duration::from_secs(5));
+        Ok(resident)
+    }
+
+    /// Waits until the socket accepts connections, at most `limit`; says whether it does.
+    pub fn wait_ready(&self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        loop {
+            if UnixStream::connect(&self.socket).is_ok() {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The process id of the running program, if one runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(Child::id)
+    }
+
+    /// The socket it listens on.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Stops it: closes its standard input, waits for the requests in flight (at most 30 s,
+    /// then kills it) and for the watcher.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(w) = self.watcher.take() {
+            let _ = w.join();
+        }
+        let taken = self.child.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut c) = taken {
+            drop(c.stdin.take());
+            let until = Instant::now() + Duration::from_secs(30);
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+                    Ok(None) => {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Resident {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

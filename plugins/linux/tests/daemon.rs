@@ -1,0 +1,318 @@
+//! The resident array program (`spindle-array daemon`): it serves the same array as one-shot
+//! runs, at the same time, with the same answers; many requests at once; its socket is
+//! private and its own; it stops gracefully when its standard input closes; the supervisor
+//! restarts it; and the plug-in uses it when `array_socket` names it, falling back to one-shot
+//! runs when nothing listens there. Crashes at every step are in `tests/crash.rs`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use spindle_api::{Field, Host, LogLevel, PluginException, PluginResult, SsRecord, StorageArrayPlugin};
+use spindle_plugin_linux::daemon::Resident;
+use spindle_plugin_linux::LinuxArray;
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn names(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn resident_and_one_shot_runs_serve_one_array_alike() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let cfg = config(&fs.pool("p0"));
+    let d = Daemon::start(&[]);
+    let via = d.via();
+    let a = ok_via(
+        &via,
+        &cfg,
+        json!({"op": "create", "name": "a", "pool": "p0", "size": 8 << 20}),
+    );
+    let b = ok(
+        &cfg,
+        json!({"op": "create", "name": "b", "pool": "p0", "size": 8 << 20}),
+    );
+    fill(std::path::Path::new(a["path"].as_str().unwrap()), 0, 1 << 20, 7);
+    let s = ok(&cfg, json!({"op": "snapshot", "uuid": a["uuid"]}));
+    let c = ok_via(
+        &via,
+        &cfg,
+        json!({"op": "clone-from-snap", "uuid": a["uuid"], "snap": s["uuid"]}),
+    );
+    assert_eq!(
+        read(std::path::Path::new(c["path"].as_str().unwrap()), 0, 1),
+        vec![7]
+    );
+    // Both see every element, with the same records.
+    for op in ["list", "snapshots", "clones"] {
+        assert_eq!(
+            ok_via(&via, &cfg, json!({"op": op})),
+            ok(&cfg, json!({"op": op})),
+            "{op}"
+        );
+    }
+    assert_eq!(
+        names(&ok_via(&via, &cfg, json!({"op": "list"}))),
+        BTreeSet::from([
+            "a".to_string(),
+            "b".to_string(),
+            c["name"].as_str().unwrap().to_string()
+        ])
+    );
+    // Serials are taken from one counter whoever serves the request.
+    let ids: BTreeSet<_> = [&a, &b, &s, &c]
+        .iter()
+        .map(|e| e["page83_id"].clone().to_string())
+        .collect();
+    assert_eq!(ids.len(), 4);
+    // A refusal is the same exception either way, and changes nothing.
+    let bad = json!({"op": "create", "name": "../x", "pool": "p0", "size": 1 << 20});
+    let (_, one) = request(&cfg, bad.clone(), &[]);
+    let (_, res) = socket_request(&d.socket, &cfg, bad);
+    assert_eq!(one, res);
+    assert_eq!(res["error"]["exception"], "ValueFormatEx", "{res}");
+    // Garbage on the socket is answered, not fatal.
+    let mut sock = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    use std::io::{Read, Write};
+    sock.write_all(b"{not json").unwrap();
+    sock.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut text = String::new();
+    sock.read_to_string(&mut text).unwrap();
+    let v: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["error"]["exception"], "ValueFormatEx", "{v}");
+    ok_via(&via, &cfg, json!({"op": "remove", "uuid": c["uuid"]}));
+    ok_via(&via, &cfg, json!({"op": "snap-remove", "snap": s["uuid"]}));
+    ok(&cfg, json!({"op": "remove", "uuid": b["uuid"]}));
+    assert_eq!(ok_via(&via, &cfg, json!({"op": "fsck"})), json!([]));
+    assert_eq!(ok(&cfg, json!({"op": "fsck"})), json!([]));
+}
+
+#[test]
+fn many_requests_at_once() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let cfg = config(&fs.pool("p0"));
+    let d = Daemon::start(&[]);
+    let ids: Vec<Vec<String>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8)
+            .map(|t| {
+                let (cfg, via) = (&cfg, d.via());
+                sc.spawn(move || {
+                    let mut ids = Vec::new();
+                    for i in 0..4 {
+                        let l = ok_via(
+                            &via,
+                            cfg,
+                            json!({"op": "create", "name": format!("t{t}-{i}"), "pool": "p0", "size": 1 << 20}),
+                        );
+                        let s = ok_via(&via, cfg, json!({"op": "snapshot", "uuid": l["uuid"]}));
+                        ok_via(&via, cfg, json!({"op": "list"}));
+                        ids.push(l["page83_id"].as_str().unwrap().to_string());
+                        ids.push(s["page83_id"].as_str().unwrap().to_string());
+                        ok_via(&via, cfg, json!({"op": "snap-remove", "snap": s["uuid"]}));
+                        if i % 2 == 0 {
+                            ok_via(&via, cfg, json!({"op": "remove", "uuid": l["uuid"]}));
+                        }
+                    }
+                    ids
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let all: Vec<String> = ids.into_iter().flatten().collect();
+    let distinct: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(distinct.len(), all.len(), "page 83 ids were handed out twice");
+    assert_eq!(ok(&cfg, json!({"op": "list"})).as_array().unwrap().len(), 16);
+    assert_eq!(ok_via(&d.via(), &cfg, json!({"op": "fsck"})), json!([]));
+}
+
+#[test]
+fn the_socket_is_private_single_and_never_replaces_a_file() {
+    if !can_mount() {
+        return;
+    }
+    let mut d = Daemon::start(&[]);
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "socket mode {mode:o}");
+    // A second program on the same socket refuses to start and leaves the first serving.
+    let out = std::process::Command::new(exe())
+        .args(["daemon", "--socket"])
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already serves"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::os::unix::net::UnixStream::connect(&d.socket).is_ok());
+    // Killed, it leaves a stale socket, which the next program replaces.
+    d.child.kill().unwrap();
+    d.wait_exit();
+    assert!(d.socket.exists());
+    let dir = tempfile::Builder::new().prefix("spindle-d-").tempdir().unwrap();
+    let socket = d.socket.clone();
+    let again = Daemon::start_at(dir, socket.clone(), &[]);
+    assert!(std::os::unix::net::UnixStream::connect(&again.socket).is_ok());
+    drop(again);
+    // A path that is not a socket is never removed.
+    let plain = d.dir.path().join("plain");
+    std::fs::write(&plain, b"keep").unwrap();
+    let out = std::process::Command::new(exe())
+        .args(["daemon", "--socket"])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a socket"));
+    assert_eq!(std::fs::read(&plain).unwrap(), b"keep");
+    // Relative paths and unknown arguments are usage errors.
+    for args in [vec!["daemon", "--socket", "rel.sock"], vec!["daemon", "--bogus"]] {
+        let st = std::process::Command::new(exe()).args(&args).output().unwrap();
+        assert_eq!(st.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn closing_standard_input_stops_it_after_the_request_in_flight() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let cfg = config(&fs.pool("p0"));
+    let mut d = Daemon::start(&[]);
+    ok_via(
+        &d.via(),
+        &cfg,
+        json!({"op": "create", "name": "a", "pool": "p0", "size": 1 << 20}),
+    );
+    drop(d.child.stdin.take());
+    let st = d.wait_exit();
+    assert!(st.success(), "{st}");
+    assert!(!d.socket.exists(), "the socket outlived the program");
+    assert_eq!(ok(&cfg, json!({"op": "fsck"})), json!([]));
+}
+
+#[test]
+fn the_supervisor_restarts_a_killed_program() {
+    let dir = tempfile::Builder::new().prefix("spindle-d-").tempdir().unwrap();
+    let socket = dir.path().join("array.sock");
+    let mut r = Resident::start(&exe(), &socket).unwrap();
+    assert!(r.wait_ready(Duration::from_secs(5)));
+    let first = r.pid().unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(first as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let start = Instant::now();
+    loop {
+        if r.pid().is_some_and(|p| p != first) && std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "not restarted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = r.pid().unwrap();
+    r.stop();
+    assert!(r.pid().is_none());
+    assert!(!socket.exists());
+    // It was stopped, not killed: /proc no longer has it.
+    assert!(!PathBuf::from(format!("/proc/{second}")).exists());
+}
+
+/// A host that offers nothing but a logger.
+struct QuietHost;
+
+impl Host for QuietHost {
+    fn cache_get(&self, _: &str, _: &str) -> PluginResult<Option<String>> {
+        Ok(None)
+    }
+    fn cache_set(&self, _: &str, _: &str, _: Option<&str>, _: Option<u64>) -> PluginResult<()> {
+        Ok(())
+    }
+    fn cache_extend(&self, _: &str, _: &str, _: u64) -> PluginResult<()> {
+        Ok(())
+    }
+    fn cache_clear(&self, _: &str) -> PluginResult<()> {
+        Ok(())
+    }
+    fn log(&self, _: LogLevel, _: &str) {}
+    fn temp_file(&self) -> PluginResult<PathBuf> {
+        Err(PluginException::operation_failed("no temporary files here"))
+    }
+    fn dev_path_prefix(&self) -> String {
+        "/dev/mapper/".into()
+    }
+}
+
+#[test]
+fn the_plugin_uses_the_socket_and_runs_the_program_when_nothing_listens() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let pool = fs.pool("p0");
+    let tgt = Tgt::new();
+    let d = Daemon::start(&[]);
+    let pools = format!("pools=p0:{};{}", pool.display(), tgt.extra_info());
+    let ss = |extra: String| SsRecord {
+        name: Field::Value("a".into()),
+        uuid: Field::Value(uuid::Uuid::new_v4().to_string()),
+        storage_type: Field::Value("iSCSIStorage".into()),
+        admin_host: Field::Value("localhost".into()),
+        admin_user: Field::Value("root".into()),
+        extra_info: Field::Value(extra),
+        ..SsRecord::default()
+    };
+    let p = LinuxArray;
+    // No program to run: only the socket can answer.
+    let socket_only = ss(format!(
+        "{pools};array_program=/nonexistent/spindle-array;array_socket={}",
+        d.socket.display()
+    ));
+    p.validate(&QuietHost, &socket_only).unwrap();
+    assert_eq!(p.get_status(&QuietHost, &socket_only, None).unwrap(), "ONLINE");
+    // Nothing listening: the program runs once per request.
+    let nobody = d.dir.path().join("nobody.sock");
+    let fallback = ss(format!(
+        "{pools};array_program={};array_socket={}",
+        exe().display(),
+        nobody.display()
+    ));
+    p.validate(&QuietHost, &fallback).unwrap();
+    let none = ss(format!(
+        "{pools};array_program=/nonexistent/spindle-array;array_socket={}",
+        nobody.display()
+    ));
+    let e = p.validate(&QuietHost, &none).unwrap_err();
+    assert!(e.message.contains("/nonexistent/spindle-array"), "{e:?}");
+    // array_socket is a local setting, and a checked path.
+    for bad in [
+        "array_socket=rel.sock",
+        "array_socket=/a/../b",
+        "array_socket=/a b",
+    ] {
+        let e = p.validate(&QuietHost, &ss(format!("{pools};{bad}"))).unwrap_err();
+        assert!(e.message.contains("array_socket"), "{bad}: {e:?}");
+    }
+    let mut remote = ss(format!("{pools};array_socket={}", d.socket.display()));
+    remote.admin_host = Field::Value("array.example".into());
+    let e = p.validate(&QuietHost, &remote).unwrap_err();
+    assert!(e.message.contains("array_socket"), "{e:?}");
+}

@@ -152,7 +152,7 @@ fn main() {
     let bare_ficlone = |src: &Path, name: &str| -> Duration {
         let p = pool.join(name);
         settle(&pool);
-        let (d, _) = time(|| match fsops::reflink(src, &p, 0o600) {
+        let (d, _) = time(|| match fsops::reflink(src, &p, 0o600, None) {
             Ok(()) => fsops::fsync_dir(&pool).unwrap(),
             Err(_) => panic!("FICLONE failed"),
         });

@@ -154,7 +154,7 @@ fn bare_clone(src: &Path, dir: &Path, name: &str) -> Duration {
     let path = dir.join(name);
     settle(dir);
     let d = time(|| {
-        if fsops::reflink(src, &path, 0o600).is_err() {
+        if fsops::reflink(src, &path, 0o600, None).is_err() {
             panic!("FICLONE failed");
         }
         fsops::fsync_dir(dir).unwrap();

@@ -23,6 +23,25 @@ pub const EXT4_MAGIC: u64 = 0xEF53;
 pub const TMPFS_MAGIC: u64 = 0x0102_1994;
 /// The inode number of a btrfs subvolume's root directory.
 pub const BTRFS_SUBVOL_ROOT_INO: u64 = 256;
+/// The extended attribute that marks a new element's file complete: its value is the id of
+/// the operation that made it. It is set after the file's content is in place and before the
+/// file is fsynced, so on a file system that commits metadata in order (XFS's log, btrfs's
+/// transactions and fsync log, ext4's journal) a durable mark means a durable, complete file.
+pub const COMPLETE_XATTR: &str = "user.spindle-array.op";
+
+/// Marks the open file `f` complete for operation `op` ([`COMPLETE_XATTR`]). Best effort: a
+/// file system without user extended attributes leaves the file unmarked, and the engine then
+/// makes the operation durable the other way (see [`completed_by`]).
+fn mark_complete(f: &File, op: &str) {
+    let _ = rustix::fs::fsetxattr(f, COMPLETE_XATTR, op.as_bytes(), rustix::fs::XattrFlags::empty());
+}
+
+/// The operation that marked `path` complete, if any ([`COMPLETE_XATTR`]).
+pub fn completed_by(path: &Path) -> Option<String> {
+    let mut buf = [0u8; 64];
+    let n = rustix::fs::getxattr(path, COMPLETE_XATTR, &mut buf[..]).ok()?;
+    std::str::from_utf8(buf.get(..n)?).ok().map(str::to_string)
+}
 
 /// The name of a file-system magic, for descriptions.
 pub fn fs_name(magic: u64) -> String {
@@ -104,7 +123,12 @@ fn unsupported(e: &io::Error) -> bool {
 /// two share every extent, nothing is copied. `dst` gets `mode` and is fsynced. On failure
 /// `dst` is removed. A file system that cannot reflink gives [`ReflinkFailure::Unsupported`]:
 /// the caller must never fall back to a full copy.
-pub fn reflink(src: &Path, dst: &Path, mode: u32) -> std::result::Result<(), ReflinkFailure> {
+pub fn reflink(
+    src: &Path,
+    dst: &Path,
+    mode: u32,
+    mark: Option<&str>,
+) -> std::result::Result<(), ReflinkFailure> {
     let s = File::open(src)
         .ctx("cannot open", src)
         .map_err(ReflinkFailure::Other)?;
@@ -123,6 +147,9 @@ pub fn reflink(src: &Path, dst: &Path, mode: u32) -> std::result::Result<(), Ref
             d.set_permissions(fs::Permissions::from_mode(mode))
                 .ctx("cannot chmod", dst)
                 .map_err(ReflinkFailure::Other)?;
+            if let Some(op) = mark {
+                mark_complete(&d, op);
+            }
             d.sync_all()
                 .ctx("cannot fsync", dst)
                 .map_err(ReflinkFailure::Other)
@@ -135,8 +162,8 @@ pub fn reflink(src: &Path, dst: &Path, mode: u32) -> std::result::Result<(), Ref
 }
 
 /// Creates `path` of `size` bytes, mode 0600: sparse when `thin`, otherwise with every block
-/// allocated (fallocate). Fsynced.
-pub fn create_image(path: &Path, size: u64, thin: bool) -> Result<()> {
+/// allocated (fallocate); marked complete for `mark` ([`COMPLETE_XATTR`]) when given. Fsynced.
+pub fn create_image(path: &Path, size: u64, thin: bool, mark: Option<&str>) -> Result<()> {
     let f = create_new(path, 0o600)?;
     let done = (|| {
         f.set_permissions(fs::Permissions::from_mode(0o600))
@@ -145,6 +172,9 @@ pub fn create_image(path: &Path, size: u64, thin: bool) -> Result<()> {
             f.set_len(size).ctx("cannot size", path)?;
         } else {
             rustix::fs::fallocate(&f, FallocateFlags::empty(), 0, size).ctx("cannot allocate", path)?;
+        }
+        if let Some(op) = mark {
+            mark_complete(&f, op);
         }
         f.sync_all().ctx("cannot fsync", path)
     })();
@@ -210,7 +240,7 @@ pub fn probe_reflink(dir: &Path) -> Result<bool> {
         use std::io::Write;
         (&f).write_all(&[0x5a; 4096]).ctx("cannot write", &a)?;
         f.sync_all().ctx("cannot fsync", &a)?;
-        match reflink(&a, &b, 0o600) {
+        match reflink(&a, &b, 0o600, None) {
             Ok(()) => Ok(true),
             Err(ReflinkFailure::Unsupported(_)) => Ok(false),
             Err(ReflinkFailure::Other(e)) => Err(e),

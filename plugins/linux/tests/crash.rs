@@ -135,10 +135,17 @@ fn check_after(
     }
     let new: Vec<_> = after.difference(before).collect();
     assert!(new.len() <= 1, "{step}: {new:?}");
-    // Before `prepared` the operation is rolled back; from `prepared` on, rolled forward.
+    // Before `prepared` the operation is rolled back; from `prepared` on, rolled forward. An
+    // operation that adds elements rolls forward as soon as its new files are complete and
+    // marked so (`partial`), because its answer may already have been given.
+    let adds = matches!(
+        req["op"].as_str().unwrap(),
+        "create" | "snapshot" | "multi-snapshot" | "clone" | "clone-from-snap"
+    );
     let forward = [".prepared", ".renamed", ".applied", "split.spawned"]
         .iter()
-        .any(|s| step.ends_with(s));
+        .any(|s| step.ends_with(s))
+        || (adds && step.ends_with(".partial"));
     match req["op"].as_str().unwrap() {
         "create" | "snapshot" | "multi-snapshot" | "clone" | "clone-from-snap" => {
             assert_eq!(new.len(), usize::from(forward), "{step}: new elements {new:?}")
@@ -283,4 +290,60 @@ fn orphans_are_removed_and_foreign_files_kept() {
     assert_eq!(ok(&cfg, json!({"op": "fsck"})), json!([]));
     assert!(!orphan.exists() && !partial.exists());
     assert!(foreign.exists() && foreign_img.exists());
+}
+
+/// A power cut can lose what was committed without a flush: the `prepared` mark and the final
+/// commit of an operation that adds elements, after its answer was given. Simulated here by
+/// stopping the program before its final commit and turning the intent back to `started`:
+/// the new files, complete and marked, are enough to roll the operation forward. A file
+/// without its mark (the power went while it was being made) is rolled back instead.
+#[test]
+fn a_lost_final_commit_is_recovered_from_the_marked_files() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let pool = fs.pool("p0");
+    let cfg = config(&pool);
+    let db = pool.join(".spindle-array/array.db");
+    let mut n = 0;
+    for (op, unmark) in [
+        ("create", false),
+        ("snapshot", false),
+        ("clone", false),
+        ("snapclone", false),
+        ("create", true),
+        ("snapshot", true),
+        ("clone", true),
+    ] {
+        n += 1;
+        let req = setup(&Via::Program, &cfg, op, 100 + n);
+        let before = all_uuids(&Via::Program, &cfg);
+        let step = format!("{op}.renamed");
+        let (success, out) = request(&cfg, req.clone(), &[(CRASH_ENV, step.as_str())]);
+        assert!(!success, "{step}: {out}");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let lost = conn.execute("UPDATE intents SET step = 'started'", []).unwrap();
+        assert_eq!(lost, 1, "{step}: one pending intent");
+        let plan: String = conn
+            .query_row("SELECT plan FROM intents", [], |r| r.get(0))
+            .unwrap();
+        drop(conn);
+        let plan: Value = serde_json::from_str(&plan).unwrap();
+        let dest = std::path::PathBuf::from(plan["moves"][0]["dest"].as_str().unwrap());
+        assert!(dest.exists(), "{step}: {}", dest.display());
+        if unmark {
+            rustix::fs::removexattr(&dest, spindle_plugin_linux::fsops::COMPLETE_XATTR).unwrap();
+        }
+        let after = all_uuids(&Via::Program, &cfg);
+        assert_eq!(ok(&cfg, json!({"op": "fsck"})), json!([]), "{step}");
+        let new: Vec<_> = after.difference(&before).collect();
+        if unmark {
+            assert!(new.is_empty(), "{step} unmarked: {new:?}");
+            assert!(!dest.exists(), "{step}: the unmarked file stayed");
+        } else {
+            assert_eq!(new.len(), 1, "{step}: the operation was not rolled forward");
+            assert!(dest.exists());
+        }
+    }
 }

@@ -105,12 +105,11 @@ impl Engines {
                 ))
             }
         };
-        let engine = match self.take(&key) {
-            Some(mut e) => match e.resume() {
-                Ok(()) => Ok(e),
-                Err(err) => Err(err),
-            },
-            None => Engine::open(&env.config, opts.clone()),
+        // A resident engine that cannot be made current (its pools or database went away) is
+        // dropped, and the array opened afresh, which says what is wrong if it still is.
+        let engine = match self.take(&key).map(|mut e| e.resume().map(|()| e)) {
+            Some(Ok(e)) => Ok(e),
+            Some(Err(_)) | None => Engine::open(&env.config, opts.clone()),
         };
         let mut engine = match engine {
             Ok(e) => e,

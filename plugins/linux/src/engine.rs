@@ -189,6 +189,16 @@ pub struct Engine {
     array_id: String,
     company_id: u32,
     vendor_id: u64,
+    /// The database file opened (device, inode): a resident engine whose file was replaced
+    /// or removed since is not used again ([`Engine::resume`]).
+    db_file: Option<(u64, u64)>,
+}
+
+fn db_file_id(state_dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(state_dir.join("array.db"))
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 fn new_id() -> String {
@@ -285,10 +295,17 @@ impl Engine {
     /// split worker killed mid-operation) is recovered first, as [`Engine::open`] would. The
     /// orphan scan of a full recovery is only needed after such a death or a power cut, which
     /// the resident program itself does not survive; so it runs only when an intent is
-    /// pending.
+    /// pending. An engine whose database file was replaced or removed meanwhile is refused
+    /// (the resident program then opens the array afresh).
     pub fn resume(&mut self) -> Result<()> {
         if let Some(cfg) = &self.cfg {
             Engine::check_pool_dirs(cfg)?;
+        }
+        if self.db_file.is_none() || db_file_id(&self.state_dir) != self.db_file {
+            return Err(Error::InvalidArray(format!(
+                "the state database in {} was replaced or removed since it was opened",
+                shown(&self.state_dir.to_string_lossy())
+            )));
         }
         let _g = self.lock()?;
         if !self.db.intents()?.is_empty() {
@@ -387,6 +404,7 @@ impl Engine {
             array_id,
             company_id,
             vendor_id,
+            db_file: db_file_id(state_dir),
         })
     }
 

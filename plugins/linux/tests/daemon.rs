@@ -316,3 +316,39 @@ fn the_plugin_uses_the_socket_and_runs_the_program_when_nothing_listens() {
     let e = p.validate(&QuietHost, &remote).unwrap_err();
     assert!(e.message.contains("array_socket"), "{e:?}");
 }
+
+#[test]
+fn an_array_made_afresh_is_not_served_from_the_old_database() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let pool = fs.pool("p0");
+    let cfg = config(&pool);
+    let d = Daemon::start(&[]);
+    let via = d.via();
+    ok_via(
+        &via,
+        &cfg,
+        json!({"op": "create", "name": "old", "pool": "p0", "size": 1 << 20}),
+    );
+    let old_id = ok_via(&via, &cfg, json!({"op": "info"}))["array_id"].clone();
+    // The administrator wipes the array and starts again in the same directory.
+    for e in std::fs::read_dir(&pool).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+        } else {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    // A one-shot run makes the new array first; the resident program must then serve it.
+    let new_id = ok(&cfg, json!({"op": "info"}))["array_id"].clone();
+    assert_ne!(old_id, new_id);
+    assert_eq!(
+        ok_via(&via, &cfg, json!({"op": "info"}))["array_id"],
+        new_id,
+        "the old array's identity was served"
+    );
+    assert_eq!(ok_via(&via, &cfg, json!({"op": "list"})), json!([]));
+}

@@ -9,9 +9,8 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use spindle_api::{Field, Host, LogLevel, PluginException, PluginResult, SsRecord, StorageArrayPlugin};
+use spindle_api::Method;
 use spindle_plugin_linux::daemon::Resident;
-use spindle_plugin_linux::LinuxArray;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -236,71 +235,47 @@ fn the_supervisor_restarts_a_killed_program() {
     assert!(!PathBuf::from(format!("/proc/{second}")).exists());
 }
 
-/// A host that offers nothing but a logger.
-struct QuietHost;
-
-impl Host for QuietHost {
-    fn cache_get(&self, _: &str, _: &str) -> PluginResult<Option<String>> {
-        Ok(None)
-    }
-    fn cache_set(&self, _: &str, _: &str, _: Option<&str>, _: Option<u64>) -> PluginResult<()> {
-        Ok(())
-    }
-    fn cache_extend(&self, _: &str, _: &str, _: u64) -> PluginResult<()> {
-        Ok(())
-    }
-    fn cache_clear(&self, _: &str) -> PluginResult<()> {
-        Ok(())
-    }
-    fn log(&self, _: LogLevel, _: &str) {}
-    fn temp_file(&self) -> PluginResult<PathBuf> {
-        Err(PluginException::operation_failed("no temporary files here"))
-    }
-    fn dev_path_prefix(&self) -> String {
-        "/dev/mapper/".into()
-    }
-}
-
-#[test]
-fn the_plugin_uses_the_socket_and_runs_the_program_when_nothing_listens() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_uses_the_socket_and_runs_the_program_when_nothing_listens() {
     if !can_mount() || !have_tgt() {
         return;
     }
     let fs = TestFs::new(Kind::Xfs, 512);
     let pool = fs.pool("p0");
     let tgt = Tgt::new();
+    let m = Mgr::new().await;
     let d = Daemon::start(&[]);
     let pools = format!("pools=p0:{};{}", pool.display(), tgt.extra_info());
-    let ss = |extra: String| SsRecord {
-        name: Field::Value("a".into()),
-        uuid: Field::Value(uuid::Uuid::new_v4().to_string()),
-        storage_type: Field::Value("iSCSIStorage".into()),
-        admin_host: Field::Value("localhost".into()),
-        admin_user: Field::Value("root".into()),
-        extra_info: Field::Value(extra),
-        ..SsRecord::default()
-    };
-    let p = LinuxArray;
     // No program to run: only the socket can answer.
-    let socket_only = ss(format!(
-        "{pools};array_program=/nonexistent/spindle-array;array_socket={}",
-        d.socket.display()
-    ));
-    p.validate(&QuietHost, &socket_only).unwrap();
-    assert_eq!(p.get_status(&QuietHost, &socket_only, None).unwrap(), "ONLINE");
+    let socket_only = ss_record(
+        "localhost",
+        &format!(
+            "{pools};array_program=/nonexistent/spindle-array;array_socket={}",
+            d.socket.display()
+        ),
+    );
+    m.ok(Method::Validate, json!({"ss_record": socket_only})).await;
+    let status = m.ok(Method::GetStatus, json!({"ss_record": socket_only})).await;
+    assert_eq!(status, "ONLINE");
     // Nothing listening: the program runs once per request.
     let nobody = d.dir.path().join("nobody.sock");
-    let fallback = ss(format!(
-        "{pools};array_program={};array_socket={}",
-        exe().display(),
-        nobody.display()
-    ));
-    p.validate(&QuietHost, &fallback).unwrap();
-    let none = ss(format!(
-        "{pools};array_program=/nonexistent/spindle-array;array_socket={}",
-        nobody.display()
-    ));
-    let e = p.validate(&QuietHost, &none).unwrap_err();
+    let fallback = ss_record(
+        "localhost",
+        &format!(
+            "{pools};array_program={};array_socket={}",
+            exe().display(),
+            nobody.display()
+        ),
+    );
+    m.ok(Method::Validate, json!({"ss_record": fallback})).await;
+    let none = ss_record(
+        "localhost",
+        &format!(
+            "{pools};array_program=/nonexistent/spindle-array;array_socket={}",
+            nobody.display()
+        ),
+    );
+    let e = m.raised(Method::Validate, json!({"ss_record": none})).await;
     assert!(e.message.contains("/nonexistent/spindle-array"), "{e:?}");
     // array_socket is a local setting, and a checked path.
     for bad in [
@@ -308,12 +283,15 @@ fn the_plugin_uses_the_socket_and_runs_the_program_when_nothing_listens() {
         "array_socket=/a/../b",
         "array_socket=/a b",
     ] {
-        let e = p.validate(&QuietHost, &ss(format!("{pools};{bad}"))).unwrap_err();
+        let ss = ss_record("localhost", &format!("{pools};{bad}"));
+        let e = m.raised(Method::Validate, json!({"ss_record": ss})).await;
         assert!(e.message.contains("array_socket"), "{bad}: {e:?}");
     }
-    let mut remote = ss(format!("{pools};array_socket={}", d.socket.display()));
-    remote.admin_host = Field::Value("array.example".into());
-    let e = p.validate(&QuietHost, &remote).unwrap_err();
+    let remote = ss_record(
+        "array.example",
+        &format!("{pools};array_socket={}", d.socket.display()),
+    );
+    let e = m.raised(Method::Validate, json!({"ss_record": remote})).await;
     assert!(e.message.contains("array_socket"), "{e:?}");
 }
 

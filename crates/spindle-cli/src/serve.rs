@@ -182,7 +182,11 @@ async fn prepare_embedded(
     cfg.install = !args.no_install;
     let prepared = tokio::task::spawn_blocking(move || {
         let prepared = spindle_embedded::prepare(&cfg)?;
-        let resident = spindle_embedded::start_resident(&prepared)?;
+        // Without its resident program the array still works, one program run per request.
+        let resident = spindle_embedded::start_resident(&prepared).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "embedded array: running the array program once per request");
+            None
+        });
         Ok::<_, spindle_embedded::EmbeddedError>((prepared, resident))
     })
     .await

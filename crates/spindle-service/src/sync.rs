@@ -69,8 +69,8 @@ fn records(v: Option<Value>) -> Vec<Value> {
 }
 
 impl Inner {
-    /// getInfo, list, getCurrentSnaps, getCurrentClones (and, for parents, both per element),
-    /// getAccessGroups. NoSuchOperationEx from getAccessGroups, getCurrentSnaps and
+    /// getInfo, list, getCurrentSnaps, getCurrentClones (and, for the parents of snapshots and
+    /// clones spindle does not know yet, both per element), getAccessGroups. NoSuchOperationEx from getAccessGroups, getCurrentSnaps and
     /// getCurrentClones is tolerated. `previous` holds parents spindle knew, kept when the
     /// plug-in cannot tell.
     pub(crate) async fn read_server(
@@ -104,9 +104,13 @@ impl Inner {
                 by_uuid.insert(u, r);
             }
         }
-        // Parents, as the plug-in reports them per element.
+        // Parents, as the plug-in reports them per element. The API has no call that lists
+        // them for the whole array, so this costs a call per element; it is only made when a
+        // snapshot or clone appeared whose parents spindle does not know (one made outside
+        // spindle, or a server just registered): a snapshot's or clone's parents never change.
         let mut parents: HashMap<String, Vec<(String, String)>> = HashMap::new();
         let kind = |u: &String| Kind::of(&by_uuid[u]);
+        let unknown = |u: &String| previous.get(u).is_none_or(|p| p.parent_uuids.is_empty());
         let bases: Vec<String> = order
             .iter()
             .filter(|u| kind(u) != Kind::Snapshot)
@@ -117,7 +121,7 @@ impl Inner {
             .filter(|u| kind(u) == Kind::Snapshot)
             .cloned()
             .collect();
-        if !snap_ids.is_empty() {
+        if snap_ids.iter().any(unknown) {
             for b in &bases {
                 let se = by_uuid[b].clone();
                 let Some(found) = self
@@ -141,7 +145,7 @@ impl Inner {
                 }
             }
         }
-        if clones_known && order.iter().any(|u| kind(u) == Kind::Clone) {
+        if clones_known && order.iter().any(|u| kind(u) == Kind::Clone && unknown(u)) {
             // Elements first, then snapshots: a clone of a snapshot names the snapshot.
             'outer: for b in bases.iter().chain(&snap_ids) {
                 let se = by_uuid[b].clone();
@@ -182,7 +186,8 @@ impl Inner {
             .map(|u| {
                 let rec = by_uuid.remove(&u).unwrap_or(Value::Null);
                 let mut row = ElementRow::new(server, rec, parents.remove(&u).unwrap_or_default());
-                if row.parent_uuids.is_empty() {
+                // A LUN has no parent (a clone that was split is a LUN now).
+                if row.parent_uuids.is_empty() && row.kind != Kind::Lun {
                     if let Some(p) = previous.get(&row.uuid) {
                         row.parent = p.parent.clone();
                         row.parent_uuids = p.parent_uuids.clone();

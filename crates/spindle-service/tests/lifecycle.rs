@@ -661,3 +661,122 @@ async fn probe_calls_get_status() {
     let e = env.svc.probe("nope").await.expect_err("unknown server");
     assert!(matches!(e, ServiceError::NotFound { .. }));
 }
+
+/// A refresh asks the plug-in for parents element by element only when a snapshot or clone
+/// appeared whose parents spindle does not know: otherwise it is five calls whatever the
+/// number of LUNs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refresh_asks_for_parents_only_when_it_does_not_know_them() {
+    let env = Env::new().await;
+    env.add_sim("p", "SANStorage", 0).await;
+    for i in 0..20 {
+        env.create("p", &format!("l{i}"), GIB).await;
+    }
+    env.ok(Action::CreateSnapshot {
+        server: s("p"),
+        lun: s("l3"),
+        name: s("known"),
+    })
+    .await;
+    env.ok(Action::Clone {
+        server: s("p"),
+        lun: s("l4"),
+        name: s("c4"),
+        qos: None,
+    })
+    .await;
+    let before = env.manager.invocations();
+    env.ok(Action::RefreshServer { server: s("p") }).await;
+    assert_eq!(
+        env.manager.invocations() - before,
+        5,
+        "getInfo, list, getCurrentSnaps, getCurrentClones, getAccessGroups"
+    );
+
+    // A snapshot made behind spindle's back: its parent is learned by asking per element.
+    let entry = env.manager.resolve(SIM).unwrap();
+    let server = env.ok(Action::ShowServer { server: s("p") }).await;
+    let lun = env
+        .ok(Action::ShowLun {
+            server: s("p"),
+            lun: s("l7"),
+            refresh: false,
+        })
+        .await;
+    let ss_record = json!({
+        "name": "p", "uuid": server["uuid"],
+        "storage_type": "SANStorage", "admin_host": "localhost", "admin_user": "admin",
+        "admin_passwd": ADMIN_SECRET,
+        "extra_info": format!("state_dir={};split_ms_per_gib=0", env.tmp.path().join("sim-p").display()),
+    });
+    let mut args = serde_json::Map::new();
+    args.insert("ss_record".into(), ss_record);
+    args.insert(
+        "se_record".into(),
+        json!({"se_type": "LUNType", "uuid": lun["uuid"], "name": "l7"}),
+    );
+    args.insert(
+        "snap_se_record".into(),
+        json!({"se_type": "SnapType", "name": "outside"}),
+    );
+    env.manager
+        .call(entry, spindle_api::Method::CreateSnap, args, Default::default())
+        .await
+        .expect("snapshot behind spindle's back");
+    let before = env.manager.invocations();
+    env.ok(Action::RefreshServer { server: s("p") }).await;
+    assert!(
+        env.manager.invocations() - before > 5,
+        "the new snapshot's parent was not asked for"
+    );
+    let snaps = env
+        .ok(Action::ListSnapshots {
+            server: s("p"),
+            lun: Some(s("l7")),
+        })
+        .await;
+    assert_eq!(names(&snaps), ["outside"]);
+    assert_eq!(snaps[0]["parent"], "l7");
+    let known = env
+        .ok(Action::ListSnapshots {
+            server: s("p"),
+            lun: Some(s("l3")),
+        })
+        .await;
+    assert_eq!(names(&known), ["known"]);
+    let c4 = env
+        .ok(Action::ShowLun {
+            server: s("p"),
+            lun: s("c4"),
+            refresh: false,
+        })
+        .await;
+    assert_eq!(c4["parent"], "l4");
+
+    // Split, the clone is a LUN of its own: no parent, also after a refresh.
+    let job = match env
+        .run(
+            "split",
+            Action::Split {
+                server: s("p"),
+                lun: s("c4"),
+            },
+        )
+        .await
+    {
+        Ok(Reply::Job(j)) => j,
+        other => panic!("{other:?}"),
+    };
+    env.wait_job(job["id"].as_str().unwrap(), Duration::from_secs(10))
+        .await;
+    env.ok(Action::RefreshServer { server: s("p") }).await;
+    let c4 = env
+        .ok(Action::ShowLun {
+            server: s("p"),
+            lun: s("c4"),
+            refresh: false,
+        })
+        .await;
+    assert_eq!(c4["kind"], "lun", "{c4}");
+    assert!(c4.get("parent").is_none(), "a split clone keeps no parent: {c4}");
+}

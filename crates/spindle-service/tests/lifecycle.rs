@@ -13,6 +13,23 @@ fn s(v: &str) -> String {
     v.to_string()
 }
 
+/// splitClone of `lun`: the job it answers.
+async fn split(env: &Env, server: &str, lun: &str) -> Value {
+    match env
+        .run(
+            "split",
+            Action::Split {
+                server: s(server),
+                lun: s(lun),
+            },
+        )
+        .await
+    {
+        Ok(Reply::Job(j)) => j,
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn whole_lifecycle_on_the_simulated_array() {
     let env = Env::new().await;
@@ -540,19 +557,7 @@ async fn a_synchronous_split_still_answers_a_job_already_succeeded() {
         qos: None,
     })
     .await;
-    let job = match env
-        .run(
-            "split",
-            Action::Split {
-                server: s("fast"),
-                lun: s("cl"),
-            },
-        )
-        .await
-    {
-        Ok(Reply::Job(j)) => j,
-        other => panic!("{other:?}"),
-    };
+    let job = split(&env, "fast", "cl").await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["result"]["kind"], "lun");
     assert!(job["finished_at"].is_string());
@@ -754,19 +759,7 @@ async fn a_refresh_asks_for_parents_only_when_it_does_not_know_them() {
     assert_eq!(c4["parent"], "l4");
 
     // Split, the clone is a LUN of its own: no parent, also after a refresh.
-    let job = match env
-        .run(
-            "split",
-            Action::Split {
-                server: s("p"),
-                lun: s("c4"),
-            },
-        )
-        .await
-    {
-        Ok(Reply::Job(j)) => j,
-        other => panic!("{other:?}"),
-    };
+    let job = split(&env, "p", "c4").await;
     env.wait_job(job["id"].as_str().unwrap(), Duration::from_secs(10))
         .await;
     env.ok(Action::RefreshServer { server: s("p") }).await;

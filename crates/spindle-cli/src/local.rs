@@ -78,6 +78,17 @@ pub enum PluginCommand {
     },
 }
 
+/// A manager for looking at plug-ins (list, show), which calls none of them.
+async fn inspecting(roots: Vec<PathBuf>) -> Result<Manager, (u8, String)> {
+    manager(
+        roots,
+        Mode::Strict,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    )
+    .await
+}
+
 async fn manager(
     roots: Vec<PathBuf>,
     mode: Mode,
@@ -123,24 +134,12 @@ pub async fn plugin(
     let p = Printer::new(out);
     match cmd {
         PluginCommand::List => {
-            let m = manager(
-                roots.clone(),
-                Mode::Strict,
-                Duration::from_secs(30),
-                Duration::from_secs(1),
-            )
-            .await?;
+            let m = inspecting(roots.clone()).await?;
             p.plugin_list(m.plugins(), m.skipped());
             Ok(0)
         }
         PluginCommand::Show { id } => {
-            let m = manager(
-                roots.clone(),
-                Mode::Strict,
-                Duration::from_secs(30),
-                Duration::from_secs(1),
-            )
-            .await?;
+            let m = inspecting(roots.clone()).await?;
             match m.resolve(&id) {
                 Ok(entry) => {
                     p.plugin_show(entry);

@@ -75,10 +75,11 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     make_private_dir(&data_dir).map_err(spindle_err("cannot create the data directory"))?;
 
-    let embedded = if args.no_embedded {
-        None
+    let (embedded, resident) = if args.no_embedded {
+        (None, None)
     } else {
-        Some(prepare_embedded(&data_dir, &args).await?)
+        let (server, pool_dir, resident) = prepare_embedded(&data_dir, &args).await?;
+        (Some((server, pool_dir)), resident)
     };
 
     let manager = Manager::new(ManagerConfig {
@@ -97,7 +98,7 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
     let service = Service::open(ServiceConfig {
         data_dir: data_dir.clone(),
         manager: Arc::new(manager),
-        embedded: embedded.as_ref().map(|(e, _, _)| e.clone()),
+        embedded: embedded.as_ref().map(|(e, _)| e.clone()),
         refresh_interval: Duration::from_secs(args.refresh_interval),
         job_poll_interval: JOB_POLL_INTERVAL,
     })
@@ -134,7 +135,7 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
         "  API token:      {} (mode 0600)",
         data_dir.join("token").display()
     );
-    if let Some((_, pool_dir, _)) = &embedded {
+    if let Some((_, pool_dir)) = &embedded {
         eprintln!(
             "  embedded array: pool {} — register it with: spindle server add local --embedded",
             pool_dir.display()
@@ -144,14 +145,12 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
     let probe = embedded
         .is_some()
         .then(|| tokio::spawn(supervise_embedded(Arc::clone(&service))));
-    let resident = embedded.as_ref().and_then(|(_, _, r)| r.clone());
 
     bound.run(shutdown_signal()).await;
     if let Some(p) = probe {
         p.abort();
     }
     service.shutdown().await;
-    drop(embedded);
     if let Some(r) = resident {
         // Waits for the requests it is serving; the LUNs stay exported by tgtd.
         let _ = tokio::task::spawn_blocking(move || drop(r)).await;
@@ -161,11 +160,11 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
 }
 
 /// The embedded array's registration settings, its pool directory (for the banner) and its
-/// resident array program (stopped when the last handle is dropped).
+/// resident array program (stopped when dropped).
 async fn prepare_embedded(
     data_dir: &Path,
     args: &ServeArgs,
-) -> Result<(EmbeddedServer, PathBuf, Option<Arc<Resident>>), Failure> {
+) -> Result<(EmbeddedServer, PathBuf, Option<Resident>), Failure> {
     let pool_size = parse_size(&args.pool_size)
         .ok()
         .and_then(|s| u64::try_from(s).ok())
@@ -216,7 +215,7 @@ async fn prepare_embedded(
             ss_record,
         },
         prepared.pool_dir.clone(),
-        resident.map(Arc::new),
+        resident,
     ))
 }
 

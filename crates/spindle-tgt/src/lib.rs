@@ -33,7 +33,7 @@ pub use error::{AdmError, TgtError};
 pub use names::{
     BackingPath, InitiatorAddress, Iqn, IqnPrefix, ProductId, ScsiId, ScsiSn, Secret, UserName, VendorId,
 };
-pub use reconcile::{reconcile, Action, Failure, Report};
+pub use reconcile::{lun_mismatch, reconcile, Action, Failure, Report};
 pub use show::{tgt_size_mb, LunInfo, SessionInfo, SystemInfo, TargetInfo};
 pub use tgtadm::{CachePolicy, LunSpec, SecretChannel, Tgtadm};
 pub use tgtd::{log_tail, Tgtd, TgtdConfig};

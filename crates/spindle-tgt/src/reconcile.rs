@@ -220,8 +220,10 @@ impl fmt::Display for Report {
     }
 }
 
-/// Why an existing logical unit must be re-created, if it must.
-fn lun_mismatch(lu: &LunInfo, spec: &LunSpec) -> Option<String> {
+/// Why the existing logical unit `lu` must be re-created to become `spec`, if it must:
+/// device and backing-store type, backing file, identity (scsi_id, scsi_sn), cache policy.
+/// (Vendor and product ids are not shown by tgtadm, so they cannot be compared.)
+pub fn lun_mismatch(lu: &LunInfo, spec: &LunSpec) -> Option<String> {
     let mut why = Vec::new();
     if lu.device_type != "disk" {
         why.push(format!("type {} instead of disk", lu.device_type));

@@ -8,19 +8,16 @@
 
 mod common;
 
-use common::{sh, xfs, GIB};
+use common::{array_exe, median, ms, settle, sh, time, xfs, GIB, MIB, TIB};
 use spindle_api::SeType;
 use spindle_plugin_linux::config::{ArrayConfig, PoolConfig};
 use spindle_plugin_linux::engine::{Engine, EngineOptions};
 use spindle_plugin_linux::fsops;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-const TIB: i64 = 1 << 40;
-const MIB: u64 = 1 << 20;
+use std::time::Duration;
 
 fn cfg(pool: &Path) -> ArrayConfig {
     ArrayConfig {
@@ -35,39 +32,8 @@ fn cfg(pool: &Path) -> ArrayConfig {
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
-    let t = Instant::now();
-    let r = f();
-    (t.elapsed(), r)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
-/// Lets the file system finish what earlier operations left for later (see `settle` in the
-/// plug-in bench: a FICLONE issued just after a large one's log force waits for its metadata
-/// writeback), so that each measured operation starts from a quiet file system.
-fn settle(dir: &Path) {
-    let d = std::fs::File::open(dir).unwrap();
-    rustix::fs::syncfs(&d).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-}
-
 fn ratio(a: Duration, b: Duration) -> String {
     format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64())
-}
-
-fn worker_exe() -> PathBuf {
-    // target/release/deps/engine-xxxx -> target/release/spindle-array
-    let me = std::env::current_exe().unwrap();
-    let dir = me.parent().and_then(Path::parent).unwrap().to_path_buf();
-    dir.join("spindle-array")
 }
 
 fn main() {
@@ -81,22 +47,9 @@ fn main() {
         eprintln!("the engine benchmark needs root (it mounts a loop XFS); skipped");
         return;
     }
-    let exe = worker_exe();
-    if !exe.exists() {
-        // Benches build the binary too; if not, build it.
-        let _ = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "spindle-plugin-linux",
-                "--bin",
-                "spindle-array",
-            ])
-            .status();
-    }
+    let exe = array_exe();
     let opts = EngineOptions {
-        worker_exe: Some(exe),
+        worker_exe: Some(exe.clone()),
     };
     let m = xfs(16);
     let pool = m.mnt.join("p0");
@@ -280,7 +233,6 @@ fn main() {
         format!("open + recovery scan with {n} LUNs (every request)"),
         ms(median(opens))
     );
-    let exe = worker_exe();
     let req = serde_json::json!({"op": "list", "config": c}).to_string();
     let mut runs = Vec::new();
     for _ in 0..3 {

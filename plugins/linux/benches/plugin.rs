@@ -21,7 +21,7 @@
 
 mod common;
 
-use common::{sh, xfs, GIB};
+use common::{array_exe, median, ms, settle, sh, time, xfs, GIB, MIB, TIB};
 use serde_json::Value;
 use spindle_api::{
     Field, Host, LogLevel, PluginException, PluginResult, SeRecord, SeType, SsRecord, StorageArrayPlugin,
@@ -36,10 +36,8 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const TIB: i64 = 1 << 40;
-const MIB: u64 = 1 << 20;
 /// The 1.5x of issue #4.
 const TARGET: f64 = 1.5;
 
@@ -93,37 +91,8 @@ impl Host for BenchHost {
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
-    let t = Instant::now();
-    let r = f();
-    (t.elapsed(), r)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
 fn row(what: &str, d: Duration) {
     println!("{what:<64} {:>12}", ms(d));
-}
-
-/// Lets the file system finish what removals left for later, so that every measured
-/// operation starts from a quiet file system and none pays for an earlier one's clean-up: XFS
-/// frees a removed reflinked file's extents in the background (`syncfs` waits for that), and
-/// after the log force it writes the changed refcount btree blocks back in the background
-/// (xfsaild); a FICLONE issued 1 to 5 ms after such a log force waits for that writeback and
-/// takes about 1.5 times as long (measured on a 2-core VM: 8.5-9 ms instead of 5.6-6 ms), so an
-/// operation started at once after `syncfs` and one started a millisecond later would not be
-/// compared fairly. Hence the pause.
-fn settle(dir: &Path) {
-    let d = std::fs::File::open(dir).unwrap();
-    rustix::fs::syncfs(&d).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
 }
 
 /// Bare create: a new file, sparse 1 TiB, the file and its directory fsynced. Starts and
@@ -178,12 +147,6 @@ fn compare(what: &str, plugin: &[Duration], bare: &[Duration]) {
         format!("{ratio:.2}x"),
         if ratio <= TARGET { "yes" } else { "NO" }
     );
-}
-
-fn array_exe() -> PathBuf {
-    // target/release/deps/plugin-xxxx -> target/release/spindle-array
-    let me = std::env::current_exe().unwrap();
-    me.parent().and_then(Path::parent).unwrap().join("spindle-array")
 }
 
 fn named(se_type: SeType, ss: &SsRecord, name: &str) -> SeRecord {
@@ -311,18 +274,6 @@ fn main() {
         return;
     }
     let exe = array_exe();
-    if !exe.exists() {
-        let _ = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "spindle-plugin-linux",
-                "--bin",
-                "spindle-array",
-            ])
-            .status();
-    }
     let m = xfs(16);
     let pool = m.mnt.join("p0");
     std::fs::create_dir(&pool).unwrap();

@@ -215,6 +215,16 @@ fn local_program(configured: Option<&str>) -> PathBuf {
     PathBuf::from(ARRAY_PROGRAM)
 }
 
+/// The answer in what the array program wrote: its last non-empty line, a JSON object with
+/// `ok` or `error`.
+fn answer_in(out: &str) -> Option<Value> {
+    out.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .filter(|v| v.get("ok").is_some() || v.get("error").is_some())
+}
+
 /// Sends one request to the resident array program listening on `socket`
 /// ([`crate::daemon`]): `None` when nothing listens there (the caller then runs the program
 /// once), else its answer, or the failure of a connection that broke after the request was
@@ -239,13 +249,7 @@ fn resident_request(socket: &Path, body: &Value, failure: ExceptionKind) -> Opti
             at()
         ))));
     }
-    let answer = out
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .and_then(|l| serde_json::from_str::<Value>(l.trim()).ok())
-        .filter(|v| v.get("ok").is_some() || v.get("error").is_some());
-    Some(answer.ok_or_else(|| {
+    Some(answer_in(&out).ok_or_else(|| {
         fail(format!(
             "the resident array program at {} closed the connection without an answer; the request may or may not have taken effect, and the next request recovers what it left",
             at()
@@ -447,11 +451,8 @@ impl Transport {
             tail.chars().take(800).collect()
         };
         let out = String::from_utf8_lossy(&out);
-        let answer = out.lines().rev().find(|l| !l.trim().is_empty()).map(str::trim);
-        if let Some(v) = answer.and_then(|l| serde_json::from_str::<Value>(l).ok()) {
-            if v.get("ok").is_some() || v.get("error").is_some() {
-                return Ok(v);
-            }
+        if let Some(v) = answer_in(&out) {
+            return Ok(v);
         }
         let status = status
             .map(|s| s.to_string())

@@ -424,6 +424,23 @@ impl Db {
             .dbx("set synchronous")
     }
 
+    /// Runs `f`, whose commits wait for the disk only when `durable` (see
+    /// [`Db::set_durable`]); the connection is durable again afterwards.
+    pub fn committing<T>(&mut self, durable: bool, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
+        self.set_durable(durable)?;
+        let done = f(self);
+        self.set_durable(true)?;
+        done
+    }
+
+    /// The user name of the array's CHAP account, if one is set.
+    pub fn chap_user(&self) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT username FROM chap WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .dbx("read chap")
+    }
+
     /// Starts an immediate (write-locking) transaction.
     pub fn tx(&mut self) -> Result<Transaction<'_>> {
         self.conn

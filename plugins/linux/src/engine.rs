@@ -99,7 +99,8 @@ pub struct EngineOptions {
 /// A file move of a plan: a finished temporary and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Move {
-    /// The temporary `.<op>.partial` file.
+    /// Where the file is built: a temporary `.<op>.partial` for a file that replaces another,
+    /// the final name itself for a new element's file (see the module documentation).
     pub partial: PathBuf,
     /// The final file.
     pub dest: PathBuf,
@@ -788,9 +789,8 @@ impl Engine {
     ) -> Result<()> {
         let text =
             serde_json::to_string(plan).map_err(|e| Error::Failed(format!("cannot encode plan: {e}")))?;
-        self.db.set_durable(!plan.lazy_journal())?;
-        let committed = (|| {
-            let tx = self.db.tx()?;
+        self.db.committing(!plan.lazy_journal(), |db| {
+            let tx = db.tx()?;
             tx.execute(
                 "INSERT INTO intents (op, kind, plan, step, created) VALUES (?1, ?2, ?3, 'started', ?4)",
                 params![op, kind, text, db::now()],
@@ -798,22 +798,17 @@ impl Engine {
             .dbx("record intent")?;
             extra(&tx)?;
             tx.commit().dbx("commit intent")
-        })();
-        self.db.set_durable(true)?;
-        committed?;
+        })?;
         crash::point(&format!("{kind}.intent"));
         Ok(())
     }
 
     fn prepare(&mut self, op: &str, kind: &str, plan: &Plan) -> Result<()> {
-        self.db.set_durable(!plan.lazy_journal())?;
-        let marked = self
-            .db
-            .conn
-            .execute("UPDATE intents SET step = 'prepared' WHERE op = ?1", [op])
-            .dbx("mark intent prepared");
-        self.db.set_durable(true)?;
-        marked?;
+        self.db.committing(!plan.lazy_journal(), |db| {
+            db.conn
+                .execute("UPDATE intents SET step = 'prepared' WHERE op = ?1", [op])
+                .dbx("mark intent prepared")
+        })?;
         crash::point(&format!("{kind}.prepared"));
         Ok(())
     }
@@ -925,9 +920,8 @@ impl Engine {
                     }
                 }
                 crash::point(&format!("{kind}.renamed"));
-                self.db.set_durable(durable)?;
-                let committed = (|| {
-                    let tx = self.db.tx()?;
+                self.db.committing(durable, |db| {
+                    let tx = db.tx()?;
                     for e in elements {
                         db::insert_element(&tx, e)?;
                     }
@@ -937,9 +931,7 @@ impl Engine {
                     tx.execute("DELETE FROM intents WHERE op = ?1", [op])
                         .dbx("delete intent")?;
                     tx.commit().dbx("commit")
-                })();
-                self.db.set_durable(true)?;
-                committed?;
+                })?;
             }
             Plan::Resize {
                 uuid,
@@ -1291,16 +1283,7 @@ impl Engine {
             .iter()
             .map(|g| format!("{prefix}:{}", g.name.to_ascii_lowercase()))
             .collect();
-        let chap_user = self
-            .db
-            .conn
-            .query_row("SELECT username FROM chap WHERE id = 1", [], |r| r.get(0))
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })
-            .dbx("read chap")?;
+        let chap_user = self.db.chap_user()?;
         Ok(ArrayInfo {
             array_id: self.array_id.clone(),
             desc: format!(
@@ -2774,16 +2757,7 @@ impl Engine {
         }
         // The same account again changes nothing (the export layer keys the tgt account to
         // the secret file, so rewriting it would re-create the account).
-        let current: Option<String> = self
-            .db
-            .conn
-            .query_row("SELECT username FROM chap WHERE id = 1", [], |r| r.get(0))
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })
-            .dbx("read chap")?;
+        let current = self.db.chap_user()?;
         if current.as_deref() == Some(c.username.as_str())
             && fs::read(&path).is_ok_and(|stored| stored == c.secret.as_bytes())
         {
@@ -2861,22 +2835,10 @@ impl Engine {
                 luns,
             });
         }
-        let chap = self
-            .db
-            .conn
-            .query_row("SELECT username FROM chap WHERE id = 1", [], |r| {
-                r.get::<_, String>(0)
-            })
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })
-            .dbx("read chap")?
-            .map(|username| ChapPlan {
-                username,
-                secret_file: self.chap_secret_path(),
-            });
+        let chap = self.db.chap_user()?.map(|username| ChapPlan {
+            username,
+            secret_file: self.chap_secret_path(),
+        });
         Ok(ExportPlan {
             array_id: self.array_id.clone(),
             iqn_prefix: prefix,

@@ -469,35 +469,6 @@ impl Log<'_> {
     }
 }
 
-/// Why an existing logical unit must be re-created, if it must.
-fn lun_mismatch(lu: &spindle_tgt::LunInfo, spec: &LunSpec) -> Option<String> {
-    let mut why = Vec::new();
-    if lu.device_type != "disk" {
-        why.push(format!("type {} instead of disk", lu.device_type));
-    }
-    if lu.backing_store_type != "rdwr" {
-        why.push(format!("backing store {} instead of rdwr", lu.backing_store_type));
-    }
-    if lu.backing_path.as_deref() != Some(spec.backing.as_str()) {
-        why.push(format!(
-            "backing file {} instead of {}",
-            lu.backing_path.as_deref().unwrap_or("none"),
-            spec.backing
-        ));
-    }
-    if lu.scsi_id != spec.scsi_id.as_str() {
-        why.push(format!("scsi_id {} instead of {}", lu.scsi_id, spec.scsi_id));
-    }
-    if lu.scsi_sn != spec.scsi_sn.as_str() {
-        why.push(format!("scsi_sn {} instead of {}", lu.scsi_sn, spec.scsi_sn));
-    }
-    let cache = CachePolicy::from_oflags(lu.oflag_sync, lu.oflag_direct);
-    if cache != spec.cache {
-        why.push(format!("cache policy {cache:?} instead of {:?}", spec.cache));
-    }
-    (!why.is_empty()).then(|| why.join(", "))
-}
-
 fn placeholder_account() -> Result<(UserName, Secret)> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let secret = format!(
@@ -790,7 +761,7 @@ fn correct_target(
                 .luns
                 .get(&key)
                 .is_some_and(|a| a.element == l.element && a.generation != l.generation);
-        let reason = match lun_mismatch(lu, &l.spec) {
+        let reason = match spindle_tgt::lun_mismatch(lu, &l.spec) {
             Some(r) => Some(r),
             None if stale => Some(format!("backing file replaced (generation {})", l.generation)),
             None => None,

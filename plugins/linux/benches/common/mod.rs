@@ -1,13 +1,70 @@
-//! What both benches need: a loop-mounted XFS image with reflink, removed on drop, and a
-//! helper that runs a tool and insists it succeeded.
+//! What both benches need: a loop-mounted XFS image with reflink, removed on drop, a helper
+//! that runs a tool and insists it succeeded, the array program, timing and a settled file
+//! system before each measurement.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+/// One MiB.
+pub const MIB: u64 = 1 << 20;
 /// One GiB.
 pub const GIB: u64 = 1 << 30;
+/// One TiB, the size of the benchmarked LUNs.
+pub const TIB: i64 = 1 << 40;
+
+/// The median of `v`.
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// How long `f` takes, and what it gives.
+pub fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+    let t = Instant::now();
+    let r = f();
+    (t.elapsed(), r)
+}
+
+/// `d` in milliseconds, for the tables.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Lets the file system finish what removals left for later, so that every measured
+/// operation starts from a quiet file system and none pays for an earlier one's clean-up: XFS
+/// frees a removed reflinked file's extents in the background (`syncfs` waits for that), and
+/// after the log force it writes the changed refcount btree blocks back in the background
+/// (xfsaild); a FICLONE issued 1 to 5 ms after such a log force waits for that writeback and
+/// takes about 1.5 times as long (measured on a 2-core VM: 8.5-9 ms instead of 5.6-6 ms), so an
+/// operation started at once after `syncfs` and one started a millisecond later would not be
+/// compared fairly. Hence the pause.
+pub fn settle(dir: &Path) {
+    let d = std::fs::File::open(dir).unwrap();
+    rustix::fs::syncfs(&d).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+/// The release `spindle-array` beside the bench binary (target/release/deps/bench-xxxx ->
+/// target/release/spindle-array), built first if it is missing.
+pub fn array_exe() -> PathBuf {
+    let me = std::env::current_exe().unwrap();
+    let exe = me.parent().and_then(Path::parent).unwrap().join("spindle-array");
+    if !exe.exists() {
+        let _ = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "spindle-plugin-linux",
+                "--bin",
+                "spindle-array",
+            ])
+            .status();
+    }
+    exe
+}
 
 /// Runs `cmd` with `args`; panics with its stderr unless it succeeds; returns its stdout.
 pub fn sh(cmd: &str, args: &[&str]) -> String {

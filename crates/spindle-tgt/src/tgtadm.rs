@@ -395,6 +395,15 @@ impl Tgtadm {
         self.system().is_ok()
     }
 
+    /// Whether a process listens on tgtd's management socket: the connection is made and
+    /// closed at once, without a request, so this costs neither tgtd nor the caller a round
+    /// trip (tgtd closes such a connection silently). A killed tgtd leaves its socket file
+    /// behind, and connecting to it is refused; a tgtd that listens but does not answer
+    /// passes (only [`Tgtadm::is_alive`] tells those apart).
+    pub fn is_listening(&self) -> bool {
+        std::os::unix::net::UnixStream::connect(self.ipc_socket_path()).is_ok()
+    }
+
     /// The portals tgtd listens on (`ADDRESS:PORT`).
     pub fn portals(&self) -> Result<Vec<String>, TgtError> {
         show::parse_portals(&self.run(self.base_args("portal", "show"))?)

@@ -16,7 +16,8 @@
 //! getStatus. The summary prints plug-in / bare for each, against issue #4's 1.5x.
 //!
 //! `cargo bench -p spindle-plugin-linux --bench plugin` (set `SPINDLE_BENCH_LUNS` to change the
-//! 10,000 LUNs of the list() measurement, `SPINDLE_BENCH_RUNS` the 9 runs per figure).
+//! 10,000 LUNs of the list() measurement, `SPINDLE_BENCH_RUNS` the 9 runs per figure, and
+//! `SPINDLE_BENCH_QUICK=1` to measure only the four operations through the resident program).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -389,8 +390,13 @@ fn main() {
         median(show_exec),
     );
 
-    let big = adding_operations(&p, &h, &ss, &pool, runs, "one-shot program");
-    let big_path = PathBuf::from(big.array_path.value().unwrap());
+    // SPINDLE_BENCH_QUICK=1: the resident program's figures alone.
+    let quick = std::env::var("SPINDLE_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let big = if quick {
+        None
+    } else {
+        Some(adding_operations(&p, &h, &ss, &pool, runs, "one-shot program"))
+    };
 
     // The same through the resident array program (`array_socket=`).
     let socket = guard._dir.path().join("array.sock");
@@ -409,6 +415,12 @@ fn main() {
     row("getStatus through the resident program", median(floor));
     let big_resident = adding_operations(&p, &h, &ss_resident, &pool, runs, "resident program");
     p.remove(&h, &ss_resident, &big_resident).unwrap();
+    let Some(big) = big else {
+        drop(resident);
+        drop(guard);
+        return;
+    };
+    let big_path = PathBuf::from(big.array_path.value().unwrap());
 
     // startPresent (a full reconcile with tgtd) vs the tgtadm calls underneath.
     p.create_access_groups(

@@ -36,7 +36,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -126,75 +126,93 @@ impl Engines {
 }
 
 /// Runs the resident program until it is told to stop (see the module documentation).
+///
+/// [`MAX_IN_FLIGHT`] workers each accept and serve their own connections: the kernel hands a
+/// new connection to exactly one worker waiting in `accept`, so a request costs neither a
+/// thread start nor a hand-over between threads. Stopping shuts the listening socket down,
+/// which wakes every waiting worker (Linux then fails their `accept`).
 pub fn run(opts: &DaemonOptions) -> Result<()> {
     let (listener, _lock) = listen(&opts.socket)?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::Failed(format!("cannot set up {}: {e}", opts.socket.display())))?;
+    let listener = Arc::new(listener);
     let engines = Arc::new(Engines::default());
-    let in_flight = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let halt = {
+        let (stop, listener) = (Arc::clone(&stop), Arc::clone(&listener));
+        move || {
+            stop.store(true, Ordering::SeqCst);
+            let _ = rustix::net::shutdown(listener.as_fd(), rustix::net::Shutdown::Both);
+        }
+    };
     if opts.stdin_lifeline {
-        let stop = Arc::clone(&stop);
+        let halt = halt.clone();
         std::thread::spawn(move || {
             let mut sink = [0u8; 64];
             let mut stdin = std::io::stdin().lock();
             while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-            stop.store(true, Ordering::SeqCst);
+            halt();
         });
     }
     let me = rustix::process::geteuid();
-    while !stop.load(Ordering::SeqCst) {
-        let ready = {
-            let mut fds = [rustix::event::PollFd::new(
-                &listener,
-                rustix::event::PollFlags::IN,
-            )];
-            let tick = rustix::event::Timespec {
-                tv_sec: 0,
-                tv_nsec: 200_000_000,
-            };
-            rustix::event::poll(&mut fds, Some(&tick)).unwrap_or(0)
-        };
-        if ready == 0 || in_flight.load(Ordering::SeqCst) >= MAX_IN_FLIGHT {
-            if ready != 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            continue;
+    let workers: Vec<_> = (0..MAX_IN_FLIGHT)
+        .map(|_| {
+            let (listener, engines, stop, halt, engine_opts) = (
+                Arc::clone(&listener),
+                Arc::clone(&engines),
+                Arc::clone(&stop),
+                halt.clone(),
+                opts.engine.clone(),
+            );
+            std::thread::spawn(move || -> std::io::Result<()> {
+                loop {
+                    let stream = match listener.accept() {
+                        Ok((s, _)) => s,
+                        Err(_) if stop.load(Ordering::SeqCst) => return Ok(()),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::Interrupted | std::io::ErrorKind::ConnectionAborted
+                            ) =>
+                        {
+                            continue
+                        }
+                        Err(e) => {
+                            halt();
+                            return Err(e);
+                        }
+                    };
+                    let peer_ok = rustix::net::sockopt::socket_peercred(stream.as_fd())
+                        .map(|c| c.uid == me)
+                        .unwrap_or(false);
+                    if peer_ok {
+                        serve_connection(stream, &engines, &engine_opts);
+                    }
+                    // Otherwise dropped unanswered: only the program's own user may use the
+                    // array.
+                }
+            })
+        })
+        .collect();
+    // The requests in flight finish before the workers end.
+    let mut failure = None;
+    for w in workers {
+        match w.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = failure.or(Some(e.to_string())),
+            Err(_) => failure = failure.or(Some("a worker panicked".to_string())),
         }
-        let stream = match listener.accept() {
-            Ok((s, _)) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Failed(format!("accept on {}: {e}", opts.socket.display()))),
-        };
-        let peer_ok = rustix::net::sockopt::socket_peercred(stream.as_fd())
-            .map(|c| c.uid == me)
-            .unwrap_or(false);
-        if !peer_ok {
-            continue; // dropped unanswered: only the program's own user may use the array
-        }
-        in_flight.fetch_add(1, Ordering::SeqCst);
-        let (engines, in_flight, engine_opts) =
-            (Arc::clone(&engines), Arc::clone(&in_flight), opts.engine.clone());
-        std::thread::spawn(move || {
-            serve_connection(stream, &engines, &engine_opts);
-            in_flight.fetch_sub(1, Ordering::SeqCst);
-        });
     }
-    // Stop: no new connection is taken; the ones in flight finish.
     let _ = fs::remove_file(&opts.socket);
-    drop(listener);
-    while in_flight.load(Ordering::SeqCst) > 0 {
-        std::thread::sleep(Duration::from_millis(5));
+    match failure {
+        None => Ok(()),
+        Some(e) => Err(Error::Failed(format!("accept on {}: {e}", opts.socket.display()))),
     }
-    Ok(())
 }
 
 fn serve_connection(mut stream: UnixStream, engines: &Engines, opts: &EngineOptions) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
-    let mut text = String::new();
+    // Room for a typical request at once: reading into an empty string starts with tiny reads.
+    let mut text = String::with_capacity(8 << 10);
     let answer = match (&mut stream).take(MAX_REQUEST + 1).read_to_string(&mut text) {
         Ok(n) if n as u64 > MAX_REQUEST => protocol::error(&spindle_api::PluginException::value_format(
             "request",

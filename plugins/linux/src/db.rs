@@ -249,11 +249,42 @@ pub struct PoolRow {
     pub subvolume: Option<bool>,
 }
 
+/// Prepared statements kept per connection: more than the engine has.
+const STATEMENT_CACHE: usize = 128;
+
 /// The open database.
 #[derive(Debug)]
 pub struct Db {
     /// The connection.
     pub conn: Connection,
+    /// Whether commits wait for the disk (`synchronous=FULL`), as last set.
+    durable: std::cell::Cell<bool>,
+}
+
+/// Statements run through the connection's cache of prepared statements: a request runs a
+/// few of the same few dozen statements, and preparing one costs more than running it.
+pub trait Cached {
+    /// `execute`, prepared once.
+    fn run<P: rusqlite::Params>(&self, sql: &str, p: P) -> rusqlite::Result<usize>;
+    /// `query_row`, prepared once.
+    fn row<T, P, F>(&self, sql: &str, p: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn run<P: rusqlite::Params>(&self, sql: &str, p: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(p)
+    }
+
+    fn row<T, P, F>(&self, sql: &str, p: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(p, f)
+    }
 }
 
 /// Seconds since the epoch.
@@ -289,7 +320,7 @@ pub(crate) fn element_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Elemen
 
 /// Inserts an element row.
 pub fn insert_element(tx: &Transaction<'_>, e: &ElementRow) -> Result<()> {
-    tx.execute(
+    tx.run(
         &format!("INSERT INTO elements ({ELEMENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
         params![
             e.uuid,
@@ -315,7 +346,7 @@ pub fn insert_element(tx: &Transaction<'_>, e: &ElementRow) -> Result<()> {
 
 /// Inserts a member row.
 pub fn insert_member(tx: &Transaction<'_>, m: &MemberRow) -> Result<()> {
-    tx.execute(
+    tx.run(
         "INSERT INTO members (snap, element, file, size) VALUES (?1, ?2, ?3, ?4)",
         params![m.snap, m.element, m.file, m.size as i64],
     )
@@ -354,7 +385,11 @@ impl Db {
             .dbx("set foreign keys")?;
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
             .dbx("set the checkpoint threshold")?;
-        let mut db = Db { conn };
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let mut db = Db {
+            conn,
+            durable: std::cell::Cell::new(true),
+        };
         if db.schema_version()? != SCHEMA_VERSION {
             db.migrate()?;
         }
@@ -365,7 +400,7 @@ impl Db {
     pub fn schema_version(&self) -> Result<i64> {
         let exists: bool = self
             .conn
-            .query_row(
+            .row(
                 "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
                 [],
                 |r| r.get(0),
@@ -375,7 +410,7 @@ impl Db {
             return Ok(0);
         }
         self.conn
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .row("SELECT version FROM schema_version", [], |r| r.get(0))
             .optional()
             .dbx("read schema version")
             .map(|v| v.unwrap_or(0))
@@ -390,7 +425,7 @@ impl Db {
         tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             .dbx("create schema_version")?;
         let v: i64 = tx
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .row("SELECT version FROM schema_version", [], |r| r.get(0))
             .optional()
             .dbx("read schema version")?
             .unwrap_or(0);
@@ -403,9 +438,9 @@ impl Db {
             tx.execute_batch(m)
                 .dbx(&format!("migrate to version {}", i + 1))?;
         }
-        tx.execute("DELETE FROM schema_version", [])
+        tx.run("DELETE FROM schema_version", [])
             .dbx("write schema version")?;
-        tx.execute(
+        tx.run(
             "INSERT INTO schema_version (version) VALUES (?1)",
             [SCHEMA_VERSION],
         )
@@ -419,9 +454,13 @@ impl Db {
     /// every later run at once, survives the program being killed, and becomes durable with
     /// the next FULL commit, whose fsync covers the whole WAL).
     pub fn set_durable(&self, durable: bool) -> Result<()> {
-        self.conn
-            .pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })
-            .dbx("set synchronous")
+        if self.durable.get() != durable {
+            self.conn
+                .pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })
+                .dbx("set synchronous")?;
+            self.durable.set(durable);
+        }
+        Ok(())
     }
 
     /// Runs `f`, whose commits wait for the disk only when `durable` (see
@@ -436,7 +475,7 @@ impl Db {
     /// The user name of the array's CHAP account, if one is set.
     pub fn chap_user(&self) -> Result<Option<String>> {
         self.conn
-            .query_row("SELECT username FROM chap WHERE id = 1", [], |r| r.get(0))
+            .row("SELECT username FROM chap WHERE id = 1", [], |r| r.get(0))
             .optional()
             .dbx("read chap")
     }
@@ -451,7 +490,7 @@ impl Db {
     /// A `meta` value.
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
         self.conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
             .dbx("read meta")
     }
@@ -481,7 +520,7 @@ impl Db {
     /// An element by uuid.
     pub fn element(&self, uuid: &str) -> Result<Option<ElementRow>> {
         self.conn
-            .query_row(
+            .row(
                 &format!("SELECT {ELEMENT_COLS} FROM elements WHERE uuid = ?1"),
                 [uuid],
                 element_from_row,
@@ -493,7 +532,7 @@ impl Db {
     /// An element by name.
     pub fn element_by_name(&self, name: &str) -> Result<Option<ElementRow>> {
         self.conn
-            .query_row(
+            .row(
                 &format!("SELECT {ELEMENT_COLS} FROM elements WHERE name = ?1"),
                 [name],
                 element_from_row,
@@ -630,7 +669,7 @@ impl Db {
     /// A split row.
     pub fn split(&self, op: &str) -> Result<Option<SplitRow>> {
         self.conn
-            .query_row(
+            .row(
                 "SELECT op, element, total, done, status, message FROM splits WHERE op = ?1",
                 [op],
                 |r| {
@@ -702,7 +741,7 @@ mod tests {
     /// Frames in the WAL (and folds them into the database).
     fn wal_frames(db: &Db) -> i64 {
         db.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
             .expect("checkpoint")
     }
 
@@ -712,7 +751,7 @@ mod tests {
         let db = Db::open(dir.path()).expect("create");
         assert_eq!(db.schema_version().expect("version"), SCHEMA_VERSION);
         db.conn
-            .execute("INSERT INTO meta (key, value) VALUES ('k', 'v')", [])
+            .run("INSERT INTO meta (key, value) VALUES ('k', 'v')", [])
             .expect("write");
         drop(db);
         // Not checkpointed and deleted at close: the next run finds the WAL.
@@ -738,7 +777,7 @@ mod tests {
         let db = Db::open(dir.path()).expect("create");
         db.set_durable(false).expect("normal");
         db.conn
-            .execute("INSERT INTO meta (key, value) VALUES ('lazy', '1')", [])
+            .run("INSERT INTO meta (key, value) VALUES ('lazy', '1')", [])
             .expect("write");
         db.set_durable(true).expect("full");
         let sync: i64 = db

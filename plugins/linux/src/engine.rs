@@ -23,24 +23,28 @@
 //! Plans that only add new files under new names ([`Plan::Insert`]: create, snapshot,
 //! multi-snapshot, clone, clone of a snapshot) are answered after the same two flushes as the
 //! bare operation (the new file, its directory) and no flush of their own:
-//! - step 1 is committed without waiting for the disk, and the WAL is flushed by a second
-//!   thread while step 2 makes the files, so the intent is durable before the answer at no
-//!   cost in time;
-//! - step 2 marks each new file complete ([`fsops::COMPLETE_XATTR`] = the operation's id) after
-//!   its content and before its fsync, so a durable mark means a complete, durable file;
-//! - steps 3 and 5 are committed without waiting for the disk when every new file carries its
-//!   mark (a file system without user extended attributes gets a durable step 5 instead).
+//! - step 2 gives each new file the operation's whole intent (id, kind and plan:
+//!   [`fsops::RECORD_XATTR`]) and then marks it complete ([`fsops::COMPLETE_XATTR`] = the
+//!   operation's id), after its content and before its fsync, so a durable mark means a
+//!   complete, durable file that says what to do with it;
+//! - steps 1, 3 and 5 are committed without waiting for the disk, and step 3 is skipped, when
+//!   every new file carries its mark (a file system without user extended attributes gets a
+//!   durable step 5 instead);
+//! - an intent too long to carry (a multi-LUN snapshot of many LUNs, over
+//!   [`fsops::MAX_RECORD`] bytes) is flushed by a second thread while step 2 makes the files,
+//!   so that it is durable before the answer at no cost in time.
 //!
 //! Nothing is lost on a power failure, because every state the disk can then hold recovers
-//! consistently:
-//! - no intent on disk (the power went before the answer): the new files
-//!   (`<new uuid>.img`) and the btrfs snapshot (`.spindle-msnap.<op>`) belong to no intent and
-//!   no element, so recovery removes them as orphans; the serial the operation would have
-//!   taken was never handed out;
-//! - the intent on disk, some new file missing or unmarked: the power went before the answer;
-//!   rolled back;
+//! consistently (a power cut loses a suffix of the commits: later flushes make every earlier
+//! commit durable):
+//! - a new file unmarked or missing: the power went before the answer; the intent, if it
+//!   survived, is rolled back, and the files are removed as orphans;
 //! - the intent on disk and every new file marked: rolled forward, whether or not the
-//!   `prepared` mark and the result reached the disk, so an answered operation is never lost;
+//!   `prepared` mark and the result reached the disk;
+//! - no intent on disk and every new file marked: the files' own copy of the intent rolls the
+//!   operation forward (recovery's orphan scan adopts it, in serial order, after checking that
+//!   it fits the recovered state), and the serial it took stays used up; so an answered
+//!   operation is never lost;
 //! - the result on disk: done.
 //!
 //! The final commit is issued only after the directory holding the new or renamed files is
@@ -48,7 +52,7 @@
 
 use crate::config::ArrayConfig;
 use crate::crash;
-use crate::db::{self, Db, ElementRow, GroupRow, Kind, MemberRow, PoolRow};
+use crate::db::{self, Cached, Db, ElementRow, GroupRow, Kind, MemberRow, PoolRow};
 use crate::error::{DbContext, Error, IoContext, Result};
 use crate::export::{ChapPlan, ExportPlan, LunPlan, TargetPlan, PRODUCT, VENDOR};
 use crate::fsops::{self, ReflinkFailure, Stamp};
@@ -229,6 +233,48 @@ impl Plan {
     }
 }
 
+/// An operation's intent as each new file of a plan that adds elements carries it
+/// ([`fsops::RECORD_XATTR`]): enough to roll the operation forward when a power cut lost every
+/// commit of it after its answer was given (module docs, "Durability").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CarriedIntent {
+    op: String,
+    kind: String,
+    plan: Plan,
+}
+
+impl CarriedIntent {
+    /// The record to carry, or `None` when it is longer than [`fsops::MAX_RECORD`].
+    fn text(op: &str, kind: &str, plan: &Plan) -> Option<String> {
+        let c = CarriedIntent {
+            op: op.to_string(),
+            kind: kind.to_string(),
+            plan: plan.clone(),
+        };
+        serde_json::to_string(&c)
+            .ok()
+            .filter(|t| t.len() <= fsops::MAX_RECORD)
+    }
+
+    /// The record `path` carries, if it is complete: marked by the same operation, whose
+    /// plan adds elements and names `path` among its new files.
+    fn read(path: &Path) -> Option<CarriedIntent> {
+        let c: CarriedIntent = serde_json::from_str(&fsops::carried_record(path)?).ok()?;
+        let ours = fsops::completed_by(path).as_deref() == Some(c.op.as_str())
+            && matches!(&c.plan, Plan::Insert { moves, .. } if moves.iter().any(|m| m.dest == path));
+        ours.then_some(c)
+    }
+
+    /// The smallest serial the plan hands out: operations are adopted in the order they ran,
+    /// so a snapshot's or clone's parent comes before it.
+    fn first_serial(&self) -> u64 {
+        match &self.plan {
+            Plan::Insert { elements, .. } => elements.iter().map(|e| e.serial).min().unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
 fn image(pool: &Path, file: &str) -> PathBuf {
     pool.join(format!("{file}.img"))
 }
@@ -252,7 +298,7 @@ fn is_uuid(s: &str) -> bool {
 /// The array's identity (id, company id, vendor id), if it was made.
 fn stored_identity(conn: &rusqlite::Connection) -> Result<Option<(String, u32, u64)>> {
     let get = |k: &str| -> Result<Option<String>> {
-        conn.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+        conn.row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
             .map(Some)
             .or_else(|e| match e {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),
@@ -383,7 +429,7 @@ impl Engine {
                             ("next_serial", "1".into()),
                             ("created", db::now().to_string()),
                         ] {
-                            tx.execute(
+                            tx.run(
                                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
                                 params![k, v],
                             )
@@ -478,7 +524,7 @@ impl Engine {
                     shown(&p.name)
                 )));
             } else {
-                tx.execute(
+                tx.run(
                     "INSERT INTO pools (name, path) VALUES (?1, ?2)",
                     params![p.name, path],
                 )
@@ -513,7 +559,7 @@ impl Engine {
         let fs = fsops::fs_name(magic);
         self.db
             .conn
-            .execute(
+            .run(
                 "UPDATE pools SET fs = ?1, reflink = ?2, subvolume = ?3 WHERE name = ?4",
                 params![fs, reflink, subvolume, p.name],
             )
@@ -571,7 +617,7 @@ impl Engine {
         let n: String = self
             .db
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'next_serial'", [], |r| {
+            .row("SELECT value FROM meta WHERE key = 'next_serial'", [], |r| {
                 r.get(0)
             })
             .dbx("read serial")?;
@@ -712,7 +758,7 @@ impl Engine {
     fn is_presented(&self, uuid: &str) -> Result<bool> {
         self.db
             .conn
-            .query_row(
+            .row(
                 "SELECT count(*) > 0 FROM presentations WHERE element = ?1",
                 [uuid],
                 |r| r.get(0),
@@ -721,7 +767,7 @@ impl Engine {
     }
 
     fn count(&self, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<i64> {
-        self.db.conn.query_row(sql, p, |r| r.get(0)).dbx("count")
+        self.db.conn.row(sql, p, |r| r.get(0)).dbx("count")
     }
 
     fn check_not_splitting(&self, r: &ElementRow) -> Result<()> {
@@ -791,7 +837,7 @@ impl Engine {
             serde_json::to_string(plan).map_err(|e| Error::Failed(format!("cannot encode plan: {e}")))?;
         self.db.committing(!plan.lazy_journal(), |db| {
             let tx = db.tx()?;
-            tx.execute(
+            tx.run(
                 "INSERT INTO intents (op, kind, plan, step, created) VALUES (?1, ?2, ?3, 'started', ?4)",
                 params![op, kind, text, db::now()],
             )
@@ -806,7 +852,7 @@ impl Engine {
     fn prepare(&mut self, op: &str, kind: &str, plan: &Plan) -> Result<()> {
         self.db.committing(!plan.lazy_journal(), |db| {
             db.conn
-                .execute("UPDATE intents SET step = 'prepared' WHERE op = ?1", [op])
+                .run("UPDATE intents SET step = 'prepared' WHERE op = ?1", [op])
                 .dbx("mark intent prepared")
         })?;
         crash::point(&format!("{kind}.prepared"));
@@ -816,19 +862,20 @@ impl Engine {
     /// Runs a plan whose temporaries `work` builds: intent, work, prepared, roll forward.
     /// `serial` (from [`Engine::next_serial`]) is taken in the intent's commit: a serial is
     /// used up once an operation that carries it starts, even if it is then rolled back.
+    /// `work` gets the mark to give each new file of a plan that adds elements.
     fn execute(
         &mut self,
         kind: &str,
         op: &str,
         plan: &Plan,
         serial: Option<u64>,
-        work: impl FnOnce(&mut Self) -> Result<()>,
+        work: impl FnOnce(&mut Self, Option<&fsops::Mark<'_>>) -> Result<()>,
     ) -> Result<()> {
         self.begin(op, kind, plan, |tx| match serial {
             None => Ok(()),
             Some(n) => {
                 let taken = tx
-                    .execute(
+                    .run(
                         "UPDATE meta SET value = ?1 WHERE key = 'next_serial' AND value = ?2",
                         params![(n + 1).to_string(), n.to_string()],
                     )
@@ -842,13 +889,23 @@ impl Engine {
                 }
             }
         })?;
-        // The intent of a plan that only adds files was committed without a flush: it is
-        // flushed here, while the files are made, so that the flush costs no time of its own.
-        let flusher = plan.lazy_journal().then(|| {
+        // A plan that only adds files carries its whole intent in each new file (module docs,
+        // "Durability"), unless it is too long for that; then its intent, committed without a
+        // flush, is flushed here while the files are made, so that the flush costs no time
+        // of its own.
+        let record = plan
+            .lazy_journal()
+            .then(|| CarriedIntent::text(op, kind, plan))
+            .flatten();
+        let mark = plan.lazy_journal().then_some(fsops::Mark {
+            op,
+            record: record.as_deref(),
+        });
+        let flusher = (plan.lazy_journal() && record.is_none()).then(|| {
             let wal = self.state_dir.join("array.db-wal");
             std::thread::spawn(move || File::open(&wal).and_then(|f| f.sync_data()))
         });
-        let worked = work(self);
+        let worked = work(self, mark.as_ref());
         let flushed = match flusher.map(std::thread::JoinHandle::join) {
             None | Some(Ok(Ok(()))) => Ok(()),
             Some(Ok(Err(e))) => Err(Error::Failed(format!("cannot flush the state journal: {e}"))),
@@ -861,13 +918,16 @@ impl Engine {
         if !plan.moves().is_empty() {
             crash::point(&format!("{kind}.partial"));
         }
-        if let Err(e) = self.prepare(op, kind, plan) {
+        // New files marked complete make the result recoverable from the files alone (or the
+        // flushed intent), so neither the `prepared` mark, which recovery would not need, nor
+        // the result's commit waits for the disk (module docs, "Durability").
+        let marked = plan.lazy_journal() && Engine::marked_complete(op, plan);
+        if marked {
+            crash::point(&format!("{kind}.prepared"));
+        } else if let Err(e) = self.prepare(op, kind, plan) {
             self.roll_back(op, plan, &e.to_string());
             return Err(e);
         }
-        // New files marked complete make the result recoverable from the durable intent
-        // alone, so its commit need not wait for the disk (module docs, "Durability").
-        let marked = plan.lazy_journal() && Engine::marked_complete(op, plan);
         self.roll_forward(op, kind, plan, !marked)
     }
 
@@ -925,10 +985,19 @@ impl Engine {
                     for e in elements {
                         db::insert_element(&tx, e)?;
                     }
+                    // The serials are used up (already so when the intent's commit survived;
+                    // not when the operation is adopted from its files).
+                    if let Some(last) = elements.iter().map(|e| e.serial).max() {
+                        tx.run(
+                            "UPDATE meta SET value = ?1 WHERE key = 'next_serial' AND CAST(value AS INTEGER) <= ?2",
+                            params![(last + 1).to_string(), last as i64],
+                        )
+                        .dbx("advance serial")?;
+                    }
                     for m in members {
                         db::insert_member(&tx, m)?;
                     }
-                    tx.execute("DELETE FROM intents WHERE op = ?1", [op])
+                    tx.run("DELETE FROM intents WHERE op = ?1", [op])
                         .dbx("delete intent")?;
                     tx.commit().dbx("commit")
                 })?;
@@ -942,12 +1011,12 @@ impl Engine {
                 fsops::resize_image(path, *size, *thin)?;
                 crash::point(&format!("{kind}.applied"));
                 let tx = self.db.tx()?;
-                tx.execute(
+                tx.run(
                     "UPDATE elements SET size = ?1 WHERE uuid = ?2",
                     params![*size as i64, uuid],
                 )
                 .dbx("record size")?;
-                tx.execute("DELETE FROM intents WHERE op = ?1", [op])
+                tx.run("DELETE FROM intents WHERE op = ?1", [op])
                     .dbx("delete intent")?;
                 tx.commit().dbx("commit")?;
             }
@@ -963,12 +1032,12 @@ impl Engine {
                 crash::point(&format!("{kind}.applied"));
                 let tx = self.db.tx()?;
                 for u in uuids {
-                    tx.execute("DELETE FROM members WHERE snap = ?1", [u])
+                    tx.run("DELETE FROM members WHERE snap = ?1", [u])
                         .dbx("delete members")?;
-                    tx.execute("DELETE FROM elements WHERE uuid = ?1", [u])
+                    tx.run("DELETE FROM elements WHERE uuid = ?1", [u])
                         .dbx("delete element")?;
                 }
-                tx.execute("DELETE FROM intents WHERE op = ?1", [op])
+                tx.run("DELETE FROM intents WHERE op = ?1", [op])
                     .dbx("delete intent")?;
                 tx.commit().dbx("commit")?;
             }
@@ -977,13 +1046,13 @@ impl Engine {
                 crash::point(&format!("{kind}.renamed"));
                 let tx = self.db.tx()?;
                 for (u, size) in updates {
-                    tx.execute(
+                    tx.run(
                         "UPDATE elements SET size = ?1, backing_gen = backing_gen + 1 WHERE uuid = ?2",
                         params![*size as i64, u],
                     )
                     .dbx("record restore")?;
                 }
-                tx.execute("DELETE FROM intents WHERE op = ?1", [op])
+                tx.run("DELETE FROM intents WHERE op = ?1", [op])
                     .dbx("delete intent")?;
                 tx.commit().dbx("commit")?;
             }
@@ -991,19 +1060,19 @@ impl Engine {
                 Engine::do_moves(moves)?;
                 crash::point(&format!("{kind}.renamed"));
                 let tx = self.db.tx()?;
-                tx.execute(
+                tx.run(
                     "UPDATE elements SET kind = 'lun', parent = NULL, parent_member = NULL, \
                      state = CASE WHEN online THEN 'ONLINE' ELSE 'OFFLINE' END, \
                      backing_gen = backing_gen + 1 WHERE uuid = ?1",
                     [uuid],
                 )
                 .dbx("record split")?;
-                tx.execute(
+                tx.run(
                     "UPDATE splits SET status = 'done', done = total, finished = ?1 WHERE op = ?2",
                     params![db::now(), op],
                 )
                 .dbx("record split")?;
-                tx.execute("DELETE FROM intents WHERE op = ?1", [op])
+                tx.run("DELETE FROM intents WHERE op = ?1", [op])
                     .dbx("delete intent")?;
                 tx.commit().dbx("commit")?;
                 let _ = fs::remove_file(self.split_lock_path(op));
@@ -1030,12 +1099,12 @@ impl Engine {
         let res = (|| -> Result<()> {
             let tx = self.db.tx()?;
             if let Plan::Split { uuid, .. } = plan {
-                tx.execute(
+                tx.run(
                     "UPDATE elements SET state = CASE WHEN online THEN 'ONLINE' ELSE 'OFFLINE' END WHERE uuid = ?1",
                     [uuid],
                 )
                 .dbx("restore state")?;
-                tx.execute(
+                tx.run(
                     "UPDATE splits SET status = 'failed', message = ?1, finished = ?2 WHERE op = ?3",
                     params![
                         format!("the split did not finish and was rolled back; the clone is unchanged and still shares blocks: {why}"),
@@ -1045,7 +1114,7 @@ impl Engine {
                 )
                 .dbx("record split failure")?;
             }
-            tx.execute("DELETE FROM intents WHERE op = ?1", [op])
+            tx.run("DELETE FROM intents WHERE op = ?1", [op])
                 .dbx("delete intent")?;
             tx.commit().dbx("commit roll-back")
         })();
@@ -1113,18 +1182,58 @@ impl Engine {
             .map(|e| e.uuid)
             .collect();
         files.extend(self.db.members_where("1", &[])?.into_iter().map(|m| m.file));
-        for p in self.db.pools()? {
+        let pools = self.db.pools()?;
+        // Image files no element names: either left by an operation that did not finish, or
+        // made by one that finished but whose every commit a power cut lost. The latter carry
+        // their intent and are rolled forward, in the order the operations ran.
+        let mut stray = Vec::new();
+        let mut carried = BTreeMap::new();
+        for p in &pools {
             let Ok(rd) = fs::read_dir(&p.path) else { continue };
+            for ent in rd.flatten() {
+                let path = ent.path();
+                let stem = ent
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".img"))
+                    .map(str::to_string);
+                if let Some(u) = stem.filter(|u| is_uuid(u) && !files.contains(u)) {
+                    if let Some(c) = CarriedIntent::read(&path).filter(|c| !intents.contains(&c.op)) {
+                        carried.insert(c.op.clone(), c);
+                    }
+                    stray.push((u, path));
+                }
+            }
+        }
+        let mut carried: Vec<CarriedIntent> = carried.into_values().collect();
+        carried.sort_by_key(CarriedIntent::first_serial);
+        for c in carried {
+            if self.adoptable(&c, &pools) && self.roll_forward(&c.op, &c.kind, &c.plan, true).is_ok() {
+                for m in c.plan.moves() {
+                    if let Some(f) = m.dest.file_stem().and_then(|f| f.to_str()) {
+                        files.insert(f.to_string());
+                    }
+                }
+            }
+        }
+        for p in &pools {
             let mut removed = false;
+            for (u, path) in stray
+                .iter()
+                .filter(|(_, path)| path.parent() == Some(p.path.as_path()))
+            {
+                if !files.contains(u) {
+                    // Best effort: what cannot be removed now is reported by fsck.
+                    removed |= fsops::remove_if_exists(path).unwrap_or(false);
+                }
+            }
+            let Ok(rd) = fs::read_dir(&p.path) else { continue };
             for ent in rd.flatten() {
                 let name = ent.file_name();
                 let Some(name) = name.to_str() else { continue };
                 let path = ent.path();
-                if let Some(u) = name.strip_suffix(".img") {
-                    if is_uuid(u) && !files.contains(u) {
-                        // Best effort: what cannot be removed now is reported by fsck.
-                        removed |= fsops::remove_if_exists(&path).unwrap_or(false);
-                    }
+                if name.ends_with(".img") {
+                    // Image files were dealt with above.
                 } else if let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".partial")) {
                     let op = rest.split('.').next().unwrap_or("");
                     if is_uuid(op) && !intents.contains(op) {
@@ -1161,6 +1270,72 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Whether an operation found only in the intent its files carry ([`CarriedIntent`]) fits
+    /// the array as recovered: its new files are exactly `<pool>/<uuid>.img` of the elements
+    /// and snapshot images it adds, all present and marked by it; its elements are new, in
+    /// known pools, under free names and serials, and their parents exist. The database's
+    /// own constraints check the rest when it is applied. Anything else is a stray file.
+    fn adoptable(&self, c: &CarriedIntent, pools: &[PoolRow]) -> bool {
+        let Plan::Insert {
+            elements,
+            members,
+            moves,
+            subvol,
+        } = &c.plan
+        else {
+            return false;
+        };
+        let pool_path = |name: &str| pools.iter().find(|p| p.name == name).map(|p| p.path.clone());
+        let mut expected = BTreeSet::new();
+        for e in elements {
+            let Some(dir) = pool_path(&e.pool) else {
+                return false;
+            };
+            let fresh = is_uuid(&e.uuid)
+                && self.db.element(&e.uuid).ok().flatten().is_none()
+                && names::check_name("name", &e.name).is_ok()
+                && self
+                    .count(
+                        "SELECT COUNT(*) FROM elements WHERE name = ?1 OR serial = ?2",
+                        &[&e.name, &(e.serial as i64)],
+                    )
+                    .ok()
+                    == Some(0)
+                && e.parent
+                    .as_ref()
+                    .is_none_or(|p| self.db.element(p).ok().flatten().is_some());
+            if !fresh {
+                return false;
+            }
+            if e.kind != Kind::Snap {
+                expected.insert(image(&dir, &e.uuid));
+            }
+        }
+        for m in members {
+            let Some(snap) = elements.iter().find(|e| e.uuid == m.snap) else {
+                return false;
+            };
+            let Some(dir) = pool_path(&snap.pool) else {
+                return false;
+            };
+            if !is_uuid(&m.file) {
+                return false;
+            }
+            expected.insert(image(&dir, &m.file));
+        }
+        let files_ok = moves.len() == expected.len()
+            && moves.iter().all(|m| {
+                m.partial == m.dest
+                    && expected.contains(&m.dest)
+                    && fsops::completed_by(&m.dest).as_deref() == Some(c.op.as_str())
+            });
+        let subvol_ok = subvol.as_ref().is_none_or(|s| {
+            s.file_name().and_then(|n| n.to_str()) == Some(&format!(".spindle-msnap.{}", c.op))
+                && pools.iter().any(|p| s.parent() == Some(p.path.as_path()))
+        });
+        files_ok && subvol_ok
     }
 
     /// Problems found in the state: pending intents, missing or wrongly sized files, orphan
@@ -1481,8 +1656,8 @@ impl Engine {
             created: db::now(),
         };
         let (plan, mv) = Plan::insert_one(&row, vec![], &path, &uuid);
-        self.execute("create", &op, &plan, Some(serial), |_| {
-            fsops::create_image(&mv.partial, size, thin, Some(&op))
+        self.execute("create", &op, &plan, Some(serial), |_, mark| {
+            fsops::create_image(&mv.partial, size, thin, mark)
         })?;
         self.view_one(&row)
     }
@@ -1524,7 +1699,7 @@ impl Engine {
                 size,
                 thin: r.thin,
             };
-            self.execute("resize", &op, &plan, None, |_| Ok(()))?;
+            self.execute("resize", &op, &plan, None, |_, _| Ok(()))?;
         }
         self.view_one(&self.row("uuid", uuid)?)
     }
@@ -1565,7 +1740,7 @@ impl Engine {
             uuids: vec![r.uuid.clone()],
             files: vec![image(&path, &r.uuid)],
         };
-        self.execute("remove", &new_id(), &plan, None, |_| Ok(()))
+        self.execute("remove", &new_id(), &plan, None, |_, _| Ok(()))
     }
 
     // ----- snapshots -----
@@ -1632,8 +1807,8 @@ impl Engine {
         };
         let src = image(&path, &r.uuid);
         let (plan, mv) = Plan::insert_one(&row, vec![member], &path, &snap);
-        self.execute("snapshot", &op, &plan, Some(serial), |_| {
-            reflink_or(&src, &mv.partial, 0o400, "snapshot", Some(&op))
+        self.execute("snapshot", &op, &plan, Some(serial), |_, mark| {
+            reflink_or(&src, &mv.partial, 0o400, "snapshot", mark)
         })?;
         self.view_one(&row)
     }
@@ -1741,11 +1916,11 @@ impl Engine {
             subvol: Some(subvol.clone()),
         };
         let pool_path = p.path.clone();
-        self.execute("multisnap", &op, &plan, Some(serial), |_| {
+        self.execute("multisnap", &op, &plan, Some(serial), |_, mark| {
             fsops::btrfs_snapshot(&pool_path, &subvol)?;
             crash::point("multisnap.subvol");
             for (src, mv) in sources.iter().zip(&moves) {
-                reflink_or(src, &mv.partial, 0o400, "snapshot", Some(&op))?;
+                reflink_or(src, &mv.partial, 0o400, "snapshot", mark)?;
             }
             Ok(())
         })?;
@@ -1790,7 +1965,7 @@ impl Engine {
             uuids: vec![s.uuid.clone()],
             files,
         };
-        self.execute("snapremove", &new_id(), &plan, None, |_| Ok(()))
+        self.execute("snapremove", &new_id(), &plan, None, |_, _| Ok(()))
     }
 
     // ----- clones -----
@@ -1837,8 +2012,8 @@ impl Engine {
             created: db::now(),
         };
         let (plan, mv) = Plan::insert_one(&row, vec![], &path, &uuid);
-        self.execute(kind, &op, &plan, Some(serial), |_| {
-            reflink_or(src_file, &mv.partial, 0o600, "clone", Some(&op))
+        self.execute(kind, &op, &plan, Some(serial), |_, mark| {
+            reflink_or(src_file, &mv.partial, 0o600, "clone", mark)
         })?;
         self.view_one(&row)
     }
@@ -2041,9 +2216,9 @@ impl Engine {
         };
         let (opc, uuidc) = (op.clone(), r.uuid.clone());
         self.begin(&op, "split", &plan, move |tx| {
-            tx.execute("UPDATE elements SET state = 'BUSY_COPY' WHERE uuid = ?1", [&uuidc])
+            tx.run("UPDATE elements SET state = 'BUSY_COPY' WHERE uuid = ?1", [&uuidc])
                 .dbx("mark splitting")?;
-            tx.execute(
+            tx.run(
                 "INSERT INTO splits (op, element, total, done, status, started) VALUES (?1, ?2, ?3, 0, 'running', ?4)",
                 params![opc, uuidc, data as i64, db::now()],
             )
@@ -2204,7 +2379,7 @@ impl Engine {
         let total: u64 = segments.iter().map(|s| s.1).sum();
         self.db
             .conn
-            .execute(
+            .run(
                 "UPDATE splits SET total = ?1, done = 0 WHERE op = ?2",
                 params![total as i64, op],
             )
@@ -2247,7 +2422,7 @@ impl Engine {
                 if last_report.elapsed() >= Duration::from_millis(100) {
                     self.db
                         .conn
-                        .execute(
+                        .run(
                             "UPDATE splits SET done = ?1 WHERE op = ?2",
                             params![done as i64, op],
                         )
@@ -2259,7 +2434,7 @@ impl Engine {
         out.sync_all().ctx("cannot fsync", dest)?;
         self.db
             .conn
-            .execute(
+            .run(
                 "UPDATE splits SET done = ?1 WHERE op = ?2",
                 params![done as i64, op],
             )
@@ -2364,7 +2539,7 @@ impl Engine {
             updates,
             moves: moves.clone(),
         };
-        self.execute("restore", &op, &plan, None, |_| {
+        self.execute("restore", &op, &plan, None, |_, _| {
             for (src, mv) in sources.iter().zip(&moves) {
                 reflink_or(src, &mv.partial, 0o600, "restore", None)?;
             }
@@ -2448,14 +2623,14 @@ impl Engine {
             let modes = modes
                 .as_ref()
                 .map(|m| serde_json::to_string(m).unwrap_or_default());
-            tx.execute(
+            tx.run(
                 "INSERT INTO groups (name, modes) VALUES (?1, ?2)",
                 params![name, modes],
             )
             .dbx("create group")?;
             let id = tx.last_insert_rowid();
             for (i, e) in entries.iter().enumerate() {
-                tx.execute(
+                tx.run(
                     "INSERT INTO entries (grp, entry, pos) VALUES (?1, ?2, ?3)",
                     params![id, e, i as i64],
                 )
@@ -2483,7 +2658,7 @@ impl Engine {
         }
         let tx = self.db.tx()?;
         for g in rows {
-            tx.execute("DELETE FROM groups WHERE id = ?1", [g.id])
+            tx.run("DELETE FROM groups WHERE id = ?1", [g.id])
                 .dbx("remove group")?;
         }
         tx.commit().dbx("commit")?;
@@ -2505,7 +2680,7 @@ impl Engine {
         }
         self.db
             .conn
-            .execute(
+            .run(
                 "UPDATE groups SET name = ?1 WHERE id = ?2",
                 params![new_name, g.id],
             )
@@ -2533,7 +2708,7 @@ impl Engine {
         }
         let tx = self.db.tx()?;
         for (i, e) in all.iter().enumerate().skip(g.entries.len()) {
-            tx.execute(
+            tx.run(
                 "INSERT INTO entries (grp, entry, pos) VALUES (?1, ?2, ?3)",
                 params![g.id, e, i as i64],
             )
@@ -2551,7 +2726,7 @@ impl Engine {
         let gone = Engine::normalize_entries(entries)?;
         let tx = self.db.tx()?;
         for e in &gone {
-            tx.execute(
+            tx.run(
                 "DELETE FROM entries WHERE grp = ?1 AND entry = ?2",
                 params![g.id, e],
             )
@@ -2580,7 +2755,7 @@ impl Engine {
         let tx = self.db.tx()?;
         for g in rows {
             let already: bool = tx
-                .query_row(
+                .row(
                     "SELECT count(*) > 0 FROM presentations WHERE element = ?1 AND grp = ?2",
                     params![r.uuid, g.id],
                     |x| x.get(0),
@@ -2608,7 +2783,7 @@ impl Engine {
                         shown(&g.name)
                     ))
                 })?;
-            tx.execute(
+            tx.run(
                 "INSERT INTO presentations (element, grp, lun) VALUES (?1, ?2, ?3)",
                 params![r.uuid, g.id, i64::from(lun)],
             )
@@ -2628,7 +2803,7 @@ impl Engine {
         }
         let tx = self.db.tx()?;
         for g in rows {
-            tx.execute(
+            tx.run(
                 "DELETE FROM presentations WHERE element = ?1 AND grp = ?2",
                 params![r.uuid, g.id],
             )
@@ -2651,13 +2826,13 @@ impl Engine {
             }
             self.db
                 .conn
-                .execute("UPDATE elements SET online = 0 WHERE uuid = ?1", [&r.uuid])
+                .run("UPDATE elements SET online = 0 WHERE uuid = ?1", [&r.uuid])
                 .dbx("set offline")?;
             return Ok(());
         }
         self.db
             .conn
-            .execute(
+            .run(
                 "UPDATE elements SET online = ?1, state = ?2 WHERE uuid = ?3",
                 params![
                     online,
@@ -2704,7 +2879,7 @@ impl Engine {
         let q = self.check_qos(Some(qos))?;
         self.db
             .conn
-            .execute("UPDATE elements SET qos = ?1 WHERE uuid = ?2", params![q, r.uuid])
+            .run("UPDATE elements SET qos = ?1 WHERE uuid = ?2", params![q, r.uuid])
             .dbx("set qos")?;
         Ok(())
     }
@@ -2722,7 +2897,7 @@ impl Engine {
     fn store_chap(&mut self, chap: Option<&ChapAccount>) -> Result<()> {
         let path = self.chap_secret_path();
         let Some(c) = chap else {
-            self.db.conn.execute("DELETE FROM chap", []).dbx("clear chap")?;
+            self.db.conn.run("DELETE FROM chap", []).dbx("clear chap")?;
             fsops::remove_if_exists(&path)?;
             return Ok(());
         };
@@ -2774,7 +2949,7 @@ impl Engine {
         fsops::fsync_dir(&self.state_dir)?;
         self.db
             .conn
-            .execute(
+            .run(
                 "INSERT OR REPLACE INTO chap (id, username) VALUES (1, ?1)",
                 [&c.username],
             )
@@ -2849,7 +3024,7 @@ impl Engine {
 }
 
 /// Reflinks `src` into `dst`, turning "the file system cannot" into `NoSuchOperationEx`.
-fn reflink_or(src: &Path, dst: &Path, mode: u32, what: &str, mark: Option<&str>) -> Result<()> {
+fn reflink_or(src: &Path, dst: &Path, mode: u32, what: &str, mark: Option<&fsops::Mark<'_>>) -> Result<()> {
     match fsops::reflink(src, dst, mode, mark) {
         Ok(()) => Ok(()),
         Err(ReflinkFailure::Unsupported(e)) => Err(Error::NoSuchOperation(format!(

@@ -29,11 +29,39 @@ pub const BTRFS_SUBVOL_ROOT_INO: u64 = 256;
 /// transactions and fsync log, ext4's journal) a durable mark means a durable, complete file.
 pub const COMPLETE_XATTR: &str = "user.spindle-array.op";
 
-/// Marks the open file `f` complete for operation `op` ([`COMPLETE_XATTR`]). Best effort: a
-/// file system without user extended attributes leaves the file unmarked, and the engine then
-/// makes the operation durable the other way (see [`completed_by`]).
-fn mark_complete(f: &File, op: &str) {
-    let _ = rustix::fs::fsetxattr(f, COMPLETE_XATTR, op.as_bytes(), rustix::fs::XattrFlags::empty());
+/// The extended attribute that carries, on each new file of an operation that adds elements,
+/// the operation's record (its intent: id, kind and plan, as JSON). It is set before
+/// [`COMPLETE_XATTR`], so a durable mark means a durable record too, and the operation can be
+/// rolled forward from its files alone when a power cut lost every commit of it.
+pub const RECORD_XATTR: &str = "user.spindle-array.intent";
+
+/// The largest record carried in [`RECORD_XATTR`]: well within what every file system allows
+/// one file's attributes (ext4 holds them all in one 4 KiB block). A longer one (a multi-LUN
+/// snapshot of many LUNs) is not carried; its intent is flushed instead.
+pub const MAX_RECORD: usize = 2048;
+
+/// How a new file is marked complete: the operation's id, and its record when it is carried
+/// in the file ([`RECORD_XATTR`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Mark<'a> {
+    /// The operation's id ([`COMPLETE_XATTR`]).
+    pub op: &'a str,
+    /// The operation's record ([`RECORD_XATTR`]), at most [`MAX_RECORD`] bytes.
+    pub record: Option<&'a str>,
+}
+
+/// Marks the open file `f` complete ([`COMPLETE_XATTR`]), after writing the record it carries
+/// ([`RECORD_XATTR`]). Best effort: a file system without user extended attributes leaves the
+/// file unmarked, and the engine then makes the operation durable the other way (see
+/// [`completed_by`]); a record that cannot be written leaves the file unmarked too.
+fn mark_complete(f: &File, mark: &Mark<'_>) {
+    let flags = rustix::fs::XattrFlags::empty();
+    if let Some(record) = mark.record {
+        if rustix::fs::fsetxattr(f, RECORD_XATTR, record.as_bytes(), flags).is_err() {
+            return;
+        }
+    }
+    let _ = rustix::fs::fsetxattr(f, COMPLETE_XATTR, mark.op.as_bytes(), flags);
 }
 
 /// The operation that marked `path` complete, if any ([`COMPLETE_XATTR`]).
@@ -41,6 +69,14 @@ pub fn completed_by(path: &Path) -> Option<String> {
     let mut buf = [0u8; 64];
     let n = rustix::fs::getxattr(path, COMPLETE_XATTR, &mut buf[..]).ok()?;
     std::str::from_utf8(buf.get(..n)?).ok().map(str::to_string)
+}
+
+/// The record `path` carries ([`RECORD_XATTR`]), if any.
+pub fn carried_record(path: &Path) -> Option<String> {
+    let mut buf = vec![0u8; MAX_RECORD];
+    let n = rustix::fs::getxattr(path, RECORD_XATTR, &mut buf[..]).ok()?;
+    buf.truncate(n);
+    String::from_utf8(buf).ok()
 }
 
 /// The name of a file-system magic, for descriptions.
@@ -127,7 +163,7 @@ pub fn reflink(
     src: &Path,
     dst: &Path,
     mode: u32,
-    mark: Option<&str>,
+    mark: Option<&Mark<'_>>,
 ) -> std::result::Result<(), ReflinkFailure> {
     let s = File::open(src)
         .ctx("cannot open", src)
@@ -147,8 +183,8 @@ pub fn reflink(
             d.set_permissions(fs::Permissions::from_mode(mode))
                 .ctx("cannot chmod", dst)
                 .map_err(ReflinkFailure::Other)?;
-            if let Some(op) = mark {
-                mark_complete(&d, op);
+            if let Some(m) = mark {
+                mark_complete(&d, m);
             }
             d.sync_all()
                 .ctx("cannot fsync", dst)
@@ -163,7 +199,7 @@ pub fn reflink(
 
 /// Creates `path` of `size` bytes, mode 0600: sparse when `thin`, otherwise with every block
 /// allocated (fallocate); marked complete for `mark` ([`COMPLETE_XATTR`]) when given. Fsynced.
-pub fn create_image(path: &Path, size: u64, thin: bool, mark: Option<&str>) -> Result<()> {
+pub fn create_image(path: &Path, size: u64, thin: bool, mark: Option<&Mark<'_>>) -> Result<()> {
     let f = create_new(path, 0o600)?;
     let done = (|| {
         f.set_permissions(fs::Permissions::from_mode(0o600))
@@ -173,8 +209,8 @@ pub fn create_image(path: &Path, size: u64, thin: bool, mark: Option<&str>) -> R
         } else {
             rustix::fs::fallocate(&f, FallocateFlags::empty(), 0, size).ctx("cannot allocate", path)?;
         }
-        if let Some(op) = mark {
-            mark_complete(&f, op);
+        if let Some(m) = mark {
+            mark_complete(&f, m);
         }
         f.sync_all().ctx("cannot fsync", path)
     })();

@@ -80,13 +80,14 @@
 //! database open (about 2.4 ms on the reference machine); the resident program pays neither,
 //! and answers `getStatus` in about 0.25 ms through the plug-in. What every request does is
 //! kept small either way: the database is opened with no write unless the schema or the
-//! pools changed; the WAL is not checkpointed and deleted at every exit; the tgtd check is one
-//! round trip on tgtd's management socket (no tgtadm process) plus a fingerprint of the export
-//! plan; an operation that adds an element takes its serial in the intent's commit and builds
-//! its file under its final name (no rename). A snapshot or clone then flushes the disk three
-//! times (the new file, its directory, the result), one more than the bare FICLONE + fsync +
-//! directory fsync it is built on. `benches/plugin.rs` measures both ways next to the bare
-//! operations.
+//! pools changed; statements are prepared once per connection; the WAL is not checkpointed
+//! and deleted at every exit; the tgtd check is a connection to tgtd's management socket (no
+//! request, no tgtadm process) plus a fingerprint of the export plan; an operation that adds
+//! an element takes its serial in the intent's commit and builds its file under its final
+//! name (no rename), carrying its own intent. A snapshot or clone then flushes the disk twice
+//! (the new file, its directory), as the bare FICLONE + fsync +
+//! directory fsync it is built on does. `benches/plugin.rs` measures both ways next to the
+//! bare operations.
 
 pub mod client;
 pub mod config;

@@ -28,11 +28,12 @@
 //! # Modes
 //! [`SyncMode::Full`] (after every request that changes exports or backing files, and
 //! `export-sync`) reads tgtd's state and corrects everything. [`SyncMode::Check`] (every other
-//! request) only makes sure tgtd answers (`--op show --mode sys`, one round trip on its
-//! management socket, no tgtadm process), is the instance last configured (the identity of
-//! that socket), and that the plan has not changed since it was last applied (its
-//! fingerprint); otherwise it does a full sync. So after tgtd dies (even SIGKILL), any request
-//! brings back every target, ACL, account, LUN, identity and online state.
+//! request) only makes sure tgtd listens (a connection to its management socket, made and
+//! closed without a request, which a killed tgtd's leftover socket refuses), is the instance
+//! last configured (the identity of that socket), and that the plan has not changed since it
+//! was last applied (its fingerprint); otherwise it does a full sync. So after tgtd dies (even
+//! SIGKILL), any request brings back every target, ACL, account, LUN, identity and online
+//! state.
 
 use crate::config::TgtSettings;
 use crate::engine::Engine;
@@ -833,7 +834,13 @@ pub fn sync(engine: &Engine, settings: &TgtSettings, mode: SyncMode) -> Result<S
         portal: settings.portal.to_string(),
         ..SyncReport::default()
     };
-    if !adm.is_alive() {
+    // A check only needs to know that a tgtd still listens (a killed one does not); a full
+    // sync reads tgtd's state next anyway, so it asks it to answer.
+    let alive = match mode {
+        SyncMode::Check => adm.is_listening(),
+        SyncMode::Full => adm.is_alive(),
+    };
+    if !alive {
         let pid = start_tgtd(&adm, settings, &state_dir)?;
         report.started = Some(pid);
         record.tgtd_pid = Some(pid);

@@ -292,6 +292,33 @@ fn orphans_are_removed_and_foreign_files_kept() {
     assert!(foreign.exists() && foreign_img.exists());
 }
 
+/// What a power cut after the answer of an operation that adds elements can leave: runs
+/// `op` (set up as [`setup`] does) and stops the program before its final commit, then
+/// applies `lose` to the database, as the lost commits would have left it. Returns the
+/// elements before, the operation's plan and its (first) new file.
+fn stopped_before_final_commit(
+    cfg: &ArrayConfig,
+    op: &str,
+    n: usize,
+    lose: impl FnOnce(&rusqlite::Connection),
+) -> (BTreeSet<String>, Value, std::path::PathBuf) {
+    let req = setup(&Via::Program, cfg, op, n);
+    let before = all_uuids(&Via::Program, cfg);
+    let step = format!("{op}.renamed");
+    let (success, out) = request(cfg, req, &[(CRASH_ENV, step.as_str())]);
+    assert!(!success, "{step}: {out}");
+    let conn = rusqlite::Connection::open(cfg.state_dir().unwrap().join("array.db")).unwrap();
+    let plan: String = conn
+        .query_row("SELECT plan FROM intents", [], |r| r.get(0))
+        .unwrap();
+    lose(&conn);
+    drop(conn);
+    let plan: Value = serde_json::from_str(&plan).unwrap();
+    let dest = std::path::PathBuf::from(plan["moves"][0]["dest"].as_str().unwrap());
+    assert!(dest.exists(), "{step}: {}", dest.display());
+    (before, plan, dest)
+}
+
 /// A power cut can lose what was committed without a flush: the `prepared` mark and the final
 /// commit of an operation that adds elements, after its answer was given. Simulated here by
 /// stopping the program before its final commit and turning the intent back to `started`:
@@ -305,7 +332,6 @@ fn a_lost_final_commit_is_recovered_from_the_marked_files() {
     let fs = TestFs::new(Kind::Xfs, 512);
     let pool = fs.pool("p0");
     let cfg = config(&pool);
-    let db = pool.join(".spindle-array/array.db");
     let mut n = 0;
     for (op, unmark) in [
         ("create", false),
@@ -317,21 +343,11 @@ fn a_lost_final_commit_is_recovered_from_the_marked_files() {
         ("clone", true),
     ] {
         n += 1;
-        let req = setup(&Via::Program, &cfg, op, 100 + n);
-        let before = all_uuids(&Via::Program, &cfg);
         let step = format!("{op}.renamed");
-        let (success, out) = request(&cfg, req.clone(), &[(CRASH_ENV, step.as_str())]);
-        assert!(!success, "{step}: {out}");
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let lost = conn.execute("UPDATE intents SET step = 'started'", []).unwrap();
-        assert_eq!(lost, 1, "{step}: one pending intent");
-        let plan: String = conn
-            .query_row("SELECT plan FROM intents", [], |r| r.get(0))
-            .unwrap();
-        drop(conn);
-        let plan: Value = serde_json::from_str(&plan).unwrap();
-        let dest = std::path::PathBuf::from(plan["moves"][0]["dest"].as_str().unwrap());
-        assert!(dest.exists(), "{step}: {}", dest.display());
+        let (before, _, dest) = stopped_before_final_commit(&cfg, op, 100 + n, |conn| {
+            let lost = conn.execute("UPDATE intents SET step = 'started'", []).unwrap();
+            assert_eq!(lost, 1, "{step}: one pending intent");
+        });
         if unmark {
             rustix::fs::removexattr(&dest, spindle_plugin_linux::fsops::COMPLETE_XATTR).unwrap();
         }
@@ -384,28 +400,20 @@ fn an_operation_whose_every_commit_was_lost_is_recovered_from_its_files() {
         ("create", "name taken"),
     ] {
         n += 1;
-        let req = setup(&Via::Program, &cfg, op, 200 + n);
-        let before = all_uuids(&Via::Program, &cfg);
-        let serial_before = next_serial();
         let step = format!("{op}.renamed");
-        let (success, out) = request(&cfg, req.clone(), &[(CRASH_ENV, step.as_str())]);
-        assert!(!success, "{step}: {out}");
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let plan: String = conn
-            .query_row("SELECT plan FROM intents", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(conn.execute("DELETE FROM intents", []).unwrap(), 1, "{step}");
-        conn.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'next_serial'",
-            [serial_before.to_string()],
-        )
-        .unwrap();
-        drop(conn);
-        let plan: Value = serde_json::from_str(&plan).unwrap();
+        let (before, plan, dest) = stopped_before_final_commit(&cfg, op, 200 + n, |conn| {
+            // The counter goes back to the serial the operation took.
+            let back = conn
+                .execute(
+                    "UPDATE meta SET value = (SELECT CAST(json_extract(plan, '$.elements[0].serial') AS TEXT) FROM intents) WHERE key = 'next_serial'",
+                    [],
+                )
+                .unwrap();
+            assert_eq!(back, 1, "{step}");
+            assert_eq!(conn.execute("DELETE FROM intents", []).unwrap(), 1, "{step}");
+        });
         let element = &plan["elements"][0];
         let uuid = element["uuid"].as_str().unwrap().to_string();
-        let dest = std::path::PathBuf::from(plan["moves"][0]["dest"].as_str().unwrap());
-        assert!(dest.exists(), "{step}: {}", dest.display());
         match damage {
             "unmark" => {
                 rustix::fs::removexattr(&dest, spindle_plugin_linux::fsops::COMPLETE_XATTR).unwrap();

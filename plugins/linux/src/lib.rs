@@ -78,7 +78,7 @@
 //! `spindle-array daemon` ([`daemon`]) when `extra_info` names its socket (`array_socket=`;
 //! the embedded default of `spindle serve` does). A run pays a process start and exit and a
 //! database open (about 2.4 ms on the reference machine); the resident program pays neither,
-//! and answers `getStatus` in about 0.25 ms through the plug-in. What every request does is
+//! and answers `getStatus` in about 0.3 ms through the plug-in. What every request does is
 //! kept small either way: the database is opened with no write unless the schema or the
 //! pools changed; statements are prepared once per connection; the WAL is not checkpointed
 //! and deleted at every exit; the tgtd check is a connection to tgtd's management socket (no

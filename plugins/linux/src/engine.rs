@@ -244,16 +244,12 @@ struct CarriedIntent {
 }
 
 impl CarriedIntent {
-    /// The record to carry, or `None` when it is longer than [`fsops::MAX_RECORD`].
-    fn text(op: &str, kind: &str, plan: &Plan) -> Option<String> {
-        let c = CarriedIntent {
-            op: op.to_string(),
-            kind: kind.to_string(),
-            plan: plan.clone(),
-        };
-        serde_json::to_string(&c)
-            .ok()
-            .filter(|t| t.len() <= fsops::MAX_RECORD)
+    /// The record to carry, made from the plan's JSON as the journal's intent row holds it
+    /// (so the plan is encoded once), or `None` when it is longer than [`fsops::MAX_RECORD`].
+    fn text(op: &str, kind: &str, plan_json: &str) -> Option<String> {
+        let (op, kind) = (serde_json::to_string(op).ok()?, serde_json::to_string(kind).ok()?);
+        let text = format!(r#"{{"op":{op},"kind":{kind},"plan":{plan_json}}}"#);
+        (text.len() <= fsops::MAX_RECORD).then_some(text)
     }
 
     /// The record `path` carries, if it is complete: marked by the same operation, whose
@@ -832,21 +828,21 @@ impl Engine {
         kind: &str,
         plan: &Plan,
         extra: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let text =
             serde_json::to_string(plan).map_err(|e| Error::Failed(format!("cannot encode plan: {e}")))?;
         self.db.committing(!plan.lazy_journal(), |db| {
             let tx = db.tx()?;
             tx.run(
                 "INSERT INTO intents (op, kind, plan, step, created) VALUES (?1, ?2, ?3, 'started', ?4)",
-                params![op, kind, text, db::now()],
+                params![op, kind, &text, db::now()],
             )
             .dbx("record intent")?;
             extra(&tx)?;
             tx.commit().dbx("commit intent")
         })?;
         crash::point(&format!("{kind}.intent"));
-        Ok(())
+        Ok(text)
     }
 
     fn prepare(&mut self, op: &str, kind: &str, plan: &Plan) -> Result<()> {
@@ -871,7 +867,7 @@ impl Engine {
         serial: Option<u64>,
         work: impl FnOnce(&mut Self, Option<&fsops::Mark<'_>>) -> Result<()>,
     ) -> Result<()> {
-        self.begin(op, kind, plan, |tx| match serial {
+        let plan_json = self.begin(op, kind, plan, |tx| match serial {
             None => Ok(()),
             Some(n) => {
                 let taken = tx
@@ -895,7 +891,7 @@ impl Engine {
         // of its own.
         let record = plan
             .lazy_journal()
-            .then(|| CarriedIntent::text(op, kind, plan))
+            .then(|| CarriedIntent::text(op, kind, &plan_json))
             .flatten();
         let mark = plan.lazy_journal().then_some(fsops::Mark {
             op,

@@ -217,44 +217,50 @@ fn local_program(configured: Option<&str>) -> PathBuf {
 
 /// The answer in what the array program wrote: its last non-empty line, a JSON object with
 /// `ok` or `error`.
-fn answer_in(out: &str) -> Option<Value> {
+fn answer_in(out: &str) -> Option<String> {
     out.lines()
         .rev()
-        .find(|l| !l.trim().is_empty())
-        .and_then(|l| serde_json::from_str::<Value>(l.trim()).ok())
-        .filter(|v| v.get("ok").is_some() || v.get("error").is_some())
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .filter(|l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| v.get("ok").is_some() || v.get("error").is_some())
+        })
+        .map(str::to_string)
 }
 
 /// Sends one request to the resident array program listening on `socket`
 /// ([`crate::daemon`]): `None` when nothing listens there (the caller then runs the program
-/// once), else its answer, or the failure of a connection that broke after the request was
-/// sent (the request may have taken effect; the next request recovers whatever it left).
-fn resident_request(socket: &Path, body: &Value, failure: ExceptionKind) -> Option<PluginResult<Value>> {
+/// once), else its answer (one line, read by the caller), or the failure of a connection that
+/// broke after the request was sent (the request may have taken effect; the next request
+/// recovers whatever it left).
+fn resident_request(socket: &Path, body: &str, failure: ExceptionKind) -> Option<PluginResult<String>> {
     use std::os::unix::net::UnixStream;
     let mut stream = UnixStream::connect(socket).ok()?;
     let fail = |m: String| PluginException::new(failure, m);
     let at = || shown(&socket.to_string_lossy());
     let sent = stream
         .set_read_timeout(Some(REQUEST_TIMEOUT))
-        .and_then(|()| stream.write_all(body.to_string().as_bytes()))
+        .and_then(|()| stream.write_all(body.as_bytes()))
         .and_then(|()| stream.shutdown(std::net::Shutdown::Write));
     if sent.is_err() {
         // Nothing was read by a program that closed at once (it was stopping): run it once.
         return None;
     }
-    let mut out = String::new();
+    let mut out = String::with_capacity(4096);
     if let Err(e) = stream.read_to_string(&mut out) {
         return Some(Err(fail(format!(
             "the resident array program at {} did not answer: {e}",
             at()
         ))));
     }
-    Some(answer_in(&out).ok_or_else(|| {
-        fail(format!(
+    let line = out.trim();
+    if line.is_empty() {
+        return Some(Err(fail(format!(
             "the resident array program at {} closed the connection without an answer; the request may or may not have taken effect, and the next request recovers what it left",
             at()
-        ))
-    }))
+        ))));
+    }
+    Some(Ok(line.to_string()))
 }
 
 impl Transport {
@@ -369,10 +375,10 @@ impl Transport {
         }
     }
 
-    /// Sends one request (a JSON object with `config` and `op`) and returns the answer's
-    /// JSON. `failure` is the exception raised when the program cannot be run or answers
-    /// nonsense.
-    pub fn request(&self, body: &Value, failure: ExceptionKind) -> PluginResult<Value> {
+    /// Sends one request (the text of a JSON object with `config` and `op`) and returns the
+    /// answer's line (a JSON object with `ok` or `error`, which the caller reads). `failure`
+    /// is the exception raised when the program cannot be run or gives no answer.
+    pub fn request(&self, body: &str, failure: ExceptionKind) -> PluginResult<String> {
         let fail = |m: String| PluginException::new(failure, m);
         if let Transport::Local {
             socket: Some(socket), ..

@@ -2,17 +2,25 @@
 //! resident) abort (`std::process::abort`, as abrupt as SIGKILL: no destructors, no flushing)
 //! when it reaches that step, so tests can check recovery after a crash at every step.
 //!
-//! Step names are `<operation>.<phase>`; [`STEPS`] lists them all. The phases are:
+//! Step names are `<operation>.<phase>`; [`STEPS`] lists them all. For operations that change
+//! or remove existing files (resize, remove, restore, split) the phases are:
 //! - `intent`: the intent row is committed, no file has been touched;
-//! - `partial`: the new files are complete and fsynced (temporaries `.<op>.partial` for files
-//!   that replace others; new elements' files under their final names, which no element
-//!   names yet);
+//! - `partial`: the new files are complete and fsynced (temporaries `.<op>.partial`);
 //! - `prepared`: the intent is marked prepared (from here recovery rolls forward);
 //! - `renamed` / `applied`: the files are in their final place (directory fsynced), the
 //!   database not yet updated;
-//! - for multi-snapshots, `subvol`: the btrfs subvolume snapshot exists;
 //! - for splits, `spawned` (request side, worker started) and `copied` (worker side, copy
 //!   complete and fsynced, not yet prepared).
+//!
+//! For operations that add elements (create, snapshot, multi-snapshot, clone, clone of a
+//! snapshot; see the engine's module docs), the same names mark:
+//! - `intent`: the in-flight marker names the operation, no file has been touched;
+//! - `partial`: the new files are complete and marked, under their final names, not yet
+//!   fsynced, and no row names them (from here recovery rolls forward);
+//! - `prepared`: the intent (`applied`) and the rows are committed, the files not yet fsynced;
+//! - `renamed`: files and directories fsynced, the marker not yet cleared;
+//! - for multi-snapshots on btrfs, which take the first protocol, `subvol`: the btrfs
+//!   subvolume snapshot exists.
 
 /// The environment variable naming the step to crash at.
 pub const CRASH_ENV: &str = "SPINDLE_ARRAY_CRASH_AT";

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations: entry `i` takes the database from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -98,6 +98,61 @@ pub const MIGRATIONS: &[&str] = &[
         started INTEGER NOT NULL,
         finished INTEGER
      );",
+    // 1 -> 2: intents may be `applied` (a plan that adds files, committed whole before its
+    // files were flushed; see the engine's `execute_insert`); the export generation.
+    "CREATE TABLE intents_v2 (
+        op TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        step TEXT NOT NULL CHECK (step IN ('started', 'prepared', 'applied')),
+        created INTEGER NOT NULL
+     );
+     INSERT INTO intents_v2 (op, kind, plan, step, created)
+        SELECT op, kind, plan, step, created FROM intents;
+     DROP TABLE intents;
+     ALTER TABLE intents_v2 RENAME TO intents;
+     -- `export_gen` counts the commits that may change the export plan (every change of the
+     -- tables it is made from, except new elements, which nothing presents yet), so a check
+     -- of tgtd can tell that the plan is the one it last applied without computing it.
+     INSERT OR IGNORE INTO meta (key, value) VALUES ('export_gen', '0');
+     CREATE TRIGGER export_gen_presentations_insert AFTER INSERT ON presentations
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_presentations_update AFTER UPDATE ON presentations
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_presentations_delete AFTER DELETE ON presentations
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_groups_insert AFTER INSERT ON groups
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_groups_update AFTER UPDATE ON groups
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_groups_delete AFTER DELETE ON groups
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_entries_insert AFTER INSERT ON entries
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_entries_update AFTER UPDATE ON entries
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_entries_delete AFTER DELETE ON entries
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_chap_insert AFTER INSERT ON chap
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_chap_update AFTER UPDATE ON chap
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_chap_delete AFTER DELETE ON chap
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_qos_insert AFTER INSERT ON qos
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_qos_update AFTER UPDATE ON qos
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_qos_delete AFTER DELETE ON qos
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_pools_update AFTER UPDATE ON pools
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_pools_delete AFTER DELETE ON pools
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_elements_update AFTER UPDATE ON elements
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
+     CREATE TRIGGER export_gen_elements_delete AFTER DELETE ON elements
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;",
 ];
 
 /// WAL size (pages) at which a commit folds the WAL into the database. Small, because every
@@ -645,6 +700,18 @@ impl Db {
         Ok(rows)
     }
 
+    /// The export generation: it changes with every commit that may change the export plan
+    /// (see the migration to version 2).
+    pub fn export_gen(&self) -> Result<i64> {
+        self.conn
+            .row(
+                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'export_gen'",
+                [],
+                |r| r.get(0),
+            )
+            .dbx("read export generation")
+    }
+
     /// Every pending intent.
     pub fn intents(&self) -> Result<Vec<IntentRow>> {
         let mut st = self
@@ -769,6 +836,39 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .expect("mode");
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_version_1_journal_keeps_its_intents_and_takes_applied_ones() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let conn = rusqlite::Connection::open(dir.path().join("array.db")).expect("create");
+            conn.execute_batch(MIGRATIONS[0]).expect("schema 1");
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES (1);
+                 INSERT INTO intents VALUES ('op1', 'remove', '{}', 'prepared', 1);",
+            )
+            .expect("an intent of version 1");
+        }
+        let db = Db::open(dir.path()).expect("migrate");
+        assert_eq!(db.schema_version().expect("version"), SCHEMA_VERSION);
+        let kept = db.intents().expect("intents");
+        assert_eq!(kept.len(), 1);
+        assert_eq!((kept[0].op.as_str(), kept[0].step.as_str()), ("op1", "prepared"));
+        db.conn
+            .run(
+                "INSERT INTO intents VALUES ('op2', 'create', '{}', 'applied', 2)",
+                [],
+            )
+            .expect("applied is a step now");
+        assert!(db
+            .conn
+            .run(
+                "INSERT INTO intents VALUES ('op3', 'create', '{}', 'done', 3)",
+                []
+            )
+            .is_err());
     }
 
     #[test]

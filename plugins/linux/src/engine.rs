@@ -1,54 +1,62 @@
 //! The storage engine: every array operation, crash-safe.
 //!
-//! Every mutation that touches files follows one protocol (see the crate docs):
+//! Every mutation that touches files follows one of two protocols.
+//!
+//! Plans that change or remove existing files (resize, remove, restore, split):
 //! 1. allocate ids, then commit an intent row holding the whole [`Plan`] (step `started`);
-//! 2. build the new files, fsynced: a file that replaces an existing one (restore, split) as
-//!    a temporary `.<op>.partial` in the pool; a file under a name that is new (the uuid of a
-//!    new element or image: create, snapshots, clones) directly under that final name, since
-//!    no element names it until step 5 and recovery removes it if the operation is undone;
+//! 2. build the new files, fsynced, as temporaries `.<op>.partial` in the pool;
 //! 3. mark the intent `prepared` (committed);
 //! 4. rename the temporaries into place (or apply the in-place change), fsync the directory;
 //! 5. in one transaction, apply the plan to the tables and delete the intent.
 //!
-//! Recovery ([`Engine::open`]) rolls a `started` intent back (temporaries removed, nothing
-//! else was touched) and a `prepared` one forward (every step after 3 is idempotent), then
-//! removes orphan files that match this array's naming patterns.
-//!
-//! # Durability
-//! Every commit of steps 1, 3 and 5 is a SQLite commit: visible to every later run, and
-//! surviving the program's death (a kill, an abort, a panic) at any point. For every plan that
-//! changes or removes existing files (resize, remove, restore, split) each of them is also
-//! durable (`synchronous=FULL`: the WAL is flushed before the next step).
+//! Each of these commits is durable (`synchronous=FULL`: the WAL is flushed before the next
+//! step). Recovery ([`Engine::open`]) rolls a `started` intent back (temporaries removed,
+//! nothing else was touched) and a `prepared` one forward (every step after 3 is idempotent).
 //!
 //! Plans that only add new files under new names ([`Plan::Insert`]: create, snapshot,
 //! multi-snapshot, clone, clone of a snapshot) are answered after the same two flushes as the
-//! bare operation (the new file, its directory) and no flush of their own:
-//! - step 2 gives each new file the operation's whole intent (id, kind and plan:
-//!   [`fsops::RECORD_XATTR`]) and then marks it complete ([`fsops::COMPLETE_XATTR`] = the
-//!   operation's id), after its content and before its fsync, so a durable mark means a
-//!   complete, durable file that says what to do with it;
-//! - steps 1, 3 and 5 are committed without waiting for the disk, and step 3 is skipped, when
-//!   every new file carries its mark (a file system without user extended attributes gets a
-//!   durable step 5 instead);
-//! - an intent too long to carry (a multi-LUN snapshot of many LUNs, over
-//!   [`fsops::MAX_RECORD`] bytes) is flushed by a second thread while step 2 makes the files,
-//!   so that it is durable before the answer at no cost in time.
+//! bare operation (the new file, its directory) and none of their own
+//! ([`Engine::execute_insert`]):
+//! 1. the in-flight marker at the start of the lock file names the operation (written to the
+//!    page cache only);
+//! 2. each new file is built under its final name, then given the operation's whole intent
+//!    (id, kind and plan: [`fsops::RECORD_XATTR`]) and marked complete
+//!    ([`fsops::COMPLETE_XATTR`] = the operation's id), after its content;
+//! 3. one commit, not waiting for the disk, records the intent (step `applied`), takes the
+//!    serial and inserts the rows;
+//! 4. the files and their directories are fsynced; the marker is cleared.
 //!
-//! Nothing is lost on a power failure, because every state the disk can then hold recovers
-//! consistently (a power cut loses a suffix of the commits: later flushes make every earlier
-//! commit durable):
-//! - a new file unmarked or missing: the power went before the answer; the intent, if it
-//!   survived, is rolled back, and the files are removed as orphans;
-//! - the intent on disk and every new file marked: rolled forward, whether or not the
-//!   `prepared` mark and the result reached the disk;
-//! - no intent on disk and every new file marked: the files' own copy of the intent rolls the
+//! An intent left `applied` is a finished operation once the marker is clear, and the next
+//! operation's commit deletes it. After every crash, recovery removes orphan files that match
+//! this array's naming patterns.
+//!
+//! # Durability
+//! Every commit is visible to every later run and survives the program's death (a kill, an
+//! abort, a panic) at any point; so does the in-flight marker. A program that died in an
+//! insert leaves the marker naming it: the next run that takes the lock (a resident engine in
+//! [`Engine::resume`] and before its own insert, any engine in [`Engine::open`]) recovers
+//! fully: an `applied` intent whose files all carry their mark is finished (its files are
+//! fsynced again), one with a file unmarked or missing is rolled back (rows and files
+//! removed), and marked files no row names are adopted as below.
+//!
+//! Nothing answered is lost on a power failure, because every state the disk can then hold
+//! recovers consistently (a power cut loses a suffix of the commits: a later flush makes every
+//! earlier commit durable; after it every engine is opened anew, and [`Engine::open`]
+//! recovers fully, whatever the marker says):
+//! - a new file unmarked or missing: the power went before the answer; the `applied` commit,
+//!   if it reached the disk, is rolled back, and the files are removed as orphans;
+//! - the `applied` commit on disk and every new file marked: finished;
+//! - no commit on disk and every new file marked: the files' own copy of the intent rolls the
 //!   operation forward (recovery's orphan scan adopts it, in serial order, after checking that
-//!   it fits the recovered state), and the serial it took stays used up; so an answered
-//!   operation is never lost;
-//! - the result on disk: done.
+//!   it fits the recovered state), and the serial it took stays used up.
 //!
-//! The final commit is issued only after the directory holding the new or renamed files is
-//! fsynced, so a result never names a file whose name is not durable.
+//! A plan whose intent is too long to carry (a multi-LUN snapshot of many LUNs, over
+//! [`fsops::MAX_RECORD`] bytes) or that leaves a btrfs subvolume to delete goes through the
+//! first protocol, with its `started` intent flushed by a second thread while its files are
+//! made; a file system without user extended attributes gets the first protocol's durable
+//! commits after its files are made. In both, the final commit is issued only after the
+//! directory holding the new or renamed files is fsynced, so a result never names a file
+//! whose name is not durable.
 
 use crate::config::ArrayConfig;
 use crate::crash;
@@ -70,6 +78,10 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Bytes of the in-flight marker at the start of the lock file (see
+/// [`Engine::execute_insert`]).
+const MARKER_LEN: usize = 64;
 
 /// Sizes are rounded up to whole MiB.
 pub const EXTENT: u64 = 1 << 20;
@@ -197,6 +209,9 @@ pub struct Engine {
     /// The database file opened (device, inode): a resident engine whose file was replaced
     /// or removed since is not used again ([`Engine::resume`]).
     db_file: Option<(u64, u64)>,
+    /// The lock file, opened for the in-flight marker (its own open file, so that closing
+    /// it never releases a lock).
+    marker: File,
 }
 
 fn db_file_id(state_dir: &Path) -> Option<(u64, u64)> {
@@ -338,7 +353,7 @@ impl Engine {
     /// split worker killed mid-operation) is recovered first, as [`Engine::open`] would. The
     /// orphan scan of a full recovery is only needed after such a death or a power cut, which
     /// the resident program itself does not survive; so it runs only when an intent is
-    /// pending. An engine whose database file was replaced or removed meanwhile is refused
+    /// pending or the in-flight marker names an operation. An engine whose database file was replaced or removed meanwhile is refused
     /// (the resident program then opens the array afresh).
     pub fn resume(&mut self) -> Result<()> {
         if let Some(cfg) = &self.cfg {
@@ -351,7 +366,9 @@ impl Engine {
             )));
         }
         let _g = self.lock()?;
-        if !self.db.intents()?.is_empty() {
+        // Intents left `applied` belong to operations that finished, unless the marker still
+        // names one (its program died).
+        if self.marker()?.is_some() || self.db.intents()?.iter().any(|i| i.step != "applied") {
             self.recover()?;
         }
         Ok(())
@@ -439,7 +456,14 @@ impl Engine {
             }
         };
         drop(lock);
+        let lock_path = state_dir.join("lock");
+        let marker = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .ctx("cannot open", &lock_path)?;
         Ok(Engine {
+            marker,
             state_dir: state_dir.to_path_buf(),
             db,
             opts,
@@ -713,6 +737,12 @@ impl Engine {
         self.view(row, &pools, &pres, &splits)
     }
 
+    /// The view of an element this operation just made: nothing presents it and no split of
+    /// it runs, so neither is looked up.
+    fn view_new(&self, row: &ElementRow) -> Result<Element> {
+        self.view(row, &self.db.pools()?, &HashMap::new(), &HashMap::new())
+    }
+
     fn views(&self, rows: &[ElementRow]) -> Result<Vec<Element>> {
         let pools = self.db.pools()?;
         let pres = self.presentation_map()?;
@@ -822,27 +852,41 @@ impl Engine {
 
     // ----- the protocol: intents, roll forward, roll back -----
 
+    /// Commits the intent row of `op` at `step` (`started`, or `prepared` when its files are
+    /// already complete), with what `extra` writes in the same transaction (the serial an
+    /// operation takes, [`take_serial`]: a serial is used up once an operation that carries
+    /// it is recorded, even if it is then rolled back).
     fn begin(
         &mut self,
         op: &str,
         kind: &str,
-        plan: &Plan,
+        plan_json: &str,
+        step: &str,
+        durable: bool,
         extra: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
-    ) -> Result<String> {
-        let text =
-            serde_json::to_string(plan).map_err(|e| Error::Failed(format!("cannot encode plan: {e}")))?;
-        self.db.committing(!plan.lazy_journal(), |db| {
+    ) -> Result<()> {
+        // Intents left `applied` are of finished operations once no other operation is in
+        // flight (a dead one is recovered first), and are deleted in this commit.
+        if self.marker()?.is_some_and(|m| m != op) {
+            self.recover()?;
+        }
+        self.db.committing(durable, |db| {
             let tx = db.tx()?;
+            tx.run("DELETE FROM intents WHERE step = 'applied'", [])
+                .dbx("delete finished intents")?;
             tx.run(
-                "INSERT INTO intents (op, kind, plan, step, created) VALUES (?1, ?2, ?3, 'started', ?4)",
-                params![op, kind, &text, db::now()],
+                "INSERT INTO intents (op, kind, plan, step, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![op, kind, plan_json, step, db::now()],
             )
             .dbx("record intent")?;
             extra(&tx)?;
             tx.commit().dbx("commit intent")
         })?;
-        crash::point(&format!("{kind}.intent"));
-        Ok(text)
+        crash::point(&format!(
+            "{kind}.{}",
+            if step == "started" { "intent" } else { step }
+        ));
+        Ok(())
     }
 
     fn prepare(&mut self, op: &str, kind: &str, plan: &Plan) -> Result<()> {
@@ -855,10 +899,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs a plan whose temporaries `work` builds: intent, work, prepared, roll forward.
-    /// `serial` (from [`Engine::next_serial`]) is taken in the intent's commit: a serial is
-    /// used up once an operation that carries it starts, even if it is then rolled back.
-    /// `work` gets the mark to give each new file of a plan that adds elements.
+    /// Runs a plan whose files `work` builds (module docs): plans that only add new files go
+    /// through [`Engine::execute_insert`]; the others commit their intent, build their
+    /// temporaries, mark the intent prepared and roll forward. `work` gets the mark to give
+    /// each new file of a plan that adds elements; a file it marks is left for the engine to
+    /// fsync.
     fn execute(
         &mut self,
         kind: &str,
@@ -867,41 +912,26 @@ impl Engine {
         serial: Option<u64>,
         work: impl FnOnce(&mut Self, Option<&fsops::Mark<'_>>) -> Result<()>,
     ) -> Result<()> {
-        let plan_json = self.begin(op, kind, plan, |tx| match serial {
-            None => Ok(()),
-            Some(n) => {
-                let taken = tx
-                    .run(
-                        "UPDATE meta SET value = ?1 WHERE key = 'next_serial' AND value = ?2",
-                        params![(n + 1).to_string(), n.to_string()],
-                    )
-                    .dbx("advance serial")?;
-                if taken == 1 {
-                    Ok(())
-                } else {
-                    Err(Error::Failed(format!(
-                        "serial {n} was taken by another operation meanwhile"
-                    )))
-                }
+        let plan_json =
+            serde_json::to_string(plan).map_err(|e| Error::Failed(format!("cannot encode plan: {e}")))?;
+        if let Plan::Insert { subvol: None, .. } = plan {
+            if let Some(record) = CarriedIntent::text(op, kind, &plan_json) {
+                return self.execute_insert(kind, op, plan, &plan_json, &record, serial, work);
             }
+        }
+        // A plan that adds files but cannot carry its intent (too long, or a btrfs subvolume
+        // to clean up) has its intent flushed by a second thread while its files are made, so
+        // that the flush costs no time of its own.
+        let lazy = plan.lazy_journal();
+        self.begin(op, kind, &plan_json, "started", !lazy, |tx| {
+            take_serial(tx, serial)
         })?;
-        // A plan that only adds files carries its whole intent in each new file (module docs,
-        // "Durability"), unless it is too long for that; then its intent, committed without a
-        // flush, is flushed here while the files are made, so that the flush costs no time
-        // of its own.
-        let record = plan
-            .lazy_journal()
-            .then(|| CarriedIntent::text(op, kind, &plan_json))
-            .flatten();
-        let mark = plan.lazy_journal().then_some(fsops::Mark {
-            op,
-            record: record.as_deref(),
-        });
-        let flusher = (plan.lazy_journal() && record.is_none()).then(|| {
+        let mark = lazy.then_some(fsops::Mark { op, record: None });
+        let flusher = lazy.then(|| {
             let wal = self.state_dir.join("array.db-wal");
             std::thread::spawn(move || File::open(&wal).and_then(|f| f.sync_data()))
         });
-        let worked = work(self, mark.as_ref());
+        let worked = work(self, mark.as_ref()).and_then(|()| sync_new_files(plan));
         let flushed = match flusher.map(std::thread::JoinHandle::join) {
             None | Some(Ok(Ok(()))) => Ok(()),
             Some(Ok(Err(e))) => Err(Error::Failed(format!("cannot flush the state journal: {e}"))),
@@ -914,10 +944,10 @@ impl Engine {
         if !plan.moves().is_empty() {
             crash::point(&format!("{kind}.partial"));
         }
-        // New files marked complete make the result recoverable from the files alone (or the
-        // flushed intent), so neither the `prepared` mark, which recovery would not need, nor
-        // the result's commit waits for the disk (module docs, "Durability").
-        let marked = plan.lazy_journal() && Engine::marked_complete(op, plan);
+        // New files marked complete make the result recoverable from the flushed intent, so
+        // neither the `prepared` mark, which recovery would not need, nor the result's commit
+        // waits for the disk (module docs, "Durability").
+        let marked = lazy && Engine::marked_complete(op, plan);
         if marked {
             crash::point(&format!("{kind}.prepared"));
         } else if let Err(e) = self.prepare(op, kind, plan) {
@@ -925,6 +955,114 @@ impl Engine {
             return Err(e);
         }
         self.roll_forward(op, kind, plan, !marked)
+    }
+
+    /// Runs a plan that only adds new files, each carrying the operation's whole intent
+    /// (module docs, "Durability"):
+    /// 1. the in-flight marker names `op` (an operation found there is recovered first);
+    /// 2. `work` builds the files, each marked complete and carrying `record`, not fsynced;
+    /// 3. one commit, which does not wait for the disk, records the intent (step `applied`),
+    ///    takes the serial and inserts the new rows;
+    /// 4. the files and their directories are fsynced, and the marker is cleared.
+    ///
+    /// A file system that does not keep the marks gets the durable protocol instead: files
+    /// fsynced, intent committed `prepared` and flushed, rolled forward with a flushed commit.
+    #[allow(clippy::too_many_arguments)]
+    fn execute_insert(
+        &mut self,
+        kind: &str,
+        op: &str,
+        plan: &Plan,
+        plan_json: &str,
+        record: &str,
+        serial: Option<u64>,
+        work: impl FnOnce(&mut Self, Option<&fsops::Mark<'_>>) -> Result<()>,
+    ) -> Result<()> {
+        if self.marker()?.is_some() {
+            self.recover()?;
+        }
+        self.set_marker(Some(op))?;
+        crash::point(&format!("{kind}.intent"));
+        let mark = fsops::Mark {
+            op,
+            record: Some(record),
+        };
+        if let Err(e) = work(self, Some(&mark)) {
+            self.undo_insert(op, plan, &e.to_string());
+            return Err(e);
+        }
+        if !Engine::marked_complete(op, plan) {
+            let done = sync_new_files(plan)
+                .and_then(|()| {
+                    self.begin(op, kind, plan_json, "prepared", true, |tx| {
+                        take_serial(tx, serial)
+                    })
+                })
+                .and_then(|()| self.roll_forward(op, kind, plan, true));
+            return match done {
+                Ok(()) => {
+                    let _ = self.set_marker(None);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.undo_insert(op, plan, &e.to_string());
+                    Err(e)
+                }
+            };
+        }
+        crash::point(&format!("{kind}.partial"));
+        // One commit that does not wait for the disk, then the flush of the files: measured
+        // no slower than overlapping the two on two threads, since the flush needs the
+        // machine's other core for the file system's and the loop device's own work.
+        let committed = commit_applied(&mut self.db, op, kind, plan_json, plan, serial);
+        if committed.is_ok() {
+            crash::point(&format!("{kind}.prepared"));
+        }
+        let synced = committed.and_then(|()| sync_new_files(plan));
+        if let Err(e) = synced.and_then(|()| Engine::do_moves(plan.moves())) {
+            self.undo_insert(op, plan, &e.to_string());
+            return Err(e);
+        }
+        crash::point(&format!("{kind}.renamed"));
+        // Cleared only now: an operation that stops before this is recovered by the next run.
+        let _ = self.set_marker(None);
+        Ok(())
+    }
+
+    /// Rolls back an insert that failed in this run, and clears the marker when nothing of it
+    /// is left (otherwise the next run's recovery finishes the clean-up).
+    fn undo_insert(&mut self, op: &str, plan: &Plan, why: &str) {
+        if self.roll_back(op, plan, why) {
+            let _ = self.set_marker(None);
+        }
+    }
+
+    /// The operation named by the in-flight marker, if any (see [`Engine::execute_insert`]).
+    fn marker(&self) -> Result<Option<String>> {
+        let mut buf = [0u8; MARKER_LEN];
+        let n = self
+            .marker
+            .read_at(&mut buf, 0)
+            .ctx("cannot read the in-flight marker", &self.state_dir.join("lock"))?;
+        let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+        Ok(text.strip_prefix("busy ").map(|rest| rest.trim_end().to_string()))
+    }
+
+    /// Names `op` in the in-flight marker, or clears it. The marker is written to the page
+    /// cache only: it has to outlive a process, not the power (after a power cut every
+    /// engine is opened anew, and [`Engine::open`] recovers fully).
+    fn set_marker(&self, op: Option<&str>) -> Result<()> {
+        let mut buf = [b' '; MARKER_LEN];
+        let text = match op {
+            Some(op) => format!("busy {op}"),
+            None => "idle".to_string(),
+        };
+        let n = text.len().min(MARKER_LEN - 1);
+        buf[..n].copy_from_slice(&text.as_bytes()[..n]);
+        buf[MARKER_LEN - 1] = b'\n';
+        self.marker
+            .write_all_at(&buf, 0)
+            .ctx("cannot write the in-flight marker", &self.state_dir.join("lock"))
     }
 
     /// Whether every new file of `plan` carries the completion mark of `op`.
@@ -969,6 +1107,7 @@ impl Engine {
                 moves,
                 subvol,
             } => {
+                sync_new_files(plan)?;
                 Engine::do_moves(moves)?;
                 if let Some(s) = subvol {
                     if s.exists() {
@@ -978,9 +1117,19 @@ impl Engine {
                 crash::point(&format!("{kind}.renamed"));
                 self.db.committing(durable, |db| {
                     let tx = db.tx()?;
+                    // An `applied` intent's rows are in already.
+                    let mut present = tx
+                        .prepare_cached("SELECT COUNT(*) FROM elements WHERE uuid = ?1")
+                        .dbx("find element")?;
                     for e in elements {
-                        db::insert_element(&tx, e)?;
+                        let n: i64 = present
+                            .query_row([&e.uuid], |r| r.get(0))
+                            .dbx("find element")?;
+                        if n == 0 {
+                            db::insert_element(&tx, e)?;
+                        }
                     }
+                    drop(present);
                     // The serials are used up (already so when the intent's commit survived;
                     // not when the operation is adopted from its files).
                     if let Some(last) = elements.iter().map(|e| e.serial).max() {
@@ -991,7 +1140,16 @@ impl Engine {
                         .dbx("advance serial")?;
                     }
                     for m in members {
-                        db::insert_member(&tx, m)?;
+                        let n: i64 = tx
+                            .row(
+                                "SELECT COUNT(*) FROM members WHERE snap = ?1 AND element = ?2",
+                                params![m.snap, m.element],
+                            |r| r.get(0),
+                            )
+                            .dbx("find snapshot member")?;
+                        if n == 0 {
+                            db::insert_member(&tx, m)?;
+                        }
                     }
                     tx.run("DELETE FROM intents WHERE op = ?1", [op])
                         .dbx("delete intent")?;
@@ -1077,9 +1235,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Undoes a started plan: its temporaries go, the journal entry goes. Best effort: what it
-    /// cannot undo now stays in the journal for recovery.
-    fn roll_back(&mut self, op: &str, plan: &Plan, why: &str) {
+    /// Undoes a started plan: its temporaries go, the rows an `applied` one inserted go, the
+    /// journal entry goes. Best effort: what it cannot undo now stays in the journal for
+    /// recovery. Says whether everything was undone.
+    fn roll_back(&mut self, op: &str, plan: &Plan, why: &str) -> bool {
         let mut clean = true;
         for m in plan.moves() {
             clean &= fsops::remove_if_exists(&m.partial).is_ok();
@@ -1090,10 +1249,18 @@ impl Engine {
             }
         }
         if !clean {
-            return;
+            return false;
         }
         let res = (|| -> Result<()> {
             let tx = self.db.tx()?;
+            if let Plan::Insert { elements, .. } = plan {
+                for e in elements {
+                    tx.run("DELETE FROM members WHERE snap = ?1", [&e.uuid])
+                        .dbx("delete members")?;
+                    tx.run("DELETE FROM elements WHERE uuid = ?1", [&e.uuid])
+                        .dbx("delete element")?;
+                }
+            }
             if let Plan::Split { uuid, .. } = plan {
                 tx.run(
                     "UPDATE elements SET state = CASE WHEN online THEN 'ONLINE' ELSE 'OFFLINE' END WHERE uuid = ?1",
@@ -1119,6 +1286,7 @@ impl Engine {
                 let _ = fs::remove_file(self.split_lock_path(op));
             }
         }
+        res.is_ok()
     }
 
     fn split_lock_path(&self, op: &str) -> PathBuf {
@@ -1147,7 +1315,14 @@ impl Engine {
         // A plan that adds files is also rolled forward when every new file carries its
         // completion mark: the `prepared` mark and the final commit may have been lost with
         // the power, after the answer was given.
-        if it.step == "prepared" || (plan.lazy_journal() && Engine::marked_complete(&it.op, &plan)) {
+        let marked = plan.lazy_journal() && Engine::marked_complete(&it.op, &plan);
+        if it.step == "applied" && marked {
+            // Its rows are in; only the flush of its files may be missing (its program died
+            // in it). The row goes with the next operation's commit.
+            sync_new_files(&plan)?;
+            return Engine::do_moves(plan.moves());
+        }
+        if it.step == "prepared" || marked {
             self.roll_forward(&it.op, &it.kind, &plan, true)
         } else {
             self.roll_back(
@@ -1166,7 +1341,8 @@ impl Engine {
         for it in self.db.intents()? {
             self.recover_intent(&it)?;
         }
-        self.remove_orphans()
+        self.remove_orphans()?;
+        self.set_marker(None)
     }
 
     fn remove_orphans(&mut self) -> Result<()> {
@@ -1339,7 +1515,13 @@ impl Engine {
     pub fn check_consistency(&self) -> Result<Vec<String>> {
         let mut problems = Vec::new();
         for it in self.db.intents()? {
-            problems.push(format!("pending intent {} ({}, {})", it.op, it.kind, it.step));
+            // An `applied` intent whose files are all marked is a finished operation whose
+            // row the next one deletes.
+            let finished = it.step == "applied"
+                && serde_json::from_str::<Plan>(&it.plan).is_ok_and(|p| Engine::marked_complete(&it.op, &p));
+            if !finished {
+                problems.push(format!("pending intent {} ({}, {})", it.op, it.kind, it.step));
+            }
         }
         let pools = self.db.pools()?;
         let mut known = BTreeSet::new();
@@ -1655,7 +1837,7 @@ impl Engine {
         self.execute("create", &op, &plan, Some(serial), |_, mark| {
             fsops::create_image(&mv.partial, size, thin, mark)
         })?;
-        self.view_one(&row)
+        self.view_new(&row)
     }
 
     /// `resize`: grows or shrinks a LUN or clone (rounded up to whole MiB). Shrinking an
@@ -1806,7 +1988,7 @@ impl Engine {
         self.execute("snapshot", &op, &plan, Some(serial), |_, mark| {
             reflink_or(&src, &mv.partial, 0o400, "snapshot", mark)
         })?;
-        self.view_one(&row)
+        self.view_new(&row)
     }
 
     /// `createMultiSnap`: one snapshot of several LUNs at one point in time. Only where that is
@@ -1920,7 +2102,7 @@ impl Engine {
             }
             Ok(())
         })?;
-        self.view_one(&row)
+        self.view_new(&row)
     }
 
     /// `getCurrentSnaps`: every snapshot, or those covering one element.
@@ -2011,7 +2193,7 @@ impl Engine {
         self.execute(kind, &op, &plan, Some(serial), |_, mark| {
             reflink_or(src_file, &mv.partial, 0o600, "clone", mark)
         })?;
-        self.view_one(&row)
+        self.view_new(&row)
     }
 
     /// What every new clone needs: a free name, a known QoS, a pool that reflinks (`purpose`
@@ -2211,7 +2393,9 @@ impl Engine {
             rate_mib: self.cfg.as_ref().and_then(|c| c.split_rate_mib).unwrap_or(0),
         };
         let (opc, uuidc) = (op.clone(), r.uuid.clone());
-        self.begin(&op, "split", &plan, move |tx| {
+        let plan_json =
+            serde_json::to_string(&plan).map_err(|e| Error::Failed(format!("cannot encode plan: {e}")))?;
+        self.begin(&op, "split", &plan_json, "started", true, move |tx| {
             tx.run("UPDATE elements SET state = 'BUSY_COPY' WHERE uuid = ?1", [&uuidc])
                 .dbx("mark splitting")?;
             tx.run(
@@ -2880,7 +3064,8 @@ impl Engine {
         Ok(())
     }
 
-    fn chap_secret_path(&self) -> PathBuf {
+    /// The file holding the CHAP secret.
+    pub(crate) fn chap_secret_path(&self) -> PathBuf {
         self.state_dir.join("chap.secret")
     }
 
@@ -2953,6 +3138,11 @@ impl Engine {
         Ok(())
     }
 
+    /// The export generation ([`Db::export_gen`]): equal values mean equal export plans.
+    pub fn export_gen(&self) -> Result<i64> {
+        self.db.export_gen()
+    }
+
     /// The desired export state.
     pub fn export_plan(&self) -> Result<ExportPlan> {
         let prefix = self.iqn_prefix();
@@ -3017,6 +3207,75 @@ impl Engine {
             targets,
         })
     }
+}
+
+/// Takes `serial` for an operation in `tx`: it must still be the next one (the array's lock
+/// is held, so only an adopted operation could have taken it meanwhile).
+fn take_serial(tx: &rusqlite::Transaction<'_>, serial: Option<u64>) -> Result<()> {
+    let Some(n) = serial else { return Ok(()) };
+    let taken = tx
+        .run(
+            "UPDATE meta SET value = ?1 WHERE key = 'next_serial' AND value = ?2",
+            params![(n + 1).to_string(), n.to_string()],
+        )
+        .dbx("advance serial")?;
+    if taken == 1 {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "serial {n} was taken by another operation meanwhile"
+        )))
+    }
+}
+
+/// Step 3 of [`Engine::execute_insert`]: one commit, not waiting for the disk, of the intent
+/// (step `applied`), the serial and the new rows. Intents left `applied` by earlier operations
+/// are complete (the marker was found clear, or recovered) and are deleted in it.
+fn commit_applied(
+    db: &mut Db,
+    op: &str,
+    kind: &str,
+    plan_json: &str,
+    plan: &Plan,
+    serial: Option<u64>,
+) -> Result<()> {
+    let Plan::Insert {
+        elements, members, ..
+    } = plan
+    else {
+        return Err(Error::Failed(format!("{kind}: not a plan that adds elements")));
+    };
+    db.committing(false, |db| {
+        let tx = db.tx()?;
+        tx.run("DELETE FROM intents WHERE step = 'applied'", [])
+            .dbx("delete finished intents")?;
+        tx.run(
+            "INSERT INTO intents (op, kind, plan, step, created) VALUES (?1, ?2, ?3, 'applied', ?4)",
+            params![op, kind, plan_json, db::now()],
+        )
+        .dbx("record intent")?;
+        take_serial(&tx, serial)?;
+        for e in elements {
+            db::insert_element(&tx, e)?;
+        }
+        for m in members {
+            db::insert_member(&tx, m)?;
+        }
+        tx.commit().dbx("commit")
+    })
+}
+
+/// Fsyncs the new files of a plan that adds them (their content and marks; an fsync of a
+/// file already on disk returns at once).
+fn sync_new_files(plan: &Plan) -> Result<()> {
+    if let Plan::Insert { moves, .. } = plan {
+        for m in moves {
+            File::open(&m.dest)
+                .and_then(|f| f.sync_all())
+                .ctx("cannot fsync", &m.dest)?;
+        }
+    }
+    Ok(())
 }
 
 /// Reflinks `src` into `dst`, turning "the file system cannot" into `NoSuchOperationEx`.

@@ -135,6 +135,29 @@ pub fn create_new(path: &Path, mode: u32) -> Result<File> {
         .ctx("cannot create", path)
 }
 
+/// Gives the new file `f` exactly `mode`: the mode given at creation is filtered by the umask,
+/// which rarely matters for owner-only modes, so the file is changed only when it did.
+fn exact_mode(f: &File, mode: u32, path: &Path) -> Result<()> {
+    let have = f.metadata().ctx("cannot stat", path)?.mode() & 0o7777;
+    if have != mode {
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .ctx("cannot chmod", path)?;
+    }
+    Ok(())
+}
+
+/// Ends the making of a new file whose content is in place: marked for `mark` and left for
+/// the caller to fsync (the engine overlaps that flush with its own commit), or fsynced.
+fn finish(f: &File, path: &Path, mark: Option<&Mark<'_>>) -> Result<()> {
+    match mark {
+        Some(m) => {
+            mark_complete(f, m);
+            Ok(())
+        }
+        None => f.sync_all().ctx("cannot fsync", path),
+    }
+}
+
 /// Why a reflink failed.
 #[derive(Debug)]
 pub enum ReflinkFailure {
@@ -156,7 +179,8 @@ fn unsupported(e: &io::Error) -> bool {
 }
 
 /// Makes `dst` (which must not exist) a reflink copy of the whole of `src` (FICLONE): the
-/// two share every extent, nothing is copied. `dst` gets `mode` and is fsynced. On failure
+/// two share every extent, nothing is copied. `dst` gets `mode`, and is marked for `mark` (then
+/// the caller fsyncs it) or fsynced. On failure
 /// `dst` is removed. A file system that cannot reflink gives [`ReflinkFailure::Unsupported`]:
 /// the caller must never fall back to a full copy.
 pub fn reflink(
@@ -179,16 +203,8 @@ pub fn reflink(
             }
         })
         .and_then(|()| {
-            // The mode given at creation is filtered by the umask; set it exactly.
-            d.set_permissions(fs::Permissions::from_mode(mode))
-                .ctx("cannot chmod", dst)
-                .map_err(ReflinkFailure::Other)?;
-            if let Some(m) = mark {
-                mark_complete(&d, m);
-            }
-            d.sync_all()
-                .ctx("cannot fsync", dst)
-                .map_err(ReflinkFailure::Other)
+            exact_mode(&d, mode, dst).map_err(ReflinkFailure::Other)?;
+            finish(&d, dst, mark).map_err(ReflinkFailure::Other)
         });
     if done.is_err() {
         drop(d);
@@ -198,21 +214,18 @@ pub fn reflink(
 }
 
 /// Creates `path` of `size` bytes, mode 0600: sparse when `thin`, otherwise with every block
-/// allocated (fallocate); marked complete for `mark` ([`COMPLETE_XATTR`]) when given. Fsynced.
+/// allocated (fallocate); marked complete for `mark` ([`COMPLETE_XATTR`]) when given, and then
+/// left for the caller to fsync; fsynced otherwise.
 pub fn create_image(path: &Path, size: u64, thin: bool, mark: Option<&Mark<'_>>) -> Result<()> {
     let f = create_new(path, 0o600)?;
     let done = (|| {
-        f.set_permissions(fs::Permissions::from_mode(0o600))
-            .ctx("cannot chmod", path)?;
+        exact_mode(&f, 0o600, path)?;
         if thin {
             f.set_len(size).ctx("cannot size", path)?;
         } else {
             rustix::fs::fallocate(&f, FallocateFlags::empty(), 0, size).ctx("cannot allocate", path)?;
         }
-        if let Some(m) = mark {
-            mark_complete(&f, m);
-        }
-        f.sync_all().ctx("cannot fsync", path)
+        finish(&f, path, mark)
     })();
     if done.is_err() {
         drop(f);

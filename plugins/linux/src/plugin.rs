@@ -14,13 +14,15 @@ use crate::engine::MAX_ACCESS_ENTRIES;
 use crate::model::{ArrayInfo, Element, Group, Limits, QosLevel, SplitStatus};
 use crate::names::shown;
 use serde::de::DeserializeOwned;
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::{json, Value};
 use spindle_api::{
     Abilities, AccessGrp, ExceptionKind, Field, Flag, Host, Info, LogLevel, MaxEntries, Method, OpAbility,
     PluginException, PluginMetadata, PluginResult, PluginVersion, QosVals, SeRecord, SeState, SeType,
     SsRecord, StorageArrayPlugin, StorageType,
 };
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// The fully qualified class name.
 pub const CLASS_NAME: &str = "spindle.linux.LinuxArray";
@@ -84,12 +86,79 @@ struct Answer {
     ok: Value,
 }
 
+/// An answer of the array program as sent: `ok` (the value) or `error`, and what the export
+/// layer reported.
+#[derive(Deserialize)]
+struct Reply<T> {
+    ok: Option<T>,
+    error: Option<PluginException>,
+    #[serde(default)]
+    warnings: Vec<String>,
+    export: Option<ExportNote>,
+}
+
+/// The part of an answer's export report that is logged.
+#[derive(Deserialize)]
+struct ExportNote {
+    #[serde(default)]
+    actions: Vec<String>,
+}
+
+/// What an ss_record's `extra_info`, `admin_host` and `admin_user` make: the array's
+/// configuration (also as the JSON every request carries) and how to reach the array.
+#[derive(Debug)]
+struct Target {
+    cfg: ArrayConfig,
+    cfg_json: String,
+    transport: Transport,
+}
+
+/// The targets of the last ss_records seen, by (`extra_info`, `admin_host`, `admin_user`).
+/// Each is a pure function of its key, so keeping it changes no answer; it spares every call
+/// the parsing and checking of the same settings.
+type TargetCache = Vec<((String, String, String), Arc<Target>)>;
+
+/// How many targets [`target_of`] keeps.
+const TARGETS_KEPT: usize = 16;
+
+/// The [`Target`] of `ss`, parsed once per distinct settings. Settings that do not parse are
+/// not kept: each call says again what is wrong with them.
+fn target_of(ss: &SsRecord) -> PluginResult<Arc<Target>> {
+    static KEPT: Mutex<TargetCache> = Mutex::new(Vec::new());
+    let text = |f: &Field<String>| f.value().cloned().unwrap_or_default();
+    let key = (text(&ss.extra_info), text(&ss.admin_host), text(&ss.admin_user));
+    if let Some((_, t)) = KEPT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(k, _)| *k == key)
+    {
+        return Ok(Arc::clone(t));
+    }
+    let extra = ss.extra_info.value().map(String::as_str);
+    let cfg = ArrayConfig::from_extra_info(extra, CLIENT_KEYS).map_err(config_error)?;
+    let client = ClientSettings::from_extra_info(extra)?;
+    let transport = Transport::new(&key.1, &key.2, &client)?;
+    let cfg_json =
+        serde_json::to_string(&cfg).map_err(|e| PluginException::operation_failed(e.to_string()))?;
+    let t = Arc::new(Target {
+        cfg,
+        cfg_json,
+        transport,
+    });
+    let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    if kept.len() >= TARGETS_KEPT {
+        kept.remove(0);
+    }
+    kept.push((key, Arc::clone(&t)));
+    Ok(t)
+}
+
 /// One call: the host, the ss_record, the array's configuration and how to reach it.
 struct Call<'a> {
     host: &'a dyn Host,
     ss: &'a SsRecord,
-    cfg: ArrayConfig,
-    transport: Transport,
+    target: Arc<Target>,
     /// Exception for failures of the call itself (transport, array I/O).
     failure: ExceptionKind,
 }
@@ -100,19 +169,16 @@ fn config_error(e: crate::Error) -> PluginException {
 
 impl<'a> Call<'a> {
     fn new(host: &'a dyn Host, ss: &'a SsRecord, failure: ExceptionKind) -> PluginResult<Call<'a>> {
-        let extra = ss.extra_info.value().map(String::as_str);
-        let cfg = ArrayConfig::from_extra_info(extra, CLIENT_KEYS).map_err(config_error)?;
-        let client = ClientSettings::from_extra_info(extra)?;
-        let host_name = ss.admin_host.value().map(String::as_str).unwrap_or("");
-        let user = ss.admin_user.value().map(String::as_str).unwrap_or("");
-        let transport = Transport::new(host_name, user, &client)?;
         Ok(Call {
             host,
             ss,
-            cfg,
-            transport,
+            target: target_of(ss)?,
             failure,
         })
+    }
+
+    fn cfg(&self) -> &ArrayConfig {
+        &self.target.cfg
     }
 
     fn ss_uuid(&self) -> &str {
@@ -121,56 +187,64 @@ impl<'a> Call<'a> {
 
     /// Sends `op` with `args`; returns the `ok` value, logging the export layer's warnings.
     fn send(&self, op: &str, args: Value) -> PluginResult<Answer> {
-        let mut body = match args {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        body.insert(
-            "config".into(),
-            serde_json::to_value(&self.cfg).map_err(|e| PluginException::operation_failed(e.to_string()))?,
-        );
-        body.insert("op".into(), Value::String(op.into()));
-        let answer = self.transport.request(&Value::Object(body), self.failure)?;
-        if let Some(e) = answer.get("error") {
-            let ex: PluginException = serde_json::from_value(e.clone()).unwrap_or_else(|_| {
-                PluginException::new(
-                    self.failure,
-                    format!("the array answered {op} with an unreadable error: {e}"),
-                )
-            });
-            return Err(ex);
-        }
-        if let Some(ws) = answer.get("warnings").and_then(Value::as_array) {
-            for w in ws.iter().filter_map(Value::as_str) {
-                self.host.log(LogLevel::Warning, w);
-            }
-        }
-        if let Some(actions) = answer
-            .get("export")
-            .and_then(|x| x.get("actions"))
-            .and_then(Value::as_array)
-        {
-            if !actions.is_empty() {
-                let list: Vec<&str> = actions.iter().filter_map(Value::as_str).collect();
-                self.host.log(
-                    LogLevel::Info,
-                    &format!("tgtd brought up to date: {}", list.join("; ")),
-                );
-            }
-        }
         Ok(Answer {
-            ok: answer.get("ok").cloned().unwrap_or(Value::Null),
+            ok: self.get(op, args)?,
         })
     }
 
+    /// Sends `op` with `args` (an object) and reads the answer's `ok` value as a `T`, logging
+    /// the export layer's warnings and actions.
     fn get<T: DeserializeOwned>(&self, op: &str, args: Value) -> PluginResult<T> {
-        let v = self.send(op, args)?.ok;
-        serde_json::from_value(v).map_err(|e| {
-            PluginException::new(
-                self.failure,
-                format!("the array's answer to {op} is not what this plug-in expects: {e}"),
-            )
-        })
+        // The request is written as text around the configuration's JSON, made once.
+        let mut body = String::with_capacity(self.target.cfg_json.len() + 256);
+        body.push_str("{\"op\":");
+        body.push_str(&Value::String(op.into()).to_string());
+        if let Value::Object(m) = args {
+            for (k, v) in m {
+                body.push(',');
+                body.push_str(&Value::String(k).to_string());
+                body.push(':');
+                body.push_str(&v.to_string());
+            }
+        }
+        body.push_str(",\"config\":");
+        body.push_str(&self.target.cfg_json);
+        body.push('}');
+        let line = self.target.transport.request(&body, self.failure)?;
+        let reply: Reply<T> = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => return Err(self.unreadable(op, &line, &e)),
+        };
+        if let Some(ex) = reply.error {
+            return Err(ex);
+        }
+        for w in &reply.warnings {
+            self.host.log(LogLevel::Warning, w);
+        }
+        if let Some(note) = reply.export.filter(|n| !n.actions.is_empty()) {
+            self.host.log(
+                LogLevel::Info,
+                &format!("tgtd brought up to date: {}", note.actions.join("; ")),
+            );
+        }
+        match reply.ok {
+            Some(v) => Ok(v),
+            // `"ok": null` (operations that answer nothing) reads as no value.
+            None => serde_json::from_value(Value::Null).map_err(|e| self.unreadable(op, &line, &e)),
+        }
+    }
+
+    /// The exception for an answer to `op` that is not what this plug-in expects.
+    fn unreadable(&self, op: &str, line: &str, e: &serde_json::Error) -> PluginException {
+        let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+        let message = match v.get("error") {
+            Some(err) => format!("the array answered {op} with an unreadable error: {err}"),
+            None if v.get("ok").is_some() => {
+                format!("the array's answer to {op} is not what this plug-in expects: {e}")
+            }
+            None => format!("the array's answer to {op} is neither ok nor error: {e}"),
+        };
+        PluginException::new(self.failure, message)
     }
 
     /// The uuid of the element `se` designates (looked up by page83_id or name when the
@@ -306,7 +380,7 @@ impl StorageArrayPlugin for LinuxArray {
             }
         }
         let c = Call::new(host, ss, ExceptionKind::InvalidStorageArrayEx).map_err(|e| refuse(e.message))?;
-        if c.cfg.tgt.is_none() {
+        if c.cfg().tgt.is_none() {
             return Err(refuse(
                 "extra_info has no tgt_control=N: the Linux array exports its LUNs through the tgtd instance with that control port".into(),
             ));
@@ -676,7 +750,7 @@ impl StorageArrayPlugin for LinuxArray {
             .ok_or_else(|| PluginException::missing_key("size", "se_record has no size"))?;
         let pool = match se.vol_group_name.value().filter(|p| !p.is_empty()) {
             Some(p) => p.clone(),
-            None => c.cfg.pools.first().map(|p| p.name.clone()).unwrap_or_default(),
+            None => c.cfg().pools.first().map(|p| p.name.clone()).unwrap_or_default(),
         };
         let e: Element = c.get(
             "create",

@@ -141,6 +141,10 @@ struct Record {
     /// The tgtd this array started last.
     #[serde(default)]
     tgtd_pid: Option<u32>,
+    /// [`quick_fingerprint`] when `fingerprint` was recorded: a check that finds it unchanged
+    /// (and the same tgtd instance) needs no plan.
+    #[serde(default)]
+    quick: Option<String>,
 }
 
 fn tgt_err(context: &str, e: TgtError) -> Error {
@@ -344,6 +348,17 @@ fn want(plan: &ExportPlan, tids: &BTreeMap<String, u32>) -> Result<Want> {
         account,
         targets,
     })
+}
+
+/// What the export plan is made from, cheaply: the export generation (which every change of
+/// the plan's tables moves), the IQN prefix, the settings and the CHAP secret file's identity.
+fn quick_fingerprint(engine: &Engine, settings: &TgtSettings) -> Result<String> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.export_gen()?.hash(&mut h);
+    engine.iqn_prefix().hash(&mut h);
+    serde_json::to_string(settings).unwrap_or_default().hash(&mut h);
+    secret_id(&engine.chap_secret_path()).hash(&mut h);
+    Ok(format!("{:016x}", h.finish()))
 }
 
 fn fingerprint(plan: &ExportPlan, settings: &TgtSettings) -> String {
@@ -826,7 +841,7 @@ fn correct_target(
 pub fn sync(engine: &Engine, settings: &TgtSettings, mode: SyncMode) -> Result<SyncReport> {
     let _g = engine.lock()?;
     let state_dir = engine.state_dir().to_path_buf();
-    let plan = engine.export_plan()?;
+    let quick = quick_fingerprint(engine, settings)?;
     let adm = tgtadm(settings)?;
     let mut record = load_record(&state_dir);
     let mut report = SyncReport {
@@ -847,9 +862,18 @@ pub fn sync(engine: &Engine, settings: &TgtSettings, mode: SyncMode) -> Result<S
     }
     let instance = instance_id(&adm);
     let same_instance = instance.is_some() && record.instance == instance;
+    let applied = |r: &Record| r.fingerprint.is_some() && r.quick.as_deref() == Some(quick.as_str());
+    if mode == SyncMode::Check && same_instance && applied(&record) {
+        report.tids = record.tids;
+        return Ok(report);
+    }
+    let plan = engine.export_plan()?;
     let fp = fingerprint(&plan, settings);
     if mode == SyncMode::Check && same_instance && record.fingerprint.as_deref() == Some(fp.as_str()) {
-        report.tids = record.tids.clone();
+        // The plan is the one applied, under a generation not recorded yet.
+        record.quick = Some(quick);
+        save_record(&state_dir, &record)?;
+        report.tids = record.tids;
         return Ok(report);
     }
     if report.started.is_none() {
@@ -884,6 +908,7 @@ pub fn sync(engine: &Engine, settings: &TgtSettings, mode: SyncMode) -> Result<S
     let new = Record {
         instance: instance_id(&adm),
         fingerprint: report.is_clean().then_some(fp),
+        quick: report.is_clean().then_some(quick),
         tids,
         luns,
         account,

@@ -292,11 +292,12 @@ fn orphans_are_removed_and_foreign_files_kept() {
     assert!(foreign.exists() && foreign_img.exists());
 }
 
-/// What a power cut after the answer of an operation that adds elements can leave: runs
-/// `op` (set up as [`setup`] does) and stops the program before its final commit, then
-/// applies `lose` to the database, as the lost commits would have left it. Returns the
-/// elements before, the operation's plan and its (first) new file.
-fn stopped_before_final_commit(
+/// What a power cut during or after an operation that adds elements can leave: runs `op`
+/// (set up as [`setup`] does) and stops the program after its one commit and its flushes,
+/// before it clears its in-flight marker, then applies `lose` to the database, as a power cut
+/// would have left it. Returns the elements before, the operation's plan and its (first) new
+/// file.
+fn stopped_after_its_commit(
     cfg: &ArrayConfig,
     op: &str,
     n: usize,
@@ -319,13 +320,14 @@ fn stopped_before_final_commit(
     (before, plan, dest)
 }
 
-/// A power cut can lose what was committed without a flush: the `prepared` mark and the final
-/// commit of an operation that adds elements, after its answer was given. Simulated here by
-/// stopping the program before its final commit and turning the intent back to `started`:
-/// the new files, complete and marked, are enough to roll the operation forward. A file
-/// without its mark (the power went while it was being made) is rolled back instead.
+/// A power cut can leave the one commit of an operation that adds elements (its intent, step
+/// `applied`, and its new rows) on disk while its new files are not: that commit does not wait
+/// for the disk, and the WAL may be written back before the files' flush ends. Simulated by
+/// stopping the program after that commit. New files complete and marked: the operation
+/// stands. A file without its mark (the power went before its flush ended): rolled back, its
+/// rows deleted and the file removed.
 #[test]
-fn a_lost_final_commit_is_recovered_from_the_marked_files() {
+fn a_commit_ahead_of_its_files_is_checked_against_their_marks() {
     if !can_mount() {
         return;
     }
@@ -344,10 +346,17 @@ fn a_lost_final_commit_is_recovered_from_the_marked_files() {
     ] {
         n += 1;
         let step = format!("{op}.renamed");
-        let (before, _, dest) = stopped_before_final_commit(&cfg, op, 100 + n, |conn| {
-            let lost = conn.execute("UPDATE intents SET step = 'started'", []).unwrap();
-            assert_eq!(lost, 1, "{step}: one pending intent");
+        let (before, plan, dest) = stopped_after_its_commit(&cfg, op, 100 + n, |conn| {
+            let steps: Vec<String> = conn
+                .prepare("SELECT step FROM intents")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(steps, ["applied"], "{step}: one applied intent");
         });
+        let uuid = plan["elements"][0]["uuid"].as_str().unwrap().to_string();
         if unmark {
             rustix::fs::removexattr(&dest, spindle_plugin_linux::fsops::COMPLETE_XATTR).unwrap();
         }
@@ -358,16 +367,16 @@ fn a_lost_final_commit_is_recovered_from_the_marked_files() {
             assert!(new.is_empty(), "{step} unmarked: {new:?}");
             assert!(!dest.exists(), "{step}: the unmarked file stayed");
         } else {
-            assert_eq!(new.len(), 1, "{step}: the operation was not rolled forward");
+            assert_eq!(new, [&uuid], "{step}: the operation did not stand");
             assert!(dest.exists());
         }
     }
 }
 
 /// A power cut can lose every commit of an operation that adds elements after its answer was
-/// given: its intent, the serial it took and its result were all committed without a flush.
-/// Simulated by stopping the program before its final commit, then deleting the intent and
-/// putting the serial counter back. Each new file carries the intent itself, which rolls the
+/// given: its intent, the serial it took and its rows were committed together without a
+/// flush. Simulated by stopping the program after that commit, then deleting the intent and
+/// the rows and putting the serial counter back. Each new file carries the intent itself, which rolls the
 /// operation forward: the element comes back with its uuid and page 83 id, and the serial
 /// stays used up. A file without its mark, or whose intent does not fit the array (here: it
 /// names the element after one that exists), is removed instead.
@@ -401,7 +410,7 @@ fn an_operation_whose_every_commit_was_lost_is_recovered_from_its_files() {
     ] {
         n += 1;
         let step = format!("{op}.renamed");
-        let (before, plan, dest) = stopped_before_final_commit(&cfg, op, 200 + n, |conn| {
+        let (before, plan, dest) = stopped_after_its_commit(&cfg, op, 200 + n, |conn| {
             // The counter goes back to the serial the operation took.
             let back = conn
                 .execute(
@@ -410,6 +419,18 @@ fn an_operation_whose_every_commit_was_lost_is_recovered_from_its_files() {
                 )
                 .unwrap();
             assert_eq!(back, 1, "{step}");
+            let rows = conn
+                .execute(
+                    "DELETE FROM elements WHERE uuid IN (SELECT json_extract(e.value, '$.uuid') FROM intents, json_each(json_extract(intents.plan, '$.elements')) AS e)",
+                    [],
+                )
+                .unwrap();
+            assert_eq!(rows, 1, "{step}: the commit held the new row");
+            conn.execute(
+                "DELETE FROM members WHERE snap IN (SELECT json_extract(e.value, '$.uuid') FROM intents, json_each(json_extract(intents.plan, '$.elements')) AS e)",
+                [],
+            )
+            .unwrap();
             assert_eq!(conn.execute("DELETE FROM intents", []).unwrap(), 1, "{step}");
         });
         let element = &plan["elements"][0];

@@ -291,3 +291,49 @@ fn split_completion_reopens_the_clone() {
     let now = read(std::path::Path::new(c["path"].as_str().unwrap()), 8 * 512, 512);
     assert_eq!(now, vec![0x77; 512], "the write reached the clone's current file");
 }
+
+/// A change of the export plan whose own reconciliation never ran (its program died after the
+/// commit) is caught by the next request of any kind, even one that changes no export: the
+/// check compares the export generation, which every change of the plan's tables moves.
+#[test]
+fn a_plan_changed_behind_the_last_sync_is_reconciled_by_any_request() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let tgt = Tgt::new();
+    let pool = fs.pool("p0");
+    let cfg = tgt_config(&pool, &tgt);
+    ok(&cfg, json!({"op": "validate"}));
+    ok(
+        &cfg,
+        json!({"op": "group-create", "groups": [{"name": "ga", "entries": [INIT_A]}]}),
+    );
+    let l = ok(
+        &cfg,
+        json!({"op": "create", "name": "l1", "pool": "p0", "size": 8 * MIB}),
+    );
+    ok(&cfg, json!({"op": "present", "uuid": uuid(&l), "groups": ["ga"]}));
+    let portal = tgt.portal();
+    let target = "iqn.2025-01.org.example:array:ga";
+    let p83 = l["page83_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        inspect(&portal, target, INIT_A, None),
+        vec![(1, p83.clone(), 8 * MIB, true)]
+    );
+
+    // A request that changes nothing, twice: the second finds everything as applied.
+    let (_, r) = request(&cfg, json!({"op": "list"}), &[]);
+    assert_eq!(r["export"]["reconciled"], false, "{r}");
+
+    // The LUN goes offline in the state alone, as if `offline` died before its sync.
+    let conn = rusqlite::Connection::open(pool.join(".spindle-array/array.db")).unwrap();
+    conn.execute("UPDATE elements SET online = 0 WHERE uuid = ?1", [uuid(&l)])
+        .unwrap();
+    drop(conn);
+    let (_, r) = request(&cfg, json!({"op": "list"}), &[]);
+    assert_eq!(r["export"]["reconciled"], true, "{r}");
+    assert_eq!(inspect(&portal, target, INIT_A, None), vec![(1, p83, 0, false)]);
+    let (_, r) = request(&cfg, json!({"op": "status"}), &[]);
+    assert_eq!(r["export"]["reconciled"], false, "{r}");
+}

@@ -150,13 +150,7 @@ async fn removing_the_server_fails_its_running_jobs() {
     let env = Env::new().await;
     env.add_sim("gone", "SANStorage", 60_000).await;
     env.create("gone", "base", GIB).await;
-    env.ok(Action::Clone {
-        server: "gone".into(),
-        lun: "base".into(),
-        name: "cl".into(),
-        qos: None,
-    })
-    .await;
+    env.clone_lun("gone", "base", "cl").await;
     let job = env
         .ok(Action::Split {
             server: "gone".into(),

@@ -550,13 +550,7 @@ async fn a_synchronous_split_still_answers_a_job_already_succeeded() {
     let env = Env::new().await;
     env.add_sim("fast", "SANStorage", 0).await;
     env.create("fast", "base", GIB).await;
-    env.ok(Action::Clone {
-        server: s("fast"),
-        lun: s("base"),
-        name: s("cl"),
-        qos: None,
-    })
-    .await;
+    env.clone_lun("fast", "base", "cl").await;
     let job = split(&env, "fast", "cl").await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["result"]["kind"], "lun");
@@ -683,13 +677,7 @@ async fn a_refresh_asks_for_parents_only_when_it_does_not_know_them() {
         name: s("known"),
     })
     .await;
-    env.ok(Action::Clone {
-        server: s("p"),
-        lun: s("l4"),
-        name: s("c4"),
-        qos: None,
-    })
-    .await;
+    env.clone_lun("p", "l4", "c4").await;
     let before = env.manager.invocations();
     env.ok(Action::RefreshServer { server: s("p") }).await;
     assert_eq!(

@@ -1097,8 +1097,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Finishes a prepared plan; every step is idempotent, so recovery can repeat it. The final
-    /// commit waits for the disk when `durable`.
+    /// Finishes a prepared plan whose files are durable; every step is idempotent, so
+    /// recovery can repeat it (an `applied` intent, whose rows are in, never comes here). The
+    /// final commit waits for the disk when `durable`.
     fn roll_forward(&mut self, op: &str, kind: &str, plan: &Plan, durable: bool) -> Result<()> {
         match plan {
             Plan::Insert {
@@ -1107,7 +1108,6 @@ impl Engine {
                 moves,
                 subvol,
             } => {
-                sync_new_files(plan)?;
                 Engine::do_moves(moves)?;
                 if let Some(s) = subvol {
                     if s.exists() {
@@ -1117,19 +1117,9 @@ impl Engine {
                 crash::point(&format!("{kind}.renamed"));
                 self.db.committing(durable, |db| {
                     let tx = db.tx()?;
-                    // An `applied` intent's rows are in already.
-                    let mut present = tx
-                        .prepare_cached("SELECT COUNT(*) FROM elements WHERE uuid = ?1")
-                        .dbx("find element")?;
                     for e in elements {
-                        let n: i64 = present
-                            .query_row([&e.uuid], |r| r.get(0))
-                            .dbx("find element")?;
-                        if n == 0 {
-                            db::insert_element(&tx, e)?;
-                        }
+                        db::insert_element(&tx, e)?;
                     }
-                    drop(present);
                     // The serials are used up (already so when the intent's commit survived;
                     // not when the operation is adopted from its files).
                     if let Some(last) = elements.iter().map(|e| e.serial).max() {
@@ -1140,16 +1130,7 @@ impl Engine {
                         .dbx("advance serial")?;
                     }
                     for m in members {
-                        let n: i64 = tx
-                            .row(
-                                "SELECT COUNT(*) FROM members WHERE snap = ?1 AND element = ?2",
-                                params![m.snap, m.element],
-                            |r| r.get(0),
-                            )
-                            .dbx("find snapshot member")?;
-                        if n == 0 {
-                            db::insert_member(&tx, m)?;
-                        }
+                        db::insert_member(&tx, m)?;
                     }
                     tx.run("DELETE FROM intents WHERE op = ?1", [op])
                         .dbx("delete intent")?;
@@ -1323,6 +1304,8 @@ impl Engine {
             return Engine::do_moves(plan.moves());
         }
         if it.step == "prepared" || marked {
+            // Marked files may not have been flushed by the run that died.
+            sync_new_files(&plan)?;
             self.roll_forward(&it.op, &it.kind, &plan, true)
         } else {
             self.roll_back(
@@ -1380,7 +1363,11 @@ impl Engine {
         let mut carried: Vec<CarriedIntent> = carried.into_values().collect();
         carried.sort_by_key(CarriedIntent::first_serial);
         for c in carried {
-            if self.adoptable(&c, &pools) && self.roll_forward(&c.op, &c.kind, &c.plan, true).is_ok() {
+            // A dead run may have marked its files without flushing them.
+            let adopted = self.adoptable(&c, &pools)
+                && sync_new_files(&c.plan).is_ok()
+                && self.roll_forward(&c.op, &c.kind, &c.plan, true).is_ok();
+            if adopted {
                 for m in c.plan.moves() {
                     if let Some(f) = m.dest.file_stem().and_then(|f| f.to_str()) {
                         files.insert(f.to_string());

@@ -81,11 +81,6 @@ impl LinuxArray {
     }
 }
 
-/// The answer of one request.
-struct Answer {
-    ok: Value,
-}
-
 /// An answer of the array program as sent: `ok` (the value) or `error`, and what the export
 /// layer reported.
 #[derive(Deserialize)]
@@ -185,11 +180,10 @@ impl<'a> Call<'a> {
         self.ss.uuid_str()
     }
 
-    /// Sends `op` with `args`; returns the `ok` value, logging the export layer's warnings.
-    fn send(&self, op: &str, args: Value) -> PluginResult<Answer> {
-        Ok(Answer {
-            ok: self.get(op, args)?,
-        })
+    /// Sends `op` with `args` for its effect (or its untyped `ok` value), logging the export
+    /// layer's warnings.
+    fn send(&self, op: &str, args: Value) -> PluginResult<Value> {
+        self.get(op, args)
     }
 
     /// Sends `op` with `args` (an object) and reads the answer's `ok` value as a `T`, logging
@@ -418,7 +412,7 @@ impl StorageArrayPlugin for LinuxArray {
 
     fn get_capabilities(&self, host: &dyn Host, ss: &SsRecord) -> PluginResult<Abilities> {
         let c = Call::new(host, ss, ExceptionKind::OperationFailedEx)?;
-        let v = c.send("capabilities", json!({}))?.ok;
+        let v = c.send("capabilities", json!({}))?;
         Abilities::from_value(&v).map_err(|e| {
             PluginException::operation_failed(format!("the array's capabilities are unreadable: {e}"))
         })

@@ -130,6 +130,17 @@ impl Env {
         self.ok(Action::CreateLun(create_lun(server, name, size))).await
     }
 
+    /// Clones LUN `lun` of `server` as `name` (default QoS).
+    pub async fn clone_lun(&self, server: &str, lun: &str, name: &str) -> Value {
+        self.ok(Action::Clone {
+            server: server.to_string(),
+            lun: lun.to_string(),
+            name: name.to_string(),
+            qos: None,
+        })
+        .await
+    }
+
     /// Follows a job until it is no longer running.
     pub async fn wait_job(&self, id: &str, within: Duration) -> Value {
         let until = Instant::now() + within;

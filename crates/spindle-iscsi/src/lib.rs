@@ -34,7 +34,7 @@
 //!   the connection" ends the session); Reject reported; Text Request/Response with
 //!   continuation (SendTargets=All); Logout (close the session).
 //! - SCSI: REPORT LUNS, TEST UNIT READY, INQUIRY (standard, VPD 0x80, VPD 0x83 raw and
-//!   parsed), READ CAPACITY(16), READ(16), WRITE(16), SYNCHRONIZE CACHE(10), any other CDB of
+//!   parsed), READ CAPACITY(16), READ(16), WRITE(16), SYNCHRONIZE CACHE(10), UNMAP(10), any other CDB of
 //!   up to 16 bytes through [`Session::execute`]; sense data in fixed and descriptor formats;
 //!   commands ending in UNIT ATTENTION re-issued (and recorded).
 //!

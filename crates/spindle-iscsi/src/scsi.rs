@@ -459,6 +459,33 @@ pub mod cdb {
     pub fn synchronize_cache10() -> [u8; 10] {
         [0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     }
+
+    /// UNMAP(10) with a parameter list of `parameter_list_length` bytes (see
+    /// [`unmap_parameters`]).
+    pub fn unmap10(parameter_list_length: u16) -> [u8; 10] {
+        let l = parameter_list_length.to_be_bytes();
+        [0x42, 0, 0, 0, 0, 0, 0, l[0], l[1], 0]
+    }
+
+    /// The UNMAP parameter list for `ranges` of (LBA, number of blocks): an 8-byte header,
+    /// then one 16-byte block descriptor per range (SBC-3 5.28.2). `None` when the list would
+    /// not fit UNMAP(10)'s 16-bit length.
+    pub fn unmap_parameters(ranges: &[(u64, u32)]) -> Option<Vec<u8>> {
+        let descriptors = u16::try_from(ranges.len().checked_mul(16)?).ok()?;
+        let total = descriptors.checked_add(8)?;
+        let mut p = Vec::with_capacity(usize::from(total));
+        // UNMAP DATA LENGTH counts the bytes after itself; BLOCK DESCRIPTOR DATA LENGTH
+        // those after the header.
+        p.extend_from_slice(&(total - 2).to_be_bytes());
+        p.extend_from_slice(&descriptors.to_be_bytes());
+        p.extend_from_slice(&[0; 4]);
+        for (lba, blocks) in ranges {
+            p.extend_from_slice(&lba.to_be_bytes());
+            p.extend_from_slice(&blocks.to_be_bytes());
+            p.extend_from_slice(&[0; 4]);
+        }
+        Some(p)
+    }
 }
 
 /// Parses REPORT LUNS parameter data; also returns the LUN LIST LENGTH, which can exceed what
@@ -962,5 +989,19 @@ mod tests {
         assert_eq!((rc[0], rc[1], rc[13]), (0x9e, 0x10, 32));
         assert_eq!(cdb::report_luns(4096)[6..10], [0, 0, 0x10, 0]);
         assert_eq!(cdb::synchronize_cache10()[0], 0x35);
+        assert_eq!(cdb::unmap10(40), [0x42, 0, 0, 0, 0, 0, 0, 0, 40, 0]);
+    }
+
+    #[test]
+    fn unmap_parameter_list_layout() {
+        let p = cdb::unmap_parameters(&[(0x0102, 8), (0x1_0000_0000, 0x0a0b_0c0d)]).expect("fits");
+        assert_eq!(p.len(), 8 + 2 * 16);
+        assert_eq!(&p[0..8], &[0, 38, 0, 32, 0, 0, 0, 0]);
+        assert_eq!(&p[8..16], &[0, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!(&p[16..24], &[0, 0, 0, 8, 0, 0, 0, 0]);
+        assert_eq!(&p[24..32], &[0, 0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(&p[32..36], &[0x0a, 0x0b, 0x0c, 0x0d]);
+        // 4096 descriptors would need 65544 bytes: more than UNMAP(10) can carry.
+        assert!(cdb::unmap_parameters(&vec![(0, 1); 4096]).is_none());
     }
 }

@@ -662,6 +662,31 @@ impl Session {
         Ok(())
     }
 
+    /// UNMAP(10) of `ranges` of (LBA, number of blocks): tells a thin-provisioned logical unit
+    /// (READ CAPACITY(16) LBPME set) that their data is no longer needed, so the target can
+    /// free the space behind them.
+    pub fn unmap(&mut self, lun: Lun, ranges: &[(u64, u32)]) -> Result<(), IscsiError> {
+        for (lba, blocks) in ranges {
+            lba.checked_add(u64::from(*blocks))
+                .ok_or_else(|| IscsiError::InvalidArgument("LBA range overflows 64 bits".to_string()))?;
+        }
+        let params = cdb::unmap_parameters(ranges).ok_or_else(|| {
+            IscsiError::InvalidArgument(format!(
+                "{} ranges do not fit one UNMAP(10) parameter list",
+                ranges.len()
+            ))
+        })?;
+        let len = u16::try_from(params.len())
+            .map_err(|_| IscsiError::InvalidArgument("the UNMAP parameter list is too long".to_string()))?;
+        self.run(
+            "UNMAP(10)",
+            lun,
+            &cdb::unmap10(len),
+            DataDirection::Write(&params),
+        )?;
+        Ok(())
+    }
+
     /// Logs out (reason "close the session") and closes the connection.
     pub fn logout(mut self) -> Result<(), IscsiError> {
         if !self.open {

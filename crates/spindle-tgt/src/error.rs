@@ -147,9 +147,6 @@ pub enum TgtError {
         /// Why it was rejected.
         reason: &'static str,
     },
-    /// The desired state contradicts itself: "the desired state is inconsistent: DETAIL".
-    #[error("the desired state is inconsistent: {0}")]
-    InvalidDesiredState(String),
     /// A tgtd configuration value is unusable: "invalid tgtd configuration: DETAIL".
     #[error("invalid tgtd configuration: {0}")]
     Config(String),
@@ -250,9 +247,6 @@ pub enum TgtError {
         /// Why.
         reason: String,
     },
-    /// Every target id is taken: "no free target id for NAME".
-    #[error("no free target id for {0}")]
-    NoFreeTid(String),
     /// A target or logical unit that should exist does not: "no WHAT in tgtd: DETAIL".
     #[error("no {what} in tgtd: {detail}")]
     Missing {

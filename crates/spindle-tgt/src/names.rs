@@ -3,8 +3,8 @@
 //! Every value that reaches tgtadm's argument vector or tgtd's management socket is one of
 //! these types, so it has been checked: no option-like leading `-`, no `,` (tgtd splits its
 //! parameter strings on commas), no whitespace or control characters, no path traversal.
-//! Each type deserializes through its validator, so a persisted [`crate::DesiredState`] cannot
-//! smuggle an unchecked value in.
+//! Each type deserializes through its validator, so a persisted value (a [`crate::LunSpec`],
+//! say) cannot smuggle an unchecked one in.
 
 use std::fmt;
 use std::str::FromStr;
@@ -153,23 +153,6 @@ fn check_iqn(value: &str) -> Result<(), &'static str> {
     }
 }
 
-/// The start of an IQN: checked like an IQN's characters, must start with `iqn.`, `eui.` or `naa.`.
-fn check_prefix(value: &str) -> Result<(), &'static str> {
-    if value.len() < 5 {
-        return Err("is too short to own a name space");
-    }
-    if value.len() > 200 {
-        return Err("is longer than 200 bytes");
-    }
-    if !all(value, is_iqn_char) {
-        return Err("may hold only lower-case letters, digits, '-', '.' and ':'");
-    }
-    if !(value.starts_with("iqn.") || value.starts_with("eui.") || value.starts_with("naa.")) {
-        return Err("must start with iqn., eui. or naa.");
-    }
-    Ok(())
-}
-
 fn check_user(value: &str) -> Result<(), &'static str> {
     if value.is_empty() {
         return Err("is empty");
@@ -305,13 +288,6 @@ checked_string!(
     check_iqn
 );
 checked_string!(
-    /// The start of the target names spindle owns (for example `iqn.2024-01.io.spindle:`).
-    /// Reconciliation creates, changes and deletes only targets whose name starts with it.
-    IqnPrefix,
-    "target name prefix",
-    check_prefix
-);
-checked_string!(
     /// A CHAP account (user) name.
     UserName,
     "CHAP account name",
@@ -356,24 +332,10 @@ checked_string!(
     check_address
 );
 
-impl IqnPrefix {
-    /// Whether `name` lies in this name space.
-    pub fn owns(&self, name: &str) -> bool {
-        name.starts_with(self.as_str())
-    }
-}
-
 impl BackingPath {
     /// The path.
     pub fn as_path(&self) -> &std::path::Path {
         std::path::Path::new(&self.0)
-    }
-
-    /// Whether the path lies under `root` (a validated directory path).
-    pub fn is_under(&self, root: &BackingPath) -> bool {
-        self.0
-            .strip_prefix(root.as_str())
-            .is_some_and(|rest| rest.starts_with('/'))
     }
 }
 
@@ -488,14 +450,6 @@ mod tests {
         ] {
             assert!(BackingPath::new(bad).is_err(), "{bad}");
         }
-        let root = BackingPath::new("/srv/luns").expect("valid");
-        assert!(BackingPath::new("/srv/luns/a.img")
-            .expect("valid")
-            .is_under(&root));
-        assert!(!BackingPath::new("/srv/luns2/a.img")
-            .expect("valid")
-            .is_under(&root));
-        assert!(!BackingPath::new("/srv/luns").expect("valid").is_under(&root));
     }
 
     #[test]

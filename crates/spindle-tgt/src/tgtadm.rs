@@ -1,11 +1,9 @@
 //! A typed client for `tgtadm`, bound to one tgtd instance (control port N).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +13,7 @@ use crate::ipc;
 use crate::names::{
     BackingPath, InitiatorAddress, Iqn, ProductId, ScsiId, ScsiSn, Secret, UserName, VendorId,
 };
-use crate::show::{self, SystemInfo, TargetInfo};
+use crate::show::{self, LunInfo, SystemInfo, TargetInfo};
 
 /// Where tgtadm lives on Debian.
 pub const DEFAULT_TGTADM: &str = "/usr/sbin/tgtadm";
@@ -119,6 +117,44 @@ pub struct LunSpec {
     /// Write caching.
     #[serde(default)]
     pub cache: CachePolicy,
+    /// Thin provisioning offered to initiators (`--params thin_provisioning=1`): READ
+    /// CAPACITY(16) sets LBPME and LBPRZ, VPD page 0xB2 offers UNMAP and WRITE SAME with
+    /// UNMAP, and the rdwr store punches a hole in the backing file for each unmapped range.
+    /// Changeable in place ([`Tgtadm::set_thin_provisioning`]), so not a reason to re-create
+    /// a unit.
+    #[serde(default)]
+    pub thin_provisioning: bool,
+}
+
+/// Why the existing logical unit `lu` must be re-created to become `spec`, if it must:
+/// device and backing-store type, backing file, identity (scsi_id, scsi_sn), cache policy.
+/// (Vendor and product ids are not shown by tgtadm, so they cannot be compared.)
+pub fn lun_mismatch(lu: &LunInfo, spec: &LunSpec) -> Option<String> {
+    let mut why = Vec::new();
+    if lu.device_type != "disk" {
+        why.push(format!("type {} instead of disk", lu.device_type));
+    }
+    if lu.backing_store_type != "rdwr" {
+        why.push(format!("backing store {} instead of rdwr", lu.backing_store_type));
+    }
+    if lu.backing_path.as_deref() != Some(spec.backing.as_str()) {
+        why.push(format!(
+            "backing file {} instead of {}",
+            lu.backing_path.as_deref().unwrap_or("none"),
+            spec.backing
+        ));
+    }
+    if lu.scsi_id != spec.scsi_id.as_str() {
+        why.push(format!("scsi_id {} instead of {}", lu.scsi_id, spec.scsi_id));
+    }
+    if lu.scsi_sn != spec.scsi_sn.as_str() {
+        why.push(format!("scsi_sn {} instead of {}", lu.scsi_sn, spec.scsi_sn));
+    }
+    let cache = CachePolicy::from_oflags(lu.oflag_sync, lu.oflag_direct);
+    if cache != spec.cache {
+        why.push(format!("cache policy {cache:?} instead of {:?}", spec.cache));
+    }
+    (!why.is_empty()).then(|| why.join(", "))
 }
 
 enum Arg<'a> {
@@ -139,8 +175,7 @@ fn plain(s: impl Into<String>) -> Arg<'static> {
     Arg::Plain(s.into())
 }
 
-/// A `tgtadm` client for tgtd instance N. Cheap to clone; clones share the record of the
-/// CHAP secrets this client has set (see [`Tgtadm::knows_secret`]).
+/// A `tgtadm` client for tgtd instance N. Cheap to clone.
 #[derive(Clone)]
 pub struct Tgtadm {
     control_port: u16,
@@ -148,7 +183,6 @@ pub struct Tgtadm {
     ipc_socket_base: Option<PathBuf>,
     secret_channel: SecretChannel,
     timeout: Duration,
-    secrets_set: Arc<Mutex<BTreeMap<String, Secret>>>,
 }
 
 impl fmt::Debug for Tgtadm {
@@ -212,10 +246,6 @@ fn check_lun(lun: u64) -> Result<(), TgtError> {
     Ok(())
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn read_all(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut buf = Vec::new();
@@ -239,7 +269,6 @@ impl Tgtadm {
             ipc_socket_base: None,
             secret_channel: SecretChannel::default(),
             timeout: Duration::from_secs(30),
-            secrets_set: Arc::new(Mutex::new(BTreeMap::new())),
         })
     }
 
@@ -547,8 +576,8 @@ impl Tgtadm {
         self.run(a).map(drop)
     }
 
-    /// Sets identity, caching page and online state in one
-    /// `--op update --mode logicalunit --params scsi_id=..,scsi_sn=..,vendor_id=..,product_id=..[,mode_page=8:...][,online=0]`.
+    /// Sets identity, caching page, thin provisioning and online state in one
+    /// `--op update --mode logicalunit --params scsi_id=..,scsi_sn=..,vendor_id=..,product_id=..[,mode_page=8:...][,thin_provisioning=1][,online=0]`.
     pub fn configure_lu(&self, tid: u32, lun: u64, spec: &LunSpec) -> Result<(), TgtError> {
         let mut params = vec![
             format!("scsi_id={}", spec.scsi_id),
@@ -558,6 +587,9 @@ impl Tgtadm {
         ];
         if !spec.cache.write_cache() {
             params.push(format!("mode_page={CACHING_PAGE_WCE_OFF}"));
+        }
+        if spec.thin_provisioning {
+            params.push("thin_provisioning=1".to_string());
         }
         if !spec.online {
             params.push("online=0".to_string());
@@ -593,6 +625,12 @@ impl Tgtadm {
         self.update_lu(tid, lun, &[format!("online={}", u8::from(online))])
     }
 
+    /// `--params thin_provisioning=1` / `=0`, in place: the unit keeps its LUN, identity and
+    /// sessions (initiators see the change at their next READ CAPACITY(16) or VPD 0xB2 read).
+    pub fn set_thin_provisioning(&self, tid: u32, lun: u64, enabled: bool) -> Result<(), TgtError> {
+        self.update_lu(tid, lun, &[format!("thin_provisioning={}", u8::from(enabled))])
+    }
+
     /// Sets the caching mode page's WCE bit (`--params mode_page=8:0:18:...`). tgtd does not
     /// report it back. After this the bit is no longer changeable by initiators.
     pub fn set_write_cache(&self, tid: u32, lun: u64, enabled: bool) -> Result<(), TgtError> {
@@ -620,7 +658,7 @@ impl Tgtadm {
     ) -> Result<(), TgtError> {
         self.set_lu_online(tid, lun, false)?;
         // If reopening fails, tgt has already closed the old file: the unit stays offline
-        // without a backing store (reconciliation then re-creates it).
+        // without a backing store (`lun_mismatch` then reports "backing file none").
         self.update_lu(tid, lun, &[format!("path={}", backing.as_str())])?;
         if !online {
             self.set_lu_online(tid, lun, false)?;
@@ -681,7 +719,6 @@ impl Tgtadm {
                 self.run(a)?;
             }
         }
-        lock(&self.secrets_set).insert(user.as_str().to_string(), secret.clone());
         Ok(())
     }
 
@@ -691,9 +728,7 @@ impl Tgtadm {
         check_token("CHAP account name", user)?;
         let mut a = self.base_args("account", "delete");
         a.extend([plain("--user"), plain(user)]);
-        self.run(a)?;
-        lock(&self.secrets_set).remove(user);
-        Ok(())
+        self.run(a).map(drop)
     }
 
     /// Binds an account to a target as an incoming (initiator-authenticating) account. A
@@ -722,24 +757,6 @@ impl Tgtadm {
             plain(user),
         ]);
         self.run(a).map(drop)
-    }
-
-    /// Whether this client (or a clone) created `user` with exactly `secret` and has not
-    /// deleted it since. tgtd never reveals secrets, so this record is the only way to know
-    /// that an existing account's secret is the desired one.
-    pub fn knows_secret(&self, user: &str, secret: &Secret) -> bool {
-        lock(&self.secrets_set).get(user) == Some(secret)
-    }
-
-    /// Forgets recorded secrets of accounts that tgtd no longer has (it was restarted, or
-    /// someone deleted them).
-    pub(crate) fn forget_secrets_except(&self, present: &[String]) {
-        lock(&self.secrets_set).retain(|user, _| present.iter().any(|p| p == user));
-    }
-
-    /// Whether this client created `user` (and has not deleted it since).
-    pub(crate) fn created_account(&self, user: &str) -> bool {
-        lock(&self.secrets_set).contains_key(user)
     }
 }
 
@@ -818,6 +835,58 @@ mod tests {
         assert_eq!(
             Tgtadm::new(77).expect("valid").ipc_socket_path(),
             PathBuf::from("/var/run/tgtd/socket.77")
+        );
+    }
+
+    fn spec() -> LunSpec {
+        LunSpec {
+            backing: BackingPath::new("/srv/a.img").expect("valid"),
+            scsi_id: ScsiId::new("6001405abcdef0123456789abcdef012").expect("valid"),
+            scsi_sn: ScsiSn::new("SN1").expect("valid"),
+            vendor_id: Default::default(),
+            product_id: Default::default(),
+            online: true,
+            cache: CachePolicy::WriteThrough,
+            thin_provisioning: false,
+        }
+    }
+
+    fn info() -> LunInfo {
+        LunInfo {
+            lun: 1,
+            device_type: "disk".into(),
+            scsi_id: "6001405abcdef0123456789abcdef012".into(),
+            scsi_sn: "SN1".into(),
+            backing_store_type: "rdwr".into(),
+            backing_path: Some("/srv/a.img".into()),
+            oflag_sync: true,
+            online: true,
+            ..LunInfo::default()
+        }
+    }
+
+    #[test]
+    fn mismatches() {
+        assert_eq!(lun_mismatch(&info(), &spec()), None);
+        let mut lu = info();
+        lu.scsi_id = "IET     00010001".into();
+        assert!(lun_mismatch(&lu, &spec()).expect("valid").contains("scsi_id"));
+        let mut lu = info();
+        lu.oflag_sync = false;
+        assert!(lun_mismatch(&lu, &spec())
+            .expect("valid")
+            .contains("cache policy"));
+        let mut lu = info();
+        lu.backing_path = None;
+        assert!(lun_mismatch(&lu, &spec())
+            .expect("valid")
+            .contains("backing file none"));
+        let mut lu = info();
+        lu.online = false;
+        assert_eq!(
+            lun_mismatch(&lu, &spec()),
+            None,
+            "online is fixed in place, not by re-creating"
         );
     }
 }

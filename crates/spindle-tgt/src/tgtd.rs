@@ -316,14 +316,14 @@ impl Tgtd {
     }
 
     /// Stops and starts the instance again. tgtd keeps its configuration only in memory:
-    /// reconcile afterwards.
+    /// give it its targets again afterwards.
     pub fn restart(&mut self) -> Result<(), TgtError> {
         self.stop()?;
         self.spawn()
     }
 
     /// Starts the instance again if it died or stopped answering (after cleaning up what
-    /// is left of it). Returns whether it was (re)started — then reconcile.
+    /// is left of it). Returns whether it was (re)started — then give it its targets again.
     pub fn ensure_running(&mut self) -> Result<bool, TgtError> {
         if self.is_alive() {
             return Ok(false);

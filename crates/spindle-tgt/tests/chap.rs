@@ -1,29 +1,22 @@
 //! CHAP: the right secret logs in, a wrong one gets "Authentication failure", with either
-//! secret channel; a changed secret is applied; secrets stay out of errors.
+//! secret channel; a changed secret takes a new account; secrets stay out of errors.
 
 #[macro_use]
 mod common;
 
 use common::{INIT_A, MIB};
-use spindle_tgt::{reconcile, Action, Secret, SecretChannel, Tgtadm, UserName};
+use spindle_tgt::{Secret, SecretChannel, Tgtadm, UserName};
 
 const SECRET: &str = "s3cret-Passw0rd";
 const WRONG: &str = "wrong-Passw0rd!";
 
 fn chap_round(channel: SecretChannel) {
     let inst = common::start_with(channel);
-    let mut t = common::target(&[INIT_A], vec![(1, inst.lun("chap.img", 4 * MIB, 0x41))]);
-    t.accounts.insert(
-        UserName::new("alice").expect("valid"),
-        Secret::new(SECRET).expect("valid"),
-    );
-    let want = common::desired(vec![("chap", t)]);
-    let report = reconcile(inst.tgtd.tgtadm(), &want).expect("reconcile");
-    assert!(report.is_clean(), "{report}");
-    assert!(report
-        .actions
-        .contains(&Action::CreateAccount { user: "alice".into() }));
-    let name = common::name("chap").to_string();
+    let adm = inst.tgtd.tgtadm();
+    let name = common::export(adm, 1, "chap", &[], &[(1, inst.lun("chap.img", 4 * MIB, 0x41))]);
+    common::chap(adm, 1, "alice", SECRET);
+    adm.bind_initiator(1, &spindle_tgt::Iqn::new(INIT_A).expect("valid"))
+        .expect("bind initiator");
 
     let no_creds = inst
         .capacity(INIT_A, None, &name, 1)
@@ -58,15 +51,8 @@ fn chap_round(channel: SecretChannel) {
         out.text
     );
 
-    assert_eq!(inst.tgtd.tgtadm().accounts().expect("accounts"), vec!["alice"]);
-    let info = inst
-        .tgtd
-        .tgtadm()
-        .target_by_name(&name)
-        .expect("show")
-        .expect("target");
-    assert_eq!(info.accounts, vec!["alice"]);
-    assert!(reconcile(inst.tgtd.tgtadm(), &want).expect("reconcile").is_noop());
+    assert_eq!(adm.accounts().expect("accounts"), vec!["alice"]);
+    assert_eq!(common::show(adm, &name).accounts, vec!["alice"]);
     assert!(
         !common::log(inst.dir.path()).contains(SECRET),
         "tgtd logged the secret"
@@ -86,72 +72,82 @@ fn chap_with_secret_on_the_tgtadm_command_line() {
 }
 
 #[test]
-fn a_changed_secret_is_applied_and_an_unknown_one_is_reset_once() {
+fn a_new_secret_takes_a_new_account_which_every_target_must_be_bound_to_again() {
     require_tgtd!();
     let inst = common::start();
-    let mut t = common::target(&[INIT_A], vec![(1, inst.lun("c.img", 4 * MIB, 0x42))]);
+    let adm = inst.tgtd.tgtadm();
+    let one = common::export(
+        adm,
+        1,
+        "chg-1",
+        &[INIT_A],
+        &[(1, inst.lun("c1.img", 4 * MIB, 0x42))],
+    );
+    let two = common::export(
+        adm,
+        2,
+        "chg-2",
+        &[INIT_A],
+        &[(1, inst.lun("c2.img", 4 * MIB, 0x43))],
+    );
     let alice = UserName::new("alice").expect("valid");
-    t.accounts
-        .insert(alice.clone(), Secret::new(SECRET).expect("valid"));
-    let mut want = common::desired(vec![("chg", t)]);
-    assert!(reconcile(inst.tgtd.tgtadm(), &want)
-        .expect("reconcile")
-        .is_clean());
-    let name = common::name("chg").to_string();
-
     let new_secret = "n3w-secret-value";
-    want.targets.values_mut().for_each(|t| {
-        t.accounts
-            .insert(alice.clone(), Secret::new(new_secret).expect("valid"));
-    });
-    let report = reconcile(inst.tgtd.tgtadm(), &want).expect("reconcile");
-    assert_eq!(
-        report.actions,
-        vec![Action::RecreateAccount { user: "alice".into() }],
-        "{report}"
-    );
-    assert!(
-        inst.capacity(INIT_A, Some(("alice", SECRET)), &name, 1).is_err(),
-        "old secret still works"
-    );
-    assert_eq!(
-        inst.capacity(INIT_A, Some(("alice", new_secret)), &name, 1)
-            .expect("new secret"),
-        4 * MIB
-    );
-    assert!(reconcile(inst.tgtd.tgtadm(), &want).expect("reconcile").is_noop());
 
-    // A new client (spindle restarted, tgtd did not) cannot know the secret tgtd holds:
-    // it re-creates the account once, keeping its bindings, then is idle.
-    let fresh = Tgtadm::new(inst.tgtd.tgtadm().control_port())
-        .expect("client")
-        .with_ipc_socket_base(inst.dir.path().join("sock"));
-    let report = reconcile(&fresh, &want).expect("reconcile");
-    assert_eq!(
-        report.actions,
-        vec![Action::RecreateAccount { user: "alice".into() }],
-        "{report}"
-    );
-    assert!(reconcile(&fresh, &want).expect("reconcile").is_noop());
-    assert_eq!(
-        inst.capacity(INIT_A, Some(("alice", new_secret)), &name, 1)
-            .expect("new secret"),
-        4 * MIB
-    );
+    // Accounts are global: one account guards both targets.
+    common::chap(adm, 1, "alice", SECRET);
+    adm.bind_account(2, &alice).expect("bind to the second target");
+    for t in [&one, &two] {
+        assert!(inst.capacity(INIT_A, None, t, 1).is_err(), "{t} without CHAP");
+        assert_eq!(
+            inst.capacity(INIT_A, Some(("alice", SECRET)), t, 1)
+                .expect("right secret"),
+            4 * MIB
+        );
+    }
 
-    // Removing the account opens the target to its ACL without CHAP.
-    want.targets.values_mut().for_each(|t| t.accounts.clear());
-    let report = reconcile(&fresh, &want).expect("reconcile");
+    // tgtd cannot change a secret: the account exists already...
+    let err = adm
+        .new_account(&alice, &Secret::new(new_secret).expect("valid"))
+        .expect_err("second account of the same name");
+    assert_eq!(err.adm_error(), Some(spindle_tgt::AdmError::UserExists), "{err}");
+
+    // ...and deleting it unbinds it from every target, which then lets the ACL in without
+    // CHAP (callers bind a placeholder account first to avoid that window).
+    adm.delete_account("alice").expect("delete account");
+    assert!(adm.accounts().expect("accounts").is_empty());
+    for t in [&one, &two] {
+        assert!(common::show(adm, t).accounts.is_empty(), "{t} still bound");
+        assert_eq!(
+            inst.capacity(INIT_A, None, t, 1).expect("no CHAP any more"),
+            4 * MIB
+        );
+    }
+
+    // Created again with the new secret and bound again: only the new secret works.
+    common::chap(adm, 1, "alice", new_secret);
+    adm.bind_account(2, &alice).expect("bind to the second target");
+    for t in [&one, &two] {
+        assert!(
+            inst.capacity(INIT_A, Some(("alice", SECRET)), t, 1).is_err(),
+            "old secret still works on {t}"
+        );
+        assert_eq!(
+            inst.capacity(INIT_A, Some(("alice", new_secret)), t, 1)
+                .expect("new secret"),
+            4 * MIB
+        );
+    }
+
+    // Unbinding the account from one target opens that target to its ACL without CHAP; the
+    // other still requires it.
+    adm.unbind_account(1, "alice").expect("unbind");
+    assert!(common::show(adm, &one).accounts.is_empty());
     assert_eq!(
-        report.actions,
-        vec![Action::DeleteAccount { user: "alice".into() }],
-        "{report}"
-    );
-    assert!(fresh.accounts().expect("accounts").is_empty());
-    assert_eq!(
-        inst.capacity(INIT_A, None, &name, 1).expect("no CHAP any more"),
+        inst.capacity(INIT_A, None, &one, 1).expect("no CHAP any more"),
         4 * MIB
     );
+    assert!(inst.capacity(INIT_A, None, &two, 1).is_err());
+    assert_eq!(adm.accounts().expect("accounts"), vec!["alice"]);
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 use std::net::{Ipv4Addr, TcpListener};
 
 use common::{INIT_A, MIB};
-use spindle_tgt::{reconcile, CachePolicy, Iqn, SecretChannel, TgtError, Tgtd};
+use spindle_tgt::{CachePolicy, Iqn, SecretChannel, TgtError, Tgtd};
 
 #[test]
 fn start_stop_restart_and_cleanup() {
@@ -102,17 +102,8 @@ fn cache_policies_reach_the_backing_file() {
         spec.cache = policy;
         luns.push((lun, spec));
     }
-    let want = common::desired(vec![("cache", common::target(&[INIT_A], luns.clone()))]);
-    assert!(reconcile(inst.tgtd.tgtadm(), &want)
-        .expect("reconcile")
-        .is_clean());
-    let name = common::name("cache").to_string();
-    let info = inst
-        .tgtd
-        .tgtadm()
-        .target_by_name(&name)
-        .expect("show")
-        .expect("target");
+    let name = common::export(inst.tgtd.tgtadm(), 1, "cache", &[INIT_A], &luns);
+    let info = common::show(inst.tgtd.tgtadm(), &name);
     let pid = inst.tgtd.pid().expect("pid");
     const O_DIRECT: u32 = 0o40000;
     const O_SYNC: u32 = 0o4010000;
@@ -122,6 +113,7 @@ fn cache_policies_reach_the_backing_file() {
             CachePolicy::from_oflags(lu.oflag_sync, lu.oflag_direct),
             spec.cache
         );
+        assert_eq!(spindle_tgt::lun_mismatch(lu, spec), None, "LUN {lun}: {lu:?}");
         // The flags tgtd really opened the file with.
         let flags = open_flags(pid, spec.backing.as_str()).expect("tgtd has the file open");
         let (sync, direct) = match spec.cache {

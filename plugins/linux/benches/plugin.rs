@@ -17,7 +17,8 @@
 //!
 //! `cargo bench -p spindle-plugin-linux --bench plugin` (set `SPINDLE_BENCH_LUNS` to change the
 //! 10,000 LUNs of the list() measurement, `SPINDLE_BENCH_RUNS` the 9 runs per figure, and
-//! `SPINDLE_BENCH_QUICK=1` to measure only the four operations through the resident program).
+//! `SPINDLE_BENCH_QUICK=1` to measure only the four operations through the resident program,
+//! `SPINDLE_BENCH_SETTLE_MS` to change the 100 ms idle pause before each measured operation).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -448,6 +449,7 @@ fn main() {
             product_id: Default::default(),
             online: true,
             cache: CachePolicy::WriteThrough,
+            thin_provisioning: true,
         };
         bare_lu.push(time(|| guard.adm.add_lun(900, 1, &spec).unwrap()).0);
         guard.adm.delete_lu(900, 1).unwrap();

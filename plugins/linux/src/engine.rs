@@ -16,7 +16,7 @@
 //! Plans that only add new files under new names ([`Plan::Insert`]: create, snapshot,
 //! multi-snapshot, clone, clone of a snapshot) are answered after the same two flushes as the
 //! bare operation (the new file, its directory) and none of their own
-//! ([`Engine::execute_insert`]):
+//! (`Engine::execute_insert`):
 //! 1. the in-flight marker at the start of the lock file names the operation (written to the
 //!    page cache only);
 //! 2. each new file is built under its final name, then given the operation's whole intent
@@ -80,7 +80,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Bytes of the in-flight marker at the start of the lock file (see
-/// [`Engine::execute_insert`]).
+/// `Engine::execute_insert`).
 const MARKER_LEN: usize = 64;
 
 /// Sizes are rounded up to whole MiB.
@@ -3173,6 +3173,7 @@ impl Engine {
                     online: r.online && r.state != SeState::BusyCopy.as_str(),
                     write_cache: caches.get(&r.qos).copied().unwrap_or(false),
                     read_only: r.read_only,
+                    thin: r.thin && !r.read_only,
                     backing_generation: r.backing_gen,
                 });
             }

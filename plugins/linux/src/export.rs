@@ -84,6 +84,12 @@ pub struct LunPlan {
     pub write_cache: bool,
     /// Read-only unit.
     pub read_only: bool,
+    /// Thin provisioning offered to initiators (READ CAPACITY(16) LBPME, VPD page 0xB2):
+    /// UNMAP and WRITE SAME with UNMAP punch holes in the backing file, so the space a host
+    /// discards goes back to the pool. Set for thin elements only: a thick LUN
+    /// (`thin_provision=False`) keeps every block it was given.
+    #[serde(default)]
+    pub thin: bool,
     /// Incremented each time the backing file was replaced (restore, split): when it differs
     /// from what tgtd has open, the unit must be deleted and added again (same `scsi_id`),
     /// because tgtd keeps the old file open.

@@ -50,7 +50,11 @@
 //!   their entries (initiator IQNs) the ACL, presentations logical units with stable LUN
 //!   numbers (lowest free from 1, kept while presented), the QoS is the cache policy
 //!   (`writeback` / `writethrough`, default `writethrough`), the CHAP account lives in the
-//!   state directory (secret in a 0600 file, never logged, never in an answer).
+//!   state directory (secret in a 0600 file, never logged, never in an answer). Thin
+//!   elements are exported with thin provisioning (LBPME, VPD 0xB2: UNMAP and WRITE SAME
+//!   with UNMAP punch holes in the file), so what a host discards goes back to the pool
+//!   while snapshots and clones keep their shared extents; a thick LUN is exported without
+//!   it and keeps every block.
 //! - **Identity**: each array has a random locally administered company id and a random vendor
 //!   id, made once; an element's raw id is NAA-6 `6` + company (6 hex) + vendor (9 hex) +
 //!   serial (16 hex) = 32 hex digits, the tgt `scsi_id`, and its `page83_id` is

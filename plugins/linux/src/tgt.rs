@@ -9,21 +9,23 @@
 //! account was created with (the identity of the 0600 secret file, which `set-chap` replaces),
 //! and a fingerprint of the last plan applied cleanly.
 //!
-//! # Why not `spindle_tgt::reconcile`
-//! The plan is applied with `spindle-tgt`'s typed [`Tgtadm`] client, by the same rules as
-//! `spindle_tgt::reconcile` (owned prefix only, revoke before grant, the ACL of a new target
-//! last, address rules removed, never added), with three differences the array needs:
+//! # One reconciler, next to the array's state
+//! This is the only reconciler of tgtd in spindle; `spindle-tgt` supplies the typed
+//! [`Tgtadm`] client, the parsed listings and [`spindle_tgt::lun_mismatch`], not a policy. The
+//! rules (owned prefix only, revoke before grant, the ACL of a new target last, address rules
+//! removed, never added) live here because what "correct" means depends on the array's
+//! state, which only this module has:
 //! - one element presented to several access groups is one logical unit in several targets,
 //!   with the same `scsi_id`, `scsi_sn` and backing file (a host reaching it through two
-//!   targets must see one device); `DesiredState::validate` refuses exactly that;
+//!   targets must see one device);
 //! - a logical unit whose backing file was replaced (restore, split: a new
 //!   `backing_generation`) is deleted and added again with the same LUN and identity, since
 //!   tgtd keeps the old file open;
 //! - a CHAP account this array created in this tgtd instance with the current secret is kept
-//!   (a `Tgtadm` remembers the secrets it set only in its own process, so each request would
-//!   otherwise re-create the account); when the account has to be re-created, a placeholder
-//!   account with a random secret stays bound meanwhile, so no target ever accepts a login
-//!   without CHAP.
+//!   (tgtd never reveals secrets, and the array program runs once per request, so that
+//!   knowledge has to come from the state directory); when the account has to be re-created,
+//!   a placeholder account with a random secret stays bound meanwhile, so no target ever
+//!   accepts a login without CHAP.
 //!
 //! # Modes
 //! [`SyncMode::Full`] (after every request that changes exports or backing files, and
@@ -294,6 +296,7 @@ fn lun_spec(l: &LunPlan) -> Result<LunSpec> {
         } else {
             CachePolicy::WriteThrough
         },
+        thin_provisioning: l.thin,
     })
 }
 
@@ -352,8 +355,14 @@ fn want(plan: &ExportPlan, tids: &BTreeMap<String, u32>) -> Result<Want> {
 
 /// What the export plan is made from, cheaply: the export generation (which every change of
 /// the plan's tables moves), the IQN prefix, the settings and the CHAP secret file's identity.
+/// The version of what an [`ExportPlan`] asks of tgtd, in the quick fingerprint: a program
+/// that serves more of the plan (2: thin provisioning) must not take an older program's clean
+/// sync for its own, so its first check after an upgrade computes the plan.
+const PLAN_FORMAT: u32 = 2;
+
 fn quick_fingerprint(engine: &Engine, settings: &TgtSettings) -> Result<String> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
+    PLAN_FORMAT.hash(&mut h);
     engine.export_gen()?.hash(&mut h);
     engine.iqn_prefix().hash(&mut h);
     serde_json::to_string(settings).unwrap_or_default().hash(&mut h);
@@ -796,14 +805,14 @@ fn correct_target(
                 if !log.apply(format!("target {tid}: refresh size of LUN {lun}"), || {
                     adm.refresh_lu_size(tid, lun, &l.spec.backing, l.spec.online)
                 }) {
-                    failed_luns.insert(key);
+                    failed_luns.insert(key.clone());
                 }
             }
             Err(e) => {
                 log.report
                     .failures
                     .push(format!("target {tid}: LUN {lun}: {}: {e}", l.spec.backing));
-                failed_luns.insert(key);
+                failed_luns.insert(key.clone());
             }
             Ok(_) if lu.online != l.spec.online => {
                 let online = l.spec.online;
@@ -814,10 +823,23 @@ fn correct_target(
                     ),
                     || adm.set_lu_online(tid, lun, online),
                 ) {
-                    failed_luns.insert(key);
+                    failed_luns.insert(key.clone());
                 }
             }
             Ok(_) => {}
+        }
+        // Changed in place: re-creating the unit would drop the initiators' sessions to it.
+        if lu.thin_provisioning != l.spec.thin_provisioning && !failed_luns.contains(&key) {
+            let on = l.spec.thin_provisioning;
+            if !log.apply(
+                format!(
+                    "target {tid}: LUN {lun} thin provisioning {}",
+                    if on { "on" } else { "off" }
+                ),
+                || adm.set_thin_provisioning(tid, lun, on),
+            ) {
+                failed_luns.insert(key);
+            }
         }
     }
     // Then grant.
@@ -945,6 +967,7 @@ mod tests {
                     online: true,
                     write_cache: false,
                     read_only: false,
+                    thin: true,
                     backing_generation: 0,
                 }],
             }],

@@ -337,3 +337,102 @@ fn a_plan_changed_behind_the_last_sync_is_reconciled_by_any_request() {
     let (_, r) = request(&cfg, json!({"op": "status"}), &[]);
     assert_eq!(r["export"]["reconciled"], false, "{r}");
 }
+
+/// Bytes the file system has allocated to `path`.
+fn allocated(path: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+/// A thin LUN offers thin provisioning to initiators: blocks a host unmaps (UNMAP, as a file
+/// system's discard sends it) go back to the pool, read as zeros, and leave a snapshot of the
+/// LUN untouched. A thick LUN keeps every block it was given: no LBPME, UNMAP refused. A unit
+/// whose thin provisioning tgtd lost (an older program made it) gets it back in place.
+#[test]
+fn thin_luns_give_unmapped_blocks_back_to_the_pool_and_thick_ones_keep_theirs() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let tgt = Tgt::new();
+    let cfg = tgt_config(&fs.pool("p0"), &tgt);
+    ok(&cfg, json!({"op": "validate"}));
+    ok(
+        &cfg,
+        json!({"op": "group-create", "groups": [{"name": "ga", "entries": [INIT_A]}]}),
+    );
+    let thin = ok(
+        &cfg,
+        json!({"op": "create", "name": "thin", "pool": "p0", "size": 64 * MIB}),
+    );
+    let thick = ok(
+        &cfg,
+        json!({"op": "create", "name": "thick", "pool": "p0", "size": 64 * MIB, "thin": false}),
+    );
+    ok(
+        &cfg,
+        json!({"op": "present", "uuid": uuid(&thin), "groups": ["ga"]}),
+    );
+    ok(
+        &cfg,
+        json!({"op": "present", "uuid": uuid(&thick), "groups": ["ga"]}),
+    );
+    let (portal, target) = (tgt.portal(), "iqn.2025-01.org.example:array:ga");
+    let (lt, lk) = (Lun::new(1), Lun::new(2));
+    let thin_path = thin["path"].as_str().unwrap().to_string();
+
+    let mut s = Session::login(&portal, target, INIT_A, None).unwrap();
+    let cap = s.read_capacity16(lt).unwrap();
+    assert!(cap.thin_provisioning && cap.reads_zeroes_when_unmapped, "{cap:?}");
+    assert!(!s.read_capacity16(lk).unwrap().thin_provisioning);
+    // 8 MiB of data, on disk.
+    s.write(lt, 0, &vec![0xab; 8 * MIB as usize]).unwrap();
+    s.synchronize_cache(lt).unwrap();
+    assert!(allocated(&thin_path) >= 8 * MIB, "{}", allocated(&thin_path));
+    let snap = ok(
+        &cfg,
+        json!({"op": "snapshot", "uuid": uuid(&thin), "name": "before"}),
+    );
+
+    // The host discards the first 6 MiB: 12288 blocks of 512 bytes.
+    s.unmap(lt, &[(0, 12288)]).unwrap();
+    s.synchronize_cache(lt).unwrap();
+    assert!(
+        allocated(&thin_path) <= 3 * MIB,
+        "{} bytes still allocated",
+        allocated(&thin_path)
+    );
+    assert_eq!(s.read(lt, 0, 8).unwrap(), vec![0; 4096]);
+    assert_eq!(s.read(lt, 12288, 8).unwrap(), vec![0xab; 4096]);
+    let snap_path = std::path::Path::new(snap["members"][0]["path"].as_str().unwrap());
+    assert_eq!(
+        read(snap_path, 0, 4096),
+        vec![0xab; 4096],
+        "the snapshot kept its data"
+    );
+
+    // The thick LUN refuses, and its allocation stays whole.
+    let refused = s.unmap(lk, &[(0, 2048)]).unwrap_err();
+    assert_eq!(
+        refused.sense_key(),
+        Some(spindle_iscsi::SenseKey::IllegalRequest),
+        "{refused}"
+    );
+    assert!(allocated(thick["path"].as_str().unwrap()) >= 64 * MIB);
+    s.logout().unwrap();
+
+    // tgtd loses the setting behind the array's back; a full sync restores it in place.
+    let adm = tgt.adm();
+    let tid = adm.target_by_name(target).unwrap().unwrap().tid;
+    adm.set_thin_provisioning(tid, 1, false).unwrap();
+    let mut held = Session::login(&portal, target, INIT_A, None).unwrap();
+    assert!(!held.read_capacity16(lt).unwrap().thin_provisioning);
+    let report = ok(&cfg, json!({"op": "export-sync"}));
+    assert!(
+        report["actions"].to_string().contains("thin provisioning on"),
+        "{report}"
+    );
+    // The same session, still logged in, sees it.
+    assert!(held.read_capacity16(lt).unwrap().thin_provisioning);
+    held.logout().unwrap();
+}

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use spindle_tgt::{
-    BackingPath, CachePolicy, DesiredState, DesiredTarget, Iqn, IqnPrefix, LunSpec, ScsiId, ScsiSn,
-    SecretChannel, TgtError, Tgtd, TgtdConfig,
+    BackingPath, CachePolicy, Iqn, LunInfo, LunSpec, ScsiId, ScsiSn, Secret, SecretChannel, TargetInfo,
+    TgtError, Tgtadm, Tgtd, TgtdConfig, UserName,
 };
 use tempfile::TempDir;
 
@@ -123,6 +123,7 @@ impl Instance {
             product_id: Default::default(),
             online: true,
             cache: CachePolicy::WriteBack,
+            thin_provisioning: false,
         }
     }
 
@@ -250,24 +251,39 @@ pub fn has_naa6(out: &Out, id: &ScsiId) -> bool {
     out.stdout.windows(needle.len()).any(|w| w == needle.as_slice())
 }
 
-pub fn target(initiators: &[&str], luns: Vec<(u64, LunSpec)>) -> DesiredTarget {
-    DesiredTarget {
-        tid: None,
-        initiators: initiators
-            .iter()
-            .map(|i| Iqn::new(*i).expect("valid IQN"))
-            .collect(),
-        accounts: BTreeMap::new(),
-        luns: luns.into_iter().collect(),
+/// Builds target `PREFIX` + `suffix` with id `tid` the way a caller should: create it, add
+/// its logical units (`add_lun` configures each at once), and bind its initiators last, so
+/// nobody can log in to a half-built target. Returns the target's name.
+pub fn export(adm: &Tgtadm, tid: u32, suffix: &str, initiators: &[&str], luns: &[(u64, LunSpec)]) -> String {
+    let name = name(suffix);
+    adm.new_target(tid, &name).expect("new target");
+    for (lun, spec) in luns {
+        adm.add_lun(tid, *lun, spec).expect("add LUN");
     }
+    for initiator in initiators {
+        adm.bind_initiator(tid, &Iqn::new(*initiator).expect("valid IQN"))
+            .expect("bind initiator");
+    }
+    name.to_string()
 }
 
-pub fn desired(targets: Vec<(&str, DesiredTarget)>) -> DesiredState {
-    let mut d = DesiredState::new(IqnPrefix::new(PREFIX).expect("valid prefix"));
-    for (suffix, t) in targets {
-        d.targets.insert(name(suffix), t);
-    }
-    d
+/// Creates CHAP account `user` with `secret` and binds it to target `tid` (which from then on
+/// requires CHAP at login).
+pub fn chap(adm: &Tgtadm, tid: u32, user: &str, secret: &str) {
+    let user = UserName::new(user).expect("valid user");
+    adm.new_account(&user, &Secret::new(secret).expect("valid secret"))
+        .expect("new account");
+    adm.bind_account(tid, &user).expect("bind account");
+}
+
+/// tgtadm's listing of target `name`.
+pub fn show(adm: &Tgtadm, name: &str) -> TargetInfo {
+    adm.target_by_name(name).expect("show").expect("target listed")
+}
+
+/// tgtadm's listing of logical unit `lun` of target `name`.
+pub fn show_lu(adm: &Tgtadm, name: &str, lun: u64) -> LunInfo {
+    show(adm, name).lun(lun).expect("logical unit listed").clone()
 }
 
 pub fn name(suffix: &str) -> Iqn {

@@ -43,7 +43,14 @@ pub fn ms(d: Duration) -> String {
 pub fn settle(dir: &Path) {
     let d = std::fs::File::open(dir).unwrap();
     rustix::fs::syncfs(&d).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    // `SPINDLE_BENCH_SETTLE_MS` shortens the pause to see what an idle machine adds: with 0,
+    // the next operation starts while the CPUs are still awake (and the FICLONE caveat above
+    // applies).
+    let ms = std::env::var("SPINDLE_BENCH_SETTLE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    std::thread::sleep(Duration::from_millis(ms));
 }
 
 /// The release `spindle-array` beside the bench binary (target/release/deps/bench-xxxx ->

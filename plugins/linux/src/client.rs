@@ -13,6 +13,7 @@ use crate::config::CLIENT_KEYS;
 use crate::names::shown;
 use serde_json::Value;
 use spindle_api::{ExceptionKind, PluginException, PluginResult};
+use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -61,6 +62,10 @@ pub struct ClientSettings {
     pub ssh_port: Option<u16>,
     /// `known_hosts=`.
     pub known_hosts: Option<PathBuf>,
+    /// `ssh_mux=yes|no`.
+    pub ssh_mux: Option<bool>,
+    /// `ssh_control_dir=`.
+    pub ssh_control_dir: Option<PathBuf>,
 }
 
 fn bad(key: &str, message: String) -> PluginException {
@@ -89,6 +94,52 @@ fn abs_path(key: &str, value: &str) -> PluginResult<PathBuf> {
         ));
     }
     Ok(p.to_path_buf())
+}
+
+fn yes_no(key: &str, value: &str) -> PluginResult<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" => Ok(true),
+        "no" | "false" | "0" => Ok(false),
+        _ => Err(bad(
+            "extra_info",
+            format!("extra_info {key} {} must be yes or no", shown(value)),
+        )),
+    }
+}
+
+/// How long an idle shared ssh connection stays up after its last request, in seconds.
+pub const SSH_PERSIST_SECS: u32 = 60;
+
+/// The directory of the shared ssh connections' control sockets: `configured`, else
+/// `/run/spindle/ssh` for root, `$XDG_RUNTIME_DIR/spindle-ssh` or `/tmp/spindle-ssh-<uid>`.
+/// Made mode 0700 if missing. `None` (so every request opens its own connection) unless it is
+/// a real directory owned by this user that nobody else can enter: whoever can reach a
+/// control socket runs commands as the array's admin_user without a key.
+fn ssh_control_dir(configured: Option<&Path>) -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let uid = rustix::process::geteuid().as_raw();
+    let dir = match configured {
+        Some(d) => d.to_path_buf(),
+        None if uid == 0 => PathBuf::from("/run/spindle/ssh"),
+        None => match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+            Some(d) if d.is_absolute() => d.join("spindle-ssh"),
+            _ => PathBuf::from(format!("/tmp/spindle-ssh-{uid}")),
+        },
+    };
+    // ssh expands '%' tokens in ControlPath, and a Unix socket path holds 107 bytes, of which
+    // ssh needs 17 for the temporary name it binds first and 16 are the connection's hash.
+    let text = dir.to_str()?;
+    if !safe_path_text(text) || text.len() > 70 {
+        return None;
+    }
+    if !dir.exists() {
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir);
+    }
+    let md = std::fs::symlink_metadata(&dir).ok()?;
+    (md.is_dir() && md.uid() == uid && md.mode() & 0o077 == 0).then_some(dir)
 }
 
 impl ClientSettings {
@@ -134,18 +185,9 @@ impl ClientSettings {
                     }
                     out.array_program = Some(value.to_string());
                 }
-                "ssh" => {
-                    out.ssh = Some(match value.to_ascii_lowercase().as_str() {
-                        "yes" | "true" | "1" => true,
-                        "no" | "false" | "0" => false,
-                        _ => {
-                            return Err(bad(
-                                "extra_info",
-                                format!("extra_info ssh {} must be yes or no", shown(value)),
-                            ))
-                        }
-                    })
-                }
+                "ssh" => out.ssh = Some(yes_no("ssh", value)?),
+                "ssh_mux" => out.ssh_mux = Some(yes_no("ssh_mux", value)?),
+                "ssh_control_dir" => out.ssh_control_dir = Some(abs_path("ssh_control_dir", value)?),
                 "ssh_key" => out.ssh_key = Some(abs_path("ssh_key", value)?),
                 "array_socket" => out.array_socket = Some(abs_path("array_socket", value)?),
                 "known_hosts" => out.known_hosts = Some(abs_path("known_hosts", value)?),
@@ -343,6 +385,23 @@ impl Transport {
         } else {
             format!("{admin_user}@{admin_host}")
         };
+        if s.ssh_mux != Some(false) {
+            if let Some(dir) = ssh_control_dir(s.ssh_control_dir.as_deref()) {
+                // One shared connection per distinct way of connecting (key, known_hosts,
+                // port, user, host): a request never rides on a connection that another
+                // configuration authenticated.
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (&args, &dest).hash(&mut h);
+                args.extend([
+                    "-o".to_string(),
+                    "ControlMaster=auto".to_string(),
+                    "-o".to_string(),
+                    format!("ControlPath={}/{:016x}", dir.display(), h.finish()),
+                    "-o".to_string(),
+                    format!("ControlPersist={SSH_PERSIST_SECS}"),
+                ]);
+            }
+        }
         args.push("--".into());
         args.push(dest.clone());
         args.push(
@@ -525,6 +584,8 @@ mod tests {
             "array_program=a$b",
             "array_program=sub/dir",
             "ssh=maybe",
+            "ssh_mux=maybe",
+            "ssh_control_dir=rel/dir",
             "ssh_port=1;ssh_port=2",
         ] {
             assert!(ClientSettings::from_extra_info(Some(bad)).is_err(), "{bad}");
@@ -567,5 +628,42 @@ mod tests {
         assert!(text.contains("BatchMode=yes") && text.contains("StrictHostKeyChecking=yes"));
         assert!(text.contains("UserKnownHostsFile=/k/kh") && text.contains("-i /k/id -p 2222"));
         assert!(text.ends_with("-- admin@array.example spindle-array"), "{text}");
+    }
+
+    #[test]
+    fn shared_ssh_connections_are_per_way_of_connecting_and_only_in_a_private_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let control = dir.path().join("mux");
+        let with = |key: &str, mux: Option<bool>, control: &Path| {
+            let s = ClientSettings {
+                ssh_key: Some(PathBuf::from(key)),
+                ssh_mux: mux,
+                ssh_control_dir: Some(control.to_path_buf()),
+                ..ClientSettings::default()
+            };
+            match Transport::new("array.example", "admin", &s) {
+                Ok(Transport::Ssh { args, .. }) => args
+                    .iter()
+                    .find_map(|a| a.strip_prefix("ControlPath=").map(str::to_string)),
+                _ => panic!("ssh expected"),
+            }
+        };
+        let a = with("/k/a", None, &control).expect("shared");
+        assert!(a.starts_with(&format!("{}/", control.display())), "{a}");
+        let md = std::fs::metadata(&control).expect("made");
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o777,
+            0o700
+        );
+        assert_eq!(with("/k/a", Some(true), &control), Some(a.clone()));
+        assert_ne!(
+            with("/k/b", None, &control),
+            Some(a),
+            "another key, another connection"
+        );
+        assert_eq!(with("/k/a", Some(false), &control), None);
+        std::fs::set_permissions(&control, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        assert_eq!(with("/k/a", None, &control), None, "others can enter it");
     }
 }

@@ -45,6 +45,8 @@ pub const CLIENT_KEYS: &[&str] = &[
     "ssh_key",
     "ssh_port",
     "known_hosts",
+    "ssh_mux",
+    "ssh_control_dir",
 ];
 
 /// The help text shown to whoever configures a Linux array (`ss_extra_info_help`).
@@ -71,6 +73,10 @@ ssh=yes|no (optional, default yes): with no, 127.0.0.1 and ::1 are local too. \
 ssh_key=/abs/private/key (optional): the identity for ssh -i. \
 ssh_port=N (optional, default 22). \
 known_hosts=/abs/file (optional, default ssh's own files): the only known_hosts file consulted; the host key must be in it. \
+ssh_mux=yes|no (optional, default yes): requests share one authenticated ssh connection per array (ssh ControlMaster), \
+kept 60 s after the last request, instead of a new connection and key exchange each. \
+ssh_control_dir=/abs/dir (optional, default /run/spindle/ssh for root, else $XDG_RUNTIME_DIR/spindle-ssh or /tmp/spindle-ssh-UID): \
+where the shared connections' sockets live; made mode 0700; a directory that is not this user's alone is not used. \
 CHAP: with ss_record chap set, username and passwd become the CHAP account every target requires. \
 Example: pools=fast:/srv/xfs/fast,bulk:/srv/btrfs/bulk;tgt_control=1;portal=192.0.2.10:3260;iqn_prefix=iqn.2025-01.com.example:array1;ssh_key=/root/.ssh/id_ed25519;known_hosts=/etc/spindle/known_hosts";
 

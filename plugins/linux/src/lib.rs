@@ -7,7 +7,8 @@
 //! socket ([`daemon`]), the export layer that keeps a tgtd
 //! instance serving the array's [`export::ExportPlan`] ([`tgt`]), and the plug-in
 //! `spindle.linux.LinuxArray` ([`plugin::LinuxArray`]), a thin stateless client of the program
-//! ([`client`]: local, or ssh with key authentication and a verified host key).
+//! ([`client`]: local, or ssh with key authentication and a verified host key, requests to
+//! one array sharing one connection).
 //!
 //! # Model
 //! - **Pools** (vol_groups) are directories, configured as `pools=NAME:/abs/dir,...` (see

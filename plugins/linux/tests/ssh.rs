@@ -110,18 +110,63 @@ impl Sshd {
         public_key(&self.dir.path().join("host_key"))
     }
 
+    /// Where the plug-in keeps its shared connections' sockets for this sshd.
+    fn control_dir(&self) -> PathBuf {
+        self.dir.path().join("mux")
+    }
+
     fn extra_info(&self, known_hosts: &Path) -> String {
         format!(
-            "ssh_key={};ssh_port={};known_hosts={}",
+            "ssh_key={};ssh_port={};known_hosts={};ssh_control_dir={}",
             self.client_key().display(),
             self.port,
-            known_hosts.display()
+            known_hosts.display(),
+            self.control_dir().display()
         )
     }
+
+    /// How many times a client authenticated (one per ssh connection; sessions over a shared
+    /// connection do not authenticate again).
+    fn logins(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("sshd.log"))
+            .unwrap_or_default()
+            .matches("Accepted publickey")
+            .count()
+    }
+}
+
+/// Control sockets in `dir`.
+fn sockets(dir: &Path) -> usize {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+            })
+            .count()
+        })
+        .unwrap_or(0)
 }
 
 impl Drop for Sshd {
     fn drop(&mut self) {
+        // Shared connections would outlive the test by their idle time (their sshd session
+        // processes outlive the listener).
+        for entry in std::fs::read_dir(self.control_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = Command::new("ssh")
+                .arg("-o")
+                .arg(format!("ControlPath={}", entry.path().display()))
+                .args(["-O", "exit", "spindle-test"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -200,6 +245,53 @@ async fn create_present_list_remove_over_ssh() {
         visible(&tgt.portal(), INIT_A, None),
         vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![])]
     );
+    // Every request rode on one shared, authenticated connection.
+    assert_eq!(sshd.logins(), 1);
+    assert_eq!(sockets(&sshd.control_dir()), 1);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(sshd.control_dir()).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+/// With `ssh_mux=no` every request opens (and authenticates) its own connection; so does
+/// every request when the control directory is open to others, which the plug-in refuses to
+/// use: anyone who can reach a control socket runs commands on the array without a key.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_private_control_directory_or_with_ssh_mux_no_each_request_logs_in() {
+    if !can_mount() || !have_tgt() || !have_sshd() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let pool = fs.pool("p0");
+    let tgt = Tgt::new();
+    let sshd = Sshd::start();
+    let kh = sshd.known_hosts("known_hosts", &sshd.host_key());
+    let open = sshd.dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let m = Mgr::new().await;
+    let base = format!("{};{}", local_extra_info(&pool, &tgt), sshd.extra_info(&kh));
+    let cases = [
+        (format!("{base};ssh_mux=no"), sshd.control_dir()),
+        (
+            base.replace(
+                &sshd.control_dir().display().to_string(),
+                &open.display().to_string(),
+            ),
+            open.clone(),
+        ),
+    ];
+    for (extra, dir) in cases {
+        let before = sshd.logins();
+        let ss = ss_record("127.0.0.1", &extra);
+        for _ in 0..3 {
+            m.ok(Method::GetStatus, json!({"ss_record": ss})).await;
+        }
+        // validate, then three getStatus.
+        assert_eq!(sshd.logins() - before, 4, "{extra}");
+        assert_eq!(sockets(&dir), 0, "{extra}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

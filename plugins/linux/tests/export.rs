@@ -46,6 +46,20 @@ fn inspect(
     out
 }
 
+/// An array on a fresh XFS pool `p0` with its own tgtd, validated (tgtd started), and access
+/// group `ga` of [`INIT_A`] (target `iqn.2025-01.org.example:array:ga`).
+fn array_with_group_ga() -> (TestFs, Tgt, spindle_plugin_linux::config::ArrayConfig) {
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let tgt = Tgt::new();
+    let cfg = tgt_config(&fs.pool("p0"), &tgt);
+    ok(&cfg, json!({"op": "validate"}));
+    ok(
+        &cfg,
+        json!({"op": "group-create", "groups": [{"name": "ga", "entries": [INIT_A]}]}),
+    );
+    (fs, tgt, cfg)
+}
+
 #[test]
 fn requests_keep_tgtd_serving_the_plan_even_after_sigkill() {
     if !can_mount() || !have_tgt() {
@@ -253,14 +267,7 @@ fn split_completion_reopens_the_clone() {
     if !can_mount() || !have_tgt() {
         return;
     }
-    let fs = TestFs::new(Kind::Xfs, 512);
-    let tgt = Tgt::new();
-    let cfg = tgt_config(&fs.pool("p0"), &tgt);
-    ok(&cfg, json!({"op": "validate"}));
-    ok(
-        &cfg,
-        json!({"op": "group-create", "groups": [{"name": "ga", "entries": [INIT_A]}]}),
-    );
+    let (_fs, tgt, cfg) = array_with_group_ga();
     let l = ok(
         &cfg,
         json!({"op": "create", "name": "base", "pool": "p0", "size": 8 * MIB}),
@@ -300,15 +307,8 @@ fn a_plan_changed_behind_the_last_sync_is_reconciled_by_any_request() {
     if !can_mount() || !have_tgt() {
         return;
     }
-    let fs = TestFs::new(Kind::Xfs, 512);
-    let tgt = Tgt::new();
-    let pool = fs.pool("p0");
-    let cfg = tgt_config(&pool, &tgt);
-    ok(&cfg, json!({"op": "validate"}));
-    ok(
-        &cfg,
-        json!({"op": "group-create", "groups": [{"name": "ga", "entries": [INIT_A]}]}),
-    );
+    let (_fs, tgt, cfg) = array_with_group_ga();
+    let pool = cfg.pools[0].path.clone();
     let l = ok(
         &cfg,
         json!({"op": "create", "name": "l1", "pool": "p0", "size": 8 * MIB}),
@@ -353,14 +353,7 @@ fn thin_luns_give_unmapped_blocks_back_to_the_pool_and_thick_ones_keep_theirs() 
     if !can_mount() || !have_tgt() {
         return;
     }
-    let fs = TestFs::new(Kind::Xfs, 512);
-    let tgt = Tgt::new();
-    let cfg = tgt_config(&fs.pool("p0"), &tgt);
-    ok(&cfg, json!({"op": "validate"}));
-    ok(
-        &cfg,
-        json!({"op": "group-create", "groups": [{"name": "ga", "entries": [INIT_A]}]}),
-    );
+    let (_fs, tgt, cfg) = array_with_group_ga();
     let thin = ok(
         &cfg,
         json!({"op": "create", "name": "thin", "pool": "p0", "size": 64 * MIB}),

@@ -676,12 +676,11 @@ impl Session {
                 ranges.len()
             ))
         })?;
-        let len = u16::try_from(params.len())
-            .map_err(|_| IscsiError::InvalidArgument("the UNMAP parameter list is too long".to_string()))?;
         self.run(
             "UNMAP(10)",
             lun,
-            &cdb::unmap10(len),
+            // Fits: `unmap_parameters` refuses a list longer than 16 bits can count.
+            &cdb::unmap10(params.len() as u16),
             DataDirection::Write(&params),
         )?;
         Ok(())

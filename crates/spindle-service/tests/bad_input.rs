@@ -397,13 +397,7 @@ async fn a_name_that_matches_two_elements_is_ambiguous_and_the_uuid_still_works(
     );
     for v in [&a, &b] {
         let uuid = v["uuid"].as_str().unwrap();
-        let shown = env
-            .ok(Action::ShowLun {
-                server: s("sim"),
-                lun: s(uuid),
-                refresh: false,
-            })
-            .await;
+        let shown = env.show_lun("sim", uuid).await;
         assert_eq!(shown["uuid"], uuid);
         assert_eq!(shown["name"], "twin");
     }
@@ -412,13 +406,7 @@ async fn a_name_that_matches_two_elements_is_ambiguous_and_the_uuid_still_works(
         lun: b["uuid"].as_str().unwrap().into(),
     })
     .await;
-    let left = env
-        .ok(Action::ShowLun {
-            server: s("sim"),
-            lun: s("twin"),
-            refresh: false,
-        })
-        .await;
+    let left = env.show_lun("sim", "twin").await;
     assert_eq!(
         left["uuid"], a["uuid"],
         "with one left, the name is no longer ambiguous"

@@ -76,13 +76,7 @@ async fn whole_lifecycle_on_the_simulated_array() {
         })
         .await;
     assert_eq!(names(&listed), ["lun1"]);
-    let by_uuid = env
-        .ok(Action::ShowLun {
-            server: s(srv),
-            lun: uuid1.clone(),
-            refresh: false,
-        })
-        .await;
+    let by_uuid = env.show_lun(srv, &uuid1).await;
     assert_eq!(by_uuid, lun1, "a LUN is found by uuid as by name");
     let refreshed = env
         .ok(Action::ShowLun {
@@ -108,13 +102,7 @@ async fn whole_lifecycle_on_the_simulated_array() {
         })
         .await;
     assert_eq!(off["state"], "OFFLINE", "{off}");
-    let shown = env
-        .ok(Action::ShowLun {
-            server: s(srv),
-            lun: s("lun1"),
-            refresh: false,
-        })
-        .await;
+    let shown = env.show_lun(srv, "lun1").await;
     assert_eq!(shown["state"], "OFFLINE", "the stored record follows the change");
     let on = env
         .ok(Action::Online {
@@ -184,13 +172,7 @@ async fn whole_lifecycle_on_the_simulated_array() {
         new_name: s("g3"),
     })
     .await;
-    let shown = env
-        .ok(Action::ShowLun {
-            server: s(srv),
-            lun: s("lun1"),
-            refresh: false,
-        })
-        .await;
+    let shown = env.show_lun(srv, "lun1").await;
     assert_eq!(
         shown["access_grp_names"],
         json!(["g3"]),
@@ -356,13 +338,7 @@ async fn whole_lifecycle_on_the_simulated_array() {
     assert_eq!(done["result"]["name"], "c1");
     assert_eq!(done["result"]["kind"], "lun", "a split clone is a LUN: {done}");
     assert!(!done.to_string().contains("async"), "{done}");
-    let c1 = env
-        .ok(Action::ShowLun {
-            server: s(srv),
-            lun: s("c1"),
-            refresh: false,
-        })
-        .await;
+    let c1 = env.show_lun(srv, "c1").await;
     assert_eq!(c1["kind"], "lun");
     assert_eq!(c1["se_type"], "LUNType");
     assert_eq!(
@@ -418,13 +394,7 @@ async fn whole_lifecycle_on_the_simulated_array() {
         })
         .await;
     assert_eq!(names(&before), names(&after));
-    let c2 = env
-        .ok(Action::ShowLun {
-            server: s(srv),
-            lun: s("c2"),
-            refresh: false,
-        })
-        .await;
+    let c2 = env.show_lun(srv, "c2").await;
     assert_eq!(
         c2["parent"], "s1",
         "getCurrentClones(snapshot) names the snapshot"
@@ -689,13 +659,7 @@ async fn a_refresh_asks_for_parents_only_when_it_does_not_know_them() {
     // A snapshot made behind spindle's back: its parent is learned by asking per element.
     let entry = env.manager.resolve(SIM).unwrap();
     let server = env.ok(Action::ShowServer { server: s("p") }).await;
-    let lun = env
-        .ok(Action::ShowLun {
-            server: s("p"),
-            lun: s("l7"),
-            refresh: false,
-        })
-        .await;
+    let lun = env.show_lun("p", "l7").await;
     let ss_record = json!({
         "name": "p", "uuid": server["uuid"],
         "storage_type": "SANStorage", "admin_host": "localhost", "admin_user": "admin",
@@ -737,13 +701,7 @@ async fn a_refresh_asks_for_parents_only_when_it_does_not_know_them() {
         })
         .await;
     assert_eq!(names(&known), ["known"]);
-    let c4 = env
-        .ok(Action::ShowLun {
-            server: s("p"),
-            lun: s("c4"),
-            refresh: false,
-        })
-        .await;
+    let c4 = env.show_lun("p", "c4").await;
     assert_eq!(c4["parent"], "l4");
 
     // Split, the clone is a LUN of its own: no parent, also after a refresh.
@@ -751,13 +709,7 @@ async fn a_refresh_asks_for_parents_only_when_it_does_not_know_them() {
     env.wait_job(job["id"].as_str().unwrap(), Duration::from_secs(10))
         .await;
     env.ok(Action::RefreshServer { server: s("p") }).await;
-    let c4 = env
-        .ok(Action::ShowLun {
-            server: s("p"),
-            lun: s("c4"),
-            refresh: false,
-        })
-        .await;
+    let c4 = env.show_lun("p", "c4").await;
     assert_eq!(c4["kind"], "lun", "{c4}");
     assert!(c4.get("parent").is_none(), "a split clone keeps no parent: {c4}");
 }

@@ -132,12 +132,11 @@ fn ssh_control_dir(configured: Option<&Path>) -> Option<PathBuf> {
     if !safe_path_text(text) || text.len() > 70 {
         return None;
     }
-    if !dir.exists() {
-        let _ = std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir);
-    }
+    // Succeeds on an existing directory too, which the checks below then judge.
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir);
     let md = std::fs::symlink_metadata(&dir).ok()?;
     (md.is_dir() && md.uid() == uid && md.mode() & 0o077 == 0).then_some(dir)
 }
@@ -634,11 +633,11 @@ mod tests {
     fn shared_ssh_connections_are_per_way_of_connecting_and_only_in_a_private_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
         let control = dir.path().join("mux");
-        let with = |key: &str, mux: Option<bool>, control: &Path| {
+        let with = |key: &str, mux: Option<bool>| {
             let s = ClientSettings {
                 ssh_key: Some(PathBuf::from(key)),
                 ssh_mux: mux,
-                ssh_control_dir: Some(control.to_path_buf()),
+                ssh_control_dir: Some(control.clone()),
                 ..ClientSettings::default()
             };
             match Transport::new("array.example", "admin", &s) {
@@ -648,22 +647,18 @@ mod tests {
                 _ => panic!("ssh expected"),
             }
         };
-        let a = with("/k/a", None, &control).expect("shared");
+        let a = with("/k/a", None).expect("shared");
         assert!(a.starts_with(&format!("{}/", control.display())), "{a}");
         let md = std::fs::metadata(&control).expect("made");
         assert_eq!(
             std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o777,
             0o700
         );
-        assert_eq!(with("/k/a", Some(true), &control), Some(a.clone()));
-        assert_ne!(
-            with("/k/b", None, &control),
-            Some(a),
-            "another key, another connection"
-        );
-        assert_eq!(with("/k/a", Some(false), &control), None);
+        assert_eq!(with("/k/a", Some(true)), Some(a.clone()));
+        assert_ne!(with("/k/b", None), Some(a), "another key, another connection");
+        assert_eq!(with("/k/a", Some(false)), None);
         std::fs::set_permissions(&control, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("chmod");
-        assert_eq!(with("/k/a", None, &control), None, "others can enter it");
+        assert_eq!(with("/k/a", None), None, "others can enter it");
     }
 }

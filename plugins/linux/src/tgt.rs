@@ -800,46 +800,42 @@ fn correct_target(
             }
             continue;
         }
-        match fs::metadata(l.spec.backing.as_path()).map(|m| m.len()) {
-            Ok(len) if tgt_size_mb(len) != lu.size_mb => {
-                if !log.apply(format!("target {tid}: refresh size of LUN {lun}"), || {
+        let mut served = match fs::metadata(l.spec.backing.as_path()).map(|m| m.len()) {
+            Ok(len) if tgt_size_mb(len) != lu.size_mb => log
+                .apply(format!("target {tid}: refresh size of LUN {lun}"), || {
                     adm.refresh_lu_size(tid, lun, &l.spec.backing, l.spec.online)
-                }) {
-                    failed_luns.insert(key.clone());
-                }
-            }
+                }),
             Err(e) => {
                 log.report
                     .failures
                     .push(format!("target {tid}: LUN {lun}: {}: {e}", l.spec.backing));
-                failed_luns.insert(key.clone());
+                false
             }
             Ok(_) if lu.online != l.spec.online => {
                 let online = l.spec.online;
-                if !log.apply(
+                log.apply(
                     format!(
                         "target {tid}: LUN {lun} {}",
                         if online { "online" } else { "offline" }
                     ),
                     || adm.set_lu_online(tid, lun, online),
-                ) {
-                    failed_luns.insert(key.clone());
-                }
+                )
             }
-            Ok(_) => {}
-        }
+            Ok(_) => true,
+        };
         // Changed in place: re-creating the unit would drop the initiators' sessions to it.
-        if lu.thin_provisioning != l.spec.thin_provisioning && !failed_luns.contains(&key) {
+        if served && lu.thin_provisioning != l.spec.thin_provisioning {
             let on = l.spec.thin_provisioning;
-            if !log.apply(
+            served = log.apply(
                 format!(
                     "target {tid}: LUN {lun} thin provisioning {}",
                     if on { "on" } else { "off" }
                 ),
                 || adm.set_thin_provisioning(tid, lun, on),
-            ) {
-                failed_luns.insert(key);
-            }
+            );
+        }
+        if !served {
+            failed_luns.insert(key);
         }
     }
     // Then grant.

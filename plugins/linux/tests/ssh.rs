@@ -180,17 +180,24 @@ fn have_sshd() -> bool {
     ok
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn create_present_list_remove_over_ssh() {
-    if !can_mount() || !have_tgt() || !have_sshd() {
-        return;
-    }
+/// A remote array: an XFS pool `p0`, its tgtd and a private sshd; returns them with the
+/// `extra_info` that reaches the array through that sshd, its host key trusted.
+fn remote_array() -> (TestFs, Tgt, Sshd, String) {
     let fs = TestFs::new(Kind::Xfs, 512);
     let pool = fs.pool("p0");
     let tgt = Tgt::new();
     let sshd = Sshd::start();
     let kh = sshd.known_hosts("known_hosts", &sshd.host_key());
     let extra = format!("{};{}", local_extra_info(&pool, &tgt), sshd.extra_info(&kh));
+    (fs, tgt, sshd, extra)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_present_list_remove_over_ssh() {
+    if !can_mount() || !have_tgt() || !have_sshd() {
+        return;
+    }
+    let (_fs, tgt, sshd, extra) = remote_array();
     let ss = ss_record("127.0.0.1", &extra);
     let m = Mgr::new().await;
 
@@ -262,16 +269,11 @@ async fn without_a_private_control_directory_or_with_ssh_mux_no_each_request_log
     if !can_mount() || !have_tgt() || !have_sshd() {
         return;
     }
-    let fs = TestFs::new(Kind::Xfs, 512);
-    let pool = fs.pool("p0");
-    let tgt = Tgt::new();
-    let sshd = Sshd::start();
-    let kh = sshd.known_hosts("known_hosts", &sshd.host_key());
+    let (_fs, _tgt, sshd, base) = remote_array();
     let open = sshd.dir.path().join("open");
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let m = Mgr::new().await;
-    let base = format!("{};{}", local_extra_info(&pool, &tgt), sshd.extra_info(&kh));
     let cases = [
         (format!("{base};ssh_mux=no"), sshd.control_dir()),
         (

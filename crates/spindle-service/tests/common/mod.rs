@@ -130,6 +130,16 @@ impl Env {
         self.ok(Action::CreateLun(create_lun(server, name, size))).await
     }
 
+    /// Shows LUN `lun` of `server` as spindle last recorded it (no refresh).
+    pub async fn show_lun(&self, server: &str, lun: &str) -> Value {
+        self.ok(Action::ShowLun {
+            server: server.to_string(),
+            lun: lun.to_string(),
+            refresh: false,
+        })
+        .await
+    }
+
     /// Clones LUN `lun` of `server` as `name` (default QoS).
     pub async fn clone_lun(&self, server: &str, lun: &str, name: &str) -> Value {
         self.ok(Action::Clone {

@@ -274,7 +274,7 @@ fn answer_in(out: &str) -> Option<String> {
 /// once), else its answer (one line, read by the caller), or the failure of a connection that
 /// broke after the request was sent (the request may have taken effect; the next request
 /// recovers whatever it left).
-fn resident_request(socket: &Path, body: &str, failure: ExceptionKind) -> Option<PluginResult<String>> {
+pub fn resident_request(socket: &Path, body: &str, failure: ExceptionKind) -> Option<PluginResult<String>> {
     use std::os::unix::net::UnixStream;
     let mut stream = UnixStream::connect(socket).ok()?;
     let fail = |m: String| PluginException::new(failure, m);
@@ -321,15 +321,6 @@ impl Transport {
                 program: local_program(s.array_program.as_deref()),
                 socket: s.array_socket.clone(),
             });
-        }
-        if s.array_socket.is_some() {
-            return Err(bad(
-                "extra_info",
-                format!(
-                    "extra_info array_socket is for an array on this host, and admin_host {} is reached over ssh",
-                    shown(admin_host)
-                ),
-            ));
         }
         if s.ssh == Some(false) {
             return Err(bad(
@@ -408,6 +399,12 @@ impl Transport {
                 .clone()
                 .unwrap_or_else(|| ARRAY_PROGRAM.to_string()),
         );
+        // The far side applies the local rule: its resident program while one listens there,
+        // else a run of its own (both paths are checked to be plain: they reach a shell).
+        if let Some(socket) = &s.array_socket {
+            args.push("--socket".into());
+            args.push(socket.display().to_string());
+        }
         Ok(Transport::Ssh {
             args,
             label: format!("{dest} port {port}"),

@@ -66,9 +66,9 @@ with ssh=no); any other admin_host is reached as admin_user@admin_host over ssh 
 (admin_passwd is not used) and a verified host key. \
 array_program=PROGRAM (optional): the array program, an absolute path or a name on PATH; default spindle-array \
 beside this program (else on PATH) locally, spindle-array on the remote PATH over ssh. \
-array_socket=/abs/socket (optional, local arrays only): the socket of a resident array program \
-(spindle-array daemon --socket /abs/socket), which saves each request a program start and a database open; \
-while nothing listens there the plug-in runs the array program once per request as without it. \
+array_socket=/abs/socket (optional): the socket of a resident array program \
+(spindle-array daemon --socket /abs/socket, on the array's host, run by admin_user), which saves each request a program start \
+and a database open; while nothing listens there the array program runs once per request as without it. \
 ssh=yes|no (optional, default yes): with no, 127.0.0.1 and ::1 are local too. \
 ssh_key=/abs/private/key (optional): the identity for ssh -i. \
 ssh_port=N (optional, default 22). \

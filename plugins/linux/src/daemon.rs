@@ -13,7 +13,9 @@
 //! - killed at any instant, it leaves what a killed one-shot run leaves, and the next request
 //!   (one-shot or a new resident program) recovers it;
 //! - the plug-in uses it only when `extra_info` names its socket (`array_socket=`), and runs
-//!   the one-shot program when nothing listens there, so an array never depends on it.
+//!   the one-shot program when nothing listens there, so an array never depends on it; for an
+//!   array on another host, ssh runs `spindle-array --socket PATH` there, which applies the
+//!   same rule on the far side.
 //!
 //! Access: the socket is created mode 0600 and every connection's peer must run as this
 //! program's user (`SO_PEERCRED`), the same trust as running the program.

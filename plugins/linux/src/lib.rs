@@ -81,7 +81,8 @@
 //! # Cost of a request
 //! One request is one run of `spindle-array`, or one connection to a resident
 //! `spindle-array daemon` ([`daemon`]) when `extra_info` names its socket (`array_socket=`;
-//! the embedded default of `spindle serve` does). A run pays a process start and exit and a
+//! the embedded default of `spindle serve` does; over ssh, `spindle-array --socket PATH`
+//! hands the request to the resident program on the array's host). A run pays a process start and exit and a
 //! database open (about 2.4 ms on the reference machine); the resident program pays neither,
 //! and answers `getStatus` in about 0.3 ms through the plug-in. What every request does is
 //! kept small either way: the database is opened with no write unless the schema or the

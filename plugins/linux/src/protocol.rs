@@ -246,7 +246,7 @@ pub enum Request {
 
 impl Request {
     /// The exception kind for failures of the operation itself.
-    fn failure_kind(&self) -> ExceptionKind {
+    pub fn failure_kind(&self) -> ExceptionKind {
         match self {
             Request::Snapshot { .. } | Request::MultiSnapshot { .. } => ExceptionKind::CreateSnapFailedEx,
             Request::Clone { .. } | Request::CloneFromSnap { .. } => ExceptionKind::CloneFailedEx,

@@ -296,6 +296,49 @@ async fn without_a_private_control_directory_or_with_ssh_mux_no_each_request_log
     }
 }
 
+/// Whether the process `pid` has an array database (`array.db`) open.
+fn holds_array_db(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.ends_with("array.db")))
+}
+
+/// With `array_socket=`, ssh runs `spindle-array --socket PATH` on the array's host, which
+/// hands the request to the resident program there (whose engine then stays open), and serves
+/// it itself once that program is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resident_program_on_the_arrays_host_serves_requests_over_ssh() {
+    if !can_mount() || !have_tgt() || !have_sshd() {
+        return;
+    }
+    let (_fs, _tgt, _sshd, base) = remote_array();
+    let mut d = Daemon::start(&[]);
+    let pid = d.child.id();
+    let ss = ss_record(
+        "127.0.0.1",
+        &format!("{base};array_socket={}", d.socket.display()),
+    );
+    let m = Mgr::new().await;
+    assert!(!holds_array_db(pid));
+    let se = json!({"se_type": "LUNType", "ss_uuid": ss["uuid"], "name": "resident", "size": 8 << 20});
+    let lun = m
+        .ok(Method::Create, json!({"ss_record": ss, "se_record": se}))
+        .await;
+    assert!(holds_array_db(pid), "the resident program never served the array");
+    // Errors come back as the array's exceptions, through the resident program too.
+    let e = m
+        .raised(Method::Create, json!({"ss_record": ss, "se_record": se}))
+        .await;
+    assert_eq!(e.kind, ExceptionKind::InvalidValueEx, "{e:?}");
+    assert!(e.message.contains("resident"), "{e:?}");
+    drop(d.child.stdin.take());
+    assert!(d.wait_exit().success());
+    let listed = m.ok(Method::List, json!({"ss_record": ss})).await;
+    assert_eq!(listed[0]["page83_id"], lun["page83_id"], "{listed}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_host_key_that_does_not_match_fails_clearly_without_prompting() {
     if !can_mount() || !have_tgt() || !have_sshd() {

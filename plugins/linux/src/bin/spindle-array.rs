@@ -2,6 +2,9 @@
 //!
 //! - `spindle-array` (no arguments): reads one JSON request from standard input, writes one
 //!   JSON response to standard output (see `spindle_plugin_linux::protocol`), exits 0.
+//! - `spindle-array --socket PATH`: the same, but the request goes to the resident program
+//!   listening on PATH while one does, and is served by this run otherwise: how the plug-in
+//!   reaches a resident program on another host (over ssh), with the rule it applies locally.
 //! - `spindle-array daemon --socket PATH [--stdin-lifeline]`: the same requests, one per
 //!   connection on a Unix socket, served by a resident program (see
 //!   `spindle_plugin_linux::daemon`).
@@ -10,15 +13,22 @@
 //! - `spindle-array steps`: prints the crash-test step names, one per line.
 
 use spindle_plugin_linux::engine::{Engine, EngineOptions};
-use spindle_plugin_linux::{crash, daemon, protocol};
+use spindle_plugin_linux::{client, crash, daemon, protocol};
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        None => serve(),
+        None => serve(None),
+        Some("--socket") => match args.get(1).map(Path::new) {
+            Some(socket) if socket.is_absolute() && args.len() == 2 => serve(Some(socket)),
+            _ => {
+                eprintln!("spindle-array: usage: spindle-array --socket /abs/socket (the request on standard input)");
+                ExitCode::from(2)
+            }
+        },
         Some("daemon") => daemon(&args[1..]),
         Some("split-worker") => split_worker(&args[1..]),
         Some("steps") => {
@@ -38,10 +48,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve() -> ExitCode {
+/// Serves the request on standard input: through the resident program on `socket` while one
+/// listens there, else in this run.
+fn serve(socket: Option<&Path>) -> ExitCode {
     let mut text = String::new();
     let response = match std::io::stdin().read_to_string(&mut text) {
-        Ok(_) => protocol::handle_text(&text, EngineOptions::default()),
+        Ok(_) => match socket.and_then(|s| forwarded(s, &text)) {
+            Some(answer) => answer,
+            None => protocol::handle_text(&text, EngineOptions::default()),
+        },
         Err(e) => protocol::error(&spindle_api::PluginException::value_format(
             "request",
             format!("cannot read the request: {e}"),
@@ -52,6 +67,22 @@ fn serve() -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// The resident program's answer to `text`, or `None` when nothing listens on `socket` (or the
+/// request cannot be parsed, which this run answers itself). A connection that broke after the
+/// request was sent is an error answer, never a second run: the request may have taken effect.
+fn forwarded(socket: &Path, text: &str) -> Option<serde_json::Value> {
+    let env = protocol::parse(text).ok()?;
+    match client::resident_request(socket, text, env.request.failure_kind())? {
+        Ok(line) => Some(serde_json::from_str(&line).unwrap_or_else(|e| {
+            protocol::error(&spindle_api::PluginException::new(
+                env.request.failure_kind(),
+                format!("the resident array program gave an answer that is not JSON: {e}"),
+            ))
+        })),
+        Err(e) => Some(protocol::error(&e)),
+    }
 }
 
 fn daemon(args: &[String]) -> ExitCode {

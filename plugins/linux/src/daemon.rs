@@ -17,6 +17,15 @@
 //!   array on another host, ssh runs `spindle-array --socket PATH` there, which applies the
 //!   same rule on the far side.
 //!
+//! Watching tgtd: every [`TGTD_WATCH_INTERVAL`] the program checks, for each array it holds an
+//! idle engine of (the arrays it served, whose last request succeeded), that tgtd still serves
+//! that array's export plan, and restarts and reconciles it when it does not, exactly as a
+//! request would. A killed tgtd is back with every target, ACL, CHAP account, LUN number and
+//! page 83 id within that interval with nobody calling, whether or not a management server is
+//! running. It only ever uses engines it has (never opens a database), so an array that went
+//! away (its pools or state gone) is dropped, never recreated; an administrator who stops tgtd
+//! on purpose stops the resident program first.
+//!
 //! Access: the socket is created mode 0600 and every connection's peer must run as this
 //! program's user (`SO_PEERCRED`), the same trust as running the program.
 //!
@@ -52,6 +61,8 @@ const IDLE_ENGINES: usize = 4;
 const MAX_CONFIGS: usize = 16;
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the arrays served are checked for a tgtd that died (module docs).
+pub const TGTD_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Settings of the resident program.
 #[derive(Debug, Clone)]
@@ -89,6 +100,36 @@ impl Engines {
         let list = idle.entry(key).or_default();
         if list.len() < IDLE_ENGINES {
             list.push(engine);
+        }
+    }
+
+    /// Brings tgtd back to the export plan of every array with an idle engine (module docs,
+    /// "Watching tgtd"). Engines in use are skipped: their request checks tgtd itself.
+    fn watch_tgtd(&self) {
+        let keys: Vec<String> = self
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for key in keys {
+            let Ok(cfg) = serde_json::from_str::<crate::config::ArrayConfig>(&key) else {
+                continue;
+            };
+            let Some(settings) = &cfg.tgt else {
+                continue;
+            };
+            let Some(mut engine) = self.take(&key) else {
+                continue;
+            };
+            // An engine that cannot be made current belongs to an array that went away: it is
+            // dropped (the next request for that array says what is wrong).
+            if engine.resume().is_err() {
+                continue;
+            }
+            let _ = crate::tgt::sync(&engine, settings, crate::tgt::SyncMode::Check);
+            self.put(key, engine);
         }
     }
 
@@ -138,10 +179,24 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
     let listener = Arc::new(listener);
     let engines = Arc::new(Engines::default());
     let stop = Arc::new(AtomicBool::new(false));
+    let tgtd_watch = {
+        let (engines, stop) = (Arc::clone(&engines), Arc::clone(&stop));
+        std::thread::spawn(move || loop {
+            // Parked, not polling: an idle array program wakes once per interval (or at once
+            // when told to stop).
+            std::thread::park_timeout(TGTD_WATCH_INTERVAL);
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            engines.watch_tgtd();
+        })
+    };
     let halt = {
         let (stop, listener) = (Arc::clone(&stop), Arc::clone(&listener));
+        let watch = tgtd_watch.thread().clone();
         move || {
             stop.store(true, Ordering::SeqCst);
+            watch.unpark();
             let _ = rustix::net::shutdown(listener.as_fd(), rustix::net::Shutdown::Both);
         }
     };
@@ -196,6 +251,9 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
         .collect();
     // The requests in flight finish before the workers end.
     let mut failure = None;
+    if tgtd_watch.join().is_err() {
+        failure = Some("the tgtd watch panicked".to_string());
+    }
     for w in workers {
         match w.join() {
             Ok(Ok(())) => {}

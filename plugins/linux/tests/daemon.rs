@@ -324,3 +324,55 @@ fn an_array_made_afresh_is_not_served_from_the_old_database() {
     );
     assert_eq!(ok_via(&via, &cfg, json!({"op": "list"})), json!([]));
 }
+
+/// The resident program watches tgtd for the arrays it serves: a tgtd killed with SIGKILL is
+/// back, with the array's target, ACL and LUN, while nobody makes a request.
+#[test]
+fn a_killed_tgtd_comes_back_with_no_request() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let tgt = Tgt::new();
+    let cfg = tgt_config(&fs.pool("p0"), &tgt);
+    let d = Daemon::start(&[]);
+    let via = d.via();
+    ok_via(
+        &via,
+        &cfg,
+        json!({"op": "group-create", "groups": [{"name": "ga", "entries": [INIT_A]}]}),
+    );
+    let lun = ok_via(
+        &via,
+        &cfg,
+        json!({"op": "create", "name": "watched", "pool": "p0", "size": 4 << 20, "thin": true}),
+    );
+    let uuid = lun["uuid"].as_str().unwrap();
+    ok_via(
+        &via,
+        &cfg,
+        json!({"op": "present", "uuid": uuid, "groups": ["ga"]}),
+    );
+    let want = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
+    assert_eq!(visible(&tgt.portal(), INIT_A, None), want);
+    let before = tgt.pid();
+    tgt.kill9();
+    let start = Instant::now();
+    while tgt.pid().is_none() || tgt.pid() == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "tgtd was not restarted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Restarted; the target and its LUN follow within the same check.
+    let start = Instant::now();
+    while visible(&tgt.portal(), INIT_A, None) != want {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the export was not restored"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(visible(&tgt.portal(), INIT_B, None).is_empty());
+}

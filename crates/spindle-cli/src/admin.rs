@@ -63,9 +63,9 @@ pub enum StorageTypeArg {
 pub struct ServerAdd {
     /// Name of the storage server in spindle.
     pub name: String,
-    /// Register the server's embedded local array (every other setting comes from it).
+    /// Register the server's embedded local array (every setting but CHAP comes from it).
     #[arg(long, conflicts_with_all = ["admin_host", "admin_user", "access_host", "access_port",
-        "extra_info", "chap", "storage_type", "admin_password_stdin"])]
+        "extra_info", "storage_type", "admin_password_stdin"])]
     pub embedded: bool,
     /// Plug-in class (CLASS or CLASS@VERSION), e.g. spindle.sim.SimArray.
     #[arg(long, value_name = "CLASS", requires = "admin_host")]

@@ -275,5 +275,18 @@ mod tests {
             "h"
         ])
         .is_err());
+        // The embedded array takes CHAP for its data path, and nothing else.
+        assert!(Cli::try_parse_from([
+            "spindle",
+            "server",
+            "add",
+            "a1",
+            "--embedded",
+            "--chap",
+            "--username",
+            "u",
+            "--password-stdin"
+        ])
+        .is_ok());
     }
 }

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
-use spindle_iscsi::{Discovery, Lun, Session};
+use spindle_iscsi::{Chap, Discovery, Lun, Session};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -135,14 +135,23 @@ impl Server {
     }
 
     fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_spindle"))
+        self.cli_with_input(args, "")
+    }
+
+    /// A command given `input` on its standard input (how the CLI takes secrets).
+    fn cli_with_input(&self, args: &[&str], input: &str) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
             .args(["--url", &self.url])
             .arg("--token-file")
             .arg(self.dir().join("token"))
             .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
     }
 
     /// A command that must succeed; its `--output json` answer.
@@ -517,4 +526,46 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
         );
     }
     srv.json(&["server", "remove", "local"]);
+
+    // CHAP on the embedded array's data path: registered with it, hosts must log in with it.
+    let secret = "embedded-Chap-Secret-77";
+    let added = srv.cli_with_input(
+        &[
+            "--output",
+            "json",
+            "server",
+            "add",
+            "local",
+            "--embedded",
+            "--chap",
+            "--username",
+            "vmhosts",
+            "--password-stdin",
+        ],
+        &format!("{secret}\n"),
+    );
+    assert!(added.status.success(), "{added:?}");
+    srv.json(&["lun", "create", "guarded", "--size", "16M"]);
+    srv.json(&["group", "create", "hosts", HOST_A]);
+    srv.json(&["present", "guarded", "hosts"]);
+    assert!(seen(&portal, HOST_A).is_empty(), "a host logged in without CHAP");
+    let target = Discovery::send_targets(&portal, HOST_A, None).unwrap()[0]
+        .name
+        .clone();
+    let wrong = Chap::new("vmhosts", "not-the-Secret-77");
+    assert!(Session::login(&portal, &target, HOST_A, Some(&wrong)).is_err());
+    let right = Chap::new("vmhosts", secret);
+    let mut sess = Session::login(&portal, &target, HOST_A, Some(&right)).unwrap();
+    assert_eq!(sess.report_luns().unwrap().len(), 2, "LUN 0 and the guarded LUN");
+    sess.logout().unwrap();
+    let shown = srv.cli(&["--output", "json", "server", "show", "local"]);
+    for text in [&added.stdout, &added.stderr, &shown.stdout] {
+        assert!(!String::from_utf8_lossy(text).contains(secret));
+    }
+    assert!(
+        !srv.log().contains(secret),
+        "the CHAP secret is in the server's log"
+    );
+    srv.json(&["unpresent", "guarded", "hosts"]);
+    srv.json(&["lun", "remove", "guarded"]);
 }

@@ -245,7 +245,8 @@ impl Action {
 }
 
 /// Register a storage server (`POST /v1/servers`). With `embedded`, every field but `name`
-/// comes from the embedded local array the service was started with.
+/// and the data path's CHAP (`chap`, `username`, `passwd`) comes from the embedded local
+/// array the service was started with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddServer {

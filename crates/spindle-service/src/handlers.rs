@@ -938,16 +938,13 @@ impl Inner {
                 ("admin_passwd", a.admin_passwd.is_some()),
                 ("access_host", a.access_host.is_some()),
                 ("access_port", a.access_port.is_some()),
-                ("username", a.username.is_some()),
-                ("passwd", a.passwd.is_some()),
-                ("chap", a.chap.is_some()),
                 ("extra_info", a.extra_info.is_some()),
             ];
             if let Some((k, _)) = given.iter().find(|(_, set)| *set) {
                 return Err(ServiceError::bad(
                     ExceptionKind::ValueFormatEx,
                     k,
-                    format!("\"embedded\": true takes every field but name from the embedded array; leave {k} out"),
+                    format!("\"embedded\": true takes every field but name and the data path's CHAP (chap, username, passwd) from the embedded array; leave {k} out"),
                 ));
             }
             let emb = self.config.embedded.as_ref().ok_or_else(|| {
@@ -957,7 +954,19 @@ impl Inner {
                     "this spindle runs without an embedded array",
                 )
             })?;
-            (emb.plugin.clone(), emb.ss_record.clone())
+            // CHAP is the administrator's choice for the array's data path, not a setting of
+            // where the array is: it is the one thing an embedded registration may add.
+            let mut ss = emb.ss_record.clone();
+            for (k, v) in [
+                ("chap", a.chap.map(Value::Bool)),
+                ("username", a.username.clone().map(Value::String)),
+                ("passwd", a.passwd.clone().map(Value::String)),
+            ] {
+                if let Some(v) = v {
+                    ss = with_ss(ss, k, v);
+                }
+            }
+            (emb.plugin.clone(), ss)
         } else {
             let plugin = a.plugin.clone().filter(|p| !p.is_empty()).ok_or_else(|| {
                 ServiceError::bad(

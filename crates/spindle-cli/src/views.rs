@@ -52,6 +52,15 @@ fn field(v: &Value, key: &str) -> String {
     text(v.get(key))
 }
 
+/// Every parent of a snapshot or clone (a snapshot of several LUNs has several); servers
+/// older than `parents` give only `parent`.
+fn parents(v: &Value) -> String {
+    match v.get("parents") {
+        Some(Value::Array(p)) if !p.is_empty() => text(v.get("parents")),
+        _ => field(v, "parent"),
+    }
+}
+
 /// A size in bytes, for a person (`-` when absent).
 fn size(v: &Value, key: &str) -> String {
     v.get(key)
@@ -81,7 +90,7 @@ pub fn elements(v: &Value) -> String {
                 field(e, "state"),
                 field(e, "status"),
                 field(e, "access_grp_names"),
-                field(e, "parent"),
+                parents(e),
                 field(e, "page83_id"),
             ]
         })
@@ -109,7 +118,7 @@ pub fn snapshots(v: &Value) -> String {
         .map(|e| {
             vec![
                 field(e, "name"),
-                field(e, "parent"),
+                parents(e),
                 size(e, "size"),
                 field(e, "state"),
                 field(e, "status"),
@@ -142,7 +151,7 @@ fn size_with_bytes(v: &Value, key: &str) -> String {
 
 /// One element, every field: the usual ones first, then whatever else the plug-in returned.
 pub fn element_detail(e: &Value) -> String {
-    const SHOWN: [&str; 14] = [
+    const SHOWN: [&str; 15] = [
         "name",
         "kind",
         "server",
@@ -154,6 +163,7 @@ pub fn element_detail(e: &Value) -> String {
         "vol_group_name",
         "access_grp_names",
         "parent",
+        "parents",
         "qos",
         "se_type",
         "ss_uuid",
@@ -169,7 +179,7 @@ pub fn element_detail(e: &Value) -> String {
         ("status", field(e, "status")),
         ("pool", field(e, "vol_group_name")),
         ("groups", field(e, "access_grp_names")),
-        ("parent", field(e, "parent")),
+        ("parent", parents(e)),
         ("qos", field(e, "qos")),
         ("se_type", field(e, "se_type")),
     ];

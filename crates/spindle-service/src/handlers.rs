@@ -858,6 +858,7 @@ impl Inner {
         let mut row = ElementRow::new(&e.server, rec, Vec::new());
         row.parent = e.parent.clone();
         row.parent_uuids = e.parent_uuids.clone();
+        row.parent_names = e.parent_names.clone();
         let view = element_view(&row);
         let old = e.uuid.clone();
         self.store

@@ -334,6 +334,7 @@ impl Inner {
                     if let Some(old) = &existing {
                         row.parent = old.parent.clone();
                         row.parent_uuids = old.parent_uuids.clone();
+                        row.parent_names = old.parent_names.clone();
                     }
                 }
                 let view = element_view(&row);

@@ -84,6 +84,8 @@ pub const MIGRATIONS: &[&str] = &[
      ALTER TABLE jobs ADD COLUMN context TEXT NOT NULL DEFAULT '{}';
      CREATE INDEX jobs_by_state ON jobs (state, created_at);
      CREATE INDEX jobs_by_created ON jobs (created_at);",
+    // 3: the names of every parent (a multi-LUN snapshot's LUNs), in `parent_uuids` order.
+    "ALTER TABLE elements ADD COLUMN parent_names TEXT NOT NULL DEFAULT '[]';",
 ];
 
 /// The schema version this spindle writes.
@@ -340,6 +342,9 @@ pub(crate) struct ElementRow {
     pub parent: Option<String>,
     /// The uuids of every parent, when known.
     pub parent_uuids: Vec<String>,
+    /// The names of every parent, in `parent_uuids` order (empty in rows stored before
+    /// schema 3, which knew only `parent`).
+    pub parent_names: Vec<String>,
     /// The se_record exactly as the plug-in last returned it (never with async fields).
     pub record: Value,
 }
@@ -366,6 +371,7 @@ impl ElementRow {
             name,
             kind,
             parent: parents.first().map(|(_, n)| n.clone()),
+            parent_names: parents.iter().map(|(_, n)| n.clone()).collect(),
             parent_uuids: parents.into_iter().map(|(u, _)| u).collect(),
             record,
         }
@@ -526,12 +532,13 @@ pub(crate) fn delete_server(tx: &Transaction<'_>, name: &str) -> rusqlite::Resul
     Ok(tx.execute("DELETE FROM servers WHERE name = ?1", [name])? > 0)
 }
 
-const ELEMENT_COLS: &str = "server, uuid, name, kind, parent, parent_uuids, record";
+const ELEMENT_COLS: &str = "server, uuid, name, kind, parent, parent_uuids, record, parent_names";
 
 fn element_row(r: &Row<'_>) -> rusqlite::Result<ElementRow> {
     let kind: String = r.get(3)?;
     let parents: String = r.get(5)?;
     let record: String = r.get(6)?;
+    let names: String = r.get(7)?;
     Ok(ElementRow {
         server: r.get(0)?,
         uuid: r.get(1)?,
@@ -539,6 +546,7 @@ fn element_row(r: &Row<'_>) -> rusqlite::Result<ElementRow> {
         kind: Kind::parse(&kind),
         parent: r.get(4)?,
         parent_uuids: serde_json::from_str(&parents).unwrap_or_default(),
+        parent_names: serde_json::from_str(&names).unwrap_or_default(),
         record: serde_json::from_str(&record).unwrap_or(Value::Null),
     })
 }
@@ -570,11 +578,13 @@ pub(crate) fn element(c: &Connection, server: &str, uuid: &str) -> rusqlite::Res
 
 pub(crate) fn upsert_element(tx: &Transaction<'_>, e: &ElementRow) -> rusqlite::Result<()> {
     let parents = serde_json::to_string(&e.parent_uuids).unwrap_or_else(|_| "[]".into());
+    let names = serde_json::to_string(&e.parent_names).unwrap_or_else(|_| "[]".into());
     tx.execute(
         &format!(
-            "INSERT INTO elements ({ELEMENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO elements ({ELEMENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (server, uuid) DO UPDATE SET name = excluded.name, kind = excluded.kind,
-                 parent = excluded.parent, parent_uuids = excluded.parent_uuids, record = excluded.record"
+                 parent = excluded.parent, parent_uuids = excluded.parent_uuids,
+                 record = excluded.record, parent_names = excluded.parent_names"
         ),
         params![
             e.server,
@@ -583,7 +593,8 @@ pub(crate) fn upsert_element(tx: &Transaction<'_>, e: &ElementRow) -> rusqlite::
             e.kind.as_str(),
             e.parent,
             parents,
-            to_text(&e.record)
+            to_text(&e.record),
+            names
         ],
     )?;
     Ok(())

@@ -181,6 +181,7 @@ impl Inner {
                 }
             }
         }
+        let names: HashMap<String, String> = by_uuid.iter().map(|(u, r)| (u.clone(), name_of(r))).collect();
         let elements = order
             .into_iter()
             .map(|u| {
@@ -191,6 +192,14 @@ impl Inner {
                     if let Some(p) = previous.get(&row.uuid) {
                         row.parent = p.parent.clone();
                         row.parent_uuids = p.parent_uuids.clone();
+                        row.parent_names = p.parent_names.clone();
+                        // Rows stored before parents' names were kept (schema 3) get them
+                        // from the elements listed now.
+                        if row.parent_names.is_empty() {
+                            let found: Option<Vec<String>> =
+                                row.parent_uuids.iter().map(|u| names.get(u).cloned()).collect();
+                            row.parent_names = found.unwrap_or_default();
+                        }
                     }
                 }
                 row

@@ -113,7 +113,8 @@ pub(crate) fn server_view(s: &ServerRow, counts: [i64; 3]) -> Value {
 }
 
 /// The `ElementView` of a stored element: its se_record plus `server`, `kind` and, for
-/// snapshots and clones, `parent`.
+/// snapshots and clones, `parent` (the first parent's name) and `parents` (every parent's
+/// name: a snapshot of several LUNs has several).
 pub(crate) fn element_view(e: &ElementRow) -> Value {
     into_element_view(e.clone())
 }
@@ -129,10 +130,16 @@ pub(crate) fn into_element_view(e: ElementRow) -> Value {
     m.insert("server".into(), Value::String(e.server));
     m.insert("kind".into(), Value::String(e.kind.as_str().into()));
     if e.kind != Kind::Lun {
+        let parents = if e.parent_names.is_empty() {
+            e.parent.iter().cloned().collect()
+        } else {
+            e.parent_names
+        };
         m.insert(
             "parent".into(),
             e.parent.map(Value::String).unwrap_or(Value::Null),
         );
+        m.insert("parents".into(), json!(parents));
     }
     Value::Object(m)
 }

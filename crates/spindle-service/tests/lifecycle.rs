@@ -228,6 +228,8 @@ async fn whole_lifecycle_on_the_simulated_array() {
     assert_eq!(ms.as_array().map(Vec::len), Some(1), "{ms}");
     assert_eq!(ms[0]["name"], "ms");
     assert_eq!(ms[0]["parent"], "lun1");
+    assert_eq!(ms[0]["parents"], json!(["lun1", "lun2"]), "{ms}");
+    assert_eq!(s1["parents"], json!(["lun1"]));
     let snaps = env
         .ok(Action::ListSnapshots {
             server: s(srv),
@@ -246,6 +248,15 @@ async fn whole_lifecycle_on_the_simulated_array() {
         ["ms"],
         "a multi snapshot belongs to each of its LUNs"
     );
+    // Re-read from the array, the snapshot still names both its LUNs.
+    env.ok(Action::RefreshServer { server: s(srv) }).await;
+    let of_lun2 = env
+        .ok(Action::ListSnapshots {
+            server: s(srv),
+            lun: Some(s("lun2")),
+        })
+        .await;
+    assert_eq!(of_lun2[0]["parents"], json!(["lun1", "lun2"]), "{of_lun2}");
     let luns = env
         .ok(Action::ListLuns {
             server: s(srv),

@@ -10,7 +10,7 @@ use crate::sizes::{parse_size, SIZE_HELP};
 use crate::views;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
-use spindle_client::{Client, Job, JobState, NewLun, NewServer, Reply};
+use spindle_client::{Client, Job, JobState, NewLun, NewServer, Reply, ServerSettings};
 use std::io::{IsTerminal, Read};
 
 /// The administrator's commands (talk to `spindle serve`).
@@ -102,6 +102,44 @@ pub struct ServerAdd {
     pub password_stdin: bool,
 }
 
+/// `spindle server set`.
+#[derive(Debug, Args)]
+pub struct ServerSet {
+    /// Name of the storage server in spindle.
+    pub name: String,
+    /// The array's management address.
+    #[arg(long, value_name = "HOST")]
+    pub admin_host: Option<String>,
+    /// The array's management user.
+    #[arg(long, value_name = "USER")]
+    pub admin_user: Option<String>,
+    /// Read a new management password from stdin (never from an argument).
+    #[arg(long, conflicts_with = "password_stdin")]
+    pub admin_password_stdin: bool,
+    /// The array's data (iSCSI portal) address.
+    #[arg(long, value_name = "HOST")]
+    pub access_host: Option<String>,
+    /// The array's data (iSCSI portal) port.
+    #[arg(long, value_name = "PORT")]
+    pub access_port: Option<u16>,
+    /// The plug-in's settings, all of them (`key=value;...`; see `spindle plugin show CLASS`).
+    #[arg(long, value_name = "STR")]
+    pub extra_info: Option<String>,
+    /// Require CHAP on the data path (with --username and --password-stdin).
+    #[arg(long, requires_all = ["username", "password_stdin"], conflicts_with = "no_chap")]
+    pub chap: bool,
+    /// Stop requiring CHAP on the data path.
+    #[arg(long)]
+    pub no_chap: bool,
+    /// CHAP user name.
+    #[arg(long, value_name = "USER", requires = "chap")]
+    pub username: Option<String>,
+    /// Read the CHAP password from stdin (never from an argument; never printed): how a
+    /// secret is rotated.
+    #[arg(long, requires = "chap")]
+    pub password_stdin: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
     /// Register a storage server: validate, read its info, elements and groups.
@@ -113,6 +151,9 @@ pub enum ServerCommand {
         /// Its name (default: -S, or the only one registered).
         name: Option<String>,
     },
+    /// Change a storage server's settings (CHAP and its secret, credentials, addresses,
+    /// extra_info): the plug-in validates the new record before it is kept.
+    Set(Box<ServerSet>),
     /// Re-read a storage server from its plug-in.
     Refresh {
         /// Its name (default: -S, or the only one registered).
@@ -546,6 +587,35 @@ impl Ctx<'_> {
                 let s = pick_server(c, name.as_deref(), option)?;
                 self.show(&c.server(&s)?, views::server_detail);
                 Ok(())
+            }
+            ServerCommand::Set(a) => {
+                let a = *a;
+                let passwd = if a.password_stdin {
+                    Some(read_secret_stdin("CHAP password")?)
+                } else {
+                    None
+                };
+                let admin_passwd = if a.admin_password_stdin {
+                    Some(read_secret_stdin("admin password")?)
+                } else {
+                    None
+                };
+                let settings = ServerSettings {
+                    admin_host: a.admin_host,
+                    admin_user: a.admin_user,
+                    admin_passwd,
+                    access_host: a.access_host,
+                    access_port: a.access_port.map(i64::from),
+                    username: a.username,
+                    passwd,
+                    chap: if a.chap {
+                        Some(true)
+                    } else {
+                        a.no_chap.then_some(false)
+                    },
+                    extra_info: a.extra_info,
+                };
+                self.reply(c.update_server(&a.name, &settings)?, views::server_detail, "")
             }
             ServerCommand::Refresh { name } => {
                 let s = pick_server(c, name.as_deref(), option)?;

@@ -562,9 +562,55 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
     for text in [&added.stdout, &added.stderr, &shown.stdout] {
         assert!(!String::from_utf8_lossy(text).contains(secret));
     }
+    // The secret rotated: the old one no longer logs in, the new one does.
+    let rotated = "rotated-Chap-Secret-88";
+    let set = srv.cli_with_input(
+        &[
+            "--output",
+            "json",
+            "server",
+            "set",
+            "local",
+            "--chap",
+            "--username",
+            "vmhosts",
+            "--password-stdin",
+        ],
+        &format!("{rotated}\n"),
+    );
+    assert!(set.status.success(), "{set:?}");
+    assert!(!String::from_utf8_lossy(&set.stdout).contains(rotated));
+    assert!(Session::login(&portal, &target, HOST_A, Some(&right)).is_err());
+    let sess = Session::login(&portal, &target, HOST_A, Some(&Chap::new("vmhosts", rotated))).unwrap();
+    sess.logout().unwrap();
+    // Settings the array refuses change nothing, and the refusal names them.
+    let before = srv.json(&["server", "show", "local"]);
+    let bad = srv.cli(&[
+        "server",
+        "set",
+        "local",
+        "--extra-info",
+        "pools=default:/nonexistent;tgt_control=7",
+    ]);
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
     assert!(
-        !srv.log().contains(secret),
-        "the CHAP secret is in the server's log"
+        String::from_utf8_lossy(&bad.stderr).contains("/nonexistent"),
+        "{bad:?}"
+    );
+    assert_eq!(
+        srv.json(&["server", "show", "local"])["extra_info"],
+        before["extra_info"]
+    );
+    // CHAP off: hosts log in without it again.
+    srv.json(&["server", "set", "local", "--no-chap"]);
+    assert_eq!(
+        seen(&portal, HOST_A).len(),
+        1,
+        "no CHAP: the LUN is seen without it"
+    );
+    assert!(
+        !srv.log().contains(secret) && !srv.log().contains(rotated),
+        "a CHAP secret is in the server's log"
     );
     srv.json(&["unpresent", "guarded", "hosts"]);
     srv.json(&["lun", "remove", "guarded"]);

@@ -271,6 +271,47 @@ impl fmt::Debug for NewServer {
     }
 }
 
+/// `POST /v1/servers/{server}/settings`: the settings to change (the others are kept).
+/// Secrets (`admin_passwd`, `passwd`) are redacted by `Debug`.
+#[derive(Clone, Default, PartialEq, Serialize)]
+pub struct ServerSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_passwd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_port: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passwd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chap: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_info: Option<String>,
+}
+
+impl fmt::Debug for ServerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hide = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("ServerSettings")
+            .field("admin_host", &self.admin_host)
+            .field("admin_user", &self.admin_user)
+            .field("admin_passwd", &hide(&self.admin_passwd))
+            .field("access_host", &self.access_host)
+            .field("access_port", &self.access_port)
+            .field("username", &self.username)
+            .field("passwd", &hide(&self.passwd))
+            .field("chap", &self.chap)
+            .field("extra_info", &self.extra_info.as_ref().map(|_| "<not shown>"))
+            .finish()
+    }
+}
+
 /// `POST /v1/servers/{server}/luns`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewLun {
@@ -692,6 +733,13 @@ impl Client {
     /// `GET /v1/servers/{server}`.
     pub fn server(&self, server: &str) -> Result<Value, Error> {
         self.get(&Self::server_path(server))
+    }
+
+    /// `POST /v1/servers/{server}/settings`: changes the settings given, once the plug-in has
+    /// validated the new record; the server re-read with it.
+    pub fn update_server(&self, server: &str, settings: &ServerSettings) -> Result<Reply, Error> {
+        let body = serde_json::to_value(settings).map_err(|e| Error::Config(e.to_string()))?;
+        self.post(&format!("{}/settings", Self::server_path(server)), body)
     }
 
     /// `POST /v1/servers/{server}/refresh`.

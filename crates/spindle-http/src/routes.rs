@@ -10,7 +10,7 @@
 
 use crate::ApiError;
 use serde_json::{Map, Value};
-use spindle_service::{Action, AddServer, CreateLun};
+use spindle_service::{Action, AddServer, CreateLun, UpdateServer};
 
 /// An HTTP method a route answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -411,7 +411,7 @@ use FieldType as T;
 
 static ADD_SERVER: BodySpec = BodySpec {
     schema: "AddServerRequest",
-    description: "A storage server to register. With `embedded`, every field but `name` comes from the server's embedded local array.",
+    description: "A storage server to register. With `embedded`, every field but `name` and the data path's CHAP (`chap`, `username`, `passwd`) comes from the server's embedded local array.",
     fields: &[
         req("name", T::String, "The storage server's name in spindle."),
         opt("plugin", T::String, "Plug-in class (e.g. `spindle.sim.SimArray`), optionally `@version`."),
@@ -426,6 +426,22 @@ static ADD_SERVER: BodySpec = BodySpec {
         opt("chap", T::Boolean, "Whether the data path uses CHAP."),
         opt("extra_info", T::String, "Plug-in specific `key=value;...` settings (see the plug-in's ss_extra_info_help)."),
         opt("embedded", T::Boolean, "Register the embedded local array under `name`."),
+    ],
+};
+
+static UPDATE_SERVER: BodySpec = BodySpec {
+    schema: "UpdateServerRequest",
+    description: "Settings to change; each field given replaces the stored one, the others are kept. The plug-in validates the new record before it is kept.",
+    fields: &[
+        opt("admin_host", T::String, "Management host of the array."),
+        opt("admin_user", T::String, "Management user."),
+        opt("admin_passwd", T::String, "Management password (stored, never returned)."),
+        opt("access_host", T::String, "Data-path host (iSCSI portal)."),
+        opt("access_port", T::Integer, "Data-path port."),
+        opt("username", T::String, "CHAP user."),
+        opt("passwd", T::String, "CHAP secret (stored, never returned)."),
+        opt("chap", T::Boolean, "Whether the data path uses CHAP."),
+        opt("extra_info", T::String, "Plug-in specific `key=value;...` settings (see the plug-in's ss_extra_info_help)."),
     ],
 };
 
@@ -524,6 +540,7 @@ static GROUP_ENTRIES: BodySpec = BodySpec {
 /// Every request body, for the OpenAPI components.
 pub static BODIES: &[&BodySpec] = &[
     &ADD_SERVER,
+    &UPDATE_SERVER,
     &CREATE_LUN,
     &RESIZE,
     &PRESENT,
@@ -687,6 +704,31 @@ pub static ROUTES: &[RouteSpec] = &[
             Ok(Action::ShowServer {
                 server: i.path("server")?,
             })
+        }),
+    },
+    RouteSpec {
+        method: Verb::Post,
+        path: "/v1/servers/{server}/settings",
+        operation_id: "updateServer",
+        summary: "Change a storage server's settings (e.g. rotate the CHAP secret): validate the new record, keep it, re-read the server.",
+        tag: "servers",
+        auth: true,
+        query: NO_QUERY,
+        body: Some(&UPDATE_SERVER),
+        responses: SERVER,
+        target: Target::Action(|i| {
+            Ok(Action::UpdateServer(UpdateServer {
+                server: i.path("server")?,
+                admin_host: i.string("admin_host"),
+                admin_user: i.string("admin_user"),
+                admin_passwd: i.string("admin_passwd"),
+                access_host: i.string("access_host"),
+                access_port: i.int("access_port"),
+                username: i.string("username"),
+                passwd: i.string("passwd"),
+                chap: i.bool("chap"),
+                extra_info: i.string("extra_info"),
+            }))
         }),
     },
     RouteSpec {

@@ -19,6 +19,9 @@ pub enum Action {
     AddServer(AddServer),
     /// One storage server.
     ShowServer { server: String },
+    /// Change a storage server's settings (CHAP, credentials, addresses, extra_info): the new
+    /// ss_record is validated by the plug-in before it is kept, then the server is re-read.
+    UpdateServer(UpdateServer),
     /// Re-read a storage server from its plug-in.
     RefreshServer { server: String },
     /// Forget a storage server (nothing on the array changes).
@@ -167,6 +170,7 @@ impl Action {
             Action::ListPlugins => "plugin.list",
             Action::ListServers => "server.list",
             Action::AddServer(_) => "server.add",
+            Action::UpdateServer(_) => "server.update",
             Action::ShowServer { .. } => "server.show",
             Action::RefreshServer { .. } => "server.refresh",
             Action::RemoveServer { .. } => "server.remove",
@@ -211,6 +215,7 @@ impl Action {
             | Action::ShowJob { .. }
             | Action::ListAudit { .. } => None,
             Action::AddServer(a) => Some(&a.name),
+            Action::UpdateServer(u) => Some(&u.server),
             Action::CreateLun(c) => Some(&c.server),
             Action::ShowServer { server }
             | Action::RefreshServer { server }
@@ -275,6 +280,32 @@ pub struct AddServer {
     pub extra_info: Option<String>,
     #[serde(default)]
     pub embedded: bool,
+}
+
+/// Change a storage server's settings (`POST /v1/servers/{server}/settings`): each field given
+/// replaces the stored one; the rest are kept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServer {
+    pub server: String,
+    #[serde(default)]
+    pub admin_host: Option<String>,
+    #[serde(default)]
+    pub admin_user: Option<String>,
+    #[serde(default)]
+    pub admin_passwd: Option<String>,
+    #[serde(default)]
+    pub access_host: Option<String>,
+    #[serde(default)]
+    pub access_port: Option<i64>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub passwd: Option<String>,
+    #[serde(default)]
+    pub chap: Option<bool>,
+    #[serde(default)]
+    pub extra_info: Option<String>,
 }
 
 /// Create a LUN (`POST /v1/servers/{server}/luns`).

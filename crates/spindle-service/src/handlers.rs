@@ -6,7 +6,7 @@ use crate::service::{args, q, Inner};
 use crate::store::{self, ElementRow, Kind, ServerRow};
 use crate::sync::merge_ss;
 use crate::views::{element_view, into_element_view, job_view, server_view};
-use crate::{Action, AddServer, CreateLun, Reply, RequestContext, ServiceError};
+use crate::{Action, AddServer, CreateLun, Reply, RequestContext, ServiceError, UpdateServer};
 use serde_json::{json, Map, Value};
 use spindle_api::names::{name_fault, normalize_iscsi_name};
 use spindle_api::{ExceptionKind, Method, StorageType};
@@ -311,6 +311,7 @@ impl Inner {
                 )))
             }
             Action::AddServer(a) => self.add_server(a, id).await,
+            Action::UpdateServer(u) => self.update_server(u, id).await,
             Action::ShowServer { server } => Ok(Reply::Done(self.server_view(&server).await?)),
             Action::RefreshServer { server } => {
                 self.refresh(&server, id).await?;
@@ -1116,6 +1117,58 @@ impl Inner {
             return Err(taken(&a.name));
         }
         Ok(Reply::Created(view))
+    }
+
+    /// Replaces the settings given, once the plug-in has validated the new record (a record it
+    /// refuses changes nothing), then re-reads the server with it.
+    async fn update_server(&self, u: UpdateServer, call_id: &str) -> Result<Reply, ServiceError> {
+        if let Some(p) = u.access_port.filter(|p| !(1..=65535).contains(p)) {
+            return Err(ServiceError::bad(
+                ExceptionKind::InvalidValueEx,
+                "access_port",
+                format!("access_port must be a TCP port (1 to 65535), not {p}"),
+            ));
+        }
+        let given: Vec<(&str, Value)> = [
+            ("admin_host", u.admin_host.map(Value::String)),
+            ("admin_user", u.admin_user.map(Value::String)),
+            ("admin_passwd", u.admin_passwd.map(Value::String)),
+            ("access_host", u.access_host.map(Value::String)),
+            ("access_port", u.access_port.map(|p| Value::String(p.to_string()))),
+            ("username", u.username.map(Value::String)),
+            ("passwd", u.passwd.map(Value::String)),
+            ("chap", u.chap.map(Value::Bool)),
+            ("extra_info", u.extra_info.map(Value::String)),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+        if given.is_empty() {
+            return Err(ServiceError::bad(
+                ExceptionKind::MissingKeyEx,
+                "settings",
+                "no setting to change: give at least one of admin_host, admin_user, admin_passwd, access_host, access_port, username, passwd, chap, extra_info",
+            ));
+        }
+        let _g = self.lock(&u.server).await;
+        let mut srv = self.server(&u.server).await?;
+        let entry = self.plugin(&srv)?;
+        let mut ss = srv.ss.clone();
+        for (k, v) in given {
+            ss = with_ss(ss, k, v);
+        }
+        tracing::info!(server = %srv.name, ss_record = %crate::service::redacted_ss(&ss), "changing a storage server's settings");
+        self.call(entry, Method::Validate, args(&ss, []), call_id).await?;
+        // Kept as soon as the array accepted it (validate may have applied it, e.g. CHAP), even
+        // if the re-read below fails: the record must match the array.
+        let (name, kept) = (srv.name.clone(), ss.clone());
+        self.store
+            .write(move |tx| store::update_ss(tx, &name, &kept))
+            .await?;
+        self.config.manager.cache().clear(&srv.uuid);
+        srv.ss = ss;
+        self.refresh_held(&srv, call_id).await?;
+        Ok(Reply::Done(self.server_view(&srv.name).await?))
     }
 
     async fn remove_server(&self, name: &str) -> Result<Reply, ServiceError> {

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use spindle_api::ExceptionKind;
-use spindle_service::{Action, AddServer, CreateLun, ServiceError};
+use spindle_service::{Action, AddServer, CreateLun, ServiceError, UpdateServer};
 
 fn s(v: &str) -> String {
     v.to_string()
@@ -294,6 +294,33 @@ async fn bad_input_is_refused_before_any_plugin_call_and_changes_nothing() {
     );
     let e = env.err(add(&|a| a.name = s("sim"))).await;
     assert_eq!((e.code(), e.key()), ("conflict", Some("name")));
+    // settings
+    let set = |f: &dyn Fn(&mut UpdateServer)| {
+        let mut u = UpdateServer {
+            server: s("sim"),
+            ..Default::default()
+        };
+        f(&mut u);
+        Action::UpdateServer(u)
+    };
+    expect_bad(
+        &env.err(set(&|_| ())).await,
+        ExceptionKind::MissingKeyEx,
+        "settings",
+    );
+    expect_bad(
+        &env.err(set(&|u| u.access_port = Some(70000))).await,
+        ExceptionKind::InvalidValueEx,
+        "access_port",
+    );
+    expect_not_found(
+        &env.err(set(&|u| {
+            u.server = s("nope");
+            u.chap = Some(false);
+        }))
+        .await,
+        "server",
+    );
 
     assert_eq!(env.manager.invocations(), calls, "bad input reached a plug-in");
     let after = observe(&env, "sim").await;

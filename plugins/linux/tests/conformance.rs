@@ -1,5 +1,5 @@
 //! The conformance kit against the Linux array plug-in on real storage: a loop-mounted XFS
-//! pool, a real tgtd, and the data-path checks through spindle's iSCSI initiator. This is
+//! (and btrfs) pool, a real tgtd, and the data-path checks through spindle's iSCSI initiator. This is
 //! the run a plug-in author makes with `spindle conformance`; every check must pass.
 
 mod common;
@@ -12,22 +12,37 @@ const INITIATOR: &str = "iqn.2025-01.org.example:conformance-host";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_passes_the_linux_array_data_path_included() {
-    kit(false).await;
+    kit(false, Kind::Xfs).await;
+}
+
+/// On btrfs a pool is a subvolume, so the array snapshots several LUNs at one point in time:
+/// the kit's createMultiSnap check must take one, not accept NoSuchOperationEx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_passes_on_btrfs_multi_lun_snapshots_included() {
+    let Some(report) = kit(false, Kind::Btrfs).await else {
+        return;
+    };
+    let c = report
+        .check("createMultiSnap.works_or_no_such_operation")
+        .expect("the check ran");
+    assert!(c.reason.starts_with("took "), "{}", c.reason);
 }
 
 /// The same kit with the plug-in reaching the array through a resident array program
 /// (`array_socket=`), as the embedded default does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_passes_through_the_resident_array_program() {
-    kit(true).await;
+    kit(true, Kind::Xfs).await;
 }
 
-async fn kit(resident: bool) {
+/// Runs the kit on a pool of `kind`, directly or through a resident array program; asserts
+/// every check passed and the data path really ran; the report (`None`: skipped).
+async fn kit(resident: bool, kind: Kind) -> Option<spindle_conformance::Report> {
     if !can_mount() || !have_tgt() {
         eprintln!("SKIPPED: needs root, loop devices and tgt");
-        return;
+        return None;
     }
-    let fs = TestFs::new(Kind::Xfs, 1024);
+    let fs = TestFs::new(kind, 1024);
     let pool = fs.pool("p0");
     let tgt = Tgt::new();
     let m = Mgr::new().await;
@@ -77,4 +92,5 @@ async fn kit(resident: bool) {
             c.reason
         );
     }
+    Some(report)
 }

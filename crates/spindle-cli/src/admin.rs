@@ -57,19 +57,10 @@ pub enum StorageTypeArg {
     San,
 }
 
-/// `spindle server add`.
+/// The settings flags `server add` and `server set` share: how to reach and log in to the
+/// array (secrets only from stdin).
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("source").required(true).args(["embedded", "plugin"])))]
-pub struct ServerAdd {
-    /// Name of the storage server in spindle.
-    pub name: String,
-    /// Register the server's embedded local array (every setting but CHAP comes from it).
-    #[arg(long, conflicts_with_all = ["admin_host", "admin_user", "access_host", "access_port",
-        "extra_info", "storage_type", "admin_password_stdin"])]
-    pub embedded: bool,
-    /// Plug-in class (CLASS or CLASS@VERSION), e.g. spindle.sim.SimArray.
-    #[arg(long, value_name = "CLASS", requires = "admin_host")]
-    pub plugin: Option<String>,
+pub struct SettingsArgs {
     /// The array's management address.
     #[arg(long, value_name = "HOST")]
     pub admin_host: Option<String>,
@@ -85,13 +76,11 @@ pub struct ServerAdd {
     /// The array's data (iSCSI portal) port.
     #[arg(long, value_name = "PORT")]
     pub access_port: Option<u16>,
-    /// Storage type, when the plug-in supports both.
-    #[arg(long, value_enum, value_name = "TYPE")]
-    pub storage_type: Option<StorageTypeArg>,
-    /// The plug-in's settings (`key=value;...`; see `spindle plugin show CLASS`).
+    /// The plug-in's settings, all of them (`key=value;...`; see `spindle plugin show CLASS`).
     #[arg(long, value_name = "STR")]
     pub extra_info: Option<String>,
-    /// Use CHAP on the data path (with --username and --password-stdin).
+    /// Use CHAP on the data path (with --username and --password-stdin; how a secret is
+    /// rotated with `server set`).
     #[arg(long, requires_all = ["username", "password_stdin"])]
     pub chap: bool,
     /// CHAP user name.
@@ -102,42 +91,59 @@ pub struct ServerAdd {
     pub password_stdin: bool,
 }
 
+impl SettingsArgs {
+    /// The settings given, secrets read from stdin; `chap` is `--chap`, else `no_chap`'s
+    /// `false`, else not given.
+    fn read(self, no_chap: bool) -> Result<ServerSettings, Failure> {
+        let secret = |wanted: bool, what: &str| wanted.then(|| read_secret_stdin(what)).transpose();
+        Ok(ServerSettings {
+            admin_passwd: secret(self.admin_password_stdin, "admin password")?,
+            passwd: secret(self.password_stdin, "CHAP password")?,
+            admin_host: self.admin_host,
+            admin_user: self.admin_user,
+            access_host: self.access_host,
+            access_port: self.access_port.map(i64::from),
+            username: self.username,
+            chap: if self.chap {
+                Some(true)
+            } else {
+                no_chap.then_some(false)
+            },
+            extra_info: self.extra_info,
+        })
+    }
+}
+
+/// `spindle server add`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["embedded", "plugin"])))]
+pub struct ServerAdd {
+    /// Name of the storage server in spindle.
+    pub name: String,
+    /// Register the server's embedded local array (every setting but CHAP comes from it).
+    #[arg(long, conflicts_with_all = ["admin_host", "admin_user", "access_host", "access_port",
+        "extra_info", "storage_type", "admin_password_stdin"])]
+    pub embedded: bool,
+    /// Plug-in class (CLASS or CLASS@VERSION), e.g. spindle.sim.SimArray.
+    #[arg(long, value_name = "CLASS", requires = "admin_host")]
+    pub plugin: Option<String>,
+    /// Storage type, when the plug-in supports both.
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub storage_type: Option<StorageTypeArg>,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
 /// `spindle server set`.
 #[derive(Debug, Args)]
 pub struct ServerSet {
     /// Name of the storage server in spindle.
     pub name: String,
-    /// The array's management address.
-    #[arg(long, value_name = "HOST")]
-    pub admin_host: Option<String>,
-    /// The array's management user.
-    #[arg(long, value_name = "USER")]
-    pub admin_user: Option<String>,
-    /// Read a new management password from stdin (never from an argument).
-    #[arg(long, conflicts_with = "password_stdin")]
-    pub admin_password_stdin: bool,
-    /// The array's data (iSCSI portal) address.
-    #[arg(long, value_name = "HOST")]
-    pub access_host: Option<String>,
-    /// The array's data (iSCSI portal) port.
-    #[arg(long, value_name = "PORT")]
-    pub access_port: Option<u16>,
-    /// The plug-in's settings, all of them (`key=value;...`; see `spindle plugin show CLASS`).
-    #[arg(long, value_name = "STR")]
-    pub extra_info: Option<String>,
-    /// Require CHAP on the data path (with --username and --password-stdin).
-    #[arg(long, requires_all = ["username", "password_stdin"], conflicts_with = "no_chap")]
-    pub chap: bool,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
     /// Stop requiring CHAP on the data path.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "chap")]
     pub no_chap: bool,
-    /// CHAP user name.
-    #[arg(long, value_name = "USER", requires = "chap")]
-    pub username: Option<String>,
-    /// Read the CHAP password from stdin (never from an argument; never printed): how a
-    /// secret is rotated.
-    #[arg(long, requires = "chap")]
-    pub password_stdin: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -546,16 +552,6 @@ impl Ctx<'_> {
         match cmd {
             ServerCommand::Add(a) => {
                 let a = *a;
-                let passwd = if a.password_stdin {
-                    Some(read_secret_stdin("CHAP password")?)
-                } else {
-                    None
-                };
-                let admin_passwd = if a.admin_password_stdin {
-                    Some(read_secret_stdin("admin password")?)
-                } else {
-                    None
-                };
                 let new = NewServer {
                     name: a.name,
                     plugin: a.plugin,
@@ -566,15 +562,7 @@ impl Ctx<'_> {
                         }
                         .to_string()
                     }),
-                    admin_host: a.admin_host,
-                    admin_user: a.admin_user,
-                    admin_passwd,
-                    access_host: a.access_host,
-                    access_port: a.access_port.map(i64::from),
-                    username: a.username,
-                    passwd,
-                    chap: a.chap.then_some(true),
-                    extra_info: a.extra_info,
+                    settings: a.settings.read(false)?,
                     embedded: a.embedded,
                 };
                 self.reply(c.add_server(&new)?, views::server_detail, "")
@@ -590,31 +578,7 @@ impl Ctx<'_> {
             }
             ServerCommand::Set(a) => {
                 let a = *a;
-                let passwd = if a.password_stdin {
-                    Some(read_secret_stdin("CHAP password")?)
-                } else {
-                    None
-                };
-                let admin_passwd = if a.admin_password_stdin {
-                    Some(read_secret_stdin("admin password")?)
-                } else {
-                    None
-                };
-                let settings = ServerSettings {
-                    admin_host: a.admin_host,
-                    admin_user: a.admin_user,
-                    admin_passwd,
-                    access_host: a.access_host,
-                    access_port: a.access_port.map(i64::from),
-                    username: a.username,
-                    passwd,
-                    chap: if a.chap {
-                        Some(true)
-                    } else {
-                        a.no_chap.then_some(false)
-                    },
-                    extra_info: a.extra_info,
-                };
+                let settings = a.settings.read(a.no_chap)?;
                 self.reply(c.update_server(&a.name, &settings)?, views::server_detail, "")
             }
             ServerCommand::Refresh { name } => {

@@ -221,58 +221,22 @@ pub enum Reply {
 }
 
 /// `POST /v1/servers`. Secrets (`admin_passwd`, `passwd`) are redacted by `Debug`.
-#[derive(Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct NewServer {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin_host: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin_user: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin_passwd: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub access_host: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub access_port: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub passwd: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub chap: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub extra_info: Option<String>,
+    #[serde(flatten)]
+    pub settings: ServerSettings,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub embedded: bool,
 }
 
-impl fmt::Debug for NewServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hide = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
-        f.debug_struct("NewServer")
-            .field("name", &self.name)
-            .field("plugin", &self.plugin)
-            .field("storage_type", &self.storage_type)
-            .field("admin_host", &self.admin_host)
-            .field("admin_user", &self.admin_user)
-            .field("admin_passwd", &hide(&self.admin_passwd))
-            .field("access_host", &self.access_host)
-            .field("access_port", &self.access_port)
-            .field("username", &self.username)
-            .field("passwd", &hide(&self.passwd))
-            .field("chap", &self.chap)
-            .field("extra_info", &self.extra_info.as_ref().map(|_| "<not shown>"))
-            .field("embedded", &self.embedded)
-            .finish()
-    }
-}
-
-/// `POST /v1/servers/{server}/settings`: the settings to change (the others are kept).
-/// Secrets (`admin_passwd`, `passwd`) are redacted by `Debug`.
+/// A storage server's settings: all of them for `POST /v1/servers` ([`NewServer`]), those to
+/// change for `POST /v1/servers/{server}/settings` (the others are kept). Secrets
+/// (`admin_passwd`, `passwd`) are redacted by `Debug`.
 #[derive(Clone, Default, PartialEq, Serialize)]
 pub struct ServerSettings {
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -162,8 +162,11 @@ fn unauthorized_never_shows_the_token() {
 fn secrets_of_a_new_server_are_redacted_by_debug() {
     let s = NewServer {
         name: "a".into(),
-        passwd: Some("chap-secret-123".into()),
-        admin_passwd: Some("admin-secret-456".into()),
+        settings: ServerSettings {
+            passwd: Some("chap-secret-123".into()),
+            admin_passwd: Some("admin-secret-456".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let d = format!("{s:?}");

@@ -10,7 +10,7 @@
 
 use crate::ApiError;
 use serde_json::{Map, Value};
-use spindle_service::{Action, AddServer, CreateLun, UpdateServer};
+use spindle_service::{Action, AddServer, CreateLun, ServerSettings, UpdateServer};
 
 /// An HTTP method a route answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -195,6 +195,21 @@ pub struct Input {
 }
 
 impl Input {
+    /// The storage-server settings of a body (`AddServerRequest`, `UpdateServerRequest`).
+    fn server_settings(&mut self) -> ServerSettings {
+        ServerSettings {
+            admin_host: self.string("admin_host"),
+            admin_user: self.string("admin_user"),
+            admin_passwd: self.string("admin_passwd"),
+            access_host: self.string("access_host"),
+            access_port: self.int("access_port"),
+            username: self.string("username"),
+            passwd: self.string("passwd"),
+            chap: self.bool("chap"),
+            extra_info: self.string("extra_info"),
+        }
+    }
+
     /// Input from already checked parts (see [`parse_query`] and [`parse_body`]).
     pub fn new(
         params: Vec<(String, String)>,
@@ -409,40 +424,51 @@ pub fn parse_body(spec: Option<&BodySpec>, bytes: &[u8]) -> Result<Map<String, V
 
 use FieldType as T;
 
+/// The fields of `AddServerRequest`; the first [`SETTINGS`] are the settings that
+/// `UpdateServerRequest` changes.
+static SERVER_FIELDS: [Field; 13] = [
+    opt("admin_host", T::String, "Management host of the array."),
+    opt("admin_user", T::String, "Management user."),
+    opt(
+        "admin_passwd",
+        T::String,
+        "Management password (stored, never returned).",
+    ),
+    opt("access_host", T::String, "Data-path host (iSCSI portal)."),
+    opt("access_port", T::Integer, "Data-path port."),
+    opt("username", T::String, "CHAP user."),
+    opt("passwd", T::String, "CHAP secret (stored, never returned)."),
+    opt("chap", T::Boolean, "Whether the data path uses CHAP."),
+    opt(
+        "extra_info",
+        T::String,
+        "Plug-in specific `key=value;...` settings (see the plug-in's ss_extra_info_help).",
+    ),
+    req("name", T::String, "The storage server's name in spindle."),
+    opt(
+        "plugin",
+        T::String,
+        "Plug-in class (e.g. `spindle.sim.SimArray`), optionally `@version`.",
+    ),
+    opt("storage_type", T::String, "`SANStorage` or `iSCSIStorage`."),
+    opt(
+        "embedded",
+        T::Boolean,
+        "Register the embedded local array under `name`.",
+    ),
+];
+const SETTINGS: usize = 9;
+
 static ADD_SERVER: BodySpec = BodySpec {
     schema: "AddServerRequest",
     description: "A storage server to register. With `embedded`, every field but `name` and the data path's CHAP (`chap`, `username`, `passwd`) comes from the server's embedded local array.",
-    fields: &[
-        req("name", T::String, "The storage server's name in spindle."),
-        opt("plugin", T::String, "Plug-in class (e.g. `spindle.sim.SimArray`), optionally `@version`."),
-        opt("storage_type", T::String, "`SANStorage` or `iSCSIStorage`."),
-        opt("admin_host", T::String, "Management host of the array."),
-        opt("admin_user", T::String, "Management user."),
-        opt("admin_passwd", T::String, "Management password (stored, never returned)."),
-        opt("access_host", T::String, "Data-path host (iSCSI portal)."),
-        opt("access_port", T::Integer, "Data-path port."),
-        opt("username", T::String, "CHAP user."),
-        opt("passwd", T::String, "CHAP secret (stored, never returned)."),
-        opt("chap", T::Boolean, "Whether the data path uses CHAP."),
-        opt("extra_info", T::String, "Plug-in specific `key=value;...` settings (see the plug-in's ss_extra_info_help)."),
-        opt("embedded", T::Boolean, "Register the embedded local array under `name`."),
-    ],
+    fields: &SERVER_FIELDS,
 };
 
 static UPDATE_SERVER: BodySpec = BodySpec {
     schema: "UpdateServerRequest",
     description: "Settings to change; each field given replaces the stored one, the others are kept. The plug-in validates the new record before it is kept.",
-    fields: &[
-        opt("admin_host", T::String, "Management host of the array."),
-        opt("admin_user", T::String, "Management user."),
-        opt("admin_passwd", T::String, "Management password (stored, never returned)."),
-        opt("access_host", T::String, "Data-path host (iSCSI portal)."),
-        opt("access_port", T::Integer, "Data-path port."),
-        opt("username", T::String, "CHAP user."),
-        opt("passwd", T::String, "CHAP secret (stored, never returned)."),
-        opt("chap", T::Boolean, "Whether the data path uses CHAP."),
-        opt("extra_info", T::String, "Plug-in specific `key=value;...` settings (see the plug-in's ss_extra_info_help)."),
-    ],
+    fields: SERVER_FIELDS.split_at(SETTINGS).0,
 };
 
 static CREATE_LUN: BodySpec = BodySpec {
@@ -677,15 +703,7 @@ pub static ROUTES: &[RouteSpec] = &[
                 name: i.req_string("name")?,
                 plugin: i.string("plugin"),
                 storage_type: i.string("storage_type"),
-                admin_host: i.string("admin_host"),
-                admin_user: i.string("admin_user"),
-                admin_passwd: i.string("admin_passwd"),
-                access_host: i.string("access_host"),
-                access_port: i.int("access_port"),
-                username: i.string("username"),
-                passwd: i.string("passwd"),
-                chap: i.bool("chap"),
-                extra_info: i.string("extra_info"),
+                settings: i.server_settings(),
                 embedded: i.bool("embedded").unwrap_or(false),
             }))
         }),
@@ -719,15 +737,7 @@ pub static ROUTES: &[RouteSpec] = &[
         target: Target::Action(|i| {
             Ok(Action::UpdateServer(UpdateServer {
                 server: i.path("server")?,
-                admin_host: i.string("admin_host"),
-                admin_user: i.string("admin_user"),
-                admin_passwd: i.string("admin_passwd"),
-                access_host: i.string("access_host"),
-                access_port: i.int("access_port"),
-                username: i.string("username"),
-                passwd: i.string("passwd"),
-                chap: i.bool("chap"),
-                extra_info: i.string("extra_info"),
+                settings: i.server_settings(),
             }))
         }),
     },

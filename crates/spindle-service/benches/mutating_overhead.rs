@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use spindle_api::Method;
 use spindle_manager::{CallOptions, Manager, ManagerConfig};
 use spindle_plugin_sim::SimArray;
-use spindle_service::{Action, AddServer, CreateLun, RequestContext, Service, ServiceConfig};
+use spindle_service::{Action, AddServer, CreateLun, RequestContext, ServerSettings, Service, ServiceConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,10 +59,13 @@ fn bench(c: &mut Criterion) {
             name: "bench".into(),
             plugin: Some("spindle.sim.SimArray".into()),
             storage_type: Some("SANStorage".into()),
-            admin_host: Some("localhost".into()),
-            admin_user: Some("admin".into()),
-            admin_passwd: Some("pw".into()),
-            extra_info: Some(format!("state_dir={}", sim_dir.display())),
+            settings: ServerSettings {
+                admin_host: Some("localhost".into()),
+                admin_user: Some("admin".into()),
+                admin_passwd: Some("pw".into()),
+                extra_info: Some(format!("state_dir={}", sim_dir.display())),
+                ..Default::default()
+            },
             ..Default::default()
         }),
     ))

@@ -249,6 +249,55 @@ impl Action {
     }
 }
 
+/// The settings of a storage server an administrator gives (`None`: not given): the fields of
+/// its ss_record that say how to reach and log in to the array.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    #[serde(default)]
+    pub admin_host: Option<String>,
+    #[serde(default)]
+    pub admin_user: Option<String>,
+    #[serde(default)]
+    pub admin_passwd: Option<String>,
+    #[serde(default)]
+    pub access_host: Option<String>,
+    #[serde(default)]
+    pub access_port: Option<i64>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub passwd: Option<String>,
+    #[serde(default)]
+    pub chap: Option<bool>,
+    #[serde(default)]
+    pub extra_info: Option<String>,
+}
+
+impl ServerSettings {
+    /// The settings given, as ss_record entries (`access_port` as the string the guides use).
+    pub fn entries(&self) -> Vec<(&'static str, Value)> {
+        let text = |v: &Option<String>| v.clone().map(Value::String);
+        [
+            ("admin_host", text(&self.admin_host)),
+            ("admin_user", text(&self.admin_user)),
+            ("admin_passwd", text(&self.admin_passwd)),
+            ("access_host", text(&self.access_host)),
+            (
+                "access_port",
+                self.access_port.map(|p| Value::String(p.to_string())),
+            ),
+            ("username", text(&self.username)),
+            ("passwd", text(&self.passwd)),
+            ("chap", self.chap.map(Value::Bool)),
+            ("extra_info", text(&self.extra_info)),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+    }
+}
+
 /// Register a storage server (`POST /v1/servers`). With `embedded`, every field but `name`
 /// and the data path's CHAP (`chap`, `username`, `passwd`) comes from the embedded local
 /// array the service was started with.
@@ -261,23 +310,7 @@ pub struct AddServer {
     #[serde(default)]
     pub storage_type: Option<String>,
     #[serde(default)]
-    pub admin_host: Option<String>,
-    #[serde(default)]
-    pub admin_user: Option<String>,
-    #[serde(default)]
-    pub admin_passwd: Option<String>,
-    #[serde(default)]
-    pub access_host: Option<String>,
-    #[serde(default)]
-    pub access_port: Option<i64>,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub passwd: Option<String>,
-    #[serde(default)]
-    pub chap: Option<bool>,
-    #[serde(default)]
-    pub extra_info: Option<String>,
+    pub settings: ServerSettings,
     #[serde(default)]
     pub embedded: bool,
 }
@@ -289,23 +322,7 @@ pub struct AddServer {
 pub struct UpdateServer {
     pub server: String,
     #[serde(default)]
-    pub admin_host: Option<String>,
-    #[serde(default)]
-    pub admin_user: Option<String>,
-    #[serde(default)]
-    pub admin_passwd: Option<String>,
-    #[serde(default)]
-    pub access_host: Option<String>,
-    #[serde(default)]
-    pub access_port: Option<i64>,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub passwd: Option<String>,
-    #[serde(default)]
-    pub chap: Option<bool>,
-    #[serde(default)]
-    pub extra_info: Option<String>,
+    pub settings: ServerSettings,
 }
 
 /// Create a LUN (`POST /v1/servers/{server}/luns`).

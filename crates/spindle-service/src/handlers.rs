@@ -175,6 +175,18 @@ fn no_group(srv: &ServerRow, key: &str, name: &str) -> ServiceError {
     )
 }
 
+/// A given `access_port` must be a TCP port.
+fn check_port(s: &crate::ServerSettings) -> Result<(), ServiceError> {
+    match s.access_port {
+        Some(p) if !(1..=65535).contains(&p) => Err(ServiceError::bad(
+            ExceptionKind::InvalidValueEx,
+            "access_port",
+            format!("access_port must be a TCP port (1 to 65535), not {p}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn with_ss(mut ss: Value, key: &str, v: Value) -> Value {
     if let Value::Object(m) = &mut ss {
         m.insert(key.to_string(), v);
@@ -931,18 +943,22 @@ impl Inner {
 
     async fn add_server(self: &Arc<Self>, a: AddServer, call_id: &str) -> Result<Reply, ServiceError> {
         check_name("name", &a.name)?;
+        check_port(&a.settings)?;
         let (plugin_ref, mut ss) = if a.embedded {
-            let given = [
+            // CHAP is the administrator's choice for the array's data path, not a setting of
+            // where the array is: it is the one thing an embedded registration may add.
+            let data_path = ["chap", "username", "passwd"];
+            let given = a.settings.entries();
+            let other = [
                 ("plugin", a.plugin.is_some()),
                 ("storage_type", a.storage_type.is_some()),
-                ("admin_host", a.admin_host.is_some()),
-                ("admin_user", a.admin_user.is_some()),
-                ("admin_passwd", a.admin_passwd.is_some()),
-                ("access_host", a.access_host.is_some()),
-                ("access_port", a.access_port.is_some()),
-                ("extra_info", a.extra_info.is_some()),
-            ];
-            if let Some((k, _)) = given.iter().find(|(_, set)| *set) {
+            ]
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| k)
+            .chain(given.iter().map(|(k, _)| *k).filter(|k| !data_path.contains(k)))
+            .next();
+            if let Some(k) = other {
                 return Err(ServiceError::bad(
                     ExceptionKind::ValueFormatEx,
                     k,
@@ -956,18 +972,9 @@ impl Inner {
                     "this spindle runs without an embedded array",
                 )
             })?;
-            // CHAP is the administrator's choice for the array's data path, not a setting of
-            // where the array is: it is the one thing an embedded registration may add.
-            let mut ss = emb.ss_record.clone();
-            for (k, v) in [
-                ("chap", a.chap.map(Value::Bool)),
-                ("username", a.username.clone().map(Value::String)),
-                ("passwd", a.passwd.clone().map(Value::String)),
-            ] {
-                if let Some(v) = v {
-                    ss = with_ss(ss, k, v);
-                }
-            }
+            let ss = given
+                .into_iter()
+                .fold(emb.ss_record.clone(), |ss, (k, v)| with_ss(ss, k, v));
             (emb.plugin.clone(), ss)
         } else {
             let plugin = a.plugin.clone().filter(|p| !p.is_empty()).ok_or_else(|| {
@@ -986,31 +993,15 @@ impl Inner {
                     ),
                 )
             })?;
-            let mut m = Map::new();
-            let mut put = |k: &str, v: Option<Value>| {
-                if let Some(v) = v {
-                    m.insert(k.to_string(), v);
-                }
-            };
-            put("storage_type", a.storage_type.clone().map(Value::String));
-            put("admin_host", a.admin_host.clone().map(Value::String));
-            put("admin_user", a.admin_user.clone().map(Value::String));
-            put("admin_passwd", a.admin_passwd.clone().map(Value::String));
-            put("access_host", a.access_host.clone().map(Value::String));
-            if let Some(p) = a.access_port {
-                if !(1..=65535).contains(&p) {
-                    return Err(ServiceError::bad(
-                        ExceptionKind::InvalidValueEx,
-                        "access_port",
-                        format!("access_port must be a TCP port (1 to 65535), not {p}"),
-                    ));
-                }
-                put("access_port", Some(Value::String(p.to_string())));
+            let mut m: Map<String, Value> = a
+                .settings
+                .entries()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            if let Some(t) = &a.storage_type {
+                m.insert("storage_type".into(), Value::String(t.clone()));
             }
-            put("username", a.username.clone().map(Value::String));
-            put("passwd", a.passwd.clone().map(Value::String));
-            put("chap", a.chap.map(Value::Bool));
-            put("extra_info", a.extra_info.clone().map(Value::String));
             (plugin, Value::Object(m))
         };
         let entry = self
@@ -1122,27 +1113,8 @@ impl Inner {
     /// Replaces the settings given, once the plug-in has validated the new record (a record it
     /// refuses changes nothing), then re-reads the server with it.
     async fn update_server(&self, u: UpdateServer, call_id: &str) -> Result<Reply, ServiceError> {
-        if let Some(p) = u.access_port.filter(|p| !(1..=65535).contains(p)) {
-            return Err(ServiceError::bad(
-                ExceptionKind::InvalidValueEx,
-                "access_port",
-                format!("access_port must be a TCP port (1 to 65535), not {p}"),
-            ));
-        }
-        let given: Vec<(&str, Value)> = [
-            ("admin_host", u.admin_host.map(Value::String)),
-            ("admin_user", u.admin_user.map(Value::String)),
-            ("admin_passwd", u.admin_passwd.map(Value::String)),
-            ("access_host", u.access_host.map(Value::String)),
-            ("access_port", u.access_port.map(|p| Value::String(p.to_string()))),
-            ("username", u.username.map(Value::String)),
-            ("passwd", u.passwd.map(Value::String)),
-            ("chap", u.chap.map(Value::Bool)),
-            ("extra_info", u.extra_info.map(Value::String)),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect();
+        check_port(&u.settings)?;
+        let given = u.settings.entries();
         if given.is_empty() {
             return Err(ServiceError::bad(
                 ExceptionKind::MissingKeyEx,
@@ -1153,10 +1125,9 @@ impl Inner {
         let _g = self.lock(&u.server).await;
         let mut srv = self.server(&u.server).await?;
         let entry = self.plugin(&srv)?;
-        let mut ss = srv.ss.clone();
-        for (k, v) in given {
-            ss = with_ss(ss, k, v);
-        }
+        let ss = given
+            .into_iter()
+            .fold(srv.ss.clone(), |ss, (k, v)| with_ss(ss, k, v));
         tracing::info!(server = %srv.name, ss_record = %crate::service::redacted_ss(&ss), "changing a storage server's settings");
         self.call(entry, Method::Validate, args(&ss, []), call_id).await?;
         // Kept as soon as the array accepted it (validate may have applied it, e.g. CHAP), even

@@ -25,6 +25,6 @@ mod sync;
 pub mod time;
 pub mod views;
 
-pub use action::{Action, AddServer, CreateLun, Reply, RequestContext, UpdateServer};
+pub use action::{Action, AddServer, CreateLun, Reply, RequestContext, ServerSettings, UpdateServer};
 pub use error::ServiceError;
 pub use service::{EmbeddedServer, Service, ServiceConfig};

@@ -278,7 +278,7 @@ async fn bad_input_is_refused_before_any_plugin_call_and_changes_nothing() {
         "storage_type",
     );
     expect_bad(
-        &env.err(add(&|a| a.access_port = Some(0))).await,
+        &env.err(add(&|a| a.settings.access_port = Some(0))).await,
         ExceptionKind::InvalidValueEx,
         "access_port",
     );
@@ -309,14 +309,14 @@ async fn bad_input_is_refused_before_any_plugin_call_and_changes_nothing() {
         "settings",
     );
     expect_bad(
-        &env.err(set(&|u| u.access_port = Some(70000))).await,
+        &env.err(set(&|u| u.settings.access_port = Some(70000))).await,
         ExceptionKind::InvalidValueEx,
         "access_port",
     );
     expect_not_found(
         &env.err(set(&|u| {
             u.server = s("nope");
-            u.chap = Some(false);
+            u.settings.chap = Some(false);
         }))
         .await,
         "server",
@@ -332,7 +332,9 @@ async fn bad_input_is_refused_before_any_plugin_call_and_changes_nothing() {
 
     // A registration the plug-in refuses stores nothing.
     let e = env
-        .err(add(&|a| a.extra_info = Some(s("state_dir=relative/dir"))))
+        .err(add(&|a| {
+            a.settings.extra_info = Some(s("state_dir=relative/dir"))
+        }))
         .await;
     assert!(
         matches!(&e, ServiceError::Refused(x) if x.kind == ExceptionKind::InvalidStorageArrayEx),

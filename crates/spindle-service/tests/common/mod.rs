@@ -6,7 +6,7 @@ use serde_json::Value;
 use spindle_manager::{Manager, ManagerConfig};
 use spindle_plugin_sim::SimArray;
 use spindle_service::{
-    Action, AddServer, CreateLun, Reply, RequestContext, Service, ServiceConfig, ServiceError,
+    Action, AddServer, CreateLun, Reply, RequestContext, ServerSettings, Service, ServiceConfig, ServiceError,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -170,18 +170,20 @@ pub fn sim_server(name: &str, state_dir: &Path, storage_type: &str, split_ms_per
         name: name.to_string(),
         plugin: Some(SIM.into()),
         storage_type: Some(storage_type.into()),
-        admin_host: Some("localhost".into()),
-        admin_user: Some("admin".into()),
-        admin_passwd: Some(ADMIN_SECRET.into()),
-        access_host: Some("192.0.2.10".into()),
-        access_port: Some(3260),
-        username: Some("chapuser".into()),
-        passwd: Some(CHAP_SECRET.into()),
-        chap: Some(true),
-        extra_info: Some(format!(
-            "state_dir={};split_ms_per_gib={split_ms_per_gib}",
-            state_dir.display()
-        )),
+        settings: ServerSettings {
+            admin_host: Some("localhost".into()),
+            admin_user: Some("admin".into()),
+            admin_passwd: Some(ADMIN_SECRET.into()),
+            access_host: Some("192.0.2.10".into()),
+            access_port: Some(3260),
+            username: Some("chapuser".into()),
+            passwd: Some(CHAP_SECRET.into()),
+            chap: Some(true),
+            extra_info: Some(format!(
+                "state_dir={};split_ms_per_gib={split_ms_per_gib}",
+                state_dir.display()
+            )),
+        },
         embedded: false,
     }
 }

@@ -365,9 +365,10 @@ fn a_killed_tgtd_comes_back_with_no_request() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Restarted; the target and its LUN follow within the same check.
+    // Restarted; the target and its LUN follow within the same check (connections made while
+    // tgtd is still being configured may fail: polled until they show the export).
     let start = Instant::now();
-    while visible(&tgt.portal(), INIT_A, None) != want {
+    while try_visible(&tgt.portal(), INIT_A, None).as_ref() != Ok(&want) {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "the export was not restored"

@@ -399,26 +399,34 @@ pub fn tgt_config(pool: &Path, tgt: &Tgt) -> ArrayConfig {
 /// Which LUNs (without LUN 0) each target shows `initiator`: discovery (tgt serves discovery
 /// without CHAP), then a login to each target (with CHAP when given) and REPORT LUNS.
 pub fn visible(portal: &str, initiator: &str, chap: Option<&spindle_iscsi::Chap>) -> Vec<(String, Vec<u32>)> {
-    let mut out: Vec<(String, Vec<u32>)> = spindle_iscsi::Discovery::send_targets(portal, initiator, None)
-        .unwrap()
-        .into_iter()
-        .map(|t| {
-            let mut s = spindle_iscsi::Session::login(portal, &t.name, initiator, chap)
-                .unwrap_or_else(|e| panic!("login to {} as {initiator}: {e}", t.name));
-            let mut luns: Vec<u32> = s
-                .report_luns()
-                .unwrap()
-                .iter()
-                .filter_map(|l| l.number())
-                .filter(|n| *n != 0)
-                .collect();
-            s.logout().unwrap();
-            luns.sort();
-            (t.name, luns)
-        })
-        .collect();
+    try_visible(portal, initiator, chap).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`visible`], or what failed (for polling a tgtd that is coming back).
+pub fn try_visible(
+    portal: &str,
+    initiator: &str,
+    chap: Option<&spindle_iscsi::Chap>,
+) -> Result<Vec<(String, Vec<u32>)>, String> {
+    let targets = spindle_iscsi::Discovery::send_targets(portal, initiator, None)
+        .map_err(|e| format!("discovery at {portal} as {initiator}: {e}"))?;
+    let mut out = Vec::new();
+    for t in targets {
+        let mut s = spindle_iscsi::Session::login(portal, &t.name, initiator, chap)
+            .map_err(|e| format!("login to {} as {initiator}: {e}", t.name))?;
+        let mut luns: Vec<u32> = s
+            .report_luns()
+            .map_err(|e| format!("REPORT LUNS of {}: {e}", t.name))?
+            .iter()
+            .filter_map(|l| l.number())
+            .filter(|n| *n != 0)
+            .collect();
+        s.logout().map_err(|e| format!("logout from {}: {e}", t.name))?;
+        luns.sort();
+        out.push((t.name, luns));
+    }
     out.sort();
-    out
+    Ok(out)
 }
 
 // ----- the plug-in through the manager --------------------------------------------------------

@@ -122,9 +122,8 @@ fn iqn_ok(lower: &str) -> bool {
         });
     let unique_ok = unique.is_none_or(|u| {
         !u.is_empty()
-            && u.bytes().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.' | b':' | b'_')
-            })
+            && u.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.' | b':'))
     });
     labels_ok && unique_ok
 }

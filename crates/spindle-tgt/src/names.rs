@@ -105,14 +105,30 @@ fn is_hex_len(value: &str, lens: &[usize]) -> bool {
 }
 
 /// RFC 3720 names: `iqn.YYYY-MM.reversed.domain[:suffix]`, `eui.` + 16 hex digits, `naa.` + 16
-/// or 32 hex digits. Lower case only (RFC 3722 stringprep folds case, and tgt compares names
-/// byte for byte), at most 223 bytes.
+/// or 32 hex digits, at most 223 bytes. An `iqn.` name is lower case only (RFC 3722 stringprep
+/// folds case, and tgt compares names byte for byte) and holds no `_` (tgt refuses it in a
+/// target name); the hex digits of `eui.` and `naa.` names may be upper case, as in RFC 3720's
+/// own examples (`eui.02004567A425678D`), which is how initiators send them.
 fn check_iqn(value: &str) -> Result<(), &'static str> {
     if value.is_empty() {
         return Err("is empty");
     }
     if value.len() > 223 {
         return Err("is longer than 223 bytes");
+    }
+    if let Some(hex) = value.strip_prefix("eui.") {
+        return if is_hex_len(hex, &[16]) {
+            Ok(())
+        } else {
+            Err("an eui. name needs exactly 16 hex digits")
+        };
+    }
+    if let Some(hex) = value.strip_prefix("naa.") {
+        return if is_hex_len(hex, &[16, 32]) {
+            Ok(())
+        } else {
+            Err("a naa. name needs 16 or 32 hex digits")
+        };
     }
     if !all(value, is_iqn_char) {
         return Err("may hold only lower-case letters, digits, '-', '.' and ':'");
@@ -136,18 +152,6 @@ fn check_iqn(value: &str) -> Result<(), &'static str> {
             return Err("must be iqn.YYYY-MM.reversed-domain[:name]");
         }
         Ok(())
-    } else if let Some(hex) = value.strip_prefix("eui.") {
-        if is_hex_len(hex, &[16]) {
-            Ok(())
-        } else {
-            Err("an eui. name needs exactly 16 hex digits")
-        }
-    } else if let Some(hex) = value.strip_prefix("naa.") {
-        if is_hex_len(hex, &[16, 32]) {
-            Ok(())
-        } else {
-            Err("a naa. name needs 16 or 32 hex digits")
-        }
     } else {
         Err("must start with iqn., eui. or naa.")
     }

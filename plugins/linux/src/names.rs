@@ -31,18 +31,19 @@ pub fn check_name(key: &str, value: &str) -> Result<()> {
 }
 
 /// Checks an access-group name. Groups become iSCSI targets named `<iqn_prefix>:<group>`, so
-/// on top of [`check_name`] a group name uses only ASCII letters, digits, `.`, `-`, `_` and `:`;
-/// target names are lower case, so two groups may not differ only in case.
+/// on top of [`check_name`] a group name uses only what an iSCSI name may hold: ASCII letters,
+/// digits, `.`, `-` and `:` (no `_`: tgt refuses it in a target name); target names are lower
+/// case, so two groups may not differ only in case.
 pub fn check_group_name(key: &str, value: &str) -> Result<()> {
     check_name(key, value)?;
     if !value
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
     {
         return Err(Error::format(
             key,
             format!(
-                "{key} {} may hold only ASCII letters, digits, '.', '-', '_' and ':' (it names an iSCSI target)",
+                "{key} {} may hold only ASCII letters, digits, '.', '-' and ':' (it names an iSCSI target)",
                 shown(value)
             ),
         ));
@@ -158,7 +159,8 @@ mod tests {
 
     #[test]
     fn group_names_are_target_safe() {
-        assert!(check_group_name("grp_name", "hosts-a_1:x").is_ok());
+        assert!(check_group_name("grp_name", "Hosts-a.1:x").is_ok());
+        assert!(check_group_name("grp_name", "hosts_a").is_err(), "tgt refuses '_'");
         assert!(check_group_name("grp_name", "ünï").is_err());
         assert!(check_group_name("grp_name", "a@b").is_err());
     }

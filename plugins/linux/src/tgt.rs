@@ -300,7 +300,12 @@ fn lun_spec(l: &LunPlan) -> Result<LunSpec> {
     })
 }
 
-fn want(plan: &ExportPlan, tids: &BTreeMap<String, u32>) -> Result<Want> {
+/// What tgtd must serve for `plan`, and what of the plan cannot be served (a target, an
+/// initiator or a logical unit tgt would refuse, e.g. one stored by an older version with a
+/// name tgt rejects). Those are left out and reported, so that one bad record never keeps the
+/// array's other targets from being served; a CHAP account that cannot be made fails the whole
+/// plan instead, since serving targets without the CHAP they require would open them.
+fn want(plan: &ExportPlan, tids: &BTreeMap<String, u32>) -> Result<(Want, Vec<String>)> {
     let owner = format!("{}:", plan.iqn_prefix);
     let account = match &plan.chap {
         None => None,
@@ -314,29 +319,55 @@ fn want(plan: &ExportPlan, tids: &BTreeMap<String, u32>) -> Result<Want> {
             Some((user, secret, id))
         }
     };
+    let mut left_out = Vec::new();
     let mut targets = Vec::new();
     for t in &plan.targets {
-        let name = checked("target name", Iqn::new(t.iqn.clone()))?;
-        if !name.as_str().starts_with(&owner) {
-            return Err(Error::Failed(format!(
-                "target {} is outside the array's prefix {owner}",
-                t.iqn
-            )));
-        }
+        let name = match Iqn::new(t.iqn.clone()) {
+            Ok(n) if n.as_str().starts_with(&owner) => n,
+            Ok(_) => {
+                left_out.push(format!(
+                    "group {}: target {} is outside the array's prefix {owner}; not served",
+                    t.group, t.iqn
+                ));
+                continue;
+            }
+            Err(e) => {
+                left_out.push(format!(
+                    "group {}: {}; not served (rename or remove the group)",
+                    t.group,
+                    tgt_err("target name", e)
+                ));
+                continue;
+            }
+        };
         let mut initiators = BTreeSet::new();
         for i in &t.initiators {
-            initiators.insert(checked("initiator name", Iqn::new(i.clone()))?);
+            match Iqn::new(i.clone()) {
+                Ok(i) => {
+                    initiators.insert(i);
+                }
+                Err(e) => left_out.push(format!(
+                    "group {}: {}; that initiator is not allowed in",
+                    t.group,
+                    tgt_err("initiator name", e)
+                )),
+            }
         }
         let mut luns = BTreeMap::new();
         for l in &t.luns {
-            luns.insert(
-                u64::from(l.lun),
-                WantLun {
-                    spec: lun_spec(l)?,
-                    element: l.element.clone(),
-                    generation: l.backing_generation,
-                },
-            );
+            match lun_spec(l) {
+                Ok(spec) => {
+                    luns.insert(
+                        u64::from(l.lun),
+                        WantLun {
+                            spec,
+                            element: l.element.clone(),
+                            generation: l.backing_generation,
+                        },
+                    );
+                }
+                Err(e) => left_out.push(format!("group {} LUN {}: {e}; not served", t.group, l.lun)),
+            }
         }
         targets.push(WantTarget {
             tid: tids.get(name.as_str()).copied(),
@@ -346,11 +377,14 @@ fn want(plan: &ExportPlan, tids: &BTreeMap<String, u32>) -> Result<Want> {
         });
     }
     targets.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Want {
-        owner,
-        account,
-        targets,
-    })
+    Ok((
+        Want {
+            owner,
+            account,
+            targets,
+        },
+        left_out,
+    ))
 }
 
 /// What the export plan is made from, cheaply: the export generation (which every change of
@@ -897,7 +931,8 @@ pub fn sync(engine: &Engine, settings: &TgtSettings, mode: SyncMode) -> Result<S
     if report.started.is_none() {
         check_portal(&adm, settings)?;
     }
-    let w = want(&plan, &record.tids)?;
+    let (w, left_out) = want(&plan, &record.tids)?;
+    report.failures.extend(left_out);
     report.reconciled = true;
     let (account, failed_luns) = apply(&adm, &w, &record, same_instance, &mut report)?;
 
@@ -977,7 +1012,8 @@ mod tests {
         second.group = "h".into();
         second.iqn = "iqn.2025-01.org.example:arr:h".into();
         p.targets.push(second);
-        let w = want(&p, &BTreeMap::new()).expect("valid");
+        let (w, left_out) = want(&p, &BTreeMap::new()).expect("valid");
+        assert!(left_out.is_empty(), "{left_out:?}");
         assert_eq!(w.owner, "iqn.2025-01.org.example:arr:");
         assert_eq!(w.targets.len(), 2);
         assert_eq!(w.targets[0].luns[&1].spec.cache, CachePolicy::WriteThrough);
@@ -995,9 +1031,20 @@ mod tests {
         });
         let e = want(&p, &BTreeMap::new()).expect_err("short secret").to_string();
         assert!(e.contains("CHAP secret") && !e.contains("short\""), "{e}");
+        // A bad name leaves out what it names, and only that.
         let mut p = plan();
-        p.targets[0].initiators = vec!["not an iqn".into()];
-        assert!(want(&p, &BTreeMap::new()).is_err());
+        p.targets[0].initiators = vec!["not an iqn".into(), "iqn.2025-01.org.example:ok".into()];
+        let mut bad = p.targets[0].clone();
+        bad.group = "Bad_Group".into();
+        bad.iqn = "iqn.2025-01.org.example:arr:bad_group".into();
+        p.targets.push(bad);
+        let (w, left_out) = want(&p, &BTreeMap::new()).expect("served in part");
+        assert_eq!(w.targets.len(), 1);
+        assert_eq!(w.targets[0].initiators.len(), 1);
+        assert_eq!(left_out.len(), 2, "{left_out:?}");
+        assert!(left_out
+            .iter()
+            .any(|m| m.contains("Bad_Group") && m.contains("not served")));
     }
 
     #[test]

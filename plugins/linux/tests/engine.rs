@@ -307,6 +307,28 @@ fn bad_input_changes_nothing() {
             "grp_name",
             ExceptionKind::ValueFormatEx,
         ),
+        // tgt refuses '_' in a target name, and RFC 3720 in any iqn. name: refused up front
+        // (a stored one kept tgtd from serving the array's other targets).
+        (
+            Box::new(|e| {
+                e.create_groups(&[GroupSpec {
+                    name: "Hosts_A".into(),
+                    entries: vec![],
+                    modes: None,
+                }])
+                .map(drop)
+            }),
+            "grp_name",
+            ExceptionKind::ValueFormatEx,
+        ),
+        (
+            Box::new(|e| {
+                e.add_to_group("g", &["iqn.2026-11.org.example:host_x".into()])
+                    .map(drop)
+            }),
+            "grp_entries",
+            ExceptionKind::ValueFormatEx,
+        ),
         (
             Box::new(|e| {
                 e.add_to_group("g", &["iqn.2001-04.com.example:ok".into(), "iqn.bad".into()])

@@ -160,7 +160,10 @@ mod tests {
     #[test]
     fn group_names_are_target_safe() {
         assert!(check_group_name("grp_name", "Hosts-a.1:x").is_ok());
-        assert!(check_group_name("grp_name", "hosts_a").is_err(), "tgt refuses '_'");
+        assert!(
+            check_group_name("grp_name", "hosts_a").is_err(),
+            "tgt refuses '_'"
+        );
         assert!(check_group_name("grp_name", "ünï").is_err());
         assert!(check_group_name("grp_name", "a@b").is_err());
     }

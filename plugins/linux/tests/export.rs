@@ -429,3 +429,36 @@ fn thin_luns_give_unmapped_blocks_back_to_the_pool_and_thick_ones_keep_theirs() 
     assert!(held.read_capacity16(lt).unwrap().thin_provisioning);
     held.logout().unwrap();
 }
+
+/// eui. and naa. initiator names keep the upper-case hex of RFC 3720's examples (how initiators
+/// send them) all the way into tgtd's ACL; a name tgt would refuse is refused by the array
+/// first, so the group's request succeeds and its target is served.
+#[test]
+fn eui_and_naa_initiators_reach_the_acl() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let (_fs, tgt, cfg) = array_with_group_ga();
+    ok(
+        &cfg,
+        json!({"op": "group-create", "groups": [{"name": "wwn-hosts", "entries": ["naa.60ef0e1c710a47aa", "eui.0123456789abcdef"]}]}),
+    );
+    let targets = tgt.adm().targets().unwrap();
+    let t = targets
+        .iter()
+        .find(|t| t.name.ends_with(":wwn-hosts"))
+        .expect("the group's target is served");
+    assert_eq!(
+        t.acl_initiators,
+        vec![
+            "eui.0123456789ABCDEF".to_string(),
+            "naa.60EF0E1C710A47AA".to_string()
+        ]
+    );
+    let e = err(
+        &cfg,
+        json!({"op": "group-create", "groups": [{"name": "bad_name", "entries": []}]}),
+    );
+    assert!(e.to_string().contains("grp_name"), "{e}");
+    assert!(targets.iter().any(|t| t.name.ends_with(":ga")));
+}

@@ -77,7 +77,7 @@ ssh_mux=yes|no (optional, default yes): requests share one authenticated ssh con
 kept 60 s after the last request, instead of a new connection and key exchange each. \
 ssh_control_dir=/abs/dir (optional, default /run/spindle/ssh for root, else $XDG_RUNTIME_DIR/spindle-ssh or /tmp/spindle-ssh-UID): \
 where the shared connections' sockets live; made mode 0700; a directory that is not this user's alone is not used. \
-CHAP: with ss_record chap set, username and passwd become the CHAP account every target requires. \
+CHAP: with ss_record chap True, username and passwd become the CHAP account every target requires; chap False removes it; a record without chap leaves the array's CHAP as it is. \
 Example: pools=fast:/srv/xfs/fast,bulk:/srv/btrfs/bulk;tgt_control=1;portal=192.0.2.10:3260;iqn_prefix=iqn.2025-01.com.example:array1;ssh_key=/root/.ssh/id_ed25519;known_hosts=/etc/spindle/known_hosts";
 
 /// How the array's LUNs are exported: the tgtd instance.

@@ -379,22 +379,26 @@ impl StorageArrayPlugin for LinuxArray {
                 "extra_info has no tgt_control=N: the Linux array exports its LUNs through the tgtd instance with that control port".into(),
             ));
         }
-        let chap = ss.chap.value().copied().unwrap_or(false);
-        let args = if chap {
-            let user = ss
-                .username
-                .value()
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| refuse("chap is set but username (the CHAP user) is empty".into()))?;
-            let secret = ss
-                .passwd
-                .value()
-                .filter(|p| !p.is_empty())
-                .ok_or_else(|| refuse("chap is set but passwd (the CHAP secret) is empty".into()))?;
-            json!({"chap": {"username": user, "secret": secret}})
-        } else {
-            json!({"clear_chap": true})
-        };
+        // A record that says nothing of CHAP (no `chap`, or None) leaves the array's CHAP as it
+        // is: a second registration of the array, or a conformance run, must never quietly
+        // open targets that require CHAP. Only `chap: False` turns it off.
+        let chap = ss.chap.value().copied();
+        let args =
+            match chap {
+                None => json!({}),
+                Some(true) => {
+                    let user =
+                        ss.username.value().filter(|u| !u.is_empty()).ok_or_else(|| {
+                            refuse("chap is set but username (the CHAP user) is empty".into())
+                        })?;
+                    let secret =
+                        ss.passwd.value().filter(|p| !p.is_empty()).ok_or_else(|| {
+                            refuse("chap is set but passwd (the CHAP secret) is empty".into())
+                        })?;
+                    json!({"chap": {"username": user, "secret": secret}})
+                }
+                Some(false) => json!({"clear_chap": true}),
+            };
         let info: ArrayInfo = c.get("validate", args).map_err(|e| match e.kind {
             ExceptionKind::InvalidStorageArrayEx
             | ExceptionKind::MissingKeyEx
@@ -405,7 +409,11 @@ impl StorageArrayPlugin for LinuxArray {
             "validated Linux array {} ({} pool(s), CHAP {})",
             info.array_id,
             info.pools.len(),
-            if chap { "on" } else { "off" }
+            match chap {
+                None => "left as it is: the record does not set chap",
+                Some(true) => "on",
+                Some(false) => "off",
+            }
         ));
         Ok(())
     }

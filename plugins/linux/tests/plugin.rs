@@ -284,6 +284,39 @@ async fn the_plugin_drives_a_real_array_end_to_end() {
         "any call restores"
     );
 
+    // A record that says nothing of CHAP (another registration of this array, a conformance
+    // run) leaves it required; only chap False turns it off. (Fresh uuids: the manager
+    // validates each record once.)
+    let fresh = |base: &Value, chap: Option<bool>| {
+        let mut r = base.clone();
+        r["uuid"] = json!(uuid::Uuid::new_v4().to_string());
+        if let Some(c) = chap {
+            r["chap"] = json!(c);
+        }
+        r
+    };
+    m.ok(Method::GetStatus, json!({"ss_record": fresh(&ss, None)}))
+        .await;
+    assert!(
+        Session::login(&portal, &ta, INIT_A, None).is_err(),
+        "a record without chap opened the targets"
+    );
+    m.ok(Method::GetStatus, json!({"ss_record": fresh(&ss, Some(false))}))
+        .await;
+    assert_eq!(
+        seen(&portal, &ta, INIT_A, None),
+        want_a,
+        "chap False turns it off"
+    );
+    m.ok(Method::GetStatus, json!({"ss_record": fresh(&ss2, None)}))
+        .await;
+    m.ok(Method::GetStatus, json!({"ss_record": fresh(&ss2, Some(true))}))
+        .await;
+    assert!(
+        Session::login(&portal, &ta, INIT_A, None).is_err(),
+        "CHAP is back"
+    );
+
     // remove refuses a presented LUN; stopPresent then remove works.
     let e = m
         .raised(Method::Remove, json!({"ss_record": ss2, "se_record": l2}))

@@ -1616,6 +1616,13 @@ impl Engine {
                 desc,
             });
         }
+        let mut seen = BTreeSet::new();
+        let mut once = Vec::new();
+        for p in &out {
+            if seen.insert(fsops::fs_identity(&p.path)?) {
+                once.push(p.clone());
+            }
+        }
         let prefix = self.iqn_prefix();
         let targets = self
             .db
@@ -1636,9 +1643,10 @@ impl Engine {
                     .join(", ")
             ),
             status: "ONLINE".into(),
-            total: out.iter().map(|p| p.total).sum(),
-            used: out.iter().map(|p| p.used).sum(),
-            free: out.iter().map(|p| p.free).sum(),
+            // Pools that share a file system share its space: counted once.
+            total: once.iter().map(|p| p.total).sum(),
+            used: once.iter().map(|p| p.used).sum(),
+            free: once.iter().map(|p| p.free).sum(),
             alloc: out.iter().map(|p| p.alloc).sum(),
             pools: out,
             targets,

@@ -670,3 +670,32 @@ fn multi_snapshot_is_atomic_on_btrfs_and_refused_on_xfs() {
     drop(e);
     let _ = Engine::open(&bcfg, EngineOptions::default()).unwrap();
 }
+
+/// Pools that share a file system share its space: the array's totals count it once (two
+/// btrfs subvolumes, or two directories of one XFS), and add a pool on another file system.
+#[test]
+fn pools_on_one_file_system_are_counted_once() {
+    if !can_mount() {
+        return;
+    }
+    let bt = TestFs::new(Kind::Btrfs, 512);
+    let xfs = TestFs::new(Kind::Xfs, 512);
+    let mut cfg = config(&bt.pool("a"));
+    cfg.pools.push(spindle_plugin_linux::config::PoolConfig {
+        name: "b".into(),
+        path: bt.pool("b"),
+    });
+    let mut e = engine(&cfg);
+    let one = e.info().unwrap();
+    assert_eq!(one.pools.len(), 2);
+    assert_eq!(one.total, one.pools[0].total, "{one:?}");
+    assert_eq!(one.free, one.pools[0].free);
+    cfg.pools.push(spindle_plugin_linux::config::PoolConfig {
+        name: "x".into(),
+        path: xfs.pool("x"),
+    });
+    drop(e);
+    let mut e = engine(&cfg);
+    let two = e.info().unwrap();
+    assert_eq!(two.total, two.pools[0].total + two.pools[2].total, "{two:?}");
+}

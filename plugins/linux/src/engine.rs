@@ -1792,10 +1792,11 @@ impl Engine {
         self.check_new_name("name", name)?;
         names::check_name("vol_group_name", pool)?;
         let path = self.pool_path(pool)?;
+        let asked = size;
         let size = round_up(names::check_size("size", size)?);
         if size > MAX_SIZE {
             return Err(Error::InvalidValue(format!(
-                "size {size} is larger than the 1 PiB this array allows"
+                "size {asked} is larger than the 1 PiB this array allows"
             )));
         }
         if !thin {
@@ -1844,7 +1845,7 @@ impl Engine {
         let size = round_up(names::check_size("new_size", new_size)?);
         if size > MAX_SIZE {
             return Err(Error::InvalidValue(format!(
-                "new_size {size} is larger than the 1 PiB this array allows"
+                "new_size {new_size} is larger than the 1 PiB this array allows"
             )));
         }
         let path = self.pool_path(&r.pool)?;

@@ -699,3 +699,21 @@ fn pools_on_one_file_system_are_counted_once() {
     let two = e.info().unwrap();
     assert_eq!(two.total, two.pools[0].total + two.pools[2].total, "{two:?}");
 }
+
+/// A size refused as too large is quoted as it was given (not as rounded up to whole MiB).
+#[test]
+fn a_refused_size_is_quoted_as_given() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let mut e = engine(&config(&fs.pool("p0")));
+    let m = e
+        .create("huge", "p0", i64::MAX, true, None)
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains(&format!("size {}", i64::MAX)), "{m}");
+    let lun = e.create("small", "p0", MIB, true, None).unwrap();
+    let m = e.resize(&lun.uuid, i64::MAX).unwrap_err().to_string();
+    assert!(m.contains(&format!("new_size {}", i64::MAX)), "{m}");
+}

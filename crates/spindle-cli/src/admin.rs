@@ -291,6 +291,9 @@ pub enum CloneCommand {
         /// Quality-of-service value.
         #[arg(long, value_name = "VALUE")]
         qos: Option<String>,
+        /// Which of the snapshot's LUNs to clone (required when it covers several: `snap multi`).
+        #[arg(long, value_name = "LUN")]
+        lun: Option<String>,
     },
     /// Split a clone from its parent (a deep copy; always a job: followed unless --no-wait).
     Split {
@@ -673,8 +676,8 @@ impl Ctx<'_> {
             CloneCommand::Create { lun, name, qos } => {
                 self.reply(c.clone_lun(&s, &lun, &name, qos.as_deref())?, views::elements, "")
             }
-            CloneCommand::FromSnap { snap, name, qos } => self.reply(
-                c.clone_snapshot(&s, &snap, &name, qos.as_deref())?,
+            CloneCommand::FromSnap { snap, name, qos, lun } => self.reply(
+                c.clone_snapshot(&s, &snap, &name, qos.as_deref(), lun.as_deref())?,
                 views::elements,
                 "",
             ),

@@ -848,17 +848,22 @@ impl Client {
         self.post(&format!("{}/restore", Self::snap_path(server, snap)), body)
     }
 
-    /// `POST .../snapshots/{snap}/clone` (cloneFromSnap).
+    /// `POST .../snapshots/{snap}/clone` (cloneFromSnap); `lun`: which of the snapshot's LUNs
+    /// (required when it covers several).
     pub fn clone_snapshot(
         &self,
         server: &str,
         snap: &str,
         name: &str,
         qos: Option<&str>,
+        lun: Option<&str>,
     ) -> Result<Reply, Error> {
         let mut body = json!({ "name": name });
         if let Some(q) = qos {
             body["qos"] = json!(q);
+        }
+        if let Some(l) = lun {
+            body["lun"] = json!(l);
         }
         self.post(&format!("{}/clone", Self::snap_path(server, snap)), body)
     }

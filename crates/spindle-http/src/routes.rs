@@ -510,6 +510,20 @@ static CLONE: BodySpec = BodySpec {
     ],
 };
 
+static CLONE_FROM_SNAPSHOT: BodySpec = BodySpec {
+    schema: "CloneFromSnapshotRequest",
+    description: "The clone of a snapshot to make.",
+    fields: &[
+        req("name", T::String, "The clone's name."),
+        opt("qos", T::Any, "A QoS value of getQoSList."),
+        opt(
+            "lun",
+            T::String,
+            "Which of the snapshot's LUNs to clone (required when it covers several).",
+        ),
+    ],
+};
+
 static CREATE_SNAPSHOT: BodySpec = BodySpec {
     schema: "CreateSnapshotRequest",
     description: "A snapshot of one LUN.",
@@ -572,6 +586,7 @@ pub static BODIES: &[&BodySpec] = &[
     &PRESENT,
     &SET_QOS,
     &CLONE,
+    &CLONE_FROM_SNAPSHOT,
     &CREATE_SNAPSHOT,
     &MULTI_SNAPSHOT,
     &RESTORE,
@@ -1101,7 +1116,7 @@ pub static ROUTES: &[RouteSpec] = &[
         tag: "snapshots",
         auth: true,
         query: NO_QUERY,
-        body: Some(&CLONE),
+        body: Some(&CLONE_FROM_SNAPSHOT),
         responses: ELEMENT_CREATED,
         target: Target::Action(|i| {
             Ok(Action::CloneSnapshot {
@@ -1109,6 +1124,7 @@ pub static ROUTES: &[RouteSpec] = &[
                 snap: i.path("snap")?,
                 name: i.req_string("name")?,
                 qos: i.value("qos"),
+                lun: i.string("lun"),
             })
         }),
     },

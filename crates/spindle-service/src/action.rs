@@ -95,12 +95,14 @@ pub enum Action {
         snap: String,
         lun: Option<String>,
     },
-    /// cloneFromSnap.
+    /// cloneFromSnap. `lun`: which of the snapshot's LUNs to clone (required when it covers
+    /// several, a createMultiSnap snapshot).
     CloneSnapshot {
         server: String,
         snap: String,
         name: String,
         qos: Option<Value>,
+        lun: Option<String>,
     },
 
     // ---- access groups ----

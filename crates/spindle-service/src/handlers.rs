@@ -545,17 +545,30 @@ impl Inner {
                 snap,
                 name,
                 qos,
+                lun,
             } => {
                 check_name("name", &name)?;
                 let qos = qos.as_ref().map(|v| qos_text("qos", v)).transpose()?;
                 let _g = self.lock(&server).await;
                 let (srv, s) = self.load_new(&server, &name, &snap, "snap", Want::Snap).await?;
-                let parent = match s.parent_uuids.first() {
-                    Some(u) => {
+                let parent = match (lun, s.parent_uuids.as_slice()) {
+                    (Some(l), _) => Some(self.snapshot_member(&server, &s, &l).await?),
+                    (None, [u]) => {
                         let (sv, u) = (server.clone(), u.clone());
                         self.store.read(move |c| store::element(c, &sv, &u)).await?
                     }
-                    None => None,
+                    (None, []) => None,
+                    (None, _) => {
+                        return Err(ServiceError::bad(
+                            ExceptionKind::MissingKeyEx,
+                            "lun",
+                            format!(
+                                "snapshot {} covers several LUNs ({}): name the one to clone in lun",
+                                q(&s.name),
+                                s.parent_names.join(", ")
+                            ),
+                        ))
+                    }
                 };
                 let Some(parent) = parent else {
                     return Err(ServiceError::bad(
@@ -1354,6 +1367,25 @@ impl Inner {
         Ok(Reply::Job(job))
     }
 
+    /// The LUN `lun` (a name or uuid) of `server`, which snapshot `s` must have been taken of
+    /// (when spindle knows what it covers).
+    async fn snapshot_member(
+        &self,
+        server: &str,
+        s: &ElementRow,
+        lun: &str,
+    ) -> Result<ElementRow, ServiceError> {
+        let e = self.find(server, lun, "lun", Want::Lun).await?;
+        if !s.parent_uuids.is_empty() && !s.parent_uuids.contains(&e.uuid) {
+            return Err(ServiceError::bad(
+                ExceptionKind::InvalidValueEx,
+                "lun",
+                format!("snapshot {} was not taken of {}", q(&s.name), q(&e.name)),
+            ));
+        }
+        Ok(e)
+    }
+
     async fn restore(
         &self,
         server: &str,
@@ -1364,17 +1396,7 @@ impl Inner {
         let _g = self.lock(server).await;
         let (srv, s) = self.load_one(server, snap, "snap", Want::Snap).await?;
         let target = match lun {
-            Some(l) => {
-                let e = self.find(server, l, "lun", Want::Lun).await?;
-                if !s.parent_uuids.is_empty() && !s.parent_uuids.contains(&e.uuid) {
-                    return Err(ServiceError::bad(
-                        ExceptionKind::InvalidValueEx,
-                        "lun",
-                        format!("snapshot {} was not taken of {}", q(&s.name), q(&e.name)),
-                    ));
-                }
-                Some(e)
-            }
+            Some(l) => Some(self.snapshot_member(server, &s, l).await?),
             None => None,
         };
         let entry = self.plugin(&srv)?;

@@ -311,10 +311,48 @@ async fn whole_lifecycle_on_the_simulated_array() {
             snap: s("s1"),
             name: s("c2"),
             qos: None,
+            lun: None,
         })
         .await;
     assert_eq!(c2["kind"], "clone");
     assert_eq!(c2["parent"], "s1");
+    // A snapshot of several LUNs: which one to clone must be named, and be one of them.
+    let e = env
+        .err(Action::CloneSnapshot {
+            server: s(srv),
+            snap: s("ms"),
+            name: s("c3"),
+            qos: None,
+            lun: None,
+        })
+        .await;
+    assert_eq!(e.key(), Some("lun"), "{e:?}");
+    assert!(e.to_string().contains("lun1, lun2"), "{e}");
+    let e = env
+        .err(Action::CloneSnapshot {
+            server: s(srv),
+            snap: s("s1"),
+            name: s("c3"),
+            qos: None,
+            lun: Some(s("lun2")),
+        })
+        .await;
+    assert_eq!(e.key(), Some("lun"), "{e:?}");
+    let c3 = env
+        .ok(Action::CloneSnapshot {
+            server: s(srv),
+            snap: s("ms"),
+            name: s("c3"),
+            qos: None,
+            lun: Some(s("lun2")),
+        })
+        .await;
+    assert_eq!(c3["parent"], "ms");
+    env.ok(Action::RemoveLun {
+        server: s(srv),
+        lun: s("c3"),
+    })
+    .await;
 
     // ---- split: a job ----
     let job = match env

@@ -2,7 +2,7 @@
 //! progress on stderr (an indicatif bar on a terminal, plain lines otherwise).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use spindle_client::{Client, Error as ClientError, Job};
+use spindle_client::{Client, Error as ClientError, Job, JobState};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -28,12 +28,14 @@ enum Display {
 impl Display {
     fn new(job: &Job) -> Display {
         if !std::io::stderr().is_terminal() {
-            eprintln!(
-                "job {} ({}) started; following it (interrupt: it goes on; `spindle job watch {}`)",
-                job.id,
-                label(job),
-                job.id
-            );
+            if job.state == JobState::Running {
+                eprintln!(
+                    "job {} ({}) is running; following it (interrupt: it goes on; `spindle job watch {}`)",
+                    job.id,
+                    label(job),
+                    job.id
+                );
+            }
             return Display::Lines { last: None };
         }
         let bar = ProgressBar::with_draw_target(Some(100), ProgressDrawTarget::hidden());

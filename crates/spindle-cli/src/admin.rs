@@ -6,7 +6,7 @@ use crate::client_opts::{pick_server, token_hint, ClientArgs, TokenSource};
 use crate::exit::{self, Failure};
 use crate::jobs;
 use crate::output::Output;
-use crate::sizes::{parse_size, SIZE_HELP};
+use crate::sizes::{format_size, parse_size, SIZE_HELP};
 use crate::views;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -214,6 +214,10 @@ pub enum LunCommand {
         #[arg(value_parser = parse_size, allow_hyphen_values = true, value_name = "SIZE",
               help = SIZE_HELP)]
         size: i64,
+        /// Allow a smaller size: the data past it is lost (the array refuses it anyway while
+        /// the LUN is presented and online).
+        #[arg(long)]
+        allow_shrink: bool,
     },
     /// Remove a LUN or clone (refused while presented or in use).
     Remove {
@@ -629,7 +633,25 @@ impl Ctx<'_> {
                 self.show(&c.lun(&s, &name, refresh)?, views::element_detail);
                 Ok(())
             }
-            LunCommand::Resize { name, size } => {
+            LunCommand::Resize {
+                name,
+                size,
+                allow_shrink,
+            } => {
+                // Shrinking throws data away: only when asked for in so many words.
+                let now = c.lun(&s, &name, false)?.get("size").and_then(Value::as_i64);
+                if let Some(now) = now.filter(|n| size < *n && !allow_shrink) {
+                    return Err(Failure::local(
+                        crate::exit::REFUSED,
+                        "refused",
+                        format!(
+                            "resizing '{name}' from {} to {} would drop the data past {}; add --allow-shrink to do it",
+                            format_size(now),
+                            format_size(size),
+                            format_size(size)
+                        ),
+                    ));
+                }
                 self.reply(c.resize_lun(&s, &name, size)?, views::elements, "")
             }
             LunCommand::Remove { name } => self.reply(

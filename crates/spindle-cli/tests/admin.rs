@@ -298,6 +298,13 @@ fn the_whole_lifecycle_through_the_cli() {
     assert!(detail.stdout.contains("2147483648 bytes"), "{}", detail.explain());
     let resized = s.json(&["lun", "resize", "db1", "1.5G"]);
     assert_eq!(resized["size"], 3 * GIB / 2);
+    // Shrinking drops data: refused unless asked for in so many words.
+    let shrink = s.run(&["lun", "resize", "db1", "1G"]).expect_code(1);
+    assert!(shrink.stderr.contains("--allow-shrink"), "{}", shrink.explain());
+    assert_eq!(s.json(&["lun", "show", "db1"])["size"], 3 * GIB / 2);
+    let shrunk = s.json(&["lun", "resize", "db1", "1.25G", "--allow-shrink"]);
+    assert_eq!(shrunk["size"], 5 * GIB / 4);
+    s.json(&["lun", "resize", "db1", "1.5G"]);
     s.ok(&["lun", "offline", "db1"]);
     s.ok(&["lun", "online", "db1"]);
 

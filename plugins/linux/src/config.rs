@@ -52,7 +52,7 @@ pub const CLIENT_KEYS: &[&str] = &[
 /// The help text shown to whoever configures a Linux array (`ss_extra_info_help`).
 pub const SS_EXTRA_INFO_HELP: &str = "Settings as key=value pairs separated by ';'. \
 Array settings: \
-pools=NAME:/abs/dir[,NAME:/abs/dir...] (required): each pool is a directory on XFS (reflink=1) or btrfs; \
+pools=NAME:/abs/dir[,NAME:/abs/dir...] (required): each pool is a directory on XFS (reflink=1) or btrfs (a btrfs subvolume makes createMultiSnap atomic; on XFS or a plain btrfs directory it raises NoSuchOperationEx); \
 on other file systems snapshots and clones are unsupported. \
 tgt_control=N (required): control port of the tgtd instance that exports the LUNs (tgtd -C N, 0..32767); \
 the array starts it when it is not running and brings it to the array's export state after every change. \

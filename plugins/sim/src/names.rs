@@ -107,8 +107,8 @@ mod tests {
             ),
             ("IQN.2001-04.COM.Example", "iqn.2001-04.com.example"),
             (
-                "iqn.2010-12.org.example.host:disk.0_a",
-                "iqn.2010-12.org.example.host:disk.0_a",
+                "iqn.2010-12.org.example.host:disk.0-a",
+                "iqn.2010-12.org.example.host:disk.0-a",
             ),
             ("eui.02004567a425678d", "eui.02004567A425678D"),
             ("naa.52004567BA64678D", "naa.52004567BA64678D"),
@@ -127,6 +127,8 @@ mod tests {
             "iqn.1994-05.com..x",
             "iqn.1994-05.com.redhat:",
             "iqn.1994-05.com.red hat",
+            // RFC 3720 allows no '_' (and tgt refuses it in a target name).
+            "iqn.2010-12.org.example.host:disk.0_a",
             "eui.0200",
             "naa.12345",
             "0x500a0981891b8dc5",

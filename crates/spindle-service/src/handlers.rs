@@ -962,15 +962,9 @@ impl Inner {
             // where the array is: it is the one thing an embedded registration may add.
             let data_path = ["chap", "username", "passwd"];
             let given = a.settings.entries();
-            let other = [
-                ("plugin", a.plugin.is_some()),
-                ("storage_type", a.storage_type.is_some()),
-            ]
-            .into_iter()
-            .filter(|(_, set)| *set)
-            .map(|(k, _)| k)
-            .chain(given.iter().map(|(k, _)| *k).filter(|k| !data_path.contains(k)))
-            .next();
+            let other = (a.plugin.as_ref().map(|_| "plugin"))
+                .or(a.storage_type.as_ref().map(|_| "storage_type"))
+                .or_else(|| given.iter().map(|(k, _)| *k).find(|k| !data_path.contains(k)));
             if let Some(k) = other {
                 return Err(ServiceError::bad(
                     ExceptionKind::ValueFormatEx,

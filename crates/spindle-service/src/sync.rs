@@ -181,7 +181,6 @@ impl Inner {
                 }
             }
         }
-        let names: HashMap<String, String> = by_uuid.iter().map(|(u, r)| (u.clone(), name_of(r))).collect();
         let elements = order
             .into_iter()
             .map(|u| {
@@ -194,10 +193,13 @@ impl Inner {
                         row.parent_uuids = p.parent_uuids.clone();
                         row.parent_names = p.parent_names.clone();
                         // Rows stored before parents' names were kept (schema 3) get them
-                        // from the elements listed now.
+                        // from the stored rows of those parents.
                         if row.parent_names.is_empty() {
-                            let found: Option<Vec<String>> =
-                                row.parent_uuids.iter().map(|u| names.get(u).cloned()).collect();
+                            let found: Option<Vec<String>> = row
+                                .parent_uuids
+                                .iter()
+                                .map(|u| previous.get(u).map(|p| p.name.clone()))
+                                .collect();
                             row.parent_names = found.unwrap_or_default();
                         }
                     }

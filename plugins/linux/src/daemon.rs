@@ -114,21 +114,17 @@ impl Engines {
             .cloned()
             .collect();
         for key in keys {
-            let Ok(cfg) = serde_json::from_str::<crate::config::ArrayConfig>(&key) else {
-                continue;
-            };
-            let Some(settings) = &cfg.tgt else {
-                continue;
-            };
             let Some(mut engine) = self.take(&key) else {
                 continue;
             };
             // An engine that cannot be made current belongs to an array that went away: it is
             // dropped (the next request for that array says what is wrong).
-            if engine.resume().is_err() {
+            if engine.tgt_settings().is_some() && engine.resume().is_err() {
                 continue;
             }
-            let _ = crate::tgt::sync(&engine, settings, crate::tgt::SyncMode::Check);
+            if let Some(settings) = engine.tgt_settings() {
+                let _ = crate::tgt::sync(&engine, settings, crate::tgt::SyncMode::Check);
+            }
             self.put(key, engine);
         }
     }

@@ -503,6 +503,11 @@ impl Engine {
         &self.array_id
     }
 
+    /// The tgtd this array is exported by (`None`: the configuration names none).
+    pub fn tgt_settings(&self) -> Option<&crate::config::TgtSettings> {
+        self.cfg.as_ref().and_then(|c| c.tgt.as_ref())
+    }
+
     /// The prefix of target names.
     pub fn iqn_prefix(&self) -> String {
         self.cfg
@@ -1616,11 +1621,13 @@ impl Engine {
                 desc,
             });
         }
+        // Pools that share a file system share its space: each file system counted once.
+        let paths: Vec<&Path> = out.iter().map(|p| p.path.as_path()).collect();
         let mut seen = BTreeSet::new();
-        let mut once = Vec::new();
-        for p in &out {
-            if seen.insert(fsops::fs_identity(&p.path)?) {
-                once.push(p.clone());
+        let (mut total, mut used, mut free) = (0, 0, 0);
+        for (p, id) in out.iter().zip(fsops::fs_identities(&paths)?) {
+            if seen.insert(id) {
+                (total, used, free) = (total + p.total, used + p.used, free + p.free);
             }
         }
         let prefix = self.iqn_prefix();
@@ -1643,10 +1650,9 @@ impl Engine {
                     .join(", ")
             ),
             status: "ONLINE".into(),
-            // Pools that share a file system share its space: counted once.
-            total: once.iter().map(|p| p.total).sum(),
-            used: once.iter().map(|p| p.used).sum(),
-            free: once.iter().map(|p| p.free).sum(),
+            total,
+            used,
+            free,
             alloc: out.iter().map(|p| p.alloc).sum(),
             pools: out,
             targets,

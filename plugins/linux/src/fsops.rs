@@ -109,33 +109,38 @@ pub fn space(path: &Path) -> Result<(u64, u64)> {
     ))
 }
 
-/// Which file system `path` is on, for counting a file system's space once when several pools
-/// share it: the device a block-device file system was mounted from (every btrfs subvolume and
-/// every directory of one XFS share it), else the device number.
-pub fn fs_identity(path: &Path) -> Result<String> {
-    let real = fs::canonicalize(path).ctx("cannot resolve", path)?;
-    let dev = fs::metadata(&real).ctx("cannot stat", &real)?.dev();
+/// Which file system each of `paths` is on, for counting a file system's space once when
+/// several pools share it: the device a block-device file system was mounted from (every btrfs
+/// subvolume and every directory of one XFS share it), else the device number. Reads the mount
+/// table once.
+pub fn fs_identities(paths: &[&Path]) -> Result<Vec<String>> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    // The mount that holds `real`: the longest mount point above it (the last of equals, the
-    // one on top).
-    let mut best: Option<(usize, &str)> = None;
-    for line in mountinfo.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(dash) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        let (Some(point), Some(source)) = (fields.get(4), fields.get(dash + 2)) else {
-            continue;
-        };
-        let point = point.replace("\\040", " ");
-        if real.starts_with(&point) && best.is_none_or(|(len, _)| point.len() >= len) {
-            best = Some((point.len(), source));
-        }
-    }
-    Ok(match best {
-        Some((_, source)) if source.starts_with("/dev/") => source.to_string(),
-        _ => format!("dev:{dev}"),
-    })
+    // (mount point, source) of every mount, in mount order.
+    let mounts: Vec<(String, &str)> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let dash = fields.iter().position(|f| *f == "-")?;
+            Some((fields.get(4)?.replace("\\040", " "), *fields.get(dash + 2)?))
+        })
+        .collect();
+    paths
+        .iter()
+        .map(|path| {
+            let real = fs::canonicalize(path).ctx("cannot resolve", path)?;
+            // The mount that holds `real`: the longest mount point above it (the last of
+            // equals, the one on top).
+            let source = mounts
+                .iter()
+                .filter(|(point, _)| real.starts_with(point))
+                .max_by_key(|(point, _)| point.len())
+                .map(|(_, source)| *source);
+            Ok(match source {
+                Some(s) if s.starts_with("/dev/") => s.to_string(),
+                _ => format!("dev:{}", fs::metadata(&real).ctx("cannot stat", &real)?.dev()),
+            })
+        })
+        .collect()
 }
 
 /// True when `path` is the root directory of a btrfs subvolume.

@@ -166,6 +166,16 @@ impl Instance {
         (out, seen)
     }
 
+    /// The LUNs of `target` that `initiator` sees without CHAP ([`Self::ls`]); panics, with
+    /// what iscsi-ls printed, when it does not see the target.
+    pub fn luns(&self, initiator: &str, target: &str) -> Vec<u64> {
+        let (out, seen) = self.ls(initiator, None);
+        match seen.get(target) {
+            Some(luns) => luns.keys().copied().collect(),
+            None => panic!("{initiator} does not see {target}: {}", out.text),
+        }
+    }
+
     /// Exact size via `iscsi-readcapacity16`.
     pub fn capacity(
         &self,

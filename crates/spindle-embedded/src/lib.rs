@@ -124,14 +124,17 @@ const MAX_SOCKET_PATH: usize = 107;
 
 /// Starts the resident array program of `array` (see `spindle_plugin_linux::daemon`): the
 /// plug-in then reaches the array over its socket instead of running the program for every
-/// request. `None` when the array has no socket. Dropping the returned value stops it.
+/// request. `None` when the array has no socket. Dropping the returned value stops it. It
+/// remembers the array in `array.served.json` beside its socket, in the data directory, and
+/// serves it again (tgtd included) as soon as it starts.
 pub fn start_resident(
     array: &EmbeddedArray,
 ) -> Result<Option<spindle_plugin_linux::daemon::Resident>, EmbeddedError> {
     let Some(socket) = &array.array_socket else {
         return Ok(None);
     };
-    spindle_plugin_linux::daemon::Resident::start(&array.array_program, socket)
+    let served = socket.with_file_name("array.served.json");
+    spindle_plugin_linux::daemon::Resident::start(&array.array_program, socket, &served)
         .map(Some)
         .map_err(|e| EmbeddedError::Resident(e.to_string()))
 }

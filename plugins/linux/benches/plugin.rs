@@ -401,7 +401,7 @@ fn main() {
 
     // The same through the resident array program (`array_socket=`).
     let socket = guard._dir.path().join("array.sock");
-    let resident = Resident::start(&exe, &socket).unwrap();
+    let resident = Resident::start(&exe, &socket, &guard._dir.path().join("served.json")).unwrap();
     assert!(resident.wait_ready(Duration::from_secs(5)));
     let ss_resident = SsRecord {
         extra_info: Field::Value(format!("{extra};array_socket={}", socket.display())),

@@ -22,9 +22,21 @@
 //! that array's export plan, and restarts and reconciles it when it does not, exactly as a
 //! request would. A killed tgtd is back with every target, ACL, CHAP account, LUN number and
 //! page 83 id within that interval with nobody calling, whether or not a management server is
-//! running. It only ever uses engines it has (never opens a database), so an array that went
-//! away (its pools or state gone) is dropped, never recreated; an administrator who stops tgtd
-//! on purpose stops the resident program first.
+//! running. It only ever uses engines it has, so an array that went away (its pools or state
+//! gone) is dropped, never recreated; an administrator who stops tgtd on purpose stops the
+//! resident program first (and, since it restores its arrays when it starts, keeps it
+//! stopped).
+//!
+//! Restoring after a restart: the program remembers the arrays it served (their configuration,
+//! the newest one per state directory, at most [`MAX_SERVED`]) in a file of its own,
+//! `--served FILE` ([`default_served_file`] when not given), written when a request first
+//! succeeds with a configuration not in it. When it starts, it opens each remembered array
+//! whose database exists, recovers it and brings tgtd to its export plan, as its tgtd watch
+//! does, before any request: after the host boots, or the program and tgtd were both
+//! killed, every target, ACL, CHAP account, LUN number and page 83 id is back with nobody
+//! calling. An array that cannot be opened yet (its file system not mounted, say) is tried
+//! again at every watch, never created; to stop serving one for good, delete its entry from
+//! the file (or the file) while the program is stopped.
 //!
 //! Access: the socket is created mode 0600 and every connection's peer must run as this
 //! program's user (`SO_PEERCRED`), the same trust as running the program.
@@ -35,11 +47,13 @@
 //! the pipe also closes when the supervisor dies. Without it, SIGTERM ends the program at
 //! once, which is as safe as a crash.
 
+use crate::config::ArrayConfig;
 use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
+use crate::fsops;
 use crate::names::shown;
 use crate::protocol;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -64,11 +78,17 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the arrays served are checked for a tgtd that died (module docs).
 pub const TGTD_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Arrays remembered in the served file (module docs, "Restoring after a restart"); past
+/// this, the one served longest ago is forgotten.
+pub const MAX_SERVED: usize = 64;
+
 /// Settings of the resident program.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
     /// The Unix socket to listen on.
     pub socket: PathBuf,
+    /// Where the arrays served are remembered, to be served again when the program starts.
+    pub served: PathBuf,
     /// Stop when standard input reaches end of file (see the module documentation).
     pub stdin_lifeline: bool,
     /// Engine options (the split worker's executable).
@@ -130,7 +150,7 @@ impl Engines {
     }
 
     /// Serves one request text, like [`protocol::handle_text`] but with a resident engine.
-    fn handle_text(&self, text: &str, opts: &EngineOptions) -> serde_json::Value {
+    fn handle_text(&self, text: &str, opts: &EngineOptions, served: &Served) -> serde_json::Value {
         let env = match protocol::parse(text) {
             Ok(env) => env,
             Err(answer) => return answer,
@@ -158,9 +178,167 @@ impl Engines {
         // An engine whose request failed is not kept: the failure may have been its own (a
         // database error), and opening a new one costs only a millisecond.
         if answer.get("ok").is_some() {
+            served.remember(&key, &env.config);
             self.put(key, engine);
         }
         answer
+    }
+}
+
+/// Where a program listening on `socket` remembers its arrays when `--served` is not given:
+/// a file under `/var/lib/spindle-array` (root) or `$XDG_STATE_HOME/spindle-array` (else
+/// `~/.local/state/spindle-array`), named after the socket's path. Not beside the socket:
+/// sockets usually live under `/run`, which a reboot empties.
+pub fn default_served_file(socket: &Path) -> PathBuf {
+    let dir = if rustix::process::geteuid().is_root() {
+        PathBuf::from("/var/lib/spindle-array")
+    } else {
+        std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("spindle-array")
+    };
+    let name: String = socket
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("{name}.served.json"))
+}
+
+/// The served file's content.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct ServedFile {
+    /// The configurations, the one served longest ago first.
+    arrays: Vec<ArrayConfig>,
+}
+
+/// The arrays this program has served (module docs, "Restoring after a restart").
+#[derive(Debug)]
+struct Served {
+    path: PathBuf,
+    file: Mutex<ServedFile>,
+    /// The configurations (as their engine keys) known to be in the file: a request checks
+    /// only this set.
+    known: Mutex<HashSet<String>>,
+    /// Remembered arrays not open yet, with whether their failure was reported.
+    pending: Mutex<Vec<(ArrayConfig, bool)>>,
+}
+
+impl Served {
+    /// Reads `path`; a missing file is an empty list, an unreadable one is reported and
+    /// then rewritten from the arrays served from now on.
+    fn load(path: &Path) -> Served {
+        let file = match fs::read(path) {
+            Ok(bytes) => serde_json::from_slice::<ServedFile>(&bytes).unwrap_or_else(|e| {
+                eprintln!(
+                    "spindle-array daemon: {} is not a list of arrays ({e}); it is replaced by the arrays served from now on",
+                    path.display()
+                );
+                ServedFile::default()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ServedFile::default(),
+            Err(e) => {
+                eprintln!("spindle-array daemon: cannot read {}: {e}", path.display());
+                ServedFile::default()
+            }
+        };
+        let known = file
+            .arrays
+            .iter()
+            .filter_map(|c| serde_json::to_string(c).ok())
+            .collect();
+        let pending = file.arrays.iter().map(|c| (c.clone(), false)).collect();
+        Served {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+            known: Mutex::new(known),
+            pending: Mutex::new(pending),
+        }
+    }
+
+    /// Remembers `cfg` (whose engine key is `key`) after a request with it succeeded; the
+    /// file is written only when the configuration is new.
+    fn remember(&self, key: &str, cfg: &ArrayConfig) {
+        if self.known.lock().unwrap_or_else(|p| p.into_inner()).contains(key) {
+            return;
+        }
+        let Ok(state) = cfg.state_dir() else { return };
+        // A configuration served now replaces a remembered one of the same array, which must
+        // not be restored over it (an older portal, say).
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(c, _)| c.state_dir().ok().as_ref() != Some(&state));
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        file.arrays
+            .retain(|c| c.state_dir().ok().as_ref() != Some(&state));
+        file.arrays.push(cfg.clone());
+        let excess = file.arrays.len().saturating_sub(MAX_SERVED);
+        file.arrays.drain(..excess);
+        match self.write(&file) {
+            Ok(()) => {
+                let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+                known.clear();
+                known.extend(file.arrays.iter().filter_map(|c| serde_json::to_string(c).ok()));
+            }
+            // Tried again at the array's next request.
+            Err(e) => eprintln!(
+                "spindle-array daemon: cannot remember the array at {}: {e}",
+                state.display()
+            ),
+        }
+    }
+
+    fn write(&self, file: &ServedFile) -> Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("/"));
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        let text = serde_json::to_vec_pretty(file)
+            .map_err(|e| Error::Failed(format!("cannot encode the arrays served: {e}")))?;
+        fsops::replace_file(&self.path, &text)?;
+        fsops::fsync_dir(dir)
+    }
+
+    /// Opens every remembered array not open yet whose database exists, and hands its engine
+    /// to `engines` (whose tgtd watch then brings tgtd to its export plan). Never creates an
+    /// array: one whose database is missing stays pending.
+    fn restore(&self, engines: &Engines, opts: &EngineOptions) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain_mut(|(cfg, reported)| {
+            let opened = match cfg.state_dir() {
+                Ok(state) if state.join(crate::db::DB_FILE).is_file() => Engine::open(cfg, opts.clone()),
+                Ok(state) => Err(Error::Failed(format!("{} holds no array database", state.display()))),
+                Err(e) => Err(e),
+            };
+            match (opened, serde_json::to_string(cfg)) {
+                (Ok(engine), Ok(key)) => {
+                    engines.put(key, engine);
+                    false
+                }
+                (Err(e), _) => {
+                    if !*reported {
+                        eprintln!(
+                            "spindle-array daemon: the array remembered in {} is not served yet: {e}; tried again every {} s",
+                            self.path.display(),
+                            TGTD_WATCH_INTERVAL.as_secs()
+                        );
+                        *reported = true;
+                    }
+                    true
+                }
+                (Ok(_), Err(_)) => false,
+            }
+        });
     }
 }
 
@@ -174,17 +352,25 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
     let (listener, _lock) = listen(&opts.socket)?;
     let listener = Arc::new(listener);
     let engines = Arc::new(Engines::default());
+    let served = Arc::new(Served::load(&opts.served));
     let stop = Arc::new(AtomicBool::new(false));
     let tgtd_watch = {
-        let (engines, stop) = (Arc::clone(&engines), Arc::clone(&stop));
+        let (engines, served, stop, engine_opts) = (
+            Arc::clone(&engines),
+            Arc::clone(&served),
+            Arc::clone(&stop),
+            opts.engine.clone(),
+        );
+        // The remembered arrays are restored at once, then at every watch while any is left.
         std::thread::spawn(move || loop {
+            served.restore(&engines, &engine_opts);
+            engines.watch_tgtd();
             // Parked, not polling: an idle array program wakes once per interval (or at once
             // when told to stop).
             std::thread::park_timeout(TGTD_WATCH_INTERVAL);
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            engines.watch_tgtd();
         })
     };
     let halt = {
@@ -208,9 +394,10 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
     let me = rustix::process::geteuid();
     let workers: Vec<_> = (0..MAX_IN_FLIGHT)
         .map(|_| {
-            let (listener, engines, stop, halt, engine_opts) = (
+            let (listener, engines, served, stop, halt, engine_opts) = (
                 Arc::clone(&listener),
                 Arc::clone(&engines),
+                Arc::clone(&served),
                 Arc::clone(&stop),
                 halt.clone(),
                 opts.engine.clone(),
@@ -237,7 +424,7 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
                         .map(|c| c.uid == me)
                         .unwrap_or(false);
                     if peer_ok {
-                        serve_connection(stream, &engines, &engine_opts);
+                        serve_connection(stream, &engines, &engine_opts, &served);
                     }
                     // Otherwise dropped unanswered: only the program's own user may use the
                     // array.
@@ -264,7 +451,7 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
     }
 }
 
-fn serve_connection(mut stream: UnixStream, engines: &Engines, opts: &EngineOptions) {
+fn serve_connection(mut stream: UnixStream, engines: &Engines, opts: &EngineOptions, served: &Served) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     // Room for a typical request at once: reading into an empty string starts with tiny reads.
@@ -274,7 +461,7 @@ fn serve_connection(mut stream: UnixStream, engines: &Engines, opts: &EngineOpti
             "request",
             format!("the request is longer than {MAX_REQUEST} bytes"),
         )),
-        Ok(_) => engines.handle_text(&text, opts),
+        Ok(_) => engines.handle_text(&text, opts, served),
         Err(e) => protocol::error(&spindle_api::PluginException::value_format(
             "request",
             format!("cannot read the request: {e}"),
@@ -343,17 +530,20 @@ pub struct Resident {
 }
 
 impl Resident {
-    /// Starts `program daemon --socket socket --stdin-lifeline` and a thread that restarts it
-    /// (after a pause of a second) whenever it exits. Returns once the socket answers, or
-    /// after five seconds (the plug-in runs one-shot programs until it does).
-    pub fn start(program: &Path, socket: &Path) -> Result<Resident> {
+    /// Starts `program daemon --socket socket --served served --stdin-lifeline` and a thread
+    /// that restarts it (after a pause of a second) whenever it exits. Returns once the socket
+    /// answers, or after five seconds (the plug-in runs one-shot programs until it does).
+    pub fn start(program: &Path, socket: &Path, served: &Path) -> Result<Resident> {
         let spawn = {
-            let (program, socket) = (program.to_path_buf(), socket.to_path_buf());
+            let (program, socket, served) =
+                (program.to_path_buf(), socket.to_path_buf(), served.to_path_buf());
             move || -> std::io::Result<Child> {
                 Command::new(&program)
                     .arg("daemon")
                     .arg("--socket")
                     .arg(&socket)
+                    .arg("--served")
+                    .arg(&served)
                     .arg("--stdin-lifeline")
                     .stdin(Stdio::piped())
                     .stdout(Stdio::null())
@@ -458,5 +648,93 @@ impl Resident {
 impl Drop for Resident {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn cfg(pool: &str, portal_port: Option<u16>) -> ArrayConfig {
+        let mut c = ArrayConfig::with_pools([("p0", pool)]);
+        c.tgt = portal_port.map(|port| {
+            let mut t = crate::config::TgtSettings::new(1);
+            t.portal = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            t
+        });
+        c
+    }
+
+    fn remember(s: &Served, c: &ArrayConfig) {
+        s.remember(&serde_json::to_string(c).unwrap(), c);
+    }
+
+    fn on_disk(path: &Path) -> Vec<ArrayConfig> {
+        serde_json::from_slice::<ServedFile>(&fs::read(path).unwrap())
+            .unwrap()
+            .arrays
+    }
+
+    #[test]
+    fn the_newest_configuration_of_each_array_is_remembered_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/served.json");
+        let s = Served::load(&path);
+        remember(&s, &cfg("/srv/a", Some(3260)));
+        remember(&s, &cfg("/srv/b", None));
+        // The same array served with another portal: only the newer configuration stays.
+        remember(&s, &cfg("/srv/a", Some(3261)));
+        assert_eq!(
+            on_disk(&path),
+            vec![cfg("/srv/b", None), cfg("/srv/a", Some(3261))]
+        );
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        // A program started on the file has both pending, and a served configuration of an
+        // array replaces its pending one.
+        let again = Served::load(&path);
+        assert_eq!(again.pending.lock().unwrap().len(), 2);
+        remember(&again, &cfg("/srv/a", Some(3262)));
+        let pending: Vec<_> = again
+            .pending
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect();
+        assert_eq!(pending, vec![cfg("/srv/b", None)]);
+        // Bounded: the arrays served longest ago are forgotten.
+        for i in 0..MAX_SERVED + 3 {
+            remember(&again, &cfg(&format!("/srv/n{i}"), None));
+        }
+        let kept = on_disk(&path);
+        assert_eq!(kept.len(), MAX_SERVED);
+        assert_eq!(kept[0], cfg("/srv/n3", None));
+        assert_eq!(
+            kept[MAX_SERVED - 1],
+            cfg(&format!("/srv/n{}", MAX_SERVED + 2), None)
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_is_an_empty_list_then_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("served.json");
+        fs::write(&path, "not json").unwrap();
+        let s = Served::load(&path);
+        assert!(s.pending.lock().unwrap().is_empty());
+        remember(&s, &cfg("/srv/a", None));
+        assert_eq!(on_disk(&path), vec![cfg("/srv/a", None)]);
+    }
+
+    #[test]
+    fn the_default_file_is_named_after_the_socket_and_outlives_run() {
+        let f = default_served_file(Path::new("/run/spindle/array 0.sock"));
+        assert_eq!(
+            f.file_name().unwrap().to_str().unwrap(),
+            "run_spindle_array_0.sock.served.json"
+        );
+        assert!(!f.starts_with("/run"));
     }
 }

@@ -307,6 +307,9 @@ pub struct PoolRow {
 /// Prepared statements kept per connection: more than the engine has.
 const STATEMENT_CACHE: usize = 128;
 
+/// The array's database, in its state directory.
+pub const DB_FILE: &str = "array.db";
+
 /// The open database.
 #[derive(Debug)]
 pub struct Db {
@@ -422,7 +425,7 @@ impl Db {
     /// [`WAL_AUTOCHECKPOINT_PAGES`] pages, which also bounds what the next run reads to
     /// rebuild its WAL index.
     pub fn open(state_dir: &Path) -> Result<Db> {
-        let path = state_dir.join("array.db");
+        let path = state_dir.join(DB_FILE);
         let conn = Connection::open(&path).dbx("open")?;
         conn.busy_timeout(Duration::from_secs(60))
             .dbx("set busy timeout")?;

@@ -169,6 +169,31 @@ pub fn create_new(path: &Path, mode: u32) -> Result<File> {
         .ctx("cannot create", path)
 }
 
+/// Replaces the file `path` with `bytes` (mode 0600), so that a reader sees the old content
+/// or the new, never a part: written and fsynced as `.<name>.tmp` beside it, then renamed
+/// over it. The rename itself is made durable by the caller's [`fsync_dir`] when it matters.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent_or_dot(path).join(format!(".{name}.tmp"));
+    let _ = fs::remove_file(&tmp);
+    {
+        let mut f = create_new(&tmp, 0o600)?;
+        std::io::Write::write_all(&mut f, bytes).ctx("cannot write", &tmp)?;
+        f.sync_all().ctx("cannot fsync", &tmp)?;
+    }
+    fs::rename(&tmp, path).ctx("cannot rename", path)
+}
+
+fn parent_or_dot(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// Gives the new file `f` exactly `mode`: the mode given at creation is filtered by the umask,
 /// which rarely matters for owner-only modes, so the file is changed only when it did.
 fn exact_mode(f: &File, mode: u32, path: &Path) -> Result<()> {

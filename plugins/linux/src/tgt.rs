@@ -50,7 +50,6 @@ use spindle_tgt::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, OpenOptions};
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -207,17 +206,9 @@ fn load_record(state_dir: &Path) -> Record {
 }
 
 fn save_record(state_dir: &Path, record: &Record) -> Result<()> {
-    let path = record_path(state_dir);
-    let tmp = state_dir.join(format!(".{RECORD_FILE}.tmp"));
-    let _ = fs::remove_file(&tmp);
     let text = serde_json::to_vec_pretty(record)
         .map_err(|e| Error::Failed(format!("cannot encode the tgt record: {e}")))?;
-    {
-        let mut f = fsops::create_new(&tmp, 0o600)?;
-        f.write_all(&text).ctx("cannot write", &tmp)?;
-        f.sync_all().ctx("cannot fsync", &tmp)?;
-    }
-    fs::rename(&tmp, &path).ctx("cannot rename", &path)
+    fsops::replace_file(&record_path(state_dir), &text)
 }
 
 /// The identity of the tgtd instance behind the management socket: tgtd unlinks and binds

@@ -211,7 +211,7 @@ fn closing_standard_input_stops_it_after_the_request_in_flight() {
 fn the_supervisor_restarts_a_killed_program() {
     let dir = tempfile::Builder::new().prefix("spindle-d-").tempdir().unwrap();
     let socket = dir.path().join("array.sock");
-    let mut r = Resident::start(&exe(), &socket).unwrap();
+    let mut r = Resident::start(&exe(), &socket, &dir.path().join("served.json")).unwrap();
     assert!(r.wait_ready(Duration::from_secs(5)));
     let first = r.pid().unwrap();
     rustix::process::kill_process(
@@ -376,4 +376,71 @@ fn a_killed_tgtd_comes_back_with_no_request() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(visible(&tgt.portal(), INIT_B, None).is_empty());
+}
+
+/// After a reboot (the resident program stopped, tgtd gone), a resident program started anew
+/// serves the arrays it remembers, tgtd included, before any request; a remembered array
+/// whose state was removed meanwhile is not made again.
+#[test]
+fn a_restarted_program_serves_its_arrays_again_with_no_request() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let tgt = Tgt::new();
+    let (p0, p1) = (fs.pool("p0"), fs.pool("p1"));
+    let cfg = tgt_config(&p0, &tgt);
+    let removed = config(&p1);
+    let mut d = Daemon::start(&[]);
+    let via = d.via();
+    ok_via(
+        &via,
+        &cfg,
+        json!({"op": "group-create", "groups": [{"name": "ga", "entries": [INIT_A]}]}),
+    );
+    let lun = ok_via(
+        &via,
+        &cfg,
+        json!({"op": "create", "name": "kept", "pool": "p0", "size": 4 << 20, "thin": true}),
+    );
+    ok_via(
+        &via,
+        &cfg,
+        json!({"op": "present", "uuid": lun["uuid"], "groups": ["ga"]}),
+    );
+    ok_via(&via, &removed, json!({"op": "list"}));
+    let want = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
+    assert_eq!(visible(&tgt.portal(), INIT_A, None), want);
+
+    // Both arrays are remembered, in a private file.
+    let served = d.dir.path().join("served.json");
+    assert_eq!(
+        std::fs::metadata(&served).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&served).unwrap();
+    for pool in [&p0, &p1] {
+        assert!(text.contains(pool.to_str().unwrap()), "{pool:?} not in {text}");
+    }
+
+    let removed_state = p1.join(".spindle-array");
+    d.restart_after(|| {
+        tgt.kill9();
+        std::fs::remove_dir_all(&removed_state).unwrap();
+    });
+    let start = Instant::now();
+    while try_visible(&tgt.portal(), INIT_A, None).as_ref() != Ok(&want) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the export was not restored"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(visible(&tgt.portal(), INIT_B, None).is_empty());
+    // The LUN is the same one: its page 83 id and size, as the array lists it.
+    let listed = ok_via(&via, &cfg, json!({"op": "list"}));
+    assert_eq!(listed[0]["page83_id"], lun["page83_id"]);
+    // Tried at every watch, never made again.
+    std::thread::sleep(spindle_plugin_linux::daemon::TGTD_WATCH_INTERVAL * 2);
+    assert!(!removed_state.exists());
 }

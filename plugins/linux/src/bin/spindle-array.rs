@@ -5,8 +5,9 @@
 //! - `spindle-array --socket PATH`: the same, but the request goes to the resident program
 //!   listening on PATH while one does, and is served by this run otherwise: how the plug-in
 //!   reaches a resident program on another host (over ssh), with the rule it applies locally.
-//! - `spindle-array daemon --socket PATH [--stdin-lifeline]`: the same requests, one per
-//!   connection on a Unix socket, served by a resident program (see
+//! - `spindle-array daemon --socket PATH [--served FILE] [--stdin-lifeline]`: the same
+//!   requests, one per connection on a Unix socket, served by a resident program that also
+//!   serves again, when it starts, the arrays it remembers in FILE (see
 //!   `spindle_plugin_linux::daemon`).
 //! - `spindle-array split-worker --state DIR --op ID`: the detached clone-split worker that
 //!   `split-start` launches; not for people.
@@ -86,25 +87,40 @@ fn forwarded(socket: &Path, text: &str) -> Option<serde_json::Value> {
 }
 
 fn daemon(args: &[String]) -> ExitCode {
+    const USAGE: &str = "usage: spindle-array daemon --socket PATH [--served FILE] [--stdin-lifeline]";
     let mut socket = None;
+    let mut served = None;
     let mut stdin_lifeline = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--socket" => socket = it.next().map(PathBuf::from),
+            "--served" => served = it.next().map(PathBuf::from),
             "--stdin-lifeline" => stdin_lifeline = true,
             other => {
-                eprintln!("spindle-array daemon: unknown argument {other:?}; usage: spindle-array daemon --socket PATH [--stdin-lifeline]");
+                eprintln!("spindle-array daemon: unknown argument {other:?}; {USAGE}");
                 return ExitCode::from(2);
             }
         }
     }
     let Some(socket) = socket.filter(|s| s.is_absolute()) else {
-        eprintln!("spindle-array daemon: --socket needs an absolute path");
+        eprintln!("spindle-array daemon: --socket needs an absolute path; {USAGE}");
         return ExitCode::from(2);
+    };
+    let served = match served {
+        Some(f) if f.is_absolute() && f.file_name().is_some() => f,
+        Some(f) => {
+            eprintln!(
+                "spindle-array daemon: --served {} is not an absolute file path; {USAGE}",
+                f.display()
+            );
+            return ExitCode::from(2);
+        }
+        None => daemon::default_served_file(&socket),
     };
     let opts = daemon::DaemonOptions {
         socket,
+        served,
         stdin_lifeline,
         engine: EngineOptions::default(),
     };

@@ -568,19 +568,49 @@ impl Daemon {
 
     /// Starts one on `socket` (in `dir`).
     pub fn start_at(dir: tempfile::TempDir, socket: PathBuf, env: &[(&str, &str)]) -> Daemon {
+        let child = Daemon::spawn(dir.path(), &socket, env);
+        let d = Daemon { child, socket, dir };
+        d.wait_ready();
+        d
+    }
+
+    /// Runs the program on `socket`, remembering its arrays in `dir/served.json`.
+    fn spawn(dir: &Path, socket: &Path, env: &[(&str, &str)]) -> std::process::Child {
         let mut cmd = Command::new(exe());
         cmd.args(["daemon", "--socket"])
-            .arg(&socket)
+            .arg(socket)
+            .arg("--served")
+            .arg(dir.join("served.json"))
             .arg("--stdin-lifeline")
             .stdin(Stdio::piped())
             .stdout(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
-        let d = Daemon { child, socket, dir };
-        d.wait_ready();
-        d
+        cmd.spawn().unwrap()
+    }
+
+    /// Stops the program (as when dropped), runs `meanwhile`, and starts a new one on the
+    /// same socket and served file, as after a reboot.
+    pub fn restart_after(&mut self, meanwhile: impl FnOnce()) {
+        self.stop();
+        meanwhile();
+        self.child = Daemon::spawn(self.dir.path(), &self.socket, &[]);
+        self.wait_ready();
+    }
+
+    /// Closes its standard input and waits for it to exit (killed after 30 s).
+    fn stop(&mut self) {
+        drop(self.child.stdin.take());
+        let start = std::time::Instant::now();
+        while matches!(self.child.try_wait(), Ok(None)) {
+            if start.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Waits until the socket accepts connections.
@@ -618,15 +648,6 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let start = std::time::Instant::now();
-        while matches!(self.child.try_wait(), Ok(None)) {
-            if start.elapsed() > std::time::Duration::from_secs(30) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        self.stop();
     }
 }

@@ -67,6 +67,17 @@ impl ServiceError {
         }
     }
 
+    /// Whether the array may have changed although the action failed: the plug-in raised
+    /// OperationFailedEx (a step after the change may have failed), crashed, hung, or broke
+    /// the contract. The guides' other exceptions, and spindle's own refusals, change nothing.
+    pub fn may_have_changed_the_array(&self) -> bool {
+        match self {
+            ServiceError::Refused(e) => e.kind == ExceptionKind::OperationFailedEx,
+            ServiceError::PluginFailed(_) | ServiceError::Contract(_) => true,
+            _ => false,
+        }
+    }
+
     /// The offending field, when known.
     pub fn key(&self) -> Option<&str> {
         match self {

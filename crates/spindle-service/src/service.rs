@@ -146,6 +146,13 @@ impl Service {
             Ok(_) => tracing::debug!(outcome, duration_ms, "action done"),
             Err(e) => tracing::info!(outcome, duration_ms, error = %e, "action failed"),
         }
+        // The stored records must not stay behind an array that did change: they are re-read
+        // at once, in the background (the array may be slow to answer, or not at all).
+        if let (true, Err(e), Some(server)) = (mutates, &result, &server) {
+            if e.may_have_changed_the_array() {
+                self.inner.refresh_after_failure(server, &ctx.call_id);
+            }
+        }
         if mutates {
             let row = store::AuditRow {
                 at: crate::time::now(),
@@ -332,6 +339,19 @@ fn map_call_error(e: CallError) -> ServiceError {
 }
 
 impl Inner {
+    /// Re-reads `server` in a task of its own after a mutation of it failed in a way that
+    /// may have changed the array ([`ServiceError::may_have_changed_the_array`]).
+    fn refresh_after_failure(self: &Arc<Self>, server: &str, call_id: &str) {
+        let (me, server, call_id) = (Arc::clone(self), server.to_string(), format!("{call_id}-refresh"));
+        let h = tokio::spawn(async move {
+            tracing::info!(server = %server, call_id = %call_id, "re-reading the storage server after a failed change");
+            if let Err(e) = me.refresh(&server, &call_id).await {
+                tracing::warn!(server = %server, call_id = %call_id, error = %e, "re-reading the storage server after a failed change failed");
+            }
+        });
+        self.track(h);
+    }
+
     pub(crate) fn track(&self, h: JoinHandle<()>) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.retain(|t| !t.is_finished());

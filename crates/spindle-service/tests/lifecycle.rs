@@ -762,3 +762,56 @@ async fn a_refresh_asks_for_parents_only_when_it_does_not_know_them() {
     assert_eq!(c4["kind"], "lun", "{c4}");
     assert!(c4.get("parent").is_none(), "a split clone keeps no parent: {c4}");
 }
+
+/// A change the array made before failing (OperationFailedEx) reaches spindle's records at
+/// once, without waiting for the periodic refresh (which this service does not run); a
+/// refusal, which changes nothing, re-reads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_before_a_failure_is_read_back_at_once() {
+    let env = Env::new().await;
+    env.add_sim("a1", "iSCSIStorage", 0).await;
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let list = || Action::ListLuns {
+        server: s("a1"),
+        refresh: false,
+    };
+    let show = || Action::ShowServer { server: s("a1") };
+    let registered = env.ok(show()).await["refreshed_at"].clone();
+    let trigger = env
+        .state_dir("a1")
+        .join(spindle_plugin_sim::store::FAIL_AFTER_CHANGE);
+    std::fs::write(&trigger, "").unwrap();
+    let e = env.err(Action::CreateLun(create_lun("a1", "made", GIB))).await;
+    assert_eq!(e.exception(), Some(ExceptionKind::OperationFailedEx), "{e:?}");
+    assert!(
+        !trigger.exists(),
+        "the simulated array did not fail after its change"
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while names(&env.ok(list()).await) != vec![s("made")] {
+        assert!(
+            std::time::Instant::now() < until,
+            "the LUN the array made was not read back: {}",
+            env.ok(list()).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(env.show_lun("a1", "made").await["size"], json!(GIB));
+    let reread = env.ok(show()).await["refreshed_at"].clone();
+    assert_ne!(reread, registered);
+
+    // The array refuses a size beyond its pool: nothing changed, nothing is re-read.
+    let e = env
+        .err(Action::CreateLun(create_lun("a1", "huge", 1 << 50)))
+        .await;
+    assert_eq!(e.exception(), Some(ExceptionKind::InvalidValueEx), "{e:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(env.ok(show()).await["refreshed_at"], reread);
+    assert_eq!(names(&env.ok(list()).await), vec![s("made")]);
+}

@@ -39,6 +39,13 @@
 //!   keep their images.
 //! - Page 83 ids are NAA-6: a random, locally administered company id and a random vendor id
 //!   per array, then a serial number that never decreases, so no id is ever reused.
+//!
+//! # Fault injection (for tests of callers)
+//! While a file [`store::FAIL_AFTER_CHANGE`] exists in `state_dir`, the next call that changes
+//! the array makes and saves its change, removes the file, and then raises
+//! OperationFailedEx: what a real array does when a change took effect but a later step of
+//! it failed (the Linux array's "the change was recorded, but tgtd could not be brought to
+//! it"). Callers must not assume that such a failure changed nothing.
 
 pub mod config;
 pub mod names;

@@ -17,6 +17,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const STATE_FILE: &str = "sim-array.json";
 /// Name of the lock file inside `state_dir`.
 pub const LOCK_FILE: &str = "sim-array.lock";
+/// While this file exists in `state_dir`, the next call that changes the array saves its
+/// change and then fails (crate docs, "Fault injection").
+pub const FAIL_AFTER_CHANGE: &str = "fail-after-change";
 /// Name of the temporary file a new state is written to before the rename.
 const TEMP_FILE: &str = ".sim-array.json.tmp";
 
@@ -129,6 +132,13 @@ pub fn with_array<R>(
             .map_err(|e| phase.io(format!("state not encodable: {e}")))?;
         write_atomically(dir, &path, &bytes)
             .map_err(|e| phase.io(format!("state file {} cannot be written: {e}", path.display())))?;
+        if phase == Phase::Call && fs::remove_file(dir.join(FAIL_AFTER_CHANGE)).is_ok() {
+            return Err(PluginException::operation_failed(format!(
+                "the change was made, then the call failed as {} in {} asked",
+                FAIL_AFTER_CHANGE,
+                dir.display()
+            )));
+        }
     }
     drop(lock);
     Ok(result)

@@ -166,6 +166,24 @@ impl Action {
         )
     }
 
+    /// Whether the action, when it succeeds, changes the space the array uses or has free
+    /// (its totals are then re-read).
+    pub fn changes_space(&self) -> bool {
+        matches!(
+            self,
+            Action::CreateLun(_)
+                | Action::RemoveLun { .. }
+                | Action::ResizeLun { .. }
+                | Action::Clone { .. }
+                | Action::Split { .. }
+                | Action::CreateSnapshot { .. }
+                | Action::CreateMultiSnapshot { .. }
+                | Action::RemoveSnapshot { .. }
+                | Action::RestoreSnapshot { .. }
+                | Action::CloneSnapshot { .. }
+        )
+    }
+
     /// A short dotted name for audit entries, logs and metrics (`lun.create`).
     pub fn name(&self) -> &'static str {
         match self {

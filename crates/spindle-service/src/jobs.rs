@@ -165,7 +165,14 @@ impl Inner {
             }
             match self.poll_job(&id, &mut failures).await {
                 Ok(true) => {}
-                Ok(false) => return,
+                Ok(false) => {
+                    // A split's copy changed the server's space, whether or not it finished.
+                    let jid = id.clone();
+                    if let Ok(Some(job)) = self.store.read(move |c| store::job(c, &jid)).await {
+                        self.reread_info_soon(&job.server, &job.call_id);
+                    }
+                    return;
+                }
                 Err(e) => {
                     // The database failed: try again at the next tick.
                     tracing::error!(job = %id, error = %e, "following the job failed");

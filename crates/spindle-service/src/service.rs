@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     /// update that follows it) so that stored records follow the order of the array's changes.
     /// Reads never take it.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Servers whose getInfo is to be re-read shortly ([`Inner::reread_info_soon`]).
+    pub info_pending: Mutex<std::collections::HashSet<String>>,
     pub shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -99,6 +101,7 @@ impl Service {
             store: Arc::new(store),
             metrics: Metrics::default(),
             locks: Mutex::new(HashMap::new()),
+            info_pending: Mutex::new(std::collections::HashSet::new()),
             shutdown,
             tasks: Mutex::new(Vec::new()),
         });
@@ -120,6 +123,7 @@ impl Service {
     pub async fn handle(&self, ctx: &RequestContext, action: Action) -> Result<Reply, ServiceError> {
         let name = action.name();
         let mutates = action.mutates();
+        let changes_space = action.changes_space();
         let server = action.server().map(str::to_string);
         let target = target_of(&action);
         let span = tracing::info_span!(
@@ -148,9 +152,14 @@ impl Service {
         }
         // The stored records must not stay behind an array that did change: they are re-read
         // at once, in the background (the array may be slow to answer, or not at all).
-        if let (true, Err(e), Some(server)) = (mutates, &result, &server) {
-            if e.may_have_changed_the_array() {
-                self.inner.refresh_after_failure(server, &ctx.call_id);
+        // Likewise the server's totals after a change of its space.
+        if let (true, Some(server)) = (mutates, &server) {
+            match &result {
+                Err(e) if e.may_have_changed_the_array() => {
+                    self.inner.refresh_after_failure(server, &ctx.call_id)
+                }
+                Ok(_) if changes_space => self.inner.reread_info_soon(server, &ctx.call_id),
+                _ => {}
             }
         }
         if mutates {
@@ -339,19 +348,6 @@ fn map_call_error(e: CallError) -> ServiceError {
 }
 
 impl Inner {
-    /// Re-reads `server` in a task of its own after a mutation of it failed in a way that
-    /// may have changed the array ([`ServiceError::may_have_changed_the_array`]).
-    fn refresh_after_failure(self: &Arc<Self>, server: &str, call_id: &str) {
-        let (me, server, call_id) = (Arc::clone(self), server.to_string(), format!("{call_id}-refresh"));
-        let h = tokio::spawn(async move {
-            tracing::info!(server = %server, call_id = %call_id, "re-reading the storage server after a failed change");
-            if let Err(e) = me.refresh(&server, &call_id).await {
-                tracing::warn!(server = %server, call_id = %call_id, error = %e, "re-reading the storage server after a failed change failed");
-            }
-        });
-        self.track(h);
-    }
-
     pub(crate) fn track(&self, h: JoinHandle<()>) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.retain(|t| !t.is_finished());

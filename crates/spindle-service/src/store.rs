@@ -519,6 +519,15 @@ pub(crate) fn replace_all(
     Ok(true)
 }
 
+/// Replaces the server record of `name` alone (its totals re-read; the elements stay).
+pub(crate) fn set_ss_record(tx: &Transaction<'_>, name: &str, ss: &Value) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE servers SET ss_record = ?2 WHERE name = ?1",
+        params![name, to_text(ss)],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn set_last_error(tx: &Transaction<'_>, name: &str, error: Option<&str>) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE servers SET last_error = ?2 WHERE name = ?1",

@@ -11,6 +11,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tracing::Instrument;
 
+/// How long after a change of a server's space its totals are re-read
+/// ([`Inner::reread_info_soon`]): changes made meanwhile share the read.
+pub(crate) const INFO_REREAD_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What a storage server looks like now.
 pub(crate) struct Snapshot {
     /// The ss_record after getInfo, with the access groups read.
@@ -256,6 +260,63 @@ impl Inner {
         let srv = self.server(name).await?;
         self.refresh_held(&srv, call_id).await?;
         self.server(name).await
+    }
+
+    /// Re-reads `server` in a task of its own after a mutation of it failed in a way that
+    /// may have changed the array ([`ServiceError::may_have_changed_the_array`]).
+    pub(crate) fn refresh_after_failure(self: &Arc<Self>, server: &str, call_id: &str) {
+        let (me, server, call_id) = (Arc::clone(self), server.to_string(), format!("{call_id}-refresh"));
+        let h = tokio::spawn(async move {
+            tracing::info!(server = %server, call_id = %call_id, "re-reading the storage server after a failed change");
+            if let Err(e) = me.refresh(&server, &call_id).await {
+                tracing::warn!(server = %server, call_id = %call_id, error = %e, "re-reading the storage server after a failed change failed");
+            }
+        });
+        self.track(h);
+    }
+
+    /// Re-reads the server record (getInfo: sizes, pools) of `server` in a task of its own,
+    /// [`INFO_REREAD_DELAY`] after a change of its space, so that its totals follow the
+    /// array without a full refresh; a burst of changes costs one getInfo.
+    pub(crate) fn reread_info_soon(self: &Arc<Self>, server: &str, call_id: &str) {
+        let fresh = self
+            .info_pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(server.to_string());
+        if !fresh {
+            return;
+        }
+        let (me, server, call_id) = (Arc::clone(self), server.to_string(), format!("{call_id}-info"));
+        let h = tokio::spawn(async move {
+            tokio::time::sleep(INFO_REREAD_DELAY).await;
+            // Taken off before the read: a change after this point schedules another.
+            me.info_pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&server);
+            if me.stopping() {
+                return;
+            }
+            if let Err(e) = me.reread_info(&server, &call_id).await {
+                tracing::debug!(server = %server, call_id = %call_id, error = %e, "re-reading the storage server's totals failed; the next refresh will");
+            }
+        });
+        self.track(h);
+    }
+
+    async fn reread_info(&self, server: &str, call_id: &str) -> Result<(), ServiceError> {
+        let _g = self.lock(server).await;
+        let srv = self.server(server).await?;
+        let entry = self.plugin(&srv)?;
+        let info = self
+            .call(entry, Method::GetInfo, args(&srv.ss, []), call_id)
+            .await?;
+        let (name, ss) = (srv.name.clone(), merge_ss(&srv.ss, &info));
+        self.store
+            .write(move |tx| store::set_ss_record(tx, &name, &ss))
+            .await?;
+        Ok(())
     }
 
     /// Every `refresh_interval`, re-reads every storage server.

@@ -815,3 +815,39 @@ async fn a_change_made_before_a_failure_is_read_back_at_once() {
     assert_eq!(env.ok(show()).await["refreshed_at"], reread);
     assert_eq!(names(&env.ok(list()).await), vec![s("made")]);
 }
+
+/// The server's totals follow its space shortly after a change, without a refresh (which this
+/// service does not run): a thick LUN takes its size from the free space, and gives it back
+/// when removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totals_follow_a_change_without_a_refresh() {
+    let env = Env::new().await;
+    env.add_sim("a1", "iSCSIStorage", 0).await;
+    let free = || async {
+        env.ok(Action::ShowServer { server: s("a1") }).await["free_sz"]
+            .as_i64()
+            .unwrap()
+    };
+    let wait_free = |want: i64| async move {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let have = free().await;
+            if have == want {
+                return;
+            }
+            assert!(std::time::Instant::now() < until, "free_sz is {have}, not {want}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let before = free().await;
+    let mut thick = create_lun("a1", "thick", 4 * GIB);
+    thick.thin = false;
+    env.ok(Action::CreateLun(thick)).await;
+    wait_free(before - 4 * GIB).await;
+    env.ok(Action::RemoveLun {
+        server: s("a1"),
+        lun: s("thick"),
+    })
+    .await;
+    wait_free(before).await;
+}

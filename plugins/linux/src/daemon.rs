@@ -232,6 +232,9 @@ struct Served {
     known: Mutex<HashSet<String>>,
     /// Remembered arrays not open yet, with whether their failure was reported.
     pending: Mutex<Vec<(ArrayConfig, bool)>>,
+    /// Whether a failure to write the file was reported (once: it is tried again at every
+    /// request of a configuration not in it).
+    write_failure_reported: AtomicBool,
 }
 
 impl Served {
@@ -263,6 +266,7 @@ impl Served {
             file: Mutex::new(file),
             known: Mutex::new(known),
             pending: Mutex::new(pending),
+            write_failure_reported: AtomicBool::new(false),
         }
     }
 
@@ -292,10 +296,14 @@ impl Served {
                 known.extend(file.arrays.iter().filter_map(|c| serde_json::to_string(c).ok()));
             }
             // Tried again at the array's next request.
-            Err(e) => eprintln!(
-                "spindle-array daemon: cannot remember the array at {}: {e}",
-                state.display()
-            ),
+            Err(e) => {
+                if !self.write_failure_reported.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "spindle-array daemon: cannot remember the array at {}, so a restart of this program will not serve it again until it is written: {e}",
+                        state.display()
+                    );
+                }
+            }
         }
     }
 
@@ -315,17 +323,20 @@ impl Served {
     fn restore(&self, engines: &Engines, opts: &EngineOptions) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.retain_mut(|(cfg, reported)| {
+            let Ok(key) = serde_json::to_string(cfg) else {
+                return false;
+            };
             let opened = match cfg.state_dir() {
                 Ok(state) if state.join(crate::db::DB_FILE).is_file() => Engine::open(cfg, opts.clone()),
                 Ok(state) => Err(Error::Failed(format!("{} holds no array database", state.display()))),
                 Err(e) => Err(e),
             };
-            match (opened, serde_json::to_string(cfg)) {
-                (Ok(engine), Ok(key)) => {
+            match opened {
+                Ok(engine) => {
                     engines.put(key, engine);
                     false
                 }
-                (Err(e), _) => {
+                Err(e) => {
                     if !*reported {
                         eprintln!(
                             "spindle-array daemon: the array remembered in {} is not served yet: {e}; tried again every {} s",
@@ -336,7 +347,6 @@ impl Served {
                     }
                     true
                 }
-                (Ok(_), Err(_)) => false,
             }
         });
     }

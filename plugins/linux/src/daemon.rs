@@ -57,7 +57,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -309,7 +309,11 @@ impl Served {
 
     fn write(&self, file: &ServedFile) -> Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new("/"));
-        fs::create_dir_all(dir)
+        // Directories it makes are private; an existing one is left as it is.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
             .map_err(|e| Error::Failed(format!("cannot create {}: {e}", dir.display())))?;
         let text = serde_json::to_vec_pretty(file)
             .map_err(|e| Error::Failed(format!("cannot encode the arrays served: {e}")))?;
@@ -701,6 +705,10 @@ mod tests {
             vec![cfg("/srv/b", None), cfg("/srv/a", Some(3261))]
         );
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         // A program started on the file has both pending, and a served configuration of an
         // array replaces its pending one.
         let again = Served::load(&path);

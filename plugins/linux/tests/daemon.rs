@@ -10,6 +10,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use spindle_api::Method;
+use spindle_plugin_linux::config::ArrayConfig;
 use spindle_plugin_linux::daemon::Resident;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
@@ -325,6 +326,42 @@ fn an_array_made_afresh_is_not_served_from_the_old_database() {
     assert_eq!(ok_via(&via, &cfg, json!({"op": "list"})), json!([]));
 }
 
+/// Through `via`: group `ga` of [`INIT_A`], a 4 MiB LUN `name` presented to it, seen by
+/// `INIT_A` on `tgt`'s portal as LUN 1. Returns the LUN's record and what `INIT_A` sees.
+fn export_one_lun(via: &Via, cfg: &ArrayConfig, tgt: &Tgt, name: &str) -> (Value, Vec<(String, Vec<u32>)>) {
+    ok_via(
+        via,
+        cfg,
+        json!({"op": "group-create", "groups": [{"name": "ga", "entries": [INIT_A]}]}),
+    );
+    let lun = ok_via(
+        via,
+        cfg,
+        json!({"op": "create", "name": name, "pool": "p0", "size": 4 << 20, "thin": true}),
+    );
+    ok_via(
+        via,
+        cfg,
+        json!({"op": "present", "uuid": lun["uuid"], "groups": ["ga"]}),
+    );
+    let want = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
+    assert_eq!(visible(&tgt.portal(), INIT_A, None), want);
+    (lun, want)
+}
+
+/// Waits (at most 20 s) until `INIT_A` sees `want` on `tgt`'s portal; connections made while
+/// a restarted tgtd is still being configured may fail, so it polls.
+fn wait_export(tgt: &Tgt, want: &[(String, Vec<u32>)]) {
+    let start = Instant::now();
+    while try_visible(&tgt.portal(), INIT_A, None).as_deref() != Ok(want) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the export was not restored"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The resident program watches tgtd for the arrays it serves: a tgtd killed with SIGKILL is
 /// back, with the array's target, ACL and LUN, while nobody makes a request.
 #[test]
@@ -336,25 +373,7 @@ fn a_killed_tgtd_comes_back_with_no_request() {
     let tgt = Tgt::new();
     let cfg = tgt_config(&fs.pool("p0"), &tgt);
     let d = Daemon::start(&[]);
-    let via = d.via();
-    ok_via(
-        &via,
-        &cfg,
-        json!({"op": "group-create", "groups": [{"name": "ga", "entries": [INIT_A]}]}),
-    );
-    let lun = ok_via(
-        &via,
-        &cfg,
-        json!({"op": "create", "name": "watched", "pool": "p0", "size": 4 << 20, "thin": true}),
-    );
-    let uuid = lun["uuid"].as_str().unwrap();
-    ok_via(
-        &via,
-        &cfg,
-        json!({"op": "present", "uuid": uuid, "groups": ["ga"]}),
-    );
-    let want = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
-    assert_eq!(visible(&tgt.portal(), INIT_A, None), want);
+    let (_, want) = export_one_lun(&d.via(), &cfg, &tgt, "watched");
     let before = tgt.pid();
     tgt.kill9();
     let start = Instant::now();
@@ -365,16 +384,8 @@ fn a_killed_tgtd_comes_back_with_no_request() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Restarted; the target and its LUN follow within the same check (connections made while
-    // tgtd is still being configured may fail: polled until they show the export).
-    let start = Instant::now();
-    while try_visible(&tgt.portal(), INIT_A, None).as_ref() != Ok(&want) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the export was not restored"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Restarted; the target and its LUN follow within the same check.
+    wait_export(&tgt, &want);
     assert!(visible(&tgt.portal(), INIT_B, None).is_empty());
 }
 
@@ -393,24 +404,8 @@ fn a_restarted_program_serves_its_arrays_again_with_no_request() {
     let removed = config(&p1);
     let mut d = Daemon::start(&[]);
     let via = d.via();
-    ok_via(
-        &via,
-        &cfg,
-        json!({"op": "group-create", "groups": [{"name": "ga", "entries": [INIT_A]}]}),
-    );
-    let lun = ok_via(
-        &via,
-        &cfg,
-        json!({"op": "create", "name": "kept", "pool": "p0", "size": 4 << 20, "thin": true}),
-    );
-    ok_via(
-        &via,
-        &cfg,
-        json!({"op": "present", "uuid": lun["uuid"], "groups": ["ga"]}),
-    );
+    let (lun, want) = export_one_lun(&via, &cfg, &tgt, "kept");
     ok_via(&via, &removed, json!({"op": "list"}));
-    let want = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
-    assert_eq!(visible(&tgt.portal(), INIT_A, None), want);
 
     // Both arrays are remembered, in a private file.
     let served = d.dir.path().join("served.json");
@@ -428,14 +423,7 @@ fn a_restarted_program_serves_its_arrays_again_with_no_request() {
         tgt.kill9();
         std::fs::remove_dir_all(&removed_state).unwrap();
     });
-    let start = Instant::now();
-    while try_visible(&tgt.portal(), INIT_A, None).as_ref() != Ok(&want) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the export was not restored"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_export(&tgt, &want);
     assert!(visible(&tgt.portal(), INIT_B, None).is_empty());
     // The LUN is the same one: its page 83 id and size, as the array lists it.
     let listed = ok_via(&via, &cfg, json!({"op": "list"}));

@@ -27,16 +27,26 @@
 //! resident program first (and, since it restores its arrays when it starts, keeps it
 //! stopped).
 //!
+//! The configuration in force: every request carries the array's configuration, and the
+//! latest one that brought tgtd to the plan, from any run (one-shot or resident, local or over
+//! ssh), is recorded in the array's state directory ([`crate::tgt::latest_config`]). The
+//! watch and the restore below serve only that one: an engine the program holds under an
+//! older configuration (the portal changed by a one-shot run, say) still answers requests
+//! that carry it, but its watch hands the configuration in force to the served file and
+//! opens it instead, so tgtd is never moved back.
+//!
 //! Restoring after a restart: the program remembers the arrays it served (their configuration,
 //! the newest one per state directory, at most [`MAX_SERVED`]) in a file of its own,
 //! `--served FILE` ([`default_served_file`] when not given), written when a request first
-//! succeeds with a configuration not in it. When it starts, it opens each remembered array
-//! whose database exists, recovers it and brings tgtd to its export plan, as its tgtd watch
-//! does, before any request: after the host boots, or the program and tgtd were both
-//! killed, every target, ACL, CHAP account, LUN number and page 83 id is back with nobody
-//! calling. An array that cannot be opened yet (its file system not mounted, say) is tried
-//! again at every watch, never created; to stop serving one for good, delete its entry from
-//! the file (or the file) while the program is stopped.
+//! succeeds with a configuration not in it, or when the watch finds another one in force.
+//! When it starts, it opens each remembered array whose database exists, with the
+//! configuration in force in its state directory, recovers it, brings tgtd to its export plan
+//! and says so on standard error, before any request: after the host boots, or the program
+//! and tgtd were both killed, every target, ACL, CHAP account, LUN number and page 83 id is
+//! back with nobody calling. An array that cannot be opened yet (its file system not
+//! mounted, say) is tried again at every watch, never created; to stop serving one for good,
+//! delete its entry from the file (or the file) while the program is stopped (a running
+//! program rewrites the file from what it holds).
 //!
 //! Access: the socket is created mode 0600 and every connection's peer must run as this
 //! program's user (`SO_PEERCRED`), the same trust as running the program.
@@ -124,8 +134,11 @@ impl Engines {
     }
 
     /// Brings tgtd back to the export plan of every array with an idle engine (module docs,
-    /// "Watching tgtd"). Engines in use are skipped: their request checks tgtd itself.
-    fn watch_tgtd(&self) {
+    /// "Watching tgtd"). Engines in use are skipped: their request checks tgtd itself. An
+    /// engine whose configuration is no longer the one in force ([`crate::tgt::watch`]) is
+    /// kept for requests that still carry it, and the configuration in force is handed to
+    /// `served`, so that the next restore opens and watches it.
+    fn watch_tgtd(&self, served: &Served) {
         let keys: Vec<String> = self
             .idle
             .lock()
@@ -133,19 +146,29 @@ impl Engines {
             .keys()
             .cloned()
             .collect();
-        for key in keys {
-            let Some(mut engine) = self.take(&key) else {
+        let mut in_force = Vec::new();
+        for key in &keys {
+            let Some(mut engine) = self.take(key) else {
                 continue;
             };
-            // An engine that cannot be made current belongs to an array that went away: it is
-            // dropped (the next request for that array says what is wrong).
-            if engine.tgt_settings().is_some() && engine.resume().is_err() {
+            if engine.tgt_settings().is_none() {
+                self.put(key.clone(), engine);
                 continue;
             }
-            if let Some(settings) = engine.tgt_settings() {
-                let _ = crate::tgt::sync(&engine, settings, crate::tgt::SyncMode::Check);
+            // An engine that cannot be made current belongs to an array that went away: it is
+            // dropped (the next request for that array says what is wrong).
+            if engine.resume().is_err() {
+                continue;
             }
-            self.put(key, engine);
+            if let Ok(None) = crate::tgt::watch(&engine) {
+                in_force.extend(crate::tgt::latest_config(engine.state_dir()));
+            }
+            self.put(key.clone(), engine);
+        }
+        for cfg in in_force {
+            if serde_json::to_string(&cfg).is_ok_and(|k| !keys.contains(&k)) {
+                served.follow(cfg);
+            }
         }
     }
 
@@ -187,8 +210,10 @@ impl Engines {
 
 /// Where a program listening on `socket` remembers its arrays when `--served` is not given:
 /// a file under `/var/lib/spindle-array` (root) or `$XDG_STATE_HOME/spindle-array` (else
-/// `~/.local/state/spindle-array`), named after the socket's path. Not beside the socket:
-/// sockets usually live under `/run`, which a reboot empties.
+/// `~/.local/state/spindle-array`), named after the socket's path: `/` becomes `_`, and every
+/// byte but ASCII letters, digits, `.` and `-` becomes `%XX` (`_` too), so that two sockets
+/// never share a file (`/run/spindle/array.sock` → `run_spindle_array.sock.served.json`).
+/// Not beside the socket: sockets usually live under `/run`, which a reboot empties.
 pub fn default_served_file(socket: &Path) -> PathBuf {
     let dir = if rustix::process::geteuid().is_root() {
         PathBuf::from("/var/lib/spindle-array")
@@ -200,18 +225,15 @@ pub fn default_served_file(socket: &Path) -> PathBuf {
             .unwrap_or_else(std::env::temp_dir)
             .join("spindle-array")
     };
-    let name: String = socket
-        .to_string_lossy()
-        .trim_start_matches('/')
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let path = socket.as_os_str().as_encoded_bytes();
+    let mut name = String::with_capacity(path.len());
+    for &b in path.strip_prefix(b"/").unwrap_or(path) {
+        match b {
+            b'/' => name.push('_'),
+            b if b.is_ascii_alphanumeric() || b == b'.' || b == b'-' => name.push(char::from(b)),
+            b => name.push_str(&format!("%{b:02X}")),
+        }
+    }
     dir.join(format!("{name}.served.json"))
 }
 
@@ -321,22 +343,49 @@ impl Served {
         fsops::fsync_dir(dir)
     }
 
-    /// Opens every remembered array not open yet whose database exists, and hands its engine
-    /// to `engines` (whose tgtd watch then brings tgtd to its export plan). Never creates an
-    /// array: one whose database is missing stays pending.
+    /// Serves `cfg`, the configuration in force of an array this program holds only under
+    /// an older one (a run without this program changed it): it is remembered in place of
+    /// the older one and opened at the next restore.
+    fn follow(&self, cfg: ArrayConfig) {
+        let Ok(key) = serde_json::to_string(&cfg) else {
+            return;
+        };
+        self.remember(&key, &cfg);
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if !pending.iter().any(|(c, _)| *c == cfg) {
+            pending.push((cfg, false));
+        }
+    }
+
+    /// Opens every remembered array not open yet whose database exists, with the
+    /// configuration in force in its state directory ([`crate::tgt::latest_config`]: a run
+    /// this program did not serve may have changed it since) or else the remembered one,
+    /// brings tgtd to its export plan, says so, and hands its engine to `engines`, whose tgtd
+    /// watch keeps it there. Never creates an array: one whose database is missing stays
+    /// pending.
     fn restore(&self, engines: &Engines, opts: &EngineOptions) {
+        let mut newer = Vec::new();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.retain_mut(|(cfg, reported)| {
-            let Ok(key) = serde_json::to_string(cfg) else {
-                return false;
-            };
             let opened = match cfg.state_dir() {
-                Ok(state) if state.join(crate::db::DB_FILE).is_file() => Engine::open(cfg, opts.clone()),
+                Ok(state) if state.join(crate::db::DB_FILE).is_file() => {
+                    if let Some(latest) = crate::tgt::latest_config(&state)
+                        .filter(|l| l != cfg && l.state_dir().ok().as_ref() == Some(&state))
+                    {
+                        *cfg = latest;
+                        newer.push(cfg.clone());
+                    }
+                    Engine::open(cfg, opts.clone())
+                }
                 Ok(state) => Err(Error::Failed(format!("{} holds no array database", state.display()))),
                 Err(e) => Err(e),
             };
+            let Ok(key) = serde_json::to_string(cfg) else {
+                return false;
+            };
             match opened {
                 Ok(engine) => {
+                    eprintln!("spindle-array daemon: {}", restored(&engine, cfg));
                     engines.put(key, engine);
                     false
                 }
@@ -353,6 +402,43 @@ impl Served {
                 }
             }
         });
+        drop(pending);
+        // The file follows the configurations in force.
+        for cfg in newer {
+            if let Ok(key) = serde_json::to_string(&cfg) {
+                self.remember(&key, &cfg);
+            }
+        }
+    }
+}
+
+/// Brings tgtd to the export plan of an array just opened from the served file, and says
+/// what it serves now (or why not).
+fn restored(engine: &Engine, cfg: &ArrayConfig) -> String {
+    let state = engine.state_dir().display();
+    let Some(t) = &cfg.tgt else {
+        return format!("serving the array at {state} (it exports nothing: no tgt_control)");
+    };
+    match crate::tgt::watch(engine) {
+        Ok(Some(report)) => format!(
+            "serving the array at {state}: tgtd on control port {}, portal {}, {} target(s){}{}",
+            t.control_port,
+            t.portal,
+            report.tids.len(),
+            report.started.map(|pid| format!(", tgtd started (pid {pid})")).unwrap_or_default(),
+            if report.failures.is_empty() {
+                String::new()
+            } else {
+                format!("; not served: {}", report.failures.join("; "))
+            }
+        ),
+        Ok(None) => format!("serving the array at {state}"),
+        Err(e) => format!(
+            "serving the array at {state}, but tgtd on control port {} (portal {}) could not be brought to its exports yet: {e}; tried again every {} s",
+            t.control_port,
+            t.portal,
+            TGTD_WATCH_INTERVAL.as_secs()
+        ),
     }
 }
 
@@ -378,7 +464,7 @@ pub fn run(opts: &DaemonOptions) -> Result<()> {
         // The remembered arrays are restored at once, then at every watch while any is left.
         std::thread::spawn(move || loop {
             served.restore(&engines, &engine_opts);
-            engines.watch_tgtd();
+            engines.watch_tgtd(&served);
             // Parked, not polling: an idle array program wakes once per interval (or at once
             // when told to stop).
             std::thread::park_timeout(TGTD_WATCH_INTERVAL);
@@ -748,11 +834,24 @@ mod tests {
 
     #[test]
     fn the_default_file_is_named_after_the_socket_and_outlives_run() {
-        let f = default_served_file(Path::new("/run/spindle/array 0.sock"));
+        let name = |p: &str| {
+            default_served_file(Path::new(p))
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+                .unwrap_or_default()
+        };
         assert_eq!(
-            f.file_name().unwrap().to_str().unwrap(),
-            "run_spindle_array_0.sock.served.json"
+            name("/run/spindle/array.sock"),
+            "run_spindle_array.sock.served.json"
         );
-        assert!(!f.starts_with("/run"));
+        assert_eq!(
+            name("/run/spindle/array 0.sock"),
+            "run_spindle_array%200.sock.served.json"
+        );
+        // Distinct sockets, distinct files.
+        assert_ne!(name("/tmp/nu-data/array0.sock"), name("/tmp/nu-data_array0.sock"));
+        assert_ne!(name("/a/b_c"), name("/a_b/c"));
+        assert!(!default_served_file(Path::new("/run/x.sock")).starts_with("/run"));
     }
 }

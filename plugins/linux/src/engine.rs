@@ -360,7 +360,7 @@ impl Engine {
             Engine::check_pool_dirs(cfg)?;
         }
         if self.db_file.is_none() || db_file_id(&self.state_dir) != self.db_file {
-            return Err(Error::InvalidArray(format!(
+            return Err(Error::Unavailable(format!(
                 "the state database in {} was replaced or removed since it was opened",
                 shown(&self.state_dir.to_string_lossy())
             )));
@@ -377,14 +377,19 @@ impl Engine {
     fn check_pool_dirs(cfg: &ArrayConfig) -> Result<()> {
         for p in &cfg.pools {
             let md = fs::metadata(&p.path).map_err(|e| {
-                Error::InvalidArray(format!(
-                    "pool {} directory {} is not usable: {e}",
+                Error::Unavailable(format!(
+                    "pool {} directory {} is not usable: {e}{}",
                     shown(&p.name),
-                    shown(&p.path.to_string_lossy())
+                    shown(&p.path.to_string_lossy()),
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        " (is its file system mounted?)"
+                    } else {
+                        ""
+                    }
                 ))
             })?;
             if !md.is_dir() {
-                return Err(Error::InvalidArray(format!(
+                return Err(Error::Unavailable(format!(
                     "pool {} path {} is not a directory",
                     shown(&p.name),
                     shown(&p.path.to_string_lossy())
@@ -397,7 +402,7 @@ impl Engine {
     /// Opens an existing state directory without a configuration (the split worker).
     pub fn open_state(state_dir: &Path, opts: EngineOptions) -> Result<Engine> {
         if !state_dir.join("array.db").exists() {
-            return Err(Error::InvalidArray(format!(
+            return Err(Error::Unavailable(format!(
                 "{} holds no array state",
                 shown(&state_dir.to_string_lossy())
             )));
@@ -513,7 +518,17 @@ impl Engine {
         self.cfg
             .as_ref()
             .and_then(|c| c.iqn_prefix.clone())
-            .unwrap_or_else(|| format!("iqn.2025-01.invalid.spindle:{}", &self.array_id[..8]))
+            .unwrap_or_else(|| self.default_iqn_prefix())
+    }
+
+    /// The prefix of target names when the configuration gives none.
+    pub fn default_iqn_prefix(&self) -> String {
+        format!("iqn.2025-01.invalid.spindle:{}", &self.array_id[..8])
+    }
+
+    /// The configuration the engine was opened with (`None`: the split worker's).
+    pub fn config(&self) -> Option<&ArrayConfig> {
+        self.cfg.as_ref()
     }
 
     /// Every table as JSON (tests compare dumps to prove bad input changed nothing).

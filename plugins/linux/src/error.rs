@@ -44,6 +44,11 @@ pub enum Error {
     /// `validate`, `ValueFormatEx` on `config` anywhere else.
     #[error("{0}")]
     InvalidArray(String),
+    /// The array's storage cannot be used now: a pool directory is missing (its file system
+    /// not mounted, say) or the state database went away; `InvalidStorageArrayEx` from
+    /// `validate`, the request's failure anywhere else (nothing is wrong with the values).
+    #[error("{0}")]
+    Unavailable(String),
     /// A file-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -124,9 +129,11 @@ impl Error {
             Error::RestoreNotSafe(_) => PluginException::new(ExceptionKind::SnapRestoreNotSafeEx, message),
             Error::InvalidArray(_) => PluginException::value_format("config", message),
             Error::PreReq(_) => PluginException::new(ExceptionKind::OperationPreReqNotMetEx, message),
-            Error::Io { .. } | Error::Db { .. } | Error::Command(_) | Error::Failed(_) => {
-                PluginException::new(failure, message)
-            }
+            Error::Unavailable(_)
+            | Error::Io { .. }
+            | Error::Db { .. }
+            | Error::Command(_)
+            | Error::Failed(_) => PluginException::new(failure, message),
         }
     }
 }

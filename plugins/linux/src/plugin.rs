@@ -434,13 +434,18 @@ impl StorageArrayPlugin for LinuxArray {
         }
         let info: ArrayInfo = c.get("info", json!({}))?;
         let mut out = ss.clone();
+        let elsewhere = info.tgt.as_ref().and_then(|t| t.elsewhere());
         let tgt = match &info.tgt {
             Some(t) => format!(
                 "exported by tgt {} (tgtd control port {}, portal {}, {})",
                 t.version.as_deref().unwrap_or("(version unknown)"),
                 t.control_port,
                 t.portal,
-                if t.running { "running" } else { "NOT running" }
+                match (&elsewhere, t.running) {
+                    (Some(other), _) => format!("running, but listening on {other}"),
+                    (None, true) => "running".into(),
+                    (None, false) => "NOT running".into(),
+                }
             ),
             None => "not exported (no tgt_control)".into(),
         };
@@ -465,10 +470,13 @@ impl StorageArrayPlugin for LinuxArray {
             info.iqn_prefix
         ));
         let running = info.tgt.as_ref().is_some_and(|t| t.running);
-        out.status = Field::Value(if running {
-            info.status.clone()
-        } else {
-            "DEGRADED: tgtd is not running".into()
+        out.status = Field::Value(match (running, elsewhere) {
+            (false, _) => "DEGRADED: tgtd is not running".into(),
+            (true, Some(other)) => format!(
+                "DEGRADED: tgtd listens on {other}, not on the configured portal {}",
+                info.tgt.as_ref().map(|t| t.portal.as_str()).unwrap_or_default()
+            ),
+            (true, None) => info.status.clone(),
         });
         let n = |x: u64| i64::try_from(x).unwrap_or(i64::MAX);
         out.total_sz = Field::Value(n(info.total));

@@ -355,7 +355,10 @@ pub fn handle_text(text: &str, opts: EngineOptions) -> Value {
 pub fn exception(env: &Envelope, e: &Error) -> PluginException {
     let mut ex = e.to_exception(env.request.failure_kind());
     if matches!(env.request, Request::Validate { .. })
-        && matches!(e, Error::InvalidArray(_) | Error::Io { .. } | Error::Db { .. })
+        && matches!(
+            e,
+            Error::InvalidArray(_) | Error::Unavailable(_) | Error::Io { .. } | Error::Db { .. }
+        )
     {
         ex = PluginException::new(ExceptionKind::InvalidStorageArrayEx, ex.message);
     }
@@ -403,10 +406,12 @@ pub fn handle_with(env: &Envelope, engine: &mut Engine) -> Value {
     };
     match failure {
         Some(why) if strict => {
-            let what = if matches!(env.request, Request::ExportSync {}) {
-                "tgtd could not be brought to the array's export state".to_string()
-            } else {
-                "the change was recorded, but tgtd could not be brought to it".to_string()
+            let what = match env.request {
+                Request::ExportSync {} => "tgtd could not be brought to the array's export state",
+                Request::Validate { .. } => {
+                    "the array's storage is usable, but tgtd could not be brought to its export state"
+                }
+                _ => "the change was recorded, but tgtd could not be brought to it",
             };
             let message = format!(
                 "{what} (control port {}, portal {}): {why}",

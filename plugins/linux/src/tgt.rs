@@ -7,7 +7,17 @@
 //! ids (so a restarted tgtd gives every target its old tid back, and with it tgt's NAA-3
 //! designator), the backing-file generation of every logical unit, which CHAP secret the
 //! account was created with (the identity of the 0600 secret file, which `set-chap` replaces),
-//! and a fingerprint of the last plan applied cleanly.
+//! a fingerprint of the last plan applied cleanly, and the configuration in force (the one
+//! of the latest request; [`latest_config`]).
+//!
+//! # When the settings change
+//! A request whose configuration differs from the one in force makes it the one in force
+//! first. A new portal moves tgtd: a running tgtd cannot change its portal, so one serving
+//! only this array's targets is stopped and started again there, and reconciled
+//! (`move_portal`); one that also serves other arrays is left alone, with an error naming
+//! them. Another tgtd instance (`tgt_control`, `tgt_socket`) or target prefix takes the
+//! array's targets out of the old instance, which stops when it then serves nothing
+//! (`leave`).
 //!
 //! # One reconciler, next to the array's state
 //! This is the only reconciler of tgtd in spindle; `spindle-tgt` supplies the typed
@@ -37,7 +47,7 @@
 //! SIGKILL), any request brings back every target, ACL, account, LUN, identity and online
 //! state.
 
-use crate::config::TgtSettings;
+use crate::config::{ArrayConfig, TgtSettings};
 use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::export::{ExportPlan, LunPlan};
@@ -110,8 +120,26 @@ pub struct TgtStatus {
     pub portal: String,
     /// tgtd answers.
     pub running: bool,
+    /// The portals tgtd listens on, when it answers (a tgtd started with another portal keeps
+    /// it until the next request moves it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listening: Option<Vec<String>>,
     /// `tgtadm --version`, when it runs.
     pub version: Option<String>,
+}
+
+impl TgtStatus {
+    /// tgtd answers but listens elsewhere than on the configured portal: what it listens on.
+    pub fn elsewhere(&self) -> Option<String> {
+        let l = self.listening.as_ref()?;
+        (self.running && l != std::slice::from_ref(&self.portal)).then(|| {
+            if l.is_empty() {
+                "nothing".to_string()
+            } else {
+                l.join(", ")
+            }
+        })
+    }
 }
 
 /// One logical unit as last applied.
@@ -146,6 +174,12 @@ struct Record {
     /// (and the same tgtd instance) needs no plan.
     #[serde(default)]
     quick: Option<String>,
+    /// The configuration of the latest request that brought tgtd to the plan: the one in
+    /// force. The resident program's background work (its tgtd watch, the restore after a
+    /// restart) serves this one and never an older one it remembers, so a change made by any
+    /// run (a new portal, say) is the one kept; see [`latest_config`].
+    #[serde(default)]
+    config: Option<ArrayConfig>,
 }
 
 fn tgt_err(context: &str, e: TgtError) -> Error {
@@ -185,10 +219,12 @@ pub fn status(settings: &TgtSettings) -> Result<TgtStatus> {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|v| !v.is_empty());
+    let running = adm.is_alive();
     Ok(TgtStatus {
         control_port: settings.control_port,
         portal: settings.portal.to_string(),
-        running: adm.is_alive(),
+        running,
+        listening: if running { adm.portals().ok() } else { None },
         version,
     })
 }
@@ -203,6 +239,12 @@ fn load_record(state_dir: &Path) -> Record {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
+}
+
+/// The configuration in force for the array whose state is in `state_dir`: the one of the
+/// latest request that brought tgtd to the plan (`Record::config`), if any.
+pub fn latest_config(state_dir: &Path) -> Option<ArrayConfig> {
+    load_record(state_dir).config
 }
 
 fn save_record(state_dir: &Path, record: &Record) -> Result<()> {
@@ -497,6 +539,145 @@ fn check_portal(adm: &Tgtadm, settings: &TgtSettings) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Moves tgtd to the configured portal when it listens on `actual` instead (the portal was
+/// changed; a running tgtd cannot change its portal): when it serves no target outside the
+/// array's prefix, it is stopped and started again on the configured portal, and the
+/// reconciliation that follows makes every target, ACL, account and logical unit again, with
+/// the same LUN numbers and page 83 ids. Sessions on the old portal end; initiators log in to
+/// the new one. A tgtd that also serves other arrays' targets is left as it is, with an
+/// error that says why. Returns the new tgtd's pid.
+fn move_portal(
+    adm: &Tgtadm,
+    settings: &TgtSettings,
+    state_dir: &Path,
+    plan: &ExportPlan,
+    actual: &[String],
+    report: &mut SyncReport,
+) -> Result<u32> {
+    let listening = if actual.is_empty() {
+        "nothing".to_string()
+    } else {
+        actual.join(", ")
+    };
+    let owner = format!("{}:", plan.iqn_prefix);
+    let targets = adm
+        .targets()
+        .map_err(|e| tgt_err("cannot read tgtd's targets", e))?;
+    let foreign: Vec<&str> = targets
+        .iter()
+        .filter(|t| !t.name.starts_with(&owner))
+        .map(|t| t.name.as_str())
+        .collect();
+    if !foreign.is_empty() {
+        return Err(Error::Failed(format!(
+            "tgtd on control port {} listens on {listening}, not on the configured portal {}, and it also serves targets outside this array's prefix {owner} ({}); it is left as it is: give every array that uses control port {} the same portal, or give this array a tgtd of its own (tgt_control)",
+            settings.control_port,
+            settings.portal,
+            foreign.join(", "),
+            settings.control_port
+        )));
+    }
+    stop_tgtd(adm).map_err(|e| {
+        Error::Failed(format!(
+            "tgtd on control port {} listens on {listening}, not on the configured portal {}, and could not be stopped to move it: {e}",
+            settings.control_port, settings.portal
+        ))
+    })?;
+    let pid = start_tgtd(adm, settings, state_dir)?;
+    report.started = Some(pid);
+    report.actions.push(format!(
+        "moved tgtd on control port {} from {listening} to {} (stopped and started again; its targets are made again)",
+        settings.control_port, settings.portal
+    ));
+    Ok(pid)
+}
+
+/// Stops a tgtd instance: deletes its targets (`--force`), then the system, and waits until
+/// it no longer listens, so that a new instance can take its portal.
+fn stop_tgtd(adm: &Tgtadm) -> Result<()> {
+    adm.shutdown_daemon()
+        .map_err(|e| tgt_err("cannot stop tgtd", e))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    while adm.is_listening() {
+        if Instant::now() >= deadline {
+            return Err(Error::Failed(format!(
+                "tgtd on control port {} still runs {} s after it was told to stop",
+                adm.control_port(),
+                START_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Takes the array's targets out of the tgtd instance of the configuration that was in force
+/// (`old`) when `new` gives it another instance (control port or socket) or another target
+/// prefix: nothing else would ever remove them, and an initiator must not keep reaching LUNs
+/// through targets the array no longer serves. The old instance is stopped when it then
+/// serves nothing (it may hold the portal the new one needs); one that serves other arrays
+/// keeps running, without this array's CHAP account. A new portal alone is [`move_portal`]'s
+/// work. Failures are reported, not returned: the new configuration is served regardless.
+fn leave(engine: &Engine, old: &ArrayConfig, new: &ArrayConfig, record: &Record, report: &mut SyncReport) {
+    let Some(old_tgt) = &old.tgt else { return };
+    let prefix = |c: &ArrayConfig| {
+        c.iqn_prefix
+            .clone()
+            .unwrap_or_else(|| engine.default_iqn_prefix())
+    };
+    let same_instance = new
+        .tgt
+        .as_ref()
+        .is_some_and(|t| t.control_port == old_tgt.control_port && t.socket == old_tgt.socket);
+    if same_instance && prefix(old) == prefix(new) {
+        return;
+    }
+    let Ok(adm) = tgtadm(old_tgt) else { return };
+    if !adm.is_alive() {
+        return;
+    }
+    let port = old_tgt.control_port;
+    let owner = format!("{}:", prefix(old));
+    let mut log = Log { report };
+    let targets = match adm.targets() {
+        Ok(t) => t,
+        Err(e) => {
+            log.report.failures.push(format!(
+                "tgtd on control port {port}, which the array used before: cannot read its targets to remove the array's: {e}"
+            ));
+            return;
+        }
+    };
+    for t in targets.iter().filter(|t| t.name.starts_with(&owner)) {
+        let (tid, name) = (t.tid, t.name.clone());
+        log.apply(
+            format!("tgtd on control port {port}, which the array used before: delete target {tid} {name}"),
+            || adm.delete_target(tid, true),
+        );
+    }
+    if same_instance {
+        return;
+    }
+    let left: Vec<TargetInfo> = adm.targets().unwrap_or_default();
+    if left.is_empty() {
+        let what = format!(
+            "stop tgtd on control port {port}, which the array used before and which serves nothing now"
+        );
+        match stop_tgtd(&adm) {
+            Ok(()) => log.report.actions.push(what),
+            Err(e) => log.report.failures.push(format!("{what}: {e}")),
+        }
+    } else if let Some((user, _)) = &record.account {
+        if !left.iter().any(|t| t.accounts.iter().any(|a| a == user)) {
+            let u = user.clone();
+            log.apply(
+                format!("tgtd on control port {port}, which the array used before: delete account {u}"),
+                || adm.delete_account(&u),
+            );
+        }
+    }
 }
 
 /// Collects what was done.
@@ -881,17 +1062,58 @@ fn correct_target(
 /// Makes tgtd serve the engine's export plan (see the module docs). Takes the array's lock
 /// for its duration. Errors are returned when tgtd cannot be started or read, or the plan
 /// cannot be expressed; failures of single changes are in [`SyncReport::failures`].
+///
+/// The engine's configuration becomes the one in force ([`latest_config`]). When it gives the
+/// array another tgtd instance or target prefix than the one in force did, the array's
+/// targets are first taken out of the old instance (`leave`); when tgtd listens on another
+/// portal than the configured one, it is moved (`move_portal`).
 pub fn sync(engine: &Engine, settings: &TgtSettings, mode: SyncMode) -> Result<SyncReport> {
     let _g = engine.lock()?;
+    let record = load_record(engine.state_dir());
+    sync_locked(engine, settings, mode, record)
+}
+
+/// The resident program's tgtd watch for an engine it holds: a [`SyncMode::Check`], but only
+/// when the engine's configuration is the one in force (`None` otherwise: the watch then
+/// serves the array with [`latest_config`] instead, so an older configuration it remembers
+/// never moves tgtd back).
+pub fn watch(engine: &Engine) -> Result<Option<SyncReport>> {
+    let Some(settings) = engine.tgt_settings() else {
+        return Ok(None);
+    };
+    let _g = engine.lock()?;
+    let record = load_record(engine.state_dir());
+    if record.config.is_some() && record.config.as_ref() != engine.config() {
+        return Ok(None);
+    }
+    sync_locked(engine, settings, SyncMode::Check, record).map(Some)
+}
+
+fn sync_locked(
+    engine: &Engine,
+    settings: &TgtSettings,
+    mode: SyncMode,
+    mut record: Record,
+) -> Result<SyncReport> {
     let state_dir = engine.state_dir().to_path_buf();
     let quick = quick_fingerprint(engine, settings)?;
     let adm = tgtadm(settings)?;
-    let mut record = load_record(&state_dir);
     let mut report = SyncReport {
         control_port: settings.control_port,
         portal: settings.portal.to_string(),
         ..SyncReport::default()
     };
+    if let Some(cfg) = engine.config().filter(|c| record.config.as_ref() != Some(*c)) {
+        if let Some(old) = record.config.take() {
+            leave(engine, &old, cfg, &record, &mut report);
+        }
+        // Recorded before anything else, so that the watch follows the new configuration
+        // even when this sync fails; what was applied was applied under the old one.
+        record.config = Some(cfg.clone());
+        record.fingerprint = None;
+        record.quick = None;
+        save_record(&state_dir, &record)?;
+    }
     // A check only needs to know that a tgtd still listens (a killed one does not); a full
     // sync reads tgtd's state next anyway, so it asks it to answer.
     let alive = match mode {
@@ -904,7 +1126,7 @@ pub fn sync(engine: &Engine, settings: &TgtSettings, mode: SyncMode) -> Result<S
         record.tgtd_pid = Some(pid);
     }
     let instance = instance_id(&adm);
-    let same_instance = instance.is_some() && record.instance == instance;
+    let mut same_instance = instance.is_some() && record.instance == instance;
     let applied = |r: &Record| r.fingerprint.is_some() && r.quick.as_deref() == Some(quick.as_str());
     if mode == SyncMode::Check && same_instance && applied(&record) {
         report.tids = record.tids;
@@ -920,7 +1142,14 @@ pub fn sync(engine: &Engine, settings: &TgtSettings, mode: SyncMode) -> Result<S
         return Ok(report);
     }
     if report.started.is_none() {
-        check_portal(&adm, settings)?;
+        let actual = adm
+            .portals()
+            .map_err(|e| tgt_err("cannot read tgtd's portals", e))?;
+        if actual != [settings.portal.to_string()] {
+            let pid = move_portal(&adm, settings, &state_dir, &plan, &actual, &mut report)?;
+            record.tgtd_pid = Some(pid);
+            same_instance = false;
+        }
     }
     let (w, left_out) = want(&plan, &record.tids)?;
     report.failures.extend(left_out);
@@ -957,6 +1186,7 @@ pub fn sync(engine: &Engine, settings: &TgtSettings, mode: SyncMode) -> Result<S
         luns,
         account,
         tgtd_pid: record.tgtd_pid,
+        config: record.config,
     };
     save_record(&state_dir, &new)?;
     Ok(report)
@@ -1021,7 +1251,10 @@ mod tests {
             secret_file,
         });
         let e = want(&p, &BTreeMap::new()).expect_err("short secret").to_string();
-        assert!(e.contains("CHAP secret") && !e.contains("short\""), "{e}");
+        assert!(
+            e.contains("CHAP secret") && !e.contains("'short'") && !e.contains("\"short\""),
+            "{e}"
+        );
         // A bad name leaves out what it names, and only that.
         let mut p = plan();
         p.targets[0].initiators = vec!["not an iqn".into(), "iqn.2025-01.org.example:ok".into()];

@@ -150,13 +150,23 @@ fn errors_use_the_guides_exceptions() {
     bad.pools[0].path = pool.join("missing");
     let (_, v) = request(&bad, json!({"op": "validate"}), &[]);
     assert_eq!(v["error"]["exception"], "InvalidStorageArrayEx");
+    // Outside validate, storage that is gone (an unmounted file system) is the operation
+    // failing, not a malformed value.
     let (_, v) = request(&bad, json!({"op": "list"}), &[]);
-    assert_eq!(v["error"]["exception"], "ValueFormatEx");
-    assert_eq!(v["error"]["key"], "config");
+    assert_eq!(v["error"]["exception"], "ListFailedEx", "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("missing") && message.contains("is its file system mounted?"),
+        "{message}"
+    );
     let mut moved = cfg.clone();
     moved.pools[0].name = "other".into();
     let (_, v) = request(&moved, json!({"op": "validate"}), &[]);
     assert_eq!(v["error"]["exception"], "InvalidStorageArrayEx");
+    // A configuration that contradicts the array is a bad value.
+    let (_, v) = request(&moved, json!({"op": "list"}), &[]);
+    assert_eq!(v["error"]["exception"], "ValueFormatEx", "{v}");
+    assert_eq!(v["error"]["key"], "config");
 }
 
 #[test]
@@ -199,4 +209,22 @@ fn a_split_written_to_during_the_copy_is_abandoned_without_loss() {
     assert_eq!(c["se_type"], "SnapCloneType");
     assert_eq!(c["state"], "ONLINE");
     assert_eq!(ok(&cfg, json!({"op": "fsck"})), json!([]));
+}
+
+/// `--help` says how to run the program, and an unknown command points to it.
+#[test]
+fn help_is_there_for_people() {
+    let out = std::process::Command::new(exe()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("usage:") && text.contains("daemon --socket PATH"),
+        "{text}"
+    );
+    let out = std::process::Command::new(exe())
+        .arg("frobnicate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spindle-array --help"));
 }

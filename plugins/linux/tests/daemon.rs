@@ -352,8 +352,13 @@ fn export_one_lun(via: &Via, cfg: &ArrayConfig, tgt: &Tgt, name: &str) -> (Value
 /// Waits (at most 20 s) until `INIT_A` sees `want` on `tgt`'s portal; connections made while
 /// a restarted tgtd is still being configured may fail, so it polls.
 fn wait_export(tgt: &Tgt, want: &[(String, Vec<u32>)]) {
+    wait_export_on(&tgt.portal(), want);
+}
+
+/// [`wait_export`] on `portal`.
+fn wait_export_on(portal: &str, want: &[(String, Vec<u32>)]) {
     let start = Instant::now();
-    while try_visible(&tgt.portal(), INIT_A, None).as_deref() != Ok(want) {
+    while try_visible(portal, INIT_A, None).as_deref() != Ok(want) {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "the export was not restored"
@@ -431,4 +436,51 @@ fn a_restarted_program_serves_its_arrays_again_with_no_request() {
     // Tried at every watch, never made again.
     std::thread::sleep(spindle_plugin_linux::daemon::TGTD_WATCH_INTERVAL * 2);
     assert!(!removed_state.exists());
+}
+
+/// A new portal given by a run the resident program does not serve (a one-shot run, while the
+/// program holds the array under the old portal) moves tgtd there, and it is the portal kept:
+/// the program's watch does not move tgtd back but follows the change, and after everything
+/// restarts it restores the new portal, and says what it serves.
+#[test]
+fn a_portal_changed_by_any_run_is_the_one_kept() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let tgt = Tgt::new();
+    let cfg = tgt_config(&fs.pool("p0"), &tgt);
+    let mut d = Daemon::start(&[]);
+    let (lun, want) = export_one_lun(&d.via(), &cfg, &tgt, "kept");
+    let new_portal = format!("127.0.0.1:{}", free_port());
+    let mut moved = cfg.clone();
+    moved.tgt.as_mut().unwrap().portal = new_portal.parse().unwrap();
+    let report = ok(&moved, json!({"op": "export-sync"}));
+    assert!(report["actions"].to_string().contains("moved tgtd"), "{report}");
+    wait_export_on(&new_portal, &want);
+
+    // The program's watch leaves tgtd on the new portal, and follows the change.
+    let served = d.dir.path().join("served.json");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&served).unwrap().contains(&new_portal) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the served file never followed the change"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(spindle_plugin_linux::daemon::TGTD_WATCH_INTERVAL * 2);
+    assert_eq!(tgt.adm().portals().unwrap(), vec![new_portal.clone()]);
+
+    // After a restart of everything, the new portal is the one restored.
+    d.restart_after(|| tgt.kill9());
+    wait_export_on(&new_portal, &want);
+    assert_eq!(tgt.adm().portals().unwrap(), vec![new_portal.clone()]);
+    let listed = ok_via(&d.via(), &moved, json!({"op": "list"}));
+    assert_eq!(listed[0]["page83_id"], lun["page83_id"]);
+    let log = std::fs::read_to_string(d.dir.path().join("daemon.log")).unwrap();
+    assert!(
+        log.contains(&format!("portal {new_portal}, 1 target(s), tgtd started")),
+        "{log}"
+    );
 }

@@ -462,3 +462,112 @@ fn eui_and_naa_initiators_reach_the_acl() {
     assert!(e.to_string().contains("grp_name"), "{e}");
     assert!(targets.iter().any(|t| t.name.ends_with(":ga")));
 }
+
+/// The array's tgtd settings change and the array follows, whichever run brings the change:
+/// - a new portal for a tgtd that also serves another array's targets is refused, naming
+///   them, and nothing moves;
+/// - another tgtd instance (`tgt_control`) takes the array's targets out of the old one,
+///   which keeps serving the other array;
+/// - a new portal for a tgtd serving only this array moves it (stopped and started again);
+/// - when the last array leaves the old instance, that instance stops.
+///
+/// Every LUN keeps its number and page 83 id throughout.
+#[test]
+fn a_changed_portal_or_tgtd_instance_is_followed() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let (tgt, tgt2) = (Tgt::new(), Tgt::new());
+    let cfg = tgt_config(&fs.pool("p0"), &tgt);
+    let mut other = tgt_config(&fs.pool("p1"), &tgt);
+    other.iqn_prefix = Some("iqn.2025-01.org.example:other".into());
+    let mut page83 = Vec::new();
+    for (c, group, init) in [(&cfg, "ga", INIT_A), (&other, "gb", INIT_B)] {
+        ok(
+            c,
+            json!({"op": "group-create", "groups": [{"name": group, "entries": [init]}]}),
+        );
+        let lun = ok(
+            c,
+            json!({"op": "create", "name": "l", "pool": "p0", "size": 4 * MIB, "thin": true}),
+        );
+        ok(
+            c,
+            json!({"op": "present", "uuid": lun["uuid"], "groups": [group]}),
+        );
+        page83.push(lun["page83_id"].clone());
+    }
+    let ga = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
+    let gb = vec![("iqn.2025-01.org.example:other:gb".to_string(), vec![1])];
+    assert_eq!(visible(&tgt.portal(), INIT_A, None), ga);
+    assert_eq!(visible(&tgt.portal(), INIT_B, None), gb);
+    let portals = |t: &Tgt| t.adm().portals().unwrap();
+
+    // Shared tgtd: its portal is not moved under the other array.
+    let new_portal = format!("127.0.0.1:{}", free_port());
+    let mut moved = cfg.clone();
+    moved.tgt.as_mut().unwrap().portal = new_portal.parse().unwrap();
+    let e = err(&moved, json!({"op": "export-sync"}));
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.contains("outside this array's prefix") && m.contains("iqn.2025-01.org.example:other:gb"),
+        "{m}"
+    );
+    assert_eq!(portals(&tgt), vec![tgt.portal()]);
+    assert_eq!(visible(&tgt.portal(), INIT_B, None), gb);
+
+    // The other array moves to its own tgtd: its target leaves the shared one.
+    let mut other2 = other.clone();
+    other2.tgt = Some(tgt2.settings());
+    let report = ok(&other2, json!({"op": "export-sync"}));
+    assert!(
+        report["actions"].to_string().contains("delete target"),
+        "{report}"
+    );
+    assert!(visible(&tgt.portal(), INIT_B, None).is_empty());
+    assert_eq!(visible(&tgt2.portal(), INIT_B, None), gb);
+    assert!(tgt.pid().is_some(), "the old tgtd still serves the first array");
+
+    // Now the first array's tgtd serves only it, and moves.
+    let before = tgt.pid();
+    let report = ok(&moved, json!({"op": "export-sync"}));
+    assert!(report["actions"].to_string().contains("moved tgtd"), "{report}");
+    assert_eq!(portals(&tgt), vec![new_portal.clone()]);
+    assert_ne!(tgt.pid(), before);
+    assert_eq!(visible(&new_portal, INIT_A, None), ga);
+    assert!(
+        try_visible(&tgt.portal(), INIT_A, None).is_err(),
+        "the old portal is closed"
+    );
+    let info = ok(&moved, json!({"op": "info"}));
+    assert_eq!(info["tgt"]["listening"], json!([new_portal]), "{info}");
+
+    // And it leaves that tgtd too, which then serves nothing and stops.
+    let mut cfg2 = moved.clone();
+    cfg2.tgt = Some(tgt2.settings());
+    ok(&cfg2, json!({"op": "export-sync"}));
+    assert!(tgt.pid().is_none(), "the tgtd nobody uses any more was stopped");
+    assert_eq!(visible(&tgt2.portal(), INIT_A, None), ga);
+    for (c, id) in [(&cfg2, &page83[0]), (&other2, &page83[1])] {
+        assert_eq!(&ok(c, json!({"op": "list"}))[0]["page83_id"], id);
+    }
+}
+
+/// A tgtd that listens elsewhere than on the configured portal is reported as such by
+/// `getInfo`'s export status, not as simply running.
+#[test]
+fn a_tgtd_on_another_portal_is_reported() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let (_fs, tgt, cfg) = array_with_group_ga();
+    let mut elsewhere = cfg.clone();
+    let other = format!("127.0.0.1:{}", free_port());
+    elsewhere.tgt.as_mut().unwrap().portal = other.parse().unwrap();
+    // The status alone (no sync) of a configuration whose portal tgtd does not listen on.
+    let status = spindle_plugin_linux::tgt::status(elsewhere.tgt.as_ref().unwrap()).unwrap();
+    assert_eq!(status.elsewhere(), Some(tgt.portal()), "{status:?}");
+    let status = spindle_plugin_linux::tgt::status(cfg.tgt.as_ref().unwrap()).unwrap();
+    assert_eq!(status.elsewhere(), None, "{status:?}");
+}

@@ -574,8 +574,14 @@ impl Daemon {
         d
     }
 
-    /// Runs the program on `socket`, remembering its arrays in `dir/served.json`.
+    /// Runs the program on `socket`, remembering its arrays in `dir/served.json`, its
+    /// standard error appended to `dir/daemon.log`.
     fn spawn(dir: &Path, socket: &Path, env: &[(&str, &str)]) -> std::process::Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("daemon.log"))
+            .unwrap();
         let mut cmd = Command::new(exe());
         cmd.args(["daemon", "--socket"])
             .arg(socket)
@@ -583,7 +589,8 @@ impl Daemon {
             .arg(dir.join("served.json"))
             .arg("--stdin-lifeline")
             .stdin(Stdio::piped())
-            .stdout(Stdio::null());
+            .stdout(Stdio::null())
+            .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }

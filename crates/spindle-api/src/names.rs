@@ -14,39 +14,56 @@ pub const SHELL_META: &[char] = &[
     '\\', '^',
 ];
 
-/// A value quoted for a message: escaped, and cut after 80 characters.
+/// A value quoted for a message, the one quoting every spindle message uses: in single
+/// quotes (which need no escaping inside JSON), control characters and quotes escaped, cut
+/// after 80 characters.
 pub fn shown(value: &str) -> String {
-    let escaped = format!("{value:?}");
-    if escaped.chars().count() > 80 {
-        let cut: String = escaped.chars().take(77).collect();
-        format!("{cut}...\"")
+    let escaped: String = value.chars().flat_map(char::escape_debug).collect();
+    if escaped.chars().count() > 78 {
+        let cut: String = escaped.chars().take(75).collect();
+        format!("'{cut}...'")
     } else {
-        escaped
+        format!("'{escaped}'")
     }
 }
 
-/// Why a non-empty `value` is not a usable name, if it is not. `also_refused` names characters
-/// a backend refuses on top of [`SHELL_META`] (they count as metacharacters in the message).
-pub fn name_fault(value: &str, also_refused: &[char]) -> Option<&'static str> {
-    if value.chars().count() > MAX_NAME_LEN {
-        Some("is longer than 64 characters")
-    } else if value.chars().any(char::is_control) {
-        Some("contains control characters")
-    } else if value.chars().any(char::is_whitespace) {
-        Some("contains blanks")
-    } else if value.contains('/') {
-        Some("contains '/'")
-    } else if value.contains("..") || value == "." {
-        Some("contains '..' or is '.'")
-    } else if value
-        .chars()
-        .any(|c| SHELL_META.contains(&c) || also_refused.contains(&c))
-    {
-        Some("contains shell metacharacters")
-    } else if value.starts_with('-') {
-        Some("starts with '-'")
-    } else {
-        None
+/// Why a non-empty `value` is not a usable name, if it is not: every fault, e.g. "contains
+/// blanks and shell metacharacters". `also_refused` names characters a backend refuses on
+/// top of [`SHELL_META`] (they count as metacharacters in the message).
+pub fn name_fault(value: &str, also_refused: &[char]) -> Option<String> {
+    let checks: [(bool, &str); 7] = [
+        (
+            value.chars().count() > MAX_NAME_LEN,
+            "is longer than 64 characters",
+        ),
+        (value.chars().any(char::is_control), "contains control characters"),
+        (
+            value.chars().any(|c| c.is_whitespace() && !c.is_control()),
+            "contains blanks",
+        ),
+        (value.contains('/'), "contains '/'"),
+        (value.contains("..") || value == ".", "contains '..' or is '.'"),
+        (
+            value
+                .chars()
+                .any(|c| SHELL_META.contains(&c) || also_refused.contains(&c)),
+            "contains shell metacharacters",
+        ),
+        (value.starts_with('-'), "starts with '-'"),
+    ];
+    let faults: Vec<&str> = checks
+        .iter()
+        .filter(|(bad, _)| *bad)
+        .map(|(_, why)| *why)
+        .collect();
+    match faults.as_slice() {
+        [] => None,
+        [one] => Some((*one).to_string()),
+        [first @ .., last] => Some(format!(
+            "{} and {}",
+            first.join(", "),
+            last.trim_start_matches("contains ")
+        )),
     }
 }
 
@@ -128,6 +145,15 @@ fn iqn_ok(lower: &str) -> bool {
     labels_ok && unique_ok
 }
 
+/// What an iSCSI name must be, for messages about `entry`, which is not one.
+pub fn iscsi_name_rule(entry: &str) -> &'static str {
+    if entry.len() > MAX_ISCSI_NAME {
+        "is longer than 223 bytes, the most an iSCSI name may hold"
+    } else {
+        "is not an iSCSI name: iqn.YYYY-MM.reverse.domain[:id], eui. + 16 hex digits or naa. + 16 or 32 hex digits"
+    }
+}
+
 /// The normal form of an iSCSI name, or `None` if `entry` is not one:
 /// `iqn.YYYY-MM.reverse.domain[:unique]` (lower case), `eui.` + 16 hex digits or `naa.` + 16
 /// or 32 hex digits (hex in upper case).
@@ -172,10 +198,27 @@ mod tests {
     }
 
     #[test]
+    fn values_are_quoted_escaped_and_cut() {
+        assert_eq!(shown("db1"), "'db1'");
+        assert_eq!(shown("a'b\n"), "'a\\'b\\n'");
+        let long = shown(&"x".repeat(200));
+        assert_eq!(long.chars().count(), 80);
+        assert!(long.ends_with("...'"));
+    }
+
+    #[test]
     fn name_faults_include_the_backend_extras() {
         assert_eq!(name_fault("lun1", &[]), None);
         assert_eq!(name_fault("a%b", &[]), None);
-        assert_eq!(name_fault("a%b", &['%']), Some("contains shell metacharacters"));
-        assert_eq!(name_fault("a/b", &[]), Some("contains '/'"));
+        assert_eq!(
+            name_fault("a%b", &['%']).as_deref(),
+            Some("contains shell metacharacters")
+        );
+        assert_eq!(name_fault("a/b", &[]).as_deref(), Some("contains '/'"));
+        // Every fault is named.
+        assert_eq!(
+            name_fault("$(touch x)", &[]).as_deref(),
+            Some("contains blanks and shell metacharacters")
+        );
     }
 }

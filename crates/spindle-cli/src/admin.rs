@@ -623,7 +623,9 @@ impl Ctx<'_> {
                     thin: !thick,
                     qos,
                 };
-                self.reply(c.create_lun(&s, &lun)?, views::elements, "")
+                let reply = c.create_lun(&s, &lun)?;
+                note_size_given(&reply, size);
+                self.reply(reply, views::elements, "")
             }
             LunCommand::List { refresh } => {
                 self.show(&c.luns(&s, refresh)?, views::elements);
@@ -652,7 +654,9 @@ impl Ctx<'_> {
                         ),
                     ));
                 }
-                self.reply(c.resize_lun(&s, &name, size)?, views::elements, "")
+                let reply = c.resize_lun(&s, &name, size)?;
+                note_size_given(&reply, size);
+                self.reply(reply, views::elements, "")
             }
             LunCommand::Remove { name } => self.reply(
                 c.remove_lun(&s, &name)?,
@@ -737,5 +741,21 @@ impl Ctx<'_> {
                 Ok(())
             }
         }
+    }
+}
+
+/// Says so on standard error when the array gave a LUN another size than the one asked for
+/// (arrays allocate in whole units: the Linux array in MiB), so that nobody is surprised by
+/// the size an initiator reads.
+fn note_size_given(reply: &Reply, asked: i64) {
+    let Reply::Value(v) = reply else { return };
+    let Some(given) = v.get("size").and_then(Value::as_i64) else {
+        return;
+    };
+    if given != asked {
+        eprintln!(
+            "note: the array made it {} ({given} bytes), not the {asked} bytes asked for (it allocates in whole units)",
+            format_size(given)
+        );
     }
 }

@@ -147,6 +147,16 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
         .then(|| tokio::spawn(supervise_embedded(Arc::clone(&service))));
 
     bound.run(shutdown_signal()).await;
+    eprintln!(
+        "spindle stopping: finishing the requests in flight (a second SIGTERM or Ctrl-C stops it at once)"
+    );
+    // A second signal ends the process at once: as safe as a crash (jobs resume at the next
+    // start), and an administrator must never find the server deaf to signals.
+    tokio::spawn(async {
+        shutdown_signal().await;
+        eprintln!("spindle stopped at once on a second signal; running jobs resume at the next start");
+        std::process::exit(130);
+    });
     if let Some(p) = probe {
         p.abort();
     }

@@ -52,6 +52,21 @@ fn field(v: &Value, key: &str) -> String {
     text(v.get(key))
 }
 
+/// A server's status: what its plug-in last said, unless the last re-read failed, in which
+/// case that status is only as of `refreshed_at` and is not shown as current.
+fn server_status(s: &Value, long: bool) -> String {
+    let failed = s.get("last_error").is_some_and(|e| !e.is_null());
+    match (failed, long) {
+        (false, _) => field(s, "status"),
+        (true, false) => "REFRESH FAILED".into(),
+        (true, true) => format!(
+            "unknown: the last refresh failed (it was {} at {})",
+            field(s, "status"),
+            field(s, "refreshed_at")
+        ),
+    }
+}
+
 /// Every parent of a snapshot or clone (a snapshot of several LUNs has several); servers
 /// older than `parents` give only `parent`.
 fn parents(v: &Value) -> String {
@@ -205,7 +220,7 @@ pub fn servers(v: &Value) -> String {
                 field(s, "name"),
                 field(s, "plugin"),
                 field(s, "storage_type"),
-                field(s, "status"),
+                server_status(s, false),
                 size(s, "total_sz"),
                 size(s, "free_sz"),
                 field(&counts, "luns"),
@@ -246,7 +261,8 @@ pub fn server_detail(s: &Value) -> String {
         ("plugin", field(s, "plugin")),
         ("storage type", field(s, "storage_type")),
         ("uuid", field(s, "uuid")),
-        ("status", field(s, "status")),
+        ("status", server_status(s, true)),
+        ("last error", field(s, "last_error")),
         ("description", field(s, "storage_desc")),
         ("admin host", field(s, "admin_host")),
         ("admin user", field(s, "admin_user")),
@@ -505,6 +521,23 @@ mod tests {
             "access_grps": [{"grp_name": "hosts", "grp_entries": []}],
             "secrets_set": ["passwd"]
         }));
+        // A failed refresh: the stored status is not shown as current.
+        let failed = json!({
+            "name": "sim3", "status": "ONLINE", "refreshed_at": "2026-12-07T01:00:00Z",
+            "last_error": "pool p0 directory /srv/p0 is not usable", "counts": {}
+        });
+        let d = server_detail(&failed);
+        assert!(
+            d.contains("status:")
+                && d.contains("unknown: the last refresh failed (it was ONLINE at 2026-12-07T01:00:00Z)"),
+            "{d}"
+        );
+        assert!(
+            d.contains("last error:") && d.contains("/srv/p0 is not usable"),
+            "{d}"
+        );
+        let t = servers(&json!([failed]));
+        assert!(t.contains("REFRESH FAILED") && !t.contains("ONLINE"), "{t}");
         let empty = server_detail(&json!({"name": "sim2", "vol_groups": [], "access_grps": []}));
         assert!(
             empty.contains("Pools:\n  (none)\n") && empty.contains("Access groups:\n  (none)\n"),

@@ -115,8 +115,9 @@ fn check_entries(
                     ExceptionKind::ValueFormatEx,
                     "entries",
                     format!(
-                        "entries value {} is not an iSCSI initiator name (iqn.YYYY-MM.reverse.domain[:id], eui. + 16 hex digits or naa. + 16 or 32 hex digits)",
-                        q(e)
+                        "entries value {} {}",
+                        q(e),
+                        spindle_api::names::iscsi_name_rule(e)
                     ),
                 )
             })?,
@@ -130,7 +131,10 @@ fn check_entries(
                         ServiceError::bad(
                             ExceptionKind::ValueFormatEx,
                             "entries",
-                            format!("entries value {} is not a WWN written 0x followed by 16 hex digits", q(e)),
+                            format!(
+                                "entries value {} is not a WWN written 0x followed by 16 hex digits",
+                                q(e)
+                            ),
                         )
                     })?
             }

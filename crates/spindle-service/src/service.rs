@@ -330,13 +330,7 @@ pub(crate) fn redacted_ss(ss: &Value) -> Value {
 /// A value quoted for a message: `'name'`, control characters escaped, cut after 80
 /// characters.
 pub(crate) fn q(value: &str) -> String {
-    let escaped: String = value.chars().flat_map(char::escape_default).collect();
-    if escaped.chars().count() > 80 {
-        let cut: String = escaped.chars().take(77).collect();
-        format!("'{cut}...'")
-    } else {
-        format!("'{escaped}'")
-    }
+    spindle_api::names::shown(value)
 }
 
 fn map_call_error(e: CallError) -> ServiceError {

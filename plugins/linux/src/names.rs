@@ -14,9 +14,9 @@ const TGT_SEPARATORS: &[char] = &['%', '=', ','];
 
 /// Why `value` is not a usable name, if it is not. A leading '.' is refused too: the array's
 /// own working files start with one.
-fn name_fault(value: &str) -> Option<&'static str> {
+fn name_fault(value: &str) -> Option<String> {
     spindle_api::names::name_fault(value, TGT_SEPARATORS)
-        .or_else(|| value.starts_with('.').then_some("starts with '.'"))
+        .or_else(|| value.starts_with('.').then(|| "starts with '.'".to_string()))
 }
 
 /// Checks a name given under `key`: `MissingKeyEx` when empty, `ValueFormatEx` when unusable.
@@ -58,8 +58,9 @@ pub fn normalize_iscsi_name(key: &str, entry: &str) -> Result<String> {
         Error::format(
             key,
             format!(
-                "{key} value {} is not an iSCSI name: iqn.YYYY-MM.reverse.domain[:id], eui. + 16 hex digits or naa. + 16 or 32 hex digits",
-                shown(entry)
+                "{key} value {} {}",
+                shown(entry),
+                spindle_api::names::iscsi_name_rule(entry)
             ),
         )
     })
@@ -149,7 +150,7 @@ mod tests {
                 matches!(&e, Error::ValueFormat { key, .. } if key == "name"),
                 "{n}"
             );
-            assert!(e.to_string().starts_with("name \""), "{e}");
+            assert!(e.to_string().starts_with("name '"), "{e}");
         }
         assert!(matches!(
             check_name("grp_name", ""),
@@ -190,6 +191,12 @@ mod tests {
         ] {
             assert!(normalize_iscsi_name("e", bad).is_err(), "{bad}");
         }
+        // Too long: the message gives the limit.
+        let long = format!("iqn.2001-04.com.example:{}", "x".repeat(226));
+        let e = normalize_iscsi_name("entries", &long)
+            .expect_err("250 bytes")
+            .to_string();
+        assert!(e.contains("longer than 223 bytes"), "{e}");
     }
 
     #[test]

@@ -360,7 +360,7 @@ async fn validate_explains_what_is_missing() {
     chap["passwd"] = json!("short");
     let e = m.raised(Method::Validate, json!({"ss_record": chap})).await;
     assert!(
-        e.message.contains("passwd") && !e.message.contains("short\""),
+        e.message.contains("passwd") && !e.message.contains("'short'") && !e.message.contains("\"short\""),
         "{e}"
     );
 

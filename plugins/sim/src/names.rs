@@ -91,7 +91,7 @@ mod tests {
             let e = check_name("name", n).expect_err(n);
             assert_eq!(e.kind, ExceptionKind::ValueFormatEx, "{n}");
             assert_eq!(e.key.as_deref(), Some("name"));
-            assert!(e.message.starts_with("name \""), "{}", e.message);
+            assert!(e.message.starts_with("name '"), "{}", e.message);
         }
         let e = check_name("grp_name", "").expect_err("empty");
         assert_eq!(e.kind, ExceptionKind::MissingKeyEx);

@@ -19,10 +19,31 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// What `--help` prints.
+const HELP: &str = "spindle-array: the array side of spindle's Linux software array.
+
+usage:
+  spindle-array                       serve one JSON request read from standard input
+  spindle-array --socket PATH         the same, through the resident program listening on
+                                      PATH while one does (served by this run otherwise)
+  spindle-array daemon --socket PATH [--served FILE] [--stdin-lifeline]
+                                      the resident program: requests on a Unix socket; when it
+                                      starts it serves again the arrays remembered in FILE
+                                      (default under /var/lib/spindle-array for root)
+  spindle-array steps                 the crash-test step names
+  spindle-array --help                this text
+
+The plug-in spindle.linux.LinuxArray runs it; the request format is documented in the
+crate spindle-plugin-linux (module protocol).";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None => serve(None),
+        Some("--help" | "-h" | "help") => {
+            println!("{HELP}");
+            ExitCode::SUCCESS
+        }
         Some("--socket") => match args.get(1).map(Path::new) {
             Some(socket) if socket.is_absolute() && args.len() == 2 => serve(Some(socket)),
             _ => {
@@ -42,7 +63,7 @@ fn main() -> ExitCode {
         }
         Some(other) => {
             eprintln!(
-                "spindle-array: unknown command {other:?}; run it with a JSON request on standard input"
+                "spindle-array: unknown command {other:?}; run it with a JSON request on standard input, or see spindle-array --help"
             );
             ExitCode::from(2)
         }
@@ -97,6 +118,10 @@ fn daemon(args: &[String]) -> ExitCode {
             "--socket" => socket = it.next().map(PathBuf::from),
             "--served" => served = it.next().map(PathBuf::from),
             "--stdin-lifeline" => stdin_lifeline = true,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
             other => {
                 eprintln!("spindle-array daemon: unknown argument {other:?}; {USAGE}");
                 return ExitCode::from(2);

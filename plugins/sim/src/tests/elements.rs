@@ -95,7 +95,7 @@ fn create_refuses_bad_input_naming_key_and_value_and_changes_nothing() {
             &["name"],
         );
         assert_eq!(e.key.as_deref(), Some("name"));
-        let shown_value: String = format!("{bad:?}").chars().take(40).collect();
+        let shown_value: String = spindle_api::names::shown(bad).chars().take(40).collect();
         assert!(
             e.message.contains(&shown_value),
             "{} lacks {shown_value}",

@@ -119,7 +119,7 @@ fn group_errors_name_the_value_and_change_nothing() {
     expect_ex(
         fx.p.create_access_groups(h, &fx.ss, &[grp("new", &[]), grp("g", &[])]),
         ExceptionKind::InvalidValueEx,
-        &["\"g\"", "already"],
+        &["'g'", "already"],
     );
     expect_ex(
         fx.p.create_access_groups(h, &fx.ss, &[grp("x", &[]), grp("x", &[])]),
@@ -153,7 +153,7 @@ fn group_errors_name_the_value_and_change_nothing() {
     expect_ex(
         fx.p.rename_access_group(h, &fx.ss, "g", "h"),
         ExceptionKind::InvalidValueEx,
-        &["\"h\"", "already"],
+        &["'h'", "already"],
     );
     expect_ex(
         fx.p.add_to_access_group(h, &fx.ss, "nope", &[]),
@@ -230,7 +230,7 @@ fn presentation_follows_groups() {
     expect_ex(
         fx.p.remove_access_groups(&fx.host, &fx.ss, &[grp("a", &[])]),
         ExceptionKind::StorageElementBusyEx,
-        &["\"a\"", "l"],
+        &["'a'", "l"],
     );
     fx.p.rename_access_group(&fx.host, &fx.ss, "a", "alpha")
         .expect("rename");
@@ -242,7 +242,7 @@ fn presentation_follows_groups() {
     expect_ex(
         fx.p.start_present(&fx.host, &fx.ss, &lun, &["a".into()]),
         ExceptionKind::InvalidValueEx,
-        &["access_grp_names", "\"a\""],
+        &["access_grp_names", "'a'"],
     );
     expect_ex(
         fx.p.stop_present(&fx.host, &fx.ss, &lun, &["zzz".into()]),

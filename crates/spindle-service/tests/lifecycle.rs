@@ -658,6 +658,10 @@ async fn periodic_refresh_reads_changes_and_records_errors() {
         matches!(e, ServiceError::Refused(_) | ServiceError::PluginFailed(_)),
         "{e:?}"
     );
+    // refreshed_at is the last re-read that succeeded: a failed one leaves it.
+    let after = env.ok(Action::ShowServer { server: s("r") }).await;
+    assert_eq!(after["refreshed_at"], err["refreshed_at"], "{after}");
+    assert!(after["last_error"].is_string());
     std::fs::write(&state, good).unwrap();
     let v = env.ok(Action::RefreshServer { server: s("r") }).await;
     assert!(v["last_error"].is_null(), "a good refresh clears last_error: {v}");

@@ -105,6 +105,13 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
     .await
     .map_err(|e| spindle_err("cannot open spindle's database")(e.to_string()))?;
 
+    // Registrations of the embedded array follow this run's flags (--portal, --tgt-control).
+    for name in service.adopt_embedded().await {
+        eprintln!(
+            "  storage server {name}: now on the embedded array's current settings (portal, tgtd, program)"
+        );
+    }
+
     let token = spindle_http::Token::load_or_create(&data_dir)
         .map_err(|e| spindle_err("cannot set up the API token")(e.to_string()))?;
     let tls = match (args.tls_cert, args.tls_key) {
@@ -223,6 +230,7 @@ async fn prepare_embedded(
         EmbeddedServer {
             plugin: prepared.plugin.to_string(),
             ss_record,
+            identity_setting: spindle_embedded::IDENTITY_SETTING.to_string(),
         },
         prepared.pool_dir.clone(),
         resident,

@@ -256,13 +256,12 @@ pub fn server_detail(s: &Value) -> String {
         }
         (h, _) => text(h),
     };
-    let mut out = block(&[
+    let mut pairs = vec![
         ("name", field(s, "name")),
         ("plugin", field(s, "plugin")),
         ("storage type", field(s, "storage_type")),
         ("uuid", field(s, "uuid")),
         ("status", server_status(s, true)),
-        ("last error", field(s, "last_error")),
         ("description", field(s, "storage_desc")),
         ("admin host", field(s, "admin_host")),
         ("admin user", field(s, "admin_user")),
@@ -285,7 +284,11 @@ pub fn server_detail(s: &Value) -> String {
             ),
         ),
         ("refreshed at", field(s, "refreshed_at")),
-    ]);
+    ];
+    if s.get("last_error").is_some_and(|e| !e.is_null()) {
+        pairs.insert(5, ("last error", field(s, "last_error")));
+    }
+    let mut out = block(&pairs);
     let pools: Vec<Vec<String>> = s
         .get("vol_groups")
         .map(items)

@@ -422,7 +422,31 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
         !socket.exists(),
         "the resident array program outlived spindle serve"
     );
+    // It comes back with another portal: the registration follows, tgtd moves there with
+    // every target and LUN, and the old portal closes.
+    let old_portal = portal.clone();
+    srv.portal_port = free_port();
     srv.start();
+    let portal = srv.portal();
+    let local = srv.json(&["server", "show", "local"]);
+    assert!(
+        local["extra_info"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("portal={portal}")),
+        "{local}"
+    );
+    assert!(
+        srv.log()
+            .contains("storage server local: now on the embedded array's current settings"),
+        "{}",
+        srv.log()
+    );
+    assert_eq!(find(&portal, HOST_A, &page83), at);
+    assert!(
+        Discovery::send_targets(&old_portal, HOST_A, None).is_err(),
+        "the old portal still answers"
+    );
     let watched = srv.cli(&["job", "watch", &job_id]);
     assert!(watched.status.success(), "job watch: {watched:?}\n{}", srv.log());
     let jobs = srv.json(&["job", "list"]);

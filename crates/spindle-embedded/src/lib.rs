@@ -53,6 +53,9 @@ pub const DEFAULT_POOL_SIZE: u64 = 64 << 30;
 pub const MIN_POOL_SIZE: u64 = 300 << 20;
 /// The name of the embedded array's pool (its `vol_group`).
 pub const POOL_NAME: &str = "default";
+/// The extra_info setting that identifies the embedded array across restarts: its state
+/// directory, `<data-dir>/array`, which no flag of `spindle serve` changes.
+pub const IDENTITY_SETTING: &str = "state";
 /// Target names are `<IQN_BASE>:<host>:<access group>`.
 pub const IQN_BASE: &str = "iqn.2026-11.localhost.spindle";
 /// The array program's name.

@@ -2,7 +2,7 @@
 
 use crate::metrics::Metrics;
 use crate::store::{self, ServerRow, Store};
-use crate::{Action, Reply, RequestContext, ServiceError};
+use crate::{Action, Reply, RequestContext, ServerSettings, ServiceError};
 use serde_json::{Map, Value};
 use spindle_api::{Method, PluginException};
 use spindle_manager::{CallError, CallOptions, Manager, PluginEntry};
@@ -36,6 +36,10 @@ pub struct EmbeddedServer {
     pub plugin: String,
     /// The ss_record every field of a registration comes from (name and uuid are set then).
     pub ss_record: Value,
+    /// The extra_info setting whose value identifies the embedded array across restarts of
+    /// spindle (its state directory: `state` for the Linux array): a registration with the
+    /// same value is the embedded array, whatever its other settings.
+    pub identity_setting: String,
 }
 
 impl std::fmt::Debug for EmbeddedServer {
@@ -44,6 +48,7 @@ impl std::fmt::Debug for EmbeddedServer {
         f.debug_struct("EmbeddedServer")
             .field("plugin", &self.plugin)
             .field("ss_record", &redacted_ss(&self.ss_record))
+            .field("identity_setting", &self.identity_setting)
             .finish()
     }
 }
@@ -208,6 +213,75 @@ impl Service {
         .await
     }
 
+    /// Brings every registration of the embedded array (same plug-in, same value of
+    /// [`EmbeddedServer::identity_setting`] in its extra_info) to the embedded record's settings when they differ —
+    /// `spindle serve` was restarted with another `--portal`, `--tgt-control` or split rate,
+    /// or a new build moved the array program — exactly as `server set` would (validate, which
+    /// moves tgtd, then a re-read); the registration's name, uuid and CHAP stay. The serve
+    /// glue calls it once at start. Returns the names of the servers that now follow; a
+    /// registration the array refuses keeps its settings and is reported.
+    pub async fn adopt_embedded(&self) -> Vec<String> {
+        let Some(emb) = &self.inner.config.embedded else {
+            return Vec::new();
+        };
+        let text = |ss: &Value, k: &str| ss.get(k).and_then(Value::as_str).map(str::to_string);
+        let Some(want) = text(&emb.ss_record, "extra_info") else {
+            return Vec::new();
+        };
+        let Some(state) = extra_info_setting(&want, &emb.identity_setting) else {
+            return Vec::new();
+        };
+        let servers = match self.inner.store.read(store::servers).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the servers to bring to the embedded array's settings");
+                return Vec::new();
+            }
+        };
+        let keys = [
+            "extra_info",
+            "access_host",
+            "access_port",
+            "admin_host",
+            "admin_user",
+        ];
+        let mut followed = Vec::new();
+        for srv in servers.iter().filter(|s| {
+            s.plugin.starts_with(&emb.plugin)
+                && text(&s.ss, "extra_info")
+                    .is_some_and(|e| extra_info_setting(&e, &emb.identity_setting) == Some(state))
+                && keys.iter().any(|k| s.ss.get(*k) != emb.ss_record.get(*k))
+        }) {
+            let settings = ServerSettings {
+                extra_info: Some(want.clone()),
+                access_host: text(&emb.ss_record, "access_host"),
+                access_port: text(&emb.ss_record, "access_port").and_then(|p| p.parse().ok()),
+                admin_host: text(&emb.ss_record, "admin_host"),
+                admin_user: text(&emb.ss_record, "admin_user"),
+                ..ServerSettings::default()
+            };
+            let action = Action::UpdateServer(crate::UpdateServer {
+                server: srv.name.clone(),
+                settings,
+            });
+            let ctx = RequestContext {
+                call_id: format!("embedded-{}", uuid::Uuid::new_v4().simple()),
+                who: "spindle serve".into(),
+                remote: "embedded array settings".into(),
+            };
+            match self.handle(&ctx, action).await {
+                Ok(_) => {
+                    tracing::info!(server = %srv.name, extra_info = %crate::views::scrub_extra_info(&want).0, "the embedded array's settings changed; its registration follows");
+                    followed.push(srv.name.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(server = %srv.name, error = %e, "the embedded array's settings changed, but its registration could not follow; it keeps its settings")
+                }
+            }
+        }
+        followed
+    }
+
     /// Probes (getStatus) every registered server backed by the embedded array — those whose
     /// settings are the embedded record's — and returns how many answered. The serve glue
     /// calls it every few seconds, so a killed tgtd is back within one interval even when
@@ -329,6 +403,15 @@ pub(crate) fn redacted_ss(ss: &Value) -> Value {
 
 /// A value quoted for a message: `'name'`, control characters escaped, cut after 80
 /// characters.
+/// The value of `key` in an extra_info of `key=value;...` settings.
+fn extra_info_setting<'a>(extra_info: &'a str, key: &str) -> Option<&'a str> {
+    extra_info
+        .split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim())
+}
+
 pub(crate) fn q(value: &str) -> String {
     spindle_api::names::shown(value)
 }

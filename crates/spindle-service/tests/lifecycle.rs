@@ -855,3 +855,93 @@ async fn totals_follow_a_change_without_a_refresh() {
     .await;
     wait_free(before).await;
 }
+
+/// The embedded array's registrations follow its settings when spindle starts with other ones
+/// (`spindle serve --portal ...`): `adopt_embedded` updates them as `server set` would, keeps
+/// name, uuid and CHAP, audits the change, and leaves every other server alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_of_the_embedded_array_follow_its_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("sim-embedded");
+    let embedded = |access_host: &str, split: u64| spindle_service::EmbeddedServer {
+        plugin: SIM.into(),
+        ss_record: json!({
+            "storage_type": "iSCSIStorage",
+            "admin_host": "localhost",
+            "admin_user": "root",
+            "access_host": access_host,
+            "access_port": "3260",
+            "extra_info": format!("state_dir={};split_ms_per_gib={split}", state.display()),
+        }),
+        identity_setting: "state_dir".into(),
+    };
+    let manager = manager().await;
+    let data = tmp.path().join("data");
+    let open = |emb: spindle_service::EmbeddedServer| {
+        let mut cfg = config(&data, &manager);
+        cfg.embedded = Some(emb);
+        spindle_service::Service::open(cfg)
+    };
+    let ctx = |id: &str| spindle_service::RequestContext {
+        call_id: id.into(),
+        who: "admin".into(),
+        remote: "192.0.2.7:1".into(),
+    };
+
+    let svc = open(embedded("127.0.0.1", 0)).await.unwrap();
+    let mut add = spindle_service::AddServer {
+        name: "local".into(),
+        embedded: true,
+        ..Default::default()
+    };
+    add.settings.chap = Some(true);
+    add.settings.username = Some("chapuser".into());
+    add.settings.passwd = Some(CHAP_SECRET.into());
+    let Ok(Reply::Created(before)) = svc.handle(&ctx("add"), Action::AddServer(add)).await else {
+        panic!("registration failed");
+    };
+    let other_state = tmp.path().join("sim-other");
+    svc.handle(
+        &ctx("add-other"),
+        Action::AddServer(sim_server("other", &other_state, "iSCSIStorage", 0)),
+    )
+    .await
+    .unwrap();
+    // Nothing changed: nothing to follow.
+    assert!(svc.adopt_embedded().await.is_empty());
+    svc.shutdown().await;
+    drop(svc);
+
+    // spindle starts again with other settings for the embedded array.
+    let svc = open(embedded("127.0.0.2", 300)).await.unwrap();
+    assert_eq!(svc.adopt_embedded().await, vec!["local".to_string()]);
+    let show = |name: &'static str| Action::ShowServer { server: name.into() };
+    let Ok(Reply::Done(now)) = svc.handle(&ctx("show"), show("local")).await else {
+        panic!("show failed");
+    };
+    assert_eq!(now["access_host"], "127.0.0.2");
+    assert!(
+        now["extra_info"]
+            .as_str()
+            .unwrap()
+            .ends_with("split_ms_per_gib=300"),
+        "{now}"
+    );
+    assert_eq!(now["uuid"], before["uuid"]);
+    assert_eq!(now["username"], "chapuser");
+    assert!(now["secrets_set"].to_string().contains("passwd"), "{now}");
+    let Ok(Reply::Done(other)) = svc.handle(&ctx("show-other"), show("other")).await else {
+        panic!("show failed");
+    };
+    assert_eq!(other["access_host"], "192.0.2.10", "{other}");
+    let Ok(Reply::Done(audit)) = svc.handle(&ctx("audit"), Action::ListAudit { limit: 10 }).await else {
+        panic!("audit failed");
+    };
+    assert!(
+        audit.to_string().contains("spindle serve"),
+        "the change is audited: {audit}"
+    );
+    // Followed once: a second start with the same settings changes nothing.
+    assert!(svc.adopt_embedded().await.is_empty());
+    svc.shutdown().await;
+}

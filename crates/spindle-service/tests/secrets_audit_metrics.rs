@@ -61,6 +61,7 @@ async fn secrets_stay_inside_audit_records_every_mutation_metrics_are_complete()
     let emb = EmbeddedServer {
         plugin: SIM.into(),
         ss_record: embedded_ss,
+        identity_setting: "state_dir".into(),
     };
     assert_no_secrets("EmbeddedServer Debug", &format!("{emb:?}"));
     let env = Env::with(|c| c.embedded = Some(emb)).await;

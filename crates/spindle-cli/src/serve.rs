@@ -106,7 +106,8 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
     .map_err(|e| spindle_err("cannot open spindle's database")(e.to_string()))?;
 
     // Registrations of the embedded array follow this run's flags (--portal, --tgt-control).
-    for name in service.adopt_embedded().await {
+    let registrations = service.adopt_embedded().await;
+    for (name, _) in registrations.iter().filter(|(_, followed)| *followed) {
         eprintln!(
             "  storage server {name}: now on the embedded array's current settings (portal, tgtd, program)"
         );
@@ -143,10 +144,19 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
         data_dir.join("token").display()
     );
     if let Some((_, pool_dir)) = &embedded {
-        eprintln!(
-            "  embedded array: pool {} — register it with: spindle server add local --embedded",
-            pool_dir.display()
-        );
+        let names: Vec<&str> = registrations.iter().map(|(n, _)| n.as_str()).collect();
+        if names.is_empty() {
+            eprintln!(
+                "  embedded array: pool {} — register it with: spindle server add local --embedded",
+                pool_dir.display()
+            );
+        } else {
+            eprintln!(
+                "  embedded array: pool {}, registered as {}",
+                pool_dir.display(),
+                names.join(", ")
+            );
+        }
     }
 
     let probe = embedded

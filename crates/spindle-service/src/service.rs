@@ -218,9 +218,10 @@ impl Service {
     /// `spindle serve` was restarted with another `--portal`, `--tgt-control` or split rate,
     /// or a new build moved the array program — exactly as `server set` would (validate, which
     /// moves tgtd, then a re-read); the registration's name, uuid and CHAP stay. The serve
-    /// glue calls it once at start. Returns the names of the servers that now follow; a
-    /// registration the array refuses keeps its settings and is reported.
-    pub async fn adopt_embedded(&self) -> Vec<String> {
+    /// glue calls it once at start. Returns every registration of the embedded array, each
+    /// with whether it was brought to the new settings now; a registration the array refuses
+    /// keeps its settings and is reported.
+    pub async fn adopt_embedded(&self) -> Vec<(String, bool)> {
         let Some(emb) = &self.inner.config.embedded else {
             return Vec::new();
         };
@@ -245,13 +246,16 @@ impl Service {
             "admin_host",
             "admin_user",
         ];
-        let mut followed = Vec::new();
+        let mut registrations = Vec::new();
         for srv in servers.iter().filter(|s| {
             s.plugin.starts_with(&emb.plugin)
                 && text(&s.ss, "extra_info")
                     .is_some_and(|e| extra_info_setting(&e, &emb.identity_setting) == Some(state))
-                && keys.iter().any(|k| s.ss.get(*k) != emb.ss_record.get(*k))
         }) {
+            if keys.iter().all(|k| srv.ss.get(*k) == emb.ss_record.get(*k)) {
+                registrations.push((srv.name.clone(), false));
+                continue;
+            }
             let settings = ServerSettings {
                 extra_info: Some(want.clone()),
                 access_host: text(&emb.ss_record, "access_host"),
@@ -272,14 +276,15 @@ impl Service {
             match self.handle(&ctx, action).await {
                 Ok(_) => {
                     tracing::info!(server = %srv.name, extra_info = %crate::views::scrub_extra_info(&want).0, "the embedded array's settings changed; its registration follows");
-                    followed.push(srv.name.clone());
+                    registrations.push((srv.name.clone(), true));
                 }
                 Err(e) => {
-                    tracing::warn!(server = %srv.name, error = %e, "the embedded array's settings changed, but its registration could not follow; it keeps its settings")
+                    tracing::warn!(server = %srv.name, error = %e, "the embedded array's settings changed, but its registration could not follow; it keeps its settings");
+                    registrations.push((srv.name.clone(), false));
                 }
             }
         }
-        followed
+        registrations
     }
 
     /// Probes (getStatus) every registered server backed by the embedded array — those whose

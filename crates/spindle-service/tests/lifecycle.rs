@@ -908,13 +908,13 @@ async fn registrations_of_the_embedded_array_follow_its_settings() {
     .await
     .unwrap();
     // Nothing changed: nothing to follow.
-    assert!(svc.adopt_embedded().await.is_empty());
+    assert_eq!(svc.adopt_embedded().await, vec![("local".to_string(), false)]);
     svc.shutdown().await;
     drop(svc);
 
     // spindle starts again with other settings for the embedded array.
     let svc = open(embedded("127.0.0.2", 300)).await.unwrap();
-    assert_eq!(svc.adopt_embedded().await, vec!["local".to_string()]);
+    assert_eq!(svc.adopt_embedded().await, vec![("local".to_string(), true)]);
     let show = |name: &'static str| Action::ShowServer { server: name.into() };
     let Ok(Reply::Done(now)) = svc.handle(&ctx("show"), show("local")).await else {
         panic!("show failed");
@@ -942,6 +942,6 @@ async fn registrations_of_the_embedded_array_follow_its_settings() {
         "the change is audited: {audit}"
     );
     // Followed once: a second start with the same settings changes nothing.
-    assert!(svc.adopt_embedded().await.is_empty());
+    assert_eq!(svc.adopt_embedded().await, vec![("local".to_string(), false)]);
     svc.shutdown().await;
 }

@@ -107,10 +107,10 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
 
     // Registrations of the embedded array follow this run's flags (--portal, --tgt-control).
     let registrations = service.adopt_embedded().await;
-    for (name, _) in registrations.iter().filter(|(_, followed)| *followed) {
-        eprintln!(
-            "  storage server {name}: now on the embedded array's current settings (portal, tgtd, program)"
-        );
+    for (name, changes) in &registrations {
+        if let Some(changes) = changes {
+            eprintln!("  storage server {name} follows the embedded array's new settings: {changes}");
+        }
     }
 
     let token = spindle_http::Token::load_or_create(&data_dir)

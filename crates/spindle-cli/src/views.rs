@@ -276,12 +276,22 @@ pub fn server_detail(s: &Value) -> String {
         ("allocated", size_with_bytes(s, "alloc_sz")),
         (
             "elements",
-            format!(
-                "{} LUNs, {} clones, {} snapshots",
-                field(&counts, "luns"),
-                field(&counts, "clones"),
-                field(&counts, "snapshots")
-            ),
+            ["luns", "clones", "snapshots"]
+                .iter()
+                .map(|k| {
+                    let n = field(&counts, k);
+                    let word = match (*k, n.as_str()) {
+                        ("luns", "1") => "LUN",
+                        ("luns", _) => "LUNs",
+                        ("clones", "1") => "clone",
+                        ("clones", _) => "clones",
+                        (_, "1") => "snapshot",
+                        _ => "snapshots",
+                    };
+                    format!("{n} {word}")
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
         ("refreshed at", field(s, "refreshed_at")),
     ];
@@ -547,7 +557,7 @@ mod tests {
             "{empty}"
         );
         assert!(
-            s.contains("1.0 TiB") && s.contains("2 LUNs, 1 clones, 0 snapshots"),
+            s.contains("1.0 TiB") && s.contains("2 LUNs, 1 clone, 0 snapshots"),
             "{s}"
         );
         assert!(

@@ -437,8 +437,9 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
         "{local}"
     );
     assert!(
-        srv.log()
-            .contains("storage server local: now on the embedded array's current settings"),
+        srv.log().contains(&format!(
+            "storage server local follows the embedded array's new settings: portal {old_portal} → {portal}"
+        )),
         "{}",
         srv.log()
     );
@@ -447,6 +448,14 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
         Discovery::send_targets(&old_portal, HOST_A, None).is_err(),
         "the old portal still answers"
     );
+    // A change made inside tgtd behind spindle's back (the ACL entry removed with tgtadm) is
+    // repaired by a refresh of the server.
+    let adm = spindle_tgt::Tgtadm::new(srv.control).unwrap();
+    let target = adm.target_by_name(&at.0).unwrap().unwrap();
+    adm.unbind_initiator(target.tid, HOST_A).unwrap();
+    assert!(seen(&portal, HOST_A).is_empty(), "the ACL entry was not removed");
+    srv.json(&["server", "refresh", "local"]);
+    assert_eq!(find(&portal, HOST_A, &page83), at);
     let watched = srv.cli(&["job", "watch", &job_id]);
     assert!(watched.status.success(), "job watch: {watched:?}\n{}", srv.log());
     let jobs = srv.json(&["job", "list"]);
@@ -607,7 +616,8 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
     assert!(Session::login(&portal, &target, HOST_A, Some(&right)).is_err());
     let sess = Session::login(&portal, &target, HOST_A, Some(&Chap::new("vmhosts", rotated))).unwrap();
     sess.logout().unwrap();
-    // Settings the array refuses change nothing, and the refusal names them.
+    // The embedded array's location is spindle serve's flags: server set refuses it, naming
+    // the setting and saying where it is changed, and changes nothing.
     let before = srv.json(&["server", "show", "local"]);
     let bad = srv.cli(&[
         "server",
@@ -617,8 +627,9 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
         "pools=default:/nonexistent;tgt_control=7",
     ]);
     assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    let said = String::from_utf8_lossy(&bad.stderr);
     assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("/nonexistent"),
+        said.contains("key extra_info") && said.contains("spindle serve's flags"),
         "{bad:?}"
     );
     assert_eq!(

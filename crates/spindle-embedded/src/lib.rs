@@ -434,39 +434,68 @@ fn is_empty_dir(dir: &Path) -> Result<bool, EmbeddedError> {
     Ok(std::fs::read_dir(dir).map_err(io("list", dir))?.next().is_none())
 }
 
-/// Whether tgtd with control port `control` answers on its default management socket.
-fn tgtd_running(control: u16) -> bool {
-    let Some(adm) = tools::find("tgtadm") else {
-        return false;
-    };
-    tools::run(
-        &adm,
-        &args(["-C", &control.to_string(), "--mode", "system", "--op", "show"]),
-        &[],
-        "",
-        "",
-    )
-    .is_ok()
+/// The portals tgtd of control port `control` listens on, if it runs.
+fn tgtd_portals(control: u16) -> Option<Vec<String>> {
+    let program = tools::find("tgtadm")?;
+    spindle_tgt::Tgtadm::new(control)
+        .ok()?
+        .with_program(program)
+        .portals()
+        .ok()
 }
 
-/// Checks that the portal can be served: either the array's tgtd already runs (and holds it),
-/// or nothing else listens there.
-fn check_portal(portal: SocketAddr, control: u16, notes: &mut Vec<String>) -> Result<(), EmbeddedError> {
-    if tgtd_running(control) {
-        notes.push(format!(
-            "tgtd -C {control} already runs; the array keeps it serving"
-        ));
-        return Ok(());
-    }
+/// Checks that the portal can be served: its address is this host's, and a tgtd of the array
+/// already listens there (the one of `control`, or the one the array used until now, which
+/// the registration then leaves for `control`), or nothing listens there (a running tgtd of
+/// the array is then moved to it). The array's state directory `state_dir` says which tgtd
+/// it used until now.
+fn check_portal(
+    portal: SocketAddr,
+    control: u16,
+    state_dir: &Path,
+    notes: &mut Vec<String>,
+) -> Result<(), EmbeddedError> {
     let unavailable = |reason: String| EmbeddedError::PortalUnavailable {
         portal: portal.to_string(),
         reason,
     };
+    // Whatever runs: an address of another host is never served (tgtd would fall back to
+    // every address).
+    if let Err(e) = TcpListener::bind((portal.ip(), 0)) {
+        if e.kind() == std::io::ErrorKind::AddrNotAvailable {
+            return Err(unavailable("the address is not one of this host's".into()));
+        }
+    }
+    let wanted = [portal.to_string()];
+    if tgtd_portals(control).is_some_and(|p| p == wanted) {
+        notes.push(format!(
+            "tgtd -C {control} already runs there; the array keeps it serving"
+        ));
+        return Ok(());
+    }
+    let previous = spindle_plugin_linux::tgt::latest_config(state_dir)
+        .and_then(|c| c.tgt)
+        .map(|t| t.control_port)
+        .filter(|c| *c != control);
+    if let Some(old) = previous.filter(|old| tgtd_portals(*old).is_some_and(|p| p == wanted)) {
+        notes.push(format!(
+            "tgtd -C {old}, the array's until now, runs there; the array moves to tgtd -C {control}"
+        ));
+        return Ok(());
+    }
     match TcpListener::bind(portal) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(unavailable(format!(
-            "another program listens there and it is not the array's tgtd (tgtd -C {control} does not run)"
-        ))),
+        Ok(_) => {
+            if let Some(elsewhere) = tgtd_portals(control) {
+                notes.push(format!(
+                    "tgtd -C {control} runs on {}; the array moves it to {portal}",
+                    elsewhere.join(", ")
+                ));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(unavailable(
+            "another program listens there and it is not the array's tgtd".to_string(),
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
             Err(unavailable("the address is not one of this host's".into()))
         }
@@ -547,7 +576,7 @@ pub fn prepare(cfg: &EmbeddedConfig) -> Result<EmbeddedArray, EmbeddedError> {
         _ => {}
     }
     notes.extend(tools::ensure(&needed, cfg.install, root)?);
-    check_portal(portal, cfg.tgt_control, &mut notes)?;
+    check_portal(portal, cfg.tgt_control, &data_dir.join("array"), &mut notes)?;
     if !root {
         notes.push(
             "spindle does not run as root: the array's tgtd (which needs root) may fail to start".into(),

@@ -753,6 +753,7 @@ pub static ROUTES: &[RouteSpec] = &[
             Ok(Action::UpdateServer(UpdateServer {
                 server: i.path("server")?,
                 settings: i.server_settings(),
+                from_embedded_flags: false,
             }))
         }),
     },

@@ -343,6 +343,10 @@ pub struct UpdateServer {
     pub server: String,
     #[serde(default)]
     pub settings: ServerSettings,
+    /// Set only by `spindle serve` bringing a registration of the embedded array to its
+    /// flags ([`crate::Service::adopt_embedded`]): those settings may be changed only that way.
+    #[serde(skip)]
+    pub from_embedded_flags: bool,
 }
 
 /// Create a LUN (`POST /v1/servers/{server}/luns`).

@@ -983,10 +983,21 @@ impl Inner {
                     "this spindle runs without an embedded array",
                 )
             })?;
-            let ss = given
-                .into_iter()
-                .fold(emb.ss_record.clone(), |ss, (k, v)| with_ss(ss, k, v));
-            (emb.plugin.clone(), ss)
+            // One array, one registration: two records of it would drift apart.
+            let (plugin, ss) = (emb.plugin.clone(), emb.ss_record.clone());
+            let servers = self.store.read(store::servers).await?;
+            if let Some(other) = servers.iter().find(|s| self.is_embedded(&s.plugin, &s.ss)) {
+                return Err(ServiceError::bad(
+                    ExceptionKind::InvalidValueEx,
+                    "embedded",
+                    format!(
+                        "the embedded array is already registered as storage server {}; one array has one registration",
+                        q(&other.name)
+                    ),
+                ));
+            }
+            let ss = given.into_iter().fold(ss, |ss, (k, v)| with_ss(ss, k, v));
+            (plugin, ss)
         } else {
             let plugin = a.plugin.clone().filter(|p| !p.is_empty()).ok_or_else(|| {
                 ServiceError::bad(
@@ -1136,6 +1147,33 @@ impl Inner {
         let _g = self.lock(&u.server).await;
         let mut srv = self.server(&u.server).await?;
         let entry = self.plugin(&srv)?;
+        // The embedded array's location and exports are spindle serve's flags: changed here,
+        // they would be undone at its next start.
+        if !u.from_embedded_flags && self.is_embedded(&srv.plugin, &srv.ss) {
+            let managed = [
+                "extra_info",
+                "access_host",
+                "access_port",
+                "admin_host",
+                "admin_user",
+                "admin_passwd",
+            ];
+            if let Some((k, _)) = u
+                .settings
+                .entries()
+                .into_iter()
+                .find(|(k, _)| managed.contains(k))
+            {
+                return Err(ServiceError::bad(
+                    ExceptionKind::InvalidValueEx,
+                    k,
+                    format!(
+                        "storage server {} is the embedded array: its {k} comes from spindle serve's flags (--portal, --tgt-control, --split-rate-mib); restart spindle serve with other flags to change it (only chap, username and passwd are set here)",
+                        q(&srv.name)
+                    ),
+                ));
+            }
+        }
         let ss = given
             .into_iter()
             .fold(srv.ss.clone(), |ss, (k, v)| with_ss(ss, k, v));

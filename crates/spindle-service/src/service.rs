@@ -219,9 +219,9 @@ impl Service {
     /// or a new build moved the array program — exactly as `server set` would (validate, which
     /// moves tgtd, then a re-read); the registration's name, uuid and CHAP stay. The serve
     /// glue calls it once at start. Returns every registration of the embedded array, each
-    /// with whether it was brought to the new settings now; a registration the array refuses
-    /// keeps its settings and is reported.
-    pub async fn adopt_embedded(&self) -> Vec<(String, bool)> {
+    /// with what changed (`portal A → B`, ...) when it was brought to new settings now; a
+    /// registration the array refuses keeps its settings and is reported.
+    pub async fn adopt_embedded(&self) -> Vec<(String, Option<String>)> {
         let Some(emb) = &self.inner.config.embedded else {
             return Vec::new();
         };
@@ -253,8 +253,15 @@ impl Service {
                     .is_some_and(|e| extra_info_setting(&e, &emb.identity_setting) == Some(state))
         }) {
             if keys.iter().all(|k| srv.ss.get(*k) == emb.ss_record.get(*k)) {
-                registrations.push((srv.name.clone(), false));
+                registrations.push((srv.name.clone(), None));
                 continue;
+            }
+            let mut changes = settings_changes(text(&srv.ss, "extra_info").as_deref().unwrap_or(""), &want);
+            for k in ["access_host", "access_port", "admin_host", "admin_user"] {
+                if srv.ss.get(k) != emb.ss_record.get(k) {
+                    let shown = |ss: &Value| text(ss, k).unwrap_or_else(|| "-".into());
+                    changes.push(format!("{k} {} → {}", shown(&srv.ss), shown(&emb.ss_record)));
+                }
             }
             let settings = ServerSettings {
                 extra_info: Some(want.clone()),
@@ -267,6 +274,7 @@ impl Service {
             let action = Action::UpdateServer(crate::UpdateServer {
                 server: srv.name.clone(),
                 settings,
+                from_embedded_flags: true,
             });
             let ctx = RequestContext {
                 call_id: format!("embedded-{}", uuid::Uuid::new_v4().simple()),
@@ -275,12 +283,12 @@ impl Service {
             };
             match self.handle(&ctx, action).await {
                 Ok(_) => {
-                    tracing::info!(server = %srv.name, extra_info = %crate::views::scrub_extra_info(&want).0, "the embedded array's settings changed; its registration follows");
-                    registrations.push((srv.name.clone(), true));
+                    tracing::info!(server = %srv.name, changes = %changes.join(", "), "the embedded array's settings changed; its registration follows");
+                    registrations.push((srv.name.clone(), Some(changes.join(", "))));
                 }
                 Err(e) => {
-                    tracing::warn!(server = %srv.name, error = %e, "the embedded array's settings changed, but its registration could not follow; it keeps its settings");
-                    registrations.push((srv.name.clone(), false));
+                    tracing::warn!(server = %srv.name, changes = %changes.join(", "), error = %e, "the embedded array's settings changed, but its registration could not follow; it keeps its settings");
+                    registrations.push((srv.name.clone(), None));
                 }
             }
         }
@@ -408,6 +416,32 @@ pub(crate) fn redacted_ss(ss: &Value) -> Value {
 
 /// A value quoted for a message: `'name'`, control characters escaped, cut after 80
 /// characters.
+/// What differs between two extra_info settings strings, `key old → new` each (secret-looking
+/// keys shown as changed, never their values).
+fn settings_changes(old: &str, new: &str) -> Vec<String> {
+    let parse = |e: &str| -> std::collections::BTreeMap<String, String> {
+        e.split(';')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    };
+    let (a, b) = (parse(old), parse(new));
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| {
+            if crate::views::scrub_extra_info(&format!("{k}=x")).1.is_empty() {
+                let v = |m: &std::collections::BTreeMap<String, String>| {
+                    m.get(k).cloned().unwrap_or_else(|| "-".into())
+                };
+                format!("{k} {} → {}", v(&a), v(&b))
+            } else {
+                format!("{k} changed")
+            }
+        })
+        .collect()
+}
+
 /// The value of `key` in an extra_info of `key=value;...` settings.
 fn extra_info_setting<'a>(extra_info: &'a str, key: &str) -> Option<&'a str> {
     extra_info
@@ -430,6 +464,21 @@ fn map_call_error(e: CallError) -> ServiceError {
 }
 
 impl Inner {
+    /// Whether a server of plug-in `plugin` with ss_record `ss` is the embedded array (same
+    /// plug-in, same value of [`EmbeddedServer::identity_setting`]).
+    pub(crate) fn is_embedded(&self, plugin: &str, ss: &Value) -> bool {
+        let Some(emb) = &self.config.embedded else {
+            return false;
+        };
+        let setting = |ss: &Value| {
+            ss.get("extra_info")
+                .and_then(Value::as_str)
+                .and_then(|e| extra_info_setting(e, &emb.identity_setting))
+                .map(str::to_string)
+        };
+        plugin.starts_with(&emb.plugin) && setting(ss).is_some() && setting(ss) == setting(&emb.ss_record)
+    }
+
     pub(crate) fn track(&self, h: JoinHandle<()>) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.retain(|t| !t.is_finished());

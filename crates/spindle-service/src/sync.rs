@@ -85,6 +85,15 @@ impl Inner {
         call_id: &str,
         previous: &HashMap<String, ElementRow>,
     ) -> Result<Snapshot, ServiceError> {
+        // A plug-in that implements refresh brings its array up to date first (the Linux
+        // array reconciles tgtd to its export state, repairing changes made behind it). One
+        // that does not is not asked: the generic refresh rescans this host's SCSI buses,
+        // which reading an array's records has no business doing.
+        if entry.implements(Method::Refresh) {
+            if let Err(e) = self.call(entry, Method::Refresh, args(ss, []), call_id).await {
+                tracing::warn!(server, error = %e, "the plug-in's refresh failed; its records are read anyway");
+            }
+        }
         let info = self.call(entry, Method::GetInfo, args(ss, []), call_id).await?;
         let ss = merge_ss(ss, &info);
         let listed = records(Some(

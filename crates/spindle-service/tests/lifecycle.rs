@@ -705,8 +705,8 @@ async fn a_refresh_asks_for_parents_only_when_it_does_not_know_them() {
     env.ok(Action::RefreshServer { server: s("p") }).await;
     assert_eq!(
         env.manager.invocations() - before,
-        5,
-        "getInfo, list, getCurrentSnaps, getCurrentClones, getAccessGroups"
+        6,
+        "refresh, getInfo, list, getCurrentSnaps, getCurrentClones, getAccessGroups"
     );
 
     // A snapshot made behind spindle's back: its parent is learned by asking per element.
@@ -736,7 +736,7 @@ async fn a_refresh_asks_for_parents_only_when_it_does_not_know_them() {
     let before = env.manager.invocations();
     env.ok(Action::RefreshServer { server: s("p") }).await;
     assert!(
-        env.manager.invocations() - before > 5,
+        env.manager.invocations() - before > 6,
         "the new snapshot's parent was not asked for"
     );
     let snaps = env
@@ -907,14 +907,57 @@ async fn registrations_of_the_embedded_array_follow_its_settings() {
     )
     .await
     .unwrap();
+    // One array, one registration.
+    let again = spindle_service::AddServer {
+        name: "again".into(),
+        embedded: true,
+        ..Default::default()
+    };
+    let e = svc
+        .handle(&ctx("add-again"), Action::AddServer(again))
+        .await
+        .unwrap_err();
+    assert_eq!(e.key(), Some("embedded"), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("already registered as storage server 'local'"),
+        "{e}"
+    );
+    // Its location comes from spindle serve's flags, not from server set; CHAP is set here.
+    let set = |f: &dyn Fn(&mut spindle_service::ServerSettings)| {
+        let mut u = spindle_service::UpdateServer {
+            server: "local".into(),
+            ..Default::default()
+        };
+        f(&mut u.settings);
+        Action::UpdateServer(u)
+    };
+    let e = svc
+        .handle(
+            &ctx("set-extra"),
+            set(&|s| s.extra_info = Some("state_dir=/elsewhere".into())),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.key(), Some("extra_info"), "{e:?}");
+    assert!(e.to_string().contains("spindle serve's flags"), "{e}");
+    svc.handle(&ctx("set-chap"), set(&|s| s.username = Some("chapuser".into())))
+        .await
+        .unwrap();
     // Nothing changed: nothing to follow.
-    assert_eq!(svc.adopt_embedded().await, vec![("local".to_string(), false)]);
+    assert_eq!(svc.adopt_embedded().await, vec![("local".to_string(), None)]);
     svc.shutdown().await;
     drop(svc);
 
     // spindle starts again with other settings for the embedded array.
     let svc = open(embedded("127.0.0.2", 300)).await.unwrap();
-    assert_eq!(svc.adopt_embedded().await, vec![("local".to_string(), true)]);
+    assert_eq!(
+        svc.adopt_embedded().await,
+        vec![(
+            "local".to_string(),
+            Some("split_ms_per_gib 0 → 300, access_host 127.0.0.1 → 127.0.0.2".to_string())
+        )]
+    );
     let show = |name: &'static str| Action::ShowServer { server: name.into() };
     let Ok(Reply::Done(now)) = svc.handle(&ctx("show"), show("local")).await else {
         panic!("show failed");
@@ -942,6 +985,6 @@ async fn registrations_of_the_embedded_array_follow_its_settings() {
         "the change is audited: {audit}"
     );
     // Followed once: a second start with the same settings changes nothing.
-    assert_eq!(svc.adopt_embedded().await, vec![("local".to_string(), false)]);
+    assert_eq!(svc.adopt_embedded().await, vec![("local".to_string(), None)]);
     svc.shutdown().await;
 }

@@ -20,7 +20,8 @@
 //! Watching tgtd: every [`TGTD_WATCH_INTERVAL`] the program checks, for each array it holds an
 //! idle engine of (the arrays it served, whose last request succeeded), that tgtd still serves
 //! that array's export plan, and restarts and reconciles it when it does not, exactly as a
-//! request would. A killed tgtd is back with every target, ACL, CHAP account, LUN number and
+//! request would; every [`FULL_WATCH_EVERY`]th check reads tgtd's whole state and corrects
+//! it, which repairs changes made inside a running tgtd behind the array's back. A killed tgtd is back with every target, ACL, CHAP account, LUN number and
 //! page 83 id within that interval with nobody calling, whether or not a management server is
 //! running. It only ever uses engines it has, so an array that went away (its pools or state
 //! gone) is dropped, never recreated; an administrator who stops tgtd on purpose stops the
@@ -87,6 +88,10 @@ const MAX_CONFIGS: usize = 16;
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the arrays served are checked for a tgtd that died (module docs).
 pub const TGTD_WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// Every this many watches, the check reads tgtd's whole state and corrects it (a full
+/// reconciliation), which also repairs changes made inside a running tgtd behind the array's
+/// back (an ACL entry removed with tgtadm, say): once a minute.
+pub const FULL_WATCH_EVERY: u64 = 30;
 
 /// Arrays remembered in the served file (module docs, "Restoring after a restart"); past
 /// this, the one served longest ago is forgotten.
@@ -109,6 +114,8 @@ pub struct DaemonOptions {
 #[derive(Debug, Default)]
 struct Engines {
     idle: Mutex<HashMap<String, Vec<Engine>>>,
+    /// Watches so far (every [`FULL_WATCH_EVERY`]th is a full reconciliation).
+    watches: std::sync::atomic::AtomicU64,
 }
 
 impl Engines {
@@ -147,6 +154,12 @@ impl Engines {
             .cloned()
             .collect();
         let mut in_force = Vec::new();
+        let mode = if self.watches.fetch_add(1, Ordering::Relaxed) % FULL_WATCH_EVERY == FULL_WATCH_EVERY - 1
+        {
+            crate::tgt::SyncMode::Full
+        } else {
+            crate::tgt::SyncMode::Check
+        };
         for key in &keys {
             let Some(mut engine) = self.take(key) else {
                 continue;
@@ -160,8 +173,27 @@ impl Engines {
             if engine.resume().is_err() {
                 continue;
             }
-            if let Ok(None) = crate::tgt::watch(&engine) {
-                in_force.extend(crate::tgt::latest_config(engine.state_dir()));
+            match crate::tgt::watch(&engine, mode) {
+                Ok(None) => in_force.extend(crate::tgt::latest_config(engine.state_dir())),
+                // What the watch had to do is news for an administrator: tgtd died, or was
+                // changed behind the array's back.
+                Ok(Some(report)) if report.started.is_some() || !report.actions.is_empty() => {
+                    eprintln!(
+                        "spindle-array daemon: the array at {} found tgtd on control port {} not serving its exports{}; {}",
+                        engine.state_dir().display(),
+                        report.control_port,
+                        report
+                            .started
+                            .map(|pid| format!(" (not running: started again, pid {pid})"))
+                            .unwrap_or_default(),
+                        if report.actions.is_empty() {
+                            "nothing else to correct".to_string()
+                        } else {
+                            format!("corrected: {}", report.actions.join("; "))
+                        }
+                    );
+                }
+                _ => {}
             }
             self.put(key.clone(), engine);
         }
@@ -419,7 +451,7 @@ fn restored(engine: &Engine, cfg: &ArrayConfig) -> String {
     let Some(t) = &cfg.tgt else {
         return format!("serving the array at {state} (it exports nothing: no tgt_control)");
     };
-    match crate::tgt::watch(engine) {
+    match crate::tgt::watch(engine, crate::tgt::SyncMode::Full) {
         Ok(Some(report)) => format!(
             "serving the array at {state}: tgtd on control port {}, portal {}, {} target(s){}{}",
             t.control_port,

@@ -97,6 +97,9 @@ struct Reply<T> {
 struct ExportNote {
     #[serde(default)]
     actions: Vec<String>,
+    /// tgtd was not running, and the request started it (pid).
+    #[serde(default)]
+    started: Option<u32>,
 }
 
 /// What an ss_record's `extra_info`, `admin_host` and `admin_user` make: the array's
@@ -215,10 +218,24 @@ impl<'a> Call<'a> {
         for w in &reply.warnings {
             self.host.log(LogLevel::Warning, w);
         }
-        if let Some(note) = reply.export.filter(|n| !n.actions.is_empty()) {
+        if let Some(note) = reply
+            .export
+            .filter(|n| !n.actions.is_empty() || n.started.is_some())
+        {
+            // A tgtd that had to be started, or moved (its sessions end), is news for an
+            // administrator; the rest is routine.
+            let level = if note.started.is_some() {
+                LogLevel::Warning
+            } else {
+                LogLevel::Info
+            };
+            let started = note
+                .started
+                .map(|pid| format!("tgtd was not running (or had to move) and was started (pid {pid}); "))
+                .unwrap_or_default();
             self.host.log(
-                LogLevel::Info,
-                &format!("tgtd brought up to date: {}", note.actions.join("; ")),
+                level,
+                &format!("tgtd brought up to date: {started}{}", note.actions.join("; ")),
             );
         }
         match reply.ok {

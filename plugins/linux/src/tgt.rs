@@ -452,6 +452,9 @@ fn fingerprint(plan: &ExportPlan, settings: &TgtSettings) -> String {
 /// checks that it listens on exactly the configured portal (tgtd that cannot bind its portal
 /// silently falls back to `0.0.0.0:3260`: such an instance is shut down again).
 fn start_tgtd(adm: &Tgtadm, settings: &TgtSettings, state_dir: &Path) -> Result<u32> {
+    // tgtd that cannot bind its portal listens on every address instead, if only for the
+    // moment until it is shut down again: a portal that cannot be had is refused first.
+    portal_available(settings)?;
     let tgtd = program(TGTD, "tgtd");
     // tgtd does not create the directory of its management socket.
     if let Some(dir) = adm.ipc_socket_base().parent() {
@@ -522,6 +525,24 @@ fn start_tgtd(adm: &Tgtadm, settings: &TgtSettings, state_dir: &Path) -> Result<
     Ok(pid)
 }
 
+/// Whether tgtd could listen on the configured portal: an address of this host that no other
+/// program listens on.
+fn portal_available(settings: &TgtSettings) -> Result<()> {
+    match std::net::TcpListener::bind(settings.portal) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::Failed(format!(
+            "tgtd for control port {} cannot listen on the configured portal {}: {}",
+            settings.control_port,
+            settings.portal,
+            match e.kind() {
+                std::io::ErrorKind::AddrInUse => "another program listens there".to_string(),
+                std::io::ErrorKind::AddrNotAvailable => "the address is not one of this host's".to_string(),
+                _ => e.to_string(),
+            }
+        ))),
+    }
+}
+
 fn check_portal(adm: &Tgtadm, settings: &TgtSettings) -> Result<()> {
     let wanted = settings.portal.to_string();
     let actual = adm
@@ -579,13 +600,41 @@ fn move_portal(
             settings.control_port
         )));
     }
+    // Checked before the running tgtd is stopped: a portal that cannot be had must not take
+    // the array's exports down.
+    portal_available(settings).map_err(|e| Error::Failed(format!("{e}; tgtd stays on {listening}")))?;
     stop_tgtd(adm).map_err(|e| {
         Error::Failed(format!(
             "tgtd on control port {} listens on {listening}, not on the configured portal {}, and could not be stopped to move it: {e}",
             settings.control_port, settings.portal
         ))
     })?;
-    let pid = start_tgtd(adm, settings, state_dir)?;
+    let pid = match start_tgtd(adm, settings, state_dir) {
+        Ok(pid) => pid,
+        Err(e) => {
+            // Back where it was, so that the array keeps serving (the reconciliation that
+            // follows a failed request's check brings the targets back).
+            let back = match actual {
+                [one] => one
+                    .parse::<std::net::SocketAddr>()
+                    .ok()
+                    .map(|portal| TgtSettings {
+                        portal,
+                        ..settings.clone()
+                    }),
+                _ => None,
+            };
+            let restarted = back.and_then(|b| start_tgtd(adm, &b, state_dir).ok());
+            return Err(Error::Failed(format!(
+                "{e}{}",
+                if restarted.is_some() {
+                    format!("; tgtd was started again on {listening}")
+                } else {
+                    String::new()
+                }
+            )));
+        }
+    };
     report.started = Some(pid);
     report.actions.push(format!(
         "moved tgtd on control port {} from {listening} to {} (stopped and started again; its targets are made again)",
@@ -1073,11 +1122,11 @@ pub fn sync(engine: &Engine, settings: &TgtSettings, mode: SyncMode) -> Result<S
     sync_locked(engine, settings, mode, record)
 }
 
-/// The resident program's tgtd watch for an engine it holds: a [`SyncMode::Check`], but only
-/// when the engine's configuration is the one in force (`None` otherwise: the watch then
-/// serves the array with [`latest_config`] instead, so an older configuration it remembers
-/// never moves tgtd back).
-pub fn watch(engine: &Engine) -> Result<Option<SyncReport>> {
+/// The resident program's tgtd watch for an engine it holds: a sync in `mode`, but only when
+/// the engine's configuration is the one in force (`None` otherwise: the watch then serves
+/// the array with [`latest_config`] instead, so an older configuration it remembers never
+/// moves tgtd back).
+pub fn watch(engine: &Engine, mode: SyncMode) -> Result<Option<SyncReport>> {
     let Some(settings) = engine.tgt_settings() else {
         return Ok(None);
     };
@@ -1086,7 +1135,7 @@ pub fn watch(engine: &Engine) -> Result<Option<SyncReport>> {
     if record.config.is_some() && record.config.as_ref() != engine.config() {
         return Ok(None);
     }
-    sync_locked(engine, settings, SyncMode::Check, record).map(Some)
+    sync_locked(engine, settings, mode, record).map(Some)
 }
 
 fn sync_locked(
@@ -1146,9 +1195,14 @@ fn sync_locked(
             .portals()
             .map_err(|e| tgt_err("cannot read tgtd's portals", e))?;
         if actual != [settings.portal.to_string()] {
-            let pid = move_portal(&adm, settings, &state_dir, &plan, &actual, &mut report)?;
-            record.tgtd_pid = Some(pid);
-            same_instance = false;
+            match move_portal(&adm, settings, &state_dir, &plan, &actual, &mut report) {
+                Ok(pid) => record.tgtd_pid = Some(pid),
+                // Not moved: the array keeps being served where tgtd listens, and the
+                // request says why (a strict one fails).
+                Err(e) => report.failures.push(e.to_string()),
+            }
+            let now = instance_id(&adm);
+            same_instance = now.is_some() && record.instance == now;
         }
     }
     let (w, left_out) = want(&plan, &record.tids)?;

@@ -222,6 +222,15 @@ fn help_is_there_for_people() {
         "{text}"
     );
     let out = std::process::Command::new(exe())
+        .args(["daemon", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--stdin-lifeline   stop"));
+    let out = std::process::Command::new(exe()).arg("daemon").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--socket PATH is required"));
+    let out = std::process::Command::new(exe())
         .arg("frobnicate")
         .output()
         .unwrap();

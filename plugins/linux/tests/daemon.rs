@@ -392,6 +392,12 @@ fn a_killed_tgtd_comes_back_with_no_request() {
     // Restarted; the target and its LUN follow within the same check.
     wait_export(&tgt, &want);
     assert!(visible(&tgt.portal(), INIT_B, None).is_empty());
+    // And it says so.
+    let log = std::fs::read_to_string(d.dir.path().join("daemon.log")).unwrap();
+    assert!(
+        log.contains("not running: started again") && log.contains("corrected:"),
+        "{log}"
+    );
 }
 
 /// After a reboot (the resident program stopped, tgtd gone), a resident program started anew

@@ -254,7 +254,10 @@ fn a_portal_that_cannot_be_had_fails_validate_clearly() {
     let e = err(&cfg, json!({"op": "validate"}));
     assert_eq!(e["exception"], "InvalidStorageArrayEx", "{e}");
     let m = e["message"].as_str().unwrap();
-    assert!(m.contains("instead of the configured portal"), "{m}");
+    assert!(
+        m.contains("cannot listen on the configured portal") && m.contains("another program listens there"),
+        "{m}"
+    );
     assert!(tgt.pid().is_none(), "the misplaced tgtd was shut down");
     // A request that is not about exports still succeeds, with a warning.
     let (_, r) = request(&cfg, json!({"op": "list"}), &[]);
@@ -542,6 +545,22 @@ fn a_changed_portal_or_tgtd_instance_is_followed() {
     );
     let info = ok(&moved, json!({"op": "info"}));
     assert_eq!(info["tgt"]["listening"], json!([new_portal]), "{info}");
+
+    // A portal that cannot be had (held by another program, or not this host's address) is
+    // refused before tgtd is stopped: the array keeps serving where it is.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    for (taken, why) in [
+        (holder.local_addr().unwrap(), "another program listens there"),
+        ("192.0.2.1:3260".parse().unwrap(), "not one of this host's"),
+    ] {
+        let mut bad = moved.clone();
+        bad.tgt.as_mut().unwrap().portal = taken;
+        let e = err(&bad, json!({"op": "export-sync"}));
+        let m = e["message"].as_str().unwrap();
+        assert!(m.contains(why) && m.contains("tgtd stays on"), "{m}");
+        assert_eq!(portals(&tgt), vec![new_portal.clone()]);
+        assert_eq!(visible(&new_portal, INIT_A, None), ga);
+    }
 
     // And it leaves that tgtd too, which then serves nothing and stops.
     let mut cfg2 = moved.clone();

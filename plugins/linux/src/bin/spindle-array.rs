@@ -109,6 +109,21 @@ fn forwarded(socket: &Path, text: &str) -> Option<serde_json::Value> {
 
 fn daemon(args: &[String]) -> ExitCode {
     const USAGE: &str = "usage: spindle-array daemon --socket PATH [--served FILE] [--stdin-lifeline]";
+    const DAEMON_HELP: &str = "usage: spindle-array daemon --socket PATH [--served FILE] [--stdin-lifeline]
+
+The resident array program: serves the same requests as a one-shot run, one per connection
+on the Unix socket PATH (mode 0600, only this user), keeps tgtd serving every array it holds
+(checked every 2 s, fully reconciled every minute), and when it starts serves again the
+arrays it remembers.
+
+  --socket PATH      absolute path of the Unix socket to listen on (required)
+  --served FILE      where the arrays served are remembered, to be served again at the next
+                     start (default: a file under /var/lib/spindle-array for root, else
+                     $XDG_STATE_HOME/spindle-array, named after the socket)
+  --stdin-lifeline   stop (after the requests in flight) when standard input reaches end of
+                     file: how a supervisor runs it; without it, SIGTERM stops it at once
+
+Point an array at it with array_socket=PATH in its extra_info.";
     let mut socket = None;
     let mut served = None;
     let mut stdin_lifeline = false;
@@ -119,7 +134,7 @@ fn daemon(args: &[String]) -> ExitCode {
             "--served" => served = it.next().map(PathBuf::from),
             "--stdin-lifeline" => stdin_lifeline = true,
             "--help" | "-h" => {
-                println!("{USAGE}");
+                println!("{DAEMON_HELP}");
                 return ExitCode::SUCCESS;
             }
             other => {
@@ -128,9 +143,19 @@ fn daemon(args: &[String]) -> ExitCode {
             }
         }
     }
-    let Some(socket) = socket.filter(|s| s.is_absolute()) else {
-        eprintln!("spindle-array daemon: --socket needs an absolute path; {USAGE}");
-        return ExitCode::from(2);
+    let socket = match socket {
+        Some(s) if s.is_absolute() => s,
+        Some(s) => {
+            eprintln!(
+                "spindle-array daemon: --socket {} is not an absolute path; {USAGE}",
+                s.display()
+            );
+            return ExitCode::from(2);
+        }
+        None => {
+            eprintln!("spindle-array daemon: --socket PATH is required; {USAGE}");
+            return ExitCode::from(2);
+        }
     };
     let served = match served {
         Some(f) if f.is_absolute() && f.file_name().is_some() => f,

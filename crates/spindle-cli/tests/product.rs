@@ -456,6 +456,20 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
     assert!(seen(&portal, HOST_A).is_empty(), "the ACL entry was not removed");
     srv.json(&["server", "refresh", "local"]);
     assert_eq!(find(&portal, HOST_A, &page83), at);
+    // Another tgtd instance on the same portal: the old instance (which holds the portal)
+    // is left and stops; the new one serves the same target and LUN.
+    srv.stop();
+    let old_control = srv.control;
+    srv.control += 1;
+    srv.start();
+    assert_eq!(find(&portal, HOST_A, &page83), at);
+    assert!(
+        spindle_tgt::Tgtadm::new(old_control).unwrap().system().is_err(),
+        "the old tgtd still runs"
+    );
+    assert!(srv
+        .log()
+        .contains(&format!("tgt_control {old_control} → {}", srv.control)));
     let watched = srv.cli(&["job", "watch", &job_id]);
     assert!(watched.status.success(), "job watch: {watched:?}\n{}", srv.log());
     let jobs = srv.json(&["job", "list"]);

@@ -15,8 +15,9 @@ pub enum EmbeddedError {
         /// What is wrong with it.
         reason: String,
     },
-    /// Something else already listens on the portal.
-    #[error("embedded array portal {portal} cannot be served: {reason}; stop the program that holds it (a system tgtd: `systemctl disable --now tgt`) or choose another portal")]
+    /// The portal cannot be had: something else listens there, or the address is not this
+    /// host's (`reason` says which, and what to do).
+    #[error("embedded array portal {portal} cannot be served: {reason}")]
     PortalUnavailable {
         /// The portal.
         portal: String,

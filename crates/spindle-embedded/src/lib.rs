@@ -434,6 +434,10 @@ fn is_empty_dir(dir: &Path) -> Result<bool, EmbeddedError> {
     Ok(std::fs::read_dir(dir).map_err(io("list", dir))?.next().is_none())
 }
 
+/// Why a portal on another host's address is refused, and what to do.
+const NOT_LOCAL: &str =
+    "the address is not one of this host's; choose one of its addresses (127.0.0.1 for this host only)";
+
 /// The portals tgtd of control port `control` listens on, if it runs.
 fn tgtd_portals(control: u16) -> Option<Vec<String>> {
     let program = tools::find("tgtadm")?;
@@ -463,7 +467,7 @@ fn check_portal(
     // every address).
     if let Err(e) = TcpListener::bind((portal.ip(), 0)) {
         if e.kind() == std::io::ErrorKind::AddrNotAvailable {
-            return Err(unavailable("the address is not one of this host's".into()));
+            return Err(unavailable(NOT_LOCAL.into()));
         }
     }
     let wanted = [portal.to_string()];
@@ -493,11 +497,11 @@ fn check_portal(
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(unavailable(
-            "another program listens there and it is not the array's tgtd".to_string(),
-        )),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(unavailable(format!(
+            "another program listens there and it is not the array's tgtd (tgtd -C {control} does not listen there); stop the program that holds it (a system tgtd: `systemctl disable --now tgt`) or choose another portal"
+        ))),
         Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
-            Err(unavailable("the address is not one of this host's".into()))
+            Err(unavailable(NOT_LOCAL.into()))
         }
         Err(e) => {
             notes.push(format!("could not check that portal {portal} is free: {e}"));

@@ -184,6 +184,32 @@ impl Action {
         )
     }
 
+    /// Whether the action hands the plug-in records spindle stored (an element's or a
+    /// group's): a value the array then refuses may be one spindle's records are behind on.
+    pub fn sends_stored_records(&self) -> bool {
+        matches!(
+            self,
+            Action::RemoveLun { .. }
+                | Action::ResizeLun { .. }
+                | Action::Online { .. }
+                | Action::Offline { .. }
+                | Action::Present { .. }
+                | Action::Unpresent { .. }
+                | Action::SetQos { .. }
+                | Action::Clone { .. }
+                | Action::Split { .. }
+                | Action::CreateSnapshot { .. }
+                | Action::CreateMultiSnapshot { .. }
+                | Action::RemoveSnapshot { .. }
+                | Action::RestoreSnapshot { .. }
+                | Action::CloneSnapshot { .. }
+                | Action::RemoveGroup { .. }
+                | Action::RenameGroup { .. }
+                | Action::AddGroupEntries { .. }
+                | Action::RemoveGroupEntries { .. }
+        )
+    }
+
     /// A short dotted name for audit entries, logs and metrics (`lun.create`).
     pub fn name(&self) -> &'static str {
         match self {

@@ -78,6 +78,13 @@ impl ServiceError {
         }
     }
 
+    /// Whether spindle's records may be behind the array, when the action sent them: the
+    /// plug-in refused a value (InvalidValueEx: an element or group removed behind spindle's
+    /// back, say).
+    pub fn records_may_be_stale(&self) -> bool {
+        matches!(self, ServiceError::Refused(e) if e.kind == ExceptionKind::InvalidValueEx)
+    }
+
     /// The offending field, when known.
     pub fn key(&self) -> Option<&str> {
         match self {

@@ -129,6 +129,7 @@ impl Service {
         let name = action.name();
         let mutates = action.mutates();
         let changes_space = action.changes_space();
+        let sends_stored = action.sends_stored_records();
         let server = action.server().map(str::to_string);
         let target = target_of(&action);
         let span = tracing::info_span!(
@@ -155,12 +156,13 @@ impl Service {
             Ok(_) => tracing::debug!(outcome, duration_ms, "action done"),
             Err(e) => tracing::info!(outcome, duration_ms, error = %e, "action failed"),
         }
-        // The stored records must not stay behind an array that did change: they are re-read
-        // at once, in the background (the array may be slow to answer, or not at all).
+        // The stored records must not stay behind an array that did change, or that refused
+        // what they say: they are re-read at once, in the background (the array may be slow
+        // to answer, or not at all).
         // Likewise the server's totals after a change of its space.
         if let (true, Some(server)) = (mutates, &server) {
             match &result {
-                Err(e) if e.may_have_changed_the_array() => {
+                Err(e) if e.may_have_changed_the_array() || (sends_stored && e.records_may_be_stale()) => {
                     self.inner.refresh_after_failure(server, &ctx.call_id)
                 }
                 Ok(_) if changes_space => self.inner.reread_info_soon(server, &ctx.call_id),

@@ -818,6 +818,42 @@ async fn a_change_made_before_a_failure_is_read_back_at_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(env.ok(show()).await["refreshed_at"], reread);
     assert_eq!(names(&env.ok(list()).await), vec![s("made")]);
+
+    // The LUN removed behind spindle's back: the array refuses the stored record it is sent,
+    // and the records are re-read at once, so the stale one goes.
+    let entry = env.manager.resolve(SIM).unwrap();
+    let server = env.ok(show()).await;
+    let lun = env.show_lun("a1", "made").await;
+    let mut args = serde_json::Map::new();
+    args.insert(
+        "ss_record".into(),
+        json!({
+            "name": "a1", "uuid": server["uuid"], "storage_type": "iSCSIStorage",
+            "admin_host": "localhost", "admin_user": "admin", "admin_passwd": ADMIN_SECRET,
+            "extra_info": format!("state_dir={};split_ms_per_gib=0", env.state_dir("a1").display()),
+        }),
+    );
+    args.insert(
+        "se_record".into(),
+        json!({"se_type": "LUNType", "uuid": lun["uuid"], "name": "made"}),
+    );
+    env.manager
+        .call(entry, spindle_api::Method::Remove, args, Default::default())
+        .await
+        .expect("removed behind spindle's back");
+    let e = env
+        .err(Action::ResizeLun {
+            server: s("a1"),
+            lun: s("made"),
+            size: 2 * GIB,
+        })
+        .await;
+    assert_eq!(e.exception(), Some(ExceptionKind::InvalidValueEx), "{e:?}");
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !names(&env.ok(list()).await).is_empty() {
+        assert!(std::time::Instant::now() < until, "the stale record stayed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The server's totals follow its space shortly after a change, without a refresh (which this

@@ -456,6 +456,12 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
     assert!(seen(&portal, HOST_A).is_empty(), "the ACL entry was not removed");
     srv.json(&["server", "refresh", "local"]);
     assert_eq!(find(&portal, HOST_A, &page83), at);
+    assert!(
+        srv.log()
+            .contains("tgtd did not serve the array's exports as recorded; corrected:"),
+        "the repair was not logged: {}",
+        srv.log()
+    );
     // Another tgtd instance on the same portal: the old instance (which holds the portal)
     // is left and stops; the new one serves the same target and LUN.
     srv.stop();

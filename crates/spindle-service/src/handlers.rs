@@ -1164,11 +1164,16 @@ impl Inner {
                 .into_iter()
                 .find(|(k, _)| managed.contains(k))
             {
+                let why = if k.starts_with("admin") {
+                    format!("its {k} is fixed (the array runs on this host, as root)")
+                } else {
+                    format!("its {k} comes from spindle serve's flags (--portal, --tgt-control, --split-rate-mib); restart spindle serve with other flags to change it")
+                };
                 return Err(ServiceError::bad(
                     ExceptionKind::InvalidValueEx,
                     k,
                     format!(
-                        "storage server {} is the embedded array: its {k} comes from spindle serve's flags (--portal, --tgt-control, --split-rate-mib); restart spindle serve with other flags to change it (only chap, username and passwd are set here)",
+                        "storage server {} is the embedded array: {why} (only chap, username and passwd are set here)",
                         q(&srv.name)
                     ),
                 ));

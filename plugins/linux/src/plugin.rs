@@ -229,10 +229,12 @@ impl<'a> Call<'a> {
             } else {
                 LogLevel::Info
             };
-            let started = note
-                .started
-                .map(|pid| format!("tgtd was not running (or had to move) and was started (pid {pid}); "))
-                .unwrap_or_default();
+            let moved = note.actions.iter().any(|a| a.starts_with("moved tgtd"));
+            let started = match note.started {
+                Some(_) if moved => String::new(),
+                Some(pid) => format!("tgtd was not running and was started again (pid {pid}); "),
+                None => String::new(),
+            };
             self.host.log(
                 level,
                 &format!("tgtd brought up to date: {started}{}", note.actions.join("; ")),
@@ -653,14 +655,27 @@ impl StorageArrayPlugin for LinuxArray {
         let report: crate::tgt::SyncReport = c
             .get("export-sync", json!({}))
             .map_err(|e| PluginException::new(ExceptionKind::RefreshFailedEx, e.message))?;
-        c.log(format!(
-            "tgtd refreshed: {} change(s){}",
-            report.actions.len(),
-            report
-                .started
-                .map(|p| format!(", tgtd started (pid {p})"))
-                .unwrap_or_default()
-        ));
+        // The refresh compares tgtd with the array's records: anything it had to correct was
+        // changed behind the array's back (or tgtd died), which an administrator must hear of.
+        if report.actions.is_empty() && report.started.is_none() {
+            c.log("tgtd serves the array's exports as recorded".into());
+        } else {
+            c.host.log(
+                LogLevel::Warning,
+                &format!(
+                    "tgtd did not serve the array's exports as recorded{}; corrected: {}",
+                    report
+                        .started
+                        .map(|p| format!(" (not running: started again, pid {p})"))
+                        .unwrap_or_default(),
+                    if report.actions.is_empty() {
+                        "nothing else".to_string()
+                    } else {
+                        report.actions.join("; ")
+                    }
+                ),
+            );
+        }
         Ok(())
     }
 

@@ -458,7 +458,7 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
     assert_eq!(find(&portal, HOST_A, &page83), at);
     assert!(
         srv.log()
-            .contains("tgtd did not serve the array's exports as recorded; corrected:"),
+            .contains("did not serve the array's exports as recorded; corrected:"),
         "the repair was not logged: {}",
         srv.log()
     );

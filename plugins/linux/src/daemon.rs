@@ -177,21 +177,13 @@ impl Engines {
                 Ok(None) => in_force.extend(crate::tgt::latest_config(engine.state_dir())),
                 // What the watch had to do is news for an administrator: tgtd died, or was
                 // changed behind the array's back.
-                Ok(Some(report)) if report.started.is_some() || !report.actions.is_empty() => {
-                    eprintln!(
-                        "spindle-array daemon: the array at {} found tgtd on control port {} not serving its exports{}; {}",
-                        engine.state_dir().display(),
-                        report.control_port,
-                        report
-                            .started
-                            .map(|pid| format!(" (not running: started again, pid {pid})"))
-                            .unwrap_or_default(),
-                        if report.actions.is_empty() {
-                            "nothing else to correct".to_string()
-                        } else {
-                            format!("corrected: {}", report.actions.join("; "))
-                        }
-                    );
+                Ok(Some(report)) => {
+                    if let Some(what) = report.corrections() {
+                        eprintln!(
+                            "spindle-array daemon: the array at {}: {what}",
+                            engine.state_dir().display()
+                        );
+                    }
                 }
                 _ => {}
             }

@@ -657,24 +657,9 @@ impl StorageArrayPlugin for LinuxArray {
             .map_err(|e| PluginException::new(ExceptionKind::RefreshFailedEx, e.message))?;
         // The refresh compares tgtd with the array's records: anything it had to correct was
         // changed behind the array's back (or tgtd died), which an administrator must hear of.
-        if report.actions.is_empty() && report.started.is_none() {
-            c.log("tgtd serves the array's exports as recorded".into());
-        } else {
-            c.host.log(
-                LogLevel::Warning,
-                &format!(
-                    "tgtd did not serve the array's exports as recorded{}; corrected: {}",
-                    report
-                        .started
-                        .map(|p| format!(" (not running: started again, pid {p})"))
-                        .unwrap_or_default(),
-                    if report.actions.is_empty() {
-                        "nothing else".to_string()
-                    } else {
-                        report.actions.join("; ")
-                    }
-                ),
-            );
+        match report.corrections() {
+            None => c.log("tgtd serves the array's exports as recorded".into()),
+            Some(what) => c.host.log(LogLevel::Warning, &what),
         }
         Ok(())
     }

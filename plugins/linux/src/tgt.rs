@@ -109,6 +109,27 @@ impl SyncReport {
     pub fn is_clean(&self) -> bool {
         self.failures.is_empty()
     }
+
+    /// What a check found and corrected, for an administrator, when it found tgtd not serving
+    /// the recorded exports (dead, or changed behind the array's back); `None` when tgtd
+    /// served them as recorded.
+    pub fn corrections(&self) -> Option<String> {
+        if self.actions.is_empty() && self.started.is_none() {
+            return None;
+        }
+        Some(format!(
+            "tgtd on control port {} did not serve the array's exports as recorded{}; corrected: {}",
+            self.control_port,
+            self.started
+                .map(|pid| format!(" (not running: started again, pid {pid})"))
+                .unwrap_or_default(),
+            if self.actions.is_empty() {
+                "nothing else".to_string()
+            } else {
+                self.actions.join("; ")
+            }
+        ))
+    }
 }
 
 /// The state of the export layer, for `getInfo`.

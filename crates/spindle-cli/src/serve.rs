@@ -75,11 +75,11 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     make_private_dir(&data_dir).map_err(spindle_err("cannot create the data directory"))?;
 
-    let (embedded, resident) = if args.no_embedded {
+    let (embedded, prepared) = if args.no_embedded {
         (None, None)
     } else {
-        let (server, pool_dir, resident) = prepare_embedded(&data_dir, &args).await?;
-        (Some((server, pool_dir)), resident)
+        let (server, pool_dir, prepared) = prepare_embedded(&data_dir, &args).await?;
+        (Some((server, pool_dir)), Some(prepared))
     };
 
     let manager = Manager::new(ManagerConfig {
@@ -107,6 +107,12 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
 
     // Registrations of the embedded array follow this run's flags (--portal, --tgt-control).
     let registrations = service.adopt_embedded().await;
+    // Started only now, so that what it restores is the configuration just brought in force,
+    // not the one of the previous start (until now, requests ran the array program once each).
+    let resident = match prepared {
+        Some(prepared) => start_resident(prepared).await,
+        None => None,
+    };
     for (name, changes) in &registrations {
         if let Some(changes) = changes {
             eprintln!("  storage server {name} follows the embedded array's new settings: {changes}");
@@ -186,12 +192,33 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
     Ok(0)
 }
 
-/// The embedded array's registration settings, its pool directory (for the banner) and its
-/// resident array program (stopped when dropped).
+/// Starts the embedded array's resident array program (stopped when dropped); without it the
+/// array still works, one program run per request.
+async fn start_resident(prepared: spindle_embedded::EmbeddedArray) -> Option<Resident> {
+    let started = tokio::task::spawn_blocking(move || spindle_embedded::start_resident(&prepared)).await;
+    match started {
+        Ok(Ok(Some(r))) => {
+            tracing::info!(socket = %r.socket().display(), pid = ?r.pid(), "embedded array: resident array program started");
+            Some(r)
+        }
+        Ok(Ok(None)) => None,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "embedded array: running the array program once per request");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "embedded array: starting the resident array program panicked; running the array program once per request");
+            None
+        }
+    }
+}
+
+/// The embedded array's registration settings, its pool directory (for the banner) and the
+/// prepared array (whose resident program is started once its registration follows).
 async fn prepare_embedded(
     data_dir: &Path,
     args: &ServeArgs,
-) -> Result<(EmbeddedServer, PathBuf, Option<Resident>), Failure> {
+) -> Result<(EmbeddedServer, PathBuf, spindle_embedded::EmbeddedArray), Failure> {
     let pool_size = parse_size(&args.pool_size)
         .ok()
         .and_then(|s| u64::try_from(s).ok())
@@ -206,29 +233,17 @@ async fn prepare_embedded(
     cfg.portal = args.portal.clone();
     cfg.tgt_control = args.tgt_control;
     cfg.install = !args.no_install;
-    let prepared = tokio::task::spawn_blocking(move || {
-        let prepared = spindle_embedded::prepare(&cfg)?;
-        // Without its resident program the array still works, one program run per request.
-        let resident = spindle_embedded::start_resident(&prepared).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "embedded array: running the array program once per request");
-            None
-        });
-        Ok::<_, spindle_embedded::EmbeddedError>((prepared, resident))
-    })
-    .await
-    .map_err(|e| spindle_err("preparing the embedded array panicked")(e.to_string()))?
-    .map_err(|e| {
-        (
-            crate::exit::SPINDLE,
-            format!("cannot prepare the embedded local array: {e} (or start with --no-embedded)"),
-        )
-    })?;
-    let (prepared, resident) = prepared;
+    let prepared = tokio::task::spawn_blocking(move || spindle_embedded::prepare(&cfg))
+        .await
+        .map_err(|e| spindle_err("preparing the embedded array panicked")(e.to_string()))?
+        .map_err(|e| {
+            (
+                crate::exit::SPINDLE,
+                format!("cannot prepare the embedded local array: {e} (or start with --no-embedded)"),
+            )
+        })?;
     for note in &prepared.notes {
         tracing::info!("embedded array: {note}");
-    }
-    if let Some(r) = &resident {
-        tracing::info!(socket = %r.socket().display(), pid = ?r.pid(), "embedded array: resident array program started");
     }
     let mut ss_record = prepared.ss_record.clone();
     if args.split_rate_mib > 0 {
@@ -243,7 +258,7 @@ async fn prepare_embedded(
             identity_setting: spindle_embedded::IDENTITY_SETTING.to_string(),
         },
         prepared.pool_dir.clone(),
-        resident,
+        prepared,
     ))
 }
 

@@ -186,6 +186,12 @@ impl Drop for Server {
         // The embedded tgtd outlives spindle by design; a test must not leave it behind.
         if let Ok(adm) = spindle_tgt::Tgtadm::new(self.control) {
             let _ = adm.shutdown_daemon();
+            for _ in 0..100 {
+                if adm.remove_stale_socket() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         let pool = self.dir().join("embedded/pool");
         for _ in 0..50 {

@@ -153,6 +153,12 @@ impl Drop for TgtdGuard {
     fn drop(&mut self) {
         if let Ok(adm) = spindle_tgt::Tgtadm::new(self.0) {
             let _ = adm.shutdown_daemon();
+            for _ in 0..100 {
+                if adm.remove_stale_socket() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
         }
     }
 }

@@ -451,6 +451,22 @@ impl Tgtadm {
         self.run(self.base_args("sys", "delete")).map(drop)
     }
 
+    /// Removes the management socket files a stopped tgtd leaves behind (`BASE.N` and
+    /// `BASE.N.lock`; tgtd does not remove them when it exits). Does nothing while a process
+    /// still listens on the socket. Returns whether nothing listens there.
+    pub fn remove_stale_socket(&self) -> bool {
+        if self.is_listening() {
+            return false;
+        }
+        let socket = self.ipc_socket_path();
+        let mut lock = socket.clone().into_os_string();
+        lock.push(".lock");
+        for f in [socket, PathBuf::from(lock)] {
+            let _ = std::fs::remove_file(f);
+        }
+        true
+    }
+
     // ----- targets --------------------------------------------------------------------
 
     /// `--op show --mode target`, parsed.

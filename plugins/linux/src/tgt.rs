@@ -664,8 +664,9 @@ fn move_portal(
     Ok(pid)
 }
 
-/// Stops a tgtd instance: deletes its targets (`--force`), then the system, and waits until
-/// it no longer listens, so that a new instance can take its portal.
+/// Stops a tgtd instance: deletes its targets (`--force`), then the system, waits until it
+/// no longer listens, so that a new instance can take its portal, and removes the socket
+/// files it leaves behind.
 fn stop_tgtd(adm: &Tgtadm) -> Result<()> {
     adm.shutdown_daemon()
         .map_err(|e| tgt_err("cannot stop tgtd", e))?;
@@ -680,6 +681,7 @@ fn stop_tgtd(adm: &Tgtadm) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    adm.remove_stale_socket();
     Ok(())
 }
 

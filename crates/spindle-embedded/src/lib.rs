@@ -471,7 +471,8 @@ fn check_portal(
         }
     }
     let wanted = [portal.to_string()];
-    if tgtd_portals(control).is_some_and(|p| p == wanted) {
+    let current = tgtd_portals(control);
+    if current.as_ref().is_some_and(|p| *p == wanted) {
         notes.push(format!(
             "tgtd -C {control} already runs there; the array keeps it serving"
         ));
@@ -489,7 +490,7 @@ fn check_portal(
     }
     match TcpListener::bind(portal) {
         Ok(_) => {
-            if let Some(elsewhere) = tgtd_portals(control) {
+            if let Some(elsewhere) = current {
                 notes.push(format!(
                     "tgtd -C {control} runs on {}; the array moves it to {portal}",
                     elsewhere.join(", ")

@@ -1150,20 +1150,8 @@ impl Inner {
         // The embedded array's location and exports are spindle serve's flags: changed here,
         // they would be undone at its next start.
         if !u.from_embedded_flags && self.is_embedded(&srv.plugin, &srv.ss) {
-            let managed = [
-                "extra_info",
-                "access_host",
-                "access_port",
-                "admin_host",
-                "admin_user",
-                "admin_passwd",
-            ];
-            if let Some((k, _)) = u
-                .settings
-                .entries()
-                .into_iter()
-                .find(|(k, _)| managed.contains(k))
-            {
+            let managed = |k: &str| crate::service::EMBEDDED_SETTINGS.contains(&k) || k == "admin_passwd";
+            if let Some((k, _)) = u.settings.entries().into_iter().find(|(k, _)| managed(k)) {
                 let why = if k.starts_with("admin") {
                     format!("its {k} is fixed (the array runs on this host, as root)")
                 } else {

@@ -231,9 +231,6 @@ impl Service {
         let Some(want) = text(&emb.ss_record, "extra_info") else {
             return Vec::new();
         };
-        let Some(state) = extra_info_setting(&want, &emb.identity_setting) else {
-            return Vec::new();
-        };
         let servers = match self.inner.store.read(store::servers).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -241,29 +238,23 @@ impl Service {
                 return Vec::new();
             }
         };
-        let keys = [
-            "extra_info",
-            "access_host",
-            "access_port",
-            "admin_host",
-            "admin_user",
-        ];
         let mut registrations = Vec::new();
-        for srv in servers.iter().filter(|s| {
-            s.plugin.starts_with(&emb.plugin)
-                && text(&s.ss, "extra_info")
-                    .is_some_and(|e| extra_info_setting(&e, &emb.identity_setting) == Some(state))
-        }) {
-            if keys.iter().all(|k| srv.ss.get(*k) == emb.ss_record.get(*k)) {
+        for srv in servers
+            .iter()
+            .filter(|s| self.inner.is_embedded(&s.plugin, &s.ss))
+        {
+            let differing: Vec<&str> = EMBEDDED_SETTINGS
+                .into_iter()
+                .filter(|k| srv.ss.get(*k) != emb.ss_record.get(*k))
+                .collect();
+            if differing.is_empty() {
                 registrations.push((srv.name.clone(), None));
                 continue;
             }
             let mut changes = settings_changes(text(&srv.ss, "extra_info").as_deref().unwrap_or(""), &want);
-            for k in ["access_host", "access_port", "admin_host", "admin_user"] {
-                if srv.ss.get(k) != emb.ss_record.get(k) {
-                    let shown = |ss: &Value| text(ss, k).unwrap_or_else(|| "-".into());
-                    changes.push(format!("{k} {} → {}", shown(&srv.ss), shown(&emb.ss_record)));
-                }
+            for k in differing.into_iter().filter(|k| *k != "extra_info") {
+                let shown = |ss: &Value| text(ss, k).unwrap_or_else(|| "-".into());
+                changes.push(format!("{k} {} → {}", shown(&srv.ss), shown(&emb.ss_record)));
             }
             let settings = ServerSettings {
                 extra_info: Some(want.clone()),
@@ -297,15 +288,14 @@ impl Service {
         registrations
     }
 
-    /// Probes (getStatus) every registered server backed by the embedded array — those whose
-    /// settings are the embedded record's — and returns how many answered. The serve glue
+    /// Probes (getStatus) every registration of the embedded array (`Inner::is_embedded`) and
+    /// returns how many answered. The serve glue
     /// calls it every few seconds, so a killed tgtd is back within one interval even when
     /// nobody else calls the array.
     pub async fn probe_embedded(&self) -> usize {
-        let Some(emb) = &self.inner.config.embedded else {
+        if self.inner.config.embedded.is_none() {
             return 0;
-        };
-        let settings = emb.ss_record.get("extra_info").cloned();
+        }
         let servers = match self.inner.store.read(store::servers).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -316,7 +306,7 @@ impl Service {
         let mut answered = 0;
         for srv in servers
             .iter()
-            .filter(|s| s.plugin.starts_with(&emb.plugin) && s.ss.get("extra_info").cloned() == settings)
+            .filter(|s| self.inner.is_embedded(&s.plugin, &s.ss))
         {
             match self.probe(&srv.name).await {
                 Ok(()) => answered += 1,
@@ -418,6 +408,16 @@ pub(crate) fn redacted_ss(ss: &Value) -> Value {
 
 /// A value quoted for a message: `'name'`, control characters escaped, cut after 80
 /// characters.
+/// The settings of a registration of the embedded array that come from `spindle serve`
+/// ([`Service::adopt_embedded`] brings them along; `server set` refuses them).
+pub(crate) const EMBEDDED_SETTINGS: [&str; 5] = [
+    "extra_info",
+    "access_host",
+    "access_port",
+    "admin_host",
+    "admin_user",
+];
+
 /// What differs between two extra_info settings strings, `key old → new` each (secret-looking
 /// keys shown as changed, never their values).
 fn settings_changes(old: &str, new: &str) -> Vec<String> {
@@ -432,13 +432,13 @@ fn settings_changes(old: &str, new: &str) -> Vec<String> {
     keys.into_iter()
         .filter(|k| a.get(*k) != b.get(*k))
         .map(|k| {
-            if crate::views::scrub_extra_info(&format!("{k}=x")).1.is_empty() {
+            if crate::views::is_secret_extra_key(k) {
+                format!("{k} changed")
+            } else {
                 let v = |m: &std::collections::BTreeMap<String, String>| {
                     m.get(k).cloned().unwrap_or_else(|| "-".into())
                 };
                 format!("{k} {} → {}", v(&a), v(&b))
-            } else {
-                format!("{k} changed")
             }
         })
         .collect()

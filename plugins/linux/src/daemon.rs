@@ -64,6 +64,7 @@ use crate::error::{Error, Result};
 use crate::fsops;
 use crate::names::shown;
 use crate::protocol;
+use crate::tgt::Watched;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -174,10 +175,10 @@ impl Engines {
                 continue;
             }
             match crate::tgt::watch(&engine, mode) {
-                Ok(None) => in_force.extend(crate::tgt::latest_config(engine.state_dir())),
+                Ok(Watched::InForce(cfg)) => in_force.push(cfg),
                 // What the watch had to do is news for an administrator: tgtd died, or was
                 // changed behind the array's back.
-                Ok(Some(report)) => {
+                Ok(Watched::Synced(report)) => {
                     if let Some(what) = report.corrections() {
                         eprintln!(
                             "spindle-array daemon: the array at {}: {what}",
@@ -185,7 +186,7 @@ impl Engines {
                         );
                     }
                 }
-                _ => {}
+                Ok(Watched::NotExported) | Err(_) => {}
             }
             self.put(key.clone(), engine);
         }
@@ -444,7 +445,7 @@ fn restored(engine: &Engine, cfg: &ArrayConfig) -> String {
         return format!("serving the array at {state} (it exports nothing: no tgt_control)");
     };
     match crate::tgt::watch(engine, crate::tgt::SyncMode::Full) {
-        Ok(Some(report)) => format!(
+        Ok(Watched::Synced(report)) => format!(
             "serving the array at {state}: tgtd on control port {}, portal {}, {} target(s){}{}",
             t.control_port,
             t.portal,
@@ -456,7 +457,7 @@ fn restored(engine: &Engine, cfg: &ArrayConfig) -> String {
                 format!("; not served: {}", report.failures.join("; "))
             }
         ),
-        Ok(None) => format!("serving the array at {state}"),
+        Ok(Watched::InForce(_) | Watched::NotExported) => format!("serving the array at {state}"),
         Err(e) => format!(
             "serving the array at {state}, but tgtd on control port {} (portal {}) could not be brought to its exports yet: {e}; tried again every {} s",
             t.control_port,

@@ -229,12 +229,11 @@ impl<'a> Call<'a> {
             } else {
                 LogLevel::Info
             };
-            let moved = note.actions.iter().any(|a| a.starts_with("moved tgtd"));
-            let started = match note.started {
-                Some(_) if moved => String::new(),
-                Some(pid) => format!("tgtd was not running and was started again (pid {pid}); "),
-                None => String::new(),
-            };
+            // (A move is one of the actions, which say so.)
+            let started = note
+                .started
+                .map(|pid| format!("tgtd started (pid {pid}); "))
+                .unwrap_or_default();
             self.host.log(
                 level,
                 &format!("tgtd brought up to date: {started}{}", note.actions.join("; ")),

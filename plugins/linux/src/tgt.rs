@@ -153,13 +153,16 @@ impl TgtStatus {
     /// tgtd answers but listens elsewhere than on the configured portal: what it listens on.
     pub fn elsewhere(&self) -> Option<String> {
         let l = self.listening.as_ref()?;
-        (self.running && l != std::slice::from_ref(&self.portal)).then(|| {
-            if l.is_empty() {
-                "nothing".to_string()
-            } else {
-                l.join(", ")
-            }
-        })
+        (self.running && l != std::slice::from_ref(&self.portal)).then(|| listed(l))
+    }
+}
+
+/// Portals as a message lists them ("nothing" for none).
+fn listed(portals: &[String]) -> String {
+    if portals.is_empty() {
+        "nothing".to_string()
+    } else {
+        portals.join(", ")
     }
 }
 
@@ -573,11 +576,7 @@ fn check_portal(adm: &Tgtadm, settings: &TgtSettings) -> Result<()> {
         return Err(Error::Failed(format!(
             "tgtd on control port {} listens on {} instead of the configured portal {wanted} (is the address local and the port free?)",
             settings.control_port,
-            if actual.is_empty() {
-                "nothing".to_string()
-            } else {
-                actual.join(", ")
-            }
+            listed(&actual)
         )));
     }
     Ok(())
@@ -598,11 +597,7 @@ fn move_portal(
     actual: &[String],
     report: &mut SyncReport,
 ) -> Result<u32> {
-    let listening = if actual.is_empty() {
-        "nothing".to_string()
-    } else {
-        actual.join(", ")
-    };
+    let listening = listed(actual);
     let owner = format!("{}:", plan.iqn_prefix);
     let targets = adm
         .targets()
@@ -1145,20 +1140,31 @@ pub fn sync(engine: &Engine, settings: &TgtSettings, mode: SyncMode) -> Result<S
     sync_locked(engine, settings, mode, record)
 }
 
+/// What [`watch`] did.
+#[derive(Debug)]
+pub enum Watched {
+    /// The engine's configuration is the one in force: tgtd was brought to its plan.
+    Synced(SyncReport),
+    /// Another configuration is in force (a later request's): nothing was done, and the watch
+    /// is to serve the array with this one instead, so that an older configuration it
+    /// remembers never moves tgtd back.
+    InForce(ArrayConfig),
+    /// The configuration exports nothing (no tgt settings).
+    NotExported,
+}
+
 /// The resident program's tgtd watch for an engine it holds: a sync in `mode`, but only when
-/// the engine's configuration is the one in force (`None` otherwise: the watch then serves
-/// the array with [`latest_config`] instead, so an older configuration it remembers never
-/// moves tgtd back).
-pub fn watch(engine: &Engine, mode: SyncMode) -> Result<Option<SyncReport>> {
+/// the engine's configuration is the one in force.
+pub fn watch(engine: &Engine, mode: SyncMode) -> Result<Watched> {
     let Some(settings) = engine.tgt_settings() else {
-        return Ok(None);
+        return Ok(Watched::NotExported);
     };
     let _g = engine.lock()?;
-    let record = load_record(engine.state_dir());
-    if record.config.is_some() && record.config.as_ref() != engine.config() {
-        return Ok(None);
+    let mut record = load_record(engine.state_dir());
+    if let Some(cfg) = record.config.take_if(|c| Some(&*c) != engine.config()) {
+        return Ok(Watched::InForce(cfg));
     }
-    sync_locked(engine, settings, mode, record).map(Some)
+    sync_locked(engine, settings, mode, record).map(Watched::Synced)
 }
 
 fn sync_locked(

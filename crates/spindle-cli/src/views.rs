@@ -437,6 +437,7 @@ pub fn audit(v: &Value) -> String {
                 field(a, "who"),
                 field(a, "remote"),
                 field(a, "call_id"),
+                field(a, "detail"),
             ]
         })
         .collect();
@@ -452,6 +453,7 @@ pub fn audit(v: &Value) -> String {
             "WHO",
             "REMOTE",
             "CALL ID",
+            "DETAIL",
         ],
         &rows,
     )

@@ -449,6 +449,23 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
         "{}",
         srv.log()
     );
+    let audit = srv.json(&["audit", "--limit", "20"]);
+    let change = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["who"] == "spindle serve")
+        .unwrap_or_else(|| panic!("the followed settings are not audited: {audit}"));
+    assert_eq!(
+        (change["action"].as_str(), change["server"].as_str()),
+        (Some("server.update"), Some("local"))
+    );
+    assert!(
+        change["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("portal {old_portal} → {portal}"))),
+        "the audit entry does not say what changed: {change}"
+    );
     assert_eq!(find(&portal, HOST_A, &page83), at);
     assert!(
         Discovery::send_targets(&old_portal, HOST_A, None).is_err(),

@@ -316,7 +316,8 @@ fn component_schemas() -> Map<String, Value> {
                 "target": {"type": ["string", "null"]},
                 "outcome": {"type": "string", "description": "ok, or an error code."},
                 "exception": {"type": ["string", "null"]},
-                "duration_ms": {"type": "integer"}
+                "duration_ms": {"type": "integer"},
+                "detail": {"type": ["string", "null"], "description": "What a server update changes (key old → new; secrets only as changed)."}
             }
         }),
     );

@@ -138,6 +138,11 @@ impl Service {
             action = name,
             server = server.as_deref().unwrap_or(""),
         );
+        let detail = if mutates {
+            self.inner.audit_detail(&action).await
+        } else {
+            None
+        };
         let started = Instant::now();
         // Boxed: the handlers' state machine is large, and a caller may hold many of these.
         let result = Box::pin(self.inner.dispatch(ctx, action))
@@ -185,6 +190,7 @@ impl Service {
                     .and_then(ServiceError::exception)
                     .map(|k| k.as_str().to_string()),
                 duration_ms,
+                detail,
             };
             if let Err(e) = self
                 .inner
@@ -251,11 +257,6 @@ impl Service {
                 registrations.push((srv.name.clone(), None));
                 continue;
             }
-            let mut changes = settings_changes(text(&srv.ss, "extra_info").as_deref().unwrap_or(""), &want);
-            for k in differing.into_iter().filter(|k| *k != "extra_info") {
-                let shown = |ss: &Value| text(ss, k).unwrap_or_else(|| "-".into());
-                changes.push(format!("{k} {} → {}", shown(&srv.ss), shown(&emb.ss_record)));
-            }
             let settings = ServerSettings {
                 extra_info: Some(want.clone()),
                 access_host: text(&emb.ss_record, "access_host"),
@@ -264,6 +265,7 @@ impl Service {
                 admin_user: text(&emb.ss_record, "admin_user"),
                 ..ServerSettings::default()
             };
+            let changes = settings_detail(&srv.ss, &settings);
             let action = Action::UpdateServer(crate::UpdateServer {
                 server: srv.name.clone(),
                 settings,
@@ -406,8 +408,6 @@ pub(crate) fn redacted_ss(ss: &Value) -> Value {
     v
 }
 
-/// A value quoted for a message: `'name'`, control characters escaped, cut after 80
-/// characters.
 /// The settings of a registration of the embedded array that come from `spindle serve`
 /// ([`Service::adopt_embedded`] brings them along; `server set` refuses them).
 pub(crate) const EMBEDDED_SETTINGS: [&str; 5] = [
@@ -442,6 +442,36 @@ fn settings_changes(old: &str, new: &str) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// What `settings` change in a server's record `ss`, one `key old → new` each: extra_info
+/// setting by setting ([`settings_changes`]) first, secrets (`passwd`, `admin_passwd`, secret-looking
+/// extra_info keys) only as `changed`. Empty when every given setting has its value already.
+pub(crate) fn settings_detail(ss: &Value, settings: &ServerSettings) -> Vec<String> {
+    let shown = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => "-".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let mut changes = Vec::new();
+    // extra_info first: the array's own settings (its portal, say) are the news.
+    let mut given = settings.entries();
+    given.sort_by_key(|(k, _)| *k != "extra_info");
+    for (k, new) in given {
+        let old = ss.get(k);
+        if old == Some(&new) {
+            continue;
+        }
+        match k {
+            "extra_info" => changes.extend(settings_changes(
+                old.and_then(Value::as_str).unwrap_or(""),
+                new.as_str().unwrap_or(""),
+            )),
+            "passwd" | "admin_passwd" => changes.push(format!("{k} changed")),
+            _ => changes.push(format!("{k} {} → {}", shown(old), shown(Some(&new)))),
+        }
+    }
+    changes
 }
 
 /// The value of `key` in an extra_info of `key=value;...` settings.
@@ -479,6 +509,22 @@ impl Inner {
                 .map(str::to_string)
         };
         plugin.starts_with(&emb.plugin) && setting(ss).is_some() && setting(ss) == setting(&emb.ss_record)
+    }
+
+    /// What the audit entry of `action` says besides its name and target: for `server set`,
+    /// what it changes (secrets only as `changed`), read before the change. `None` for the
+    /// rest: their target and outcome say it all.
+    async fn audit_detail(&self, action: &Action) -> Option<String> {
+        let Action::UpdateServer(u) = action else {
+            return None;
+        };
+        let srv = self.server(&u.server).await.ok()?;
+        let changes = settings_detail(&srv.ss, &u.settings);
+        Some(if changes.is_empty() {
+            "no change".into()
+        } else {
+            changes.join(", ")
+        })
     }
 
     pub(crate) fn track(&self, h: JoinHandle<()>) {

@@ -86,6 +86,8 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE INDEX jobs_by_created ON jobs (created_at);",
     // 3: the names of every parent (a multi-LUN snapshot's LUNs), in `parent_uuids` order.
     "ALTER TABLE elements ADD COLUMN parent_names TEXT NOT NULL DEFAULT '[]';",
+    // 4: what an audited request changed (`server set`: `portal A → B`, secrets as `changed`).
+    "ALTER TABLE audit ADD COLUMN detail TEXT;",
 ];
 
 /// The schema version this spindle writes.
@@ -413,6 +415,8 @@ pub(crate) struct AuditRow {
     pub outcome: String,
     pub exception: Option<String>,
     pub duration_ms: i64,
+    /// What the request changed, when its target and outcome do not say it (never a secret).
+    pub detail: Option<String>,
 }
 
 fn json_col(s: Option<String>) -> Option<Value> {
@@ -749,8 +753,8 @@ pub(crate) fn fail_jobs_of(
 
 pub(crate) fn insert_audit(tx: &Transaction<'_>, a: &AuditRow) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT INTO audit (at, who, remote, call_id, action, server, target, outcome, exception, duration_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO audit (at, who, remote, call_id, action, server, target, outcome, exception, duration_ms, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             a.at,
             a.who,
@@ -761,7 +765,8 @@ pub(crate) fn insert_audit(tx: &Transaction<'_>, a: &AuditRow) -> rusqlite::Resu
             a.target,
             a.outcome,
             a.exception,
-            a.duration_ms
+            a.duration_ms,
+            a.detail
         ],
     )?;
     Ok(())
@@ -770,7 +775,7 @@ pub(crate) fn insert_audit(tx: &Transaction<'_>, a: &AuditRow) -> rusqlite::Resu
 /// The newest `limit` audit entries, newest first, as views.
 pub(crate) fn audit(c: &Connection, limit: u32) -> rusqlite::Result<Vec<Value>> {
     let mut st = c.prepare_cached(
-        "SELECT id, at, who, remote, call_id, action, server, target, outcome, exception, duration_ms
+        "SELECT id, at, who, remote, call_id, action, server, target, outcome, exception, duration_ms, detail
          FROM audit ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = st.query_map([limit], |r| {
@@ -786,6 +791,7 @@ pub(crate) fn audit(c: &Connection, limit: u32) -> rusqlite::Result<Vec<Value>> 
             "outcome": r.get::<_, String>(8)?,
             "exception": r.get::<_, Option<String>>(9)?,
             "duration_ms": r.get::<_, i64>(10)?,
+            "detail": r.get::<_, Option<String>>(11)?,
         }))
     })?;
     rows.collect()

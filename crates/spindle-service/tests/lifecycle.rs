@@ -1016,9 +1016,14 @@ async fn registrations_of_the_embedded_array_follow_its_settings() {
     let Ok(Reply::Done(audit)) = svc.handle(&ctx("audit"), Action::ListAudit { limit: 10 }).await else {
         panic!("audit failed");
     };
-    assert!(
-        audit.to_string().contains("spindle serve"),
-        "the change is audited: {audit}"
+    let entry = audit
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["who"] == "spindle serve"))
+        .unwrap_or_else(|| panic!("the change is audited: {audit}"));
+    assert_eq!(entry["action"], "server.update");
+    assert_eq!(
+        entry["detail"], "split_ms_per_gib 0 → 300, access_host 127.0.0.1 → 127.0.0.2",
+        "the audit entry says what changed: {entry}"
     );
     // Followed once: a second start with the same settings changes nothing.
     assert_eq!(svc.adopt_embedded().await, vec![("local".to_string(), None)]);

@@ -190,6 +190,22 @@ async fn secrets_stay_inside_audit_records_every_mutation_metrics_are_complete()
         .await
         .unwrap();
     h(
+        "set-1",
+        Action::UpdateServer(spindle_service::UpdateServer {
+            server: s("sim"),
+            settings: spindle_service::ServerSettings {
+                chap: Some(false),
+                username: Some(s("chapuser")),
+                passwd: Some(format!("{CHAP_SECRET}-new")),
+                admin_passwd: Some(s(ADMIN_SECRET)),
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    h(
         "read-1",
         Action::ListLuns {
             server: s("local"),
@@ -234,6 +250,13 @@ async fn secrets_stay_inside_audit_records_every_mutation_metrics_are_complete()
     assert_eq!(row("reg-embedded-bad")["outcome"], "bad_request");
     assert_eq!(row("split-1")["action"], "clone.split");
     assert_eq!(row("refresh-1")["action"], "server.refresh");
+    assert_eq!(row("refresh-1")["detail"], Value::Null);
+    let set = row("set-1");
+    assert_eq!(set["action"], "server.update");
+    assert_eq!(
+        set["detail"], "passwd changed, chap true → false",
+        "what changed (not what was given again), the secret only as changed: {set}"
+    );
     assert!(
         !rows.iter().any(|r| r["call_id"] == "read-1"),
         "reads are not audited"

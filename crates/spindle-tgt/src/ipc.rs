@@ -1,6 +1,7 @@
 //! tgtd's management socket, spoken directly — used to create CHAP accounts, so that a secret
-//! never appears on a command line, and for `--op show --mode sys` (liveness checks), which
-//! then costs one round trip instead of starting a tgtadm process.
+//! never appears on a command line, and for every `--op show` (system, targets, portals,
+//! accounts: the liveness checks and the reads of each reconciliation), which then costs one
+//! round trip instead of starting a tgtadm process.
 //!
 //! tgtadm is a thin client: it packs a `struct tgtadm_req` (usr/tgtadm.h, unchanged since
 //! 2012 up to tgt 1.0.97) followed by a NUL-terminated `key=value,...` string, sends it to the
@@ -32,6 +33,8 @@ use crate::error::{AdmError, TgtError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
     System = 0,
+    Target = 1,
+    Portal = 3,
     Account = 7,
 }
 

@@ -403,20 +403,30 @@ impl Tgtadm {
     /// (the answer is the text tgtadm would print), so it costs one round trip and starts no
     /// process: this is what every liveness check runs.
     pub fn system(&self) -> Result<SystemInfo, TgtError> {
-        let text = ipc::request(
+        show::parse_system(&self.show(ipc::Mode::System, "showing the system state")?)
+    }
+
+    /// `--op show --mode MODE` with no parameters, asked over the management socket the way
+    /// tgtadm asks it (tid and lun unset); the answer is the text tgtadm would print.
+    fn show(&self, mode: ipc::Mode, label: &str) -> Result<String, TgtError> {
+        tracing::debug!(
+            control_port = self.control_port,
+            request = label,
+            "tgtd management socket"
+        );
+        ipc::request(
             &self.ipc_socket_path(),
             self.control_port,
             &ipc::Request {
-                mode: ipc::Mode::System,
+                mode,
                 op: ipc::Op::Show,
-                tid: 0,
-                lun: 0,
+                tid: -1,
+                lun: u64::MAX,
                 body: None,
-                label: "showing the system state",
+                label,
             },
             self.timeout,
-        )?;
-        show::parse_system(&text)
+        )
     }
 
     /// Whether tgtd answers (`--op show --mode sys` over its management socket succeeds).
@@ -435,7 +445,7 @@ impl Tgtadm {
 
     /// The portals tgtd listens on (`ADDRESS:PORT`).
     pub fn portals(&self) -> Result<Vec<String>, TgtError> {
-        show::parse_portals(&self.run(self.base_args("portal", "show"))?)
+        show::parse_portals(&self.show(ipc::Mode::Portal, "showing the portals")?)
     }
 
     /// Stops the daemon the way tgtd allows (it ignores SIGTERM): deletes every target with
@@ -469,9 +479,9 @@ impl Tgtadm {
 
     // ----- targets --------------------------------------------------------------------
 
-    /// `--op show --mode target`, parsed.
+    /// `--op show --mode target` (over the management socket), parsed.
     pub fn targets(&self) -> Result<Vec<TargetInfo>, TgtError> {
-        show::parse_targets(&self.run(self.base_args("target", "show"))?)
+        show::parse_targets(&self.show(ipc::Mode::Target, "showing the targets")?)
     }
 
     /// The target named `name`, if tgtd has it.
@@ -700,7 +710,7 @@ impl Tgtadm {
 
     /// `--op show --mode account`: the account names (tgtd never shows secrets).
     pub fn accounts(&self) -> Result<Vec<String>, TgtError> {
-        show::parse_accounts(&self.run(self.base_args("account", "show"))?)
+        show::parse_accounts(&self.show(ipc::Mode::Account, "showing the accounts")?)
     }
 
     /// Creates CHAP account `user` with `secret`, through the configured [`SecretChannel`].

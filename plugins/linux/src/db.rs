@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations: entry `i` takes the database from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -153,6 +153,12 @@ pub const MIGRATIONS: &[&str] = &[
         BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;
      CREATE TRIGGER export_gen_elements_delete AFTER DELETE ON elements
         BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;",
+    // 2 -> 3: a group's iSCSI target keeps the name it was made with (the last part of its
+    // IQN, the group's name then, in lower case), so that renaming the group does not cut
+    // its hosts off; no two groups share one.
+    "ALTER TABLE groups ADD COLUMN target TEXT;
+     UPDATE groups SET target = lower(name);
+     CREATE UNIQUE INDEX groups_by_target ON groups (target);",
 ];
 
 /// WAL size (pages) at which a commit folds the WAL into the database. Small, because every
@@ -257,6 +263,9 @@ pub struct GroupRow {
     pub entries: Vec<String>,
     /// Modes, as given.
     pub modes: Option<Vec<String>>,
+    /// The last part of its target's IQN: its name, in lower case, when it was made (a
+    /// rename keeps it).
+    pub target: String,
 }
 
 /// One row of `splits`.
@@ -647,7 +656,7 @@ impl Db {
     pub fn groups(&self) -> Result<Vec<GroupRow>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT id, name, modes FROM groups ORDER BY name")
+            .prepare_cached("SELECT id, name, modes, COALESCE(target, lower(name)) FROM groups ORDER BY name")
             .dbx("list groups")?;
         let mut groups = st
             .query_map([], |r| {
@@ -657,6 +666,7 @@ impl Db {
                     name: r.get(1)?,
                     entries: Vec::new(),
                     modes: modes.and_then(|m| serde_json::from_str(&m).ok()),
+                    target: r.get(3)?,
                 })
             })
             .dbx("list groups")?

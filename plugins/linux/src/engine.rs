@@ -286,6 +286,87 @@ impl CarriedIntent {
     }
 }
 
+/// The file in a pool directory that names the array owning it (its array id and a newline).
+pub const POOL_OWNER_FILE: &str = ".spindle-array-owner";
+
+/// The array id `pool` names as its owner; `None` when it names none.
+fn pool_owner(pool: &Path) -> Result<Option<String>> {
+    let path = pool.join(POOL_OWNER_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Unavailable(format!(
+            "cannot read {}: {e}",
+            shown(&path.to_string_lossy())
+        ))),
+    }
+}
+
+/// Names `array_id` as `pool`'s owner, durably and atomically: the name appears complete or
+/// not at all, and of two arrays claiming at once exactly one wins (a hard link is not
+/// made over an existing file); the loser finds the winner's id.
+fn claim_pool(pool: &Path, array_id: &str) -> Result<()> {
+    let owner = pool.join(POOL_OWNER_FILE);
+    if pool_owner(pool)?.as_deref() == Some(array_id) {
+        return Ok(());
+    }
+    let tmp = pool.join(format!("{POOL_OWNER_FILE}.{array_id}.tmp"));
+    let made = (|| -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        std::io::Write::write_all(&mut f, format!("{array_id}\n").as_bytes())?;
+        f.sync_all()?;
+        // An empty or torn file left by a claim that died is replaced.
+        if pool_owner(pool).ok().flatten().is_none() {
+            let _ = fs::remove_file(&owner);
+        }
+        fs::hard_link(&tmp, &owner)
+    })();
+    let _ = fs::remove_file(&tmp);
+    match made {
+        Ok(()) => fsops::fsync_dir(pool),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match pool_owner(pool)? {
+            Some(id) if id == array_id => Ok(()),
+            Some(id) => Err(Error::InvalidArray(format!(
+                "pool directory {} was claimed by another array (array id {id}) at the same time",
+                shown(&pool.to_string_lossy())
+            ))),
+            None => Err(Error::Failed(format!(
+                "cannot claim pool directory {}",
+                pool.display()
+            ))),
+        },
+        Err(e) => Err(Error::Unavailable(format!(
+            "cannot write {}: {e}",
+            shown(&owner.to_string_lossy())
+        ))),
+    }
+}
+
+/// The image files of this array's naming patterns (`<uuid>.img`, `.<uuid>.partial`) in
+/// `pool`, by name.
+fn foreign_files(pool: &Path) -> Vec<String> {
+    let Ok(rd) = fs::read_dir(pool) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| {
+            n.strip_suffix(".img").is_some_and(is_uuid)
+                || n.strip_prefix('.')
+                    .and_then(|r| r.strip_suffix(".partial"))
+                    .is_some_and(|r| is_uuid(r.split('.').next().unwrap_or("")))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 fn image(pool: &Path, file: &str) -> PathBuf {
     pool.join(format!("{file}.img"))
 }
@@ -342,9 +423,53 @@ impl Engine {
         fsops::ensure_private_dir(&state_dir)?;
         let mut engine = Engine::open_state_dir(&state_dir, opts, Some(cfg.clone()))?;
         let _g = engine.lock()?;
+        // Before anything is registered or recovered: recovery removes image files it does not
+        // know, which in another array's pool would be that array's LUNs.
+        engine.claim_pools(cfg)?;
         engine.register_pools(cfg)?;
         engine.recover()?;
         Ok(engine)
+    }
+
+    /// Makes sure every pool of `cfg` belongs to this array, claiming the ones that belong to
+    /// none: a pool directory names its array in [`POOL_OWNER_FILE`], written once, when
+    /// the array first opens it. A pool of another array is refused, and so is a directory
+    /// that holds image files while it is new to this array (another array's, from before
+    /// pools were claimed, or an array whose state directory was lost): this array would
+    /// take them for leftovers of its own and remove them, or adopt them under a second page
+    /// 83 id. A pool this array registered before pools were claimed is claimed as it is.
+    fn claim_pools(&self, cfg: &ArrayConfig) -> Result<()> {
+        let known = self.db.pools()?;
+        for p in &cfg.pools {
+            match pool_owner(&p.path)? {
+                Some(owner) if owner == self.array_id => continue,
+                Some(owner) => {
+                    return Err(Error::InvalidArray(format!(
+                        "pool {} directory {} belongs to another array (array id {owner}, in {}); two arrays never share a pool directory, since each would take the other's files for its own or remove them: give this array a directory of its own",
+                        shown(&p.name),
+                        shown(&p.path.to_string_lossy()),
+                        p.path.join(POOL_OWNER_FILE).display()
+                    )))
+                }
+                None => {}
+            }
+            let registered = known.iter().any(|k| k.path == p.path);
+            if !registered {
+                let foreign = foreign_files(&p.path);
+                if let Some(first) = foreign.first() {
+                    return Err(Error::InvalidArray(format!(
+                        "pool {} directory {} holds {} image file(s) this array did not make ({}{}): another array's, or one whose state directory was lost; this array does not take them over (it would remove them): give it an empty directory",
+                        shown(&p.name),
+                        shown(&p.path.to_string_lossy()),
+                        foreign.len(),
+                        shown(first),
+                        if foreign.len() > 1 { ", ..." } else { "" }
+                    )));
+                }
+            }
+            claim_pool(&p.path, &self.array_id)?;
+        }
+        Ok(())
     }
 
     /// Makes an engine that stayed open since an earlier request (the resident program,
@@ -1363,6 +1488,12 @@ impl Engine {
         // their intent and are rolled forward, in the order the operations ran.
         let mut stray = Vec::new();
         let mut carried = BTreeMap::new();
+        // Only pools this array owns: what is in another array's directory is not this array's
+        // to adopt or remove (Engine::claim_pools refuses such a pool when the array opens).
+        let pools: Vec<PoolRow> = pools
+            .into_iter()
+            .filter(|p| pool_owner(&p.path).ok().flatten().as_deref() == Some(self.array_id.as_str()))
+            .collect();
         for p in &pools {
             let Ok(rd) = fs::read_dir(&p.path) else { continue };
             for ent in rd.flatten() {
@@ -1650,7 +1781,7 @@ impl Engine {
             .db
             .groups()?
             .iter()
-            .map(|g| format!("{prefix}:{}", g.name.to_ascii_lowercase()))
+            .map(|g| format!("{prefix}:{}", g.target))
             .collect();
         let chap_user = self.db.chap_user()?;
         Ok(ArrayInfo {
@@ -2751,7 +2882,7 @@ impl Engine {
             name: g.name.clone(),
             entries: g.entries.clone(),
             modes: g.modes.clone(),
-            target: format!("{}:{}", self.iqn_prefix(), g.name.to_ascii_lowercase()),
+            target: format!("{}:{}", self.iqn_prefix(), g.target),
         }
     }
 
@@ -2805,6 +2936,16 @@ impl Engine {
                     shown(&s.name)
                 )));
             }
+            if let Some(g) = existing.iter().find(|g| g.target == s.name.to_ascii_lowercase()) {
+                return Err(Error::InvalidValue(format!(
+                    "grp_name {}: access group {} (made as {}) still exports its iSCSI target under that name, {}:{}; choose another name",
+                    shown(&s.name),
+                    shown(&g.name),
+                    shown(&g.target),
+                    self.iqn_prefix(),
+                    g.target
+                )));
+            }
             let entries = Engine::normalize_entries(&s.entries)?;
             if entries.len() > MAX_ACCESS_ENTRIES as usize {
                 return Err(Error::InvalidValue(format!(
@@ -2821,8 +2962,8 @@ impl Engine {
                 .as_ref()
                 .map(|m| serde_json::to_string(m).unwrap_or_default());
             tx.run(
-                "INSERT INTO groups (name, modes) VALUES (?1, ?2)",
-                params![name, modes],
+                "INSERT INTO groups (name, modes, target) VALUES (?1, ?2, ?3)",
+                params![name, modes, name.to_ascii_lowercase()],
             )
             .dbx("create group")?;
             let id = tx.last_insert_rowid();
@@ -2862,7 +3003,9 @@ impl Engine {
         self.groups(None)
     }
 
-    /// `renameAccessGroup` (its target is renamed with it).
+    /// `renameAccessGroup`: the group's name only. Its iSCSI target keeps the IQN it was made
+    /// with, so hosts keep their sessions and LUNs (a renamed target would be a new one to
+    /// them, and the old one gone); a new group cannot take that IQN's name.
     pub fn rename_group(&mut self, name: &str, new_name: &str) -> Result<Vec<Group>> {
         let _g = self.lock()?;
         let g = self.group_row("access_grp_name", name)?;
@@ -3209,7 +3352,7 @@ impl Engine {
             }
             targets.push(TargetPlan {
                 group: g.name.clone(),
-                iqn: format!("{prefix}:{}", g.name.to_ascii_lowercase()),
+                iqn: format!("{prefix}:{}", g.target),
                 initiators: g.entries.clone(),
                 luns,
             });

@@ -466,8 +466,35 @@ fn groups_presentations_and_export_plan() {
         kind(&e.remove_groups(&["db".into()]).unwrap_err()),
         ExceptionKind::StorageElementBusyEx
     );
+    // A renamed group keeps its target's IQN (its hosts keep their LUNs), and no new group
+    // can take that name's target.
+    let target_of = |e: &Engine, g: &str| {
+        let plan = e.export_plan().unwrap();
+        plan.targets.iter().find(|t| t.group == g).map(|t| t.iqn.clone())
+    };
+    let db_target = target_of(&e, "db").unwrap();
+    assert!(db_target.ends_with(":db"), "{db_target}");
     e.rename_group("db", "db2").unwrap();
     assert_eq!(e.groups(Some(&b.uuid)).unwrap().len(), 2);
+    assert_eq!(target_of(&e, "db2"), Some(db_target.clone()));
+    let shown = e.groups(None).unwrap();
+    assert_eq!(
+        shown.iter().find(|g| g.name == "db2").map(|g| g.target.clone()),
+        Some(db_target.clone())
+    );
+    let err = e
+        .create_groups(&[GroupSpec {
+            name: "DB".into(),
+            entries: vec![],
+            modes: None,
+        }])
+        .unwrap_err();
+    assert_eq!(kind(&err), ExceptionKind::InvalidValueEx);
+    assert!(
+        err.to_string()
+            .contains("still exports its iSCSI target under that name"),
+        "{err}"
+    );
     let too_many: Vec<String> = (0..=MAX_ACCESS_ENTRIES)
         .map(|i| format!("iqn.2001-04.com.example:n{i}"))
         .collect();
@@ -716,4 +743,64 @@ fn a_refused_size_is_quoted_as_given() {
     let lun = e.create("small", "p0", MIB, true, None).unwrap();
     let m = e.resize(&lun.uuid, i64::MAX).unwrap_err().to_string();
     assert!(m.contains(&format!("new_size {}", i64::MAX)), "{m}");
+}
+
+/// A pool directory belongs to one array: a second array (another state directory) given it
+/// is refused before it touches a file, whether the pool names its owner or, from before
+/// pools were claimed, only holds the first array's images; the first array keeps
+/// everything.
+#[test]
+fn a_pool_belongs_to_one_array() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let pool = fs.pool("p0");
+    let cfg = config(&pool);
+    let mut a = engine(&cfg);
+    let lun = a.create("keep", "p0", 8 * MIB, true, None).unwrap();
+    fill(lun.path.as_ref().unwrap(), 0, 4096, 0x5a);
+    a.snapshot(&lun.uuid, Some("keep-s")).unwrap();
+    a.clone_element(&lun.uuid, Some("keep-c"), None).unwrap();
+    let before = listing(&pool);
+    let state_b = tempfile::tempdir().unwrap();
+    let other = |cfg: &spindle_plugin_linux::config::ArrayConfig| {
+        let mut b = cfg.clone();
+        b.state = Some(state_b.path().join("state"));
+        Engine::open(&b, opts())
+    };
+    let owner = pool.join(spindle_plugin_linux::engine::POOL_OWNER_FILE);
+    assert_eq!(
+        std::fs::read_to_string(&owner).unwrap().trim(),
+        a.array_id(),
+        "the pool names its array"
+    );
+    let err = other(&cfg).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArray(_)) && err.to_string().contains("belongs to another array"),
+        "{err}"
+    );
+    assert_eq!(listing(&pool), before, "a refused array touched the pool");
+    // A pool claimed by nobody yet (made before pools were claimed) that holds images the
+    // new array did not make is refused too.
+    std::fs::remove_file(&owner).unwrap();
+    let err = other(&cfg).unwrap_err();
+    assert!(
+        err.to_string().contains("image file(s) this array did not make"),
+        "{err}"
+    );
+    let unowned: Vec<String> = before
+        .iter()
+        .filter(|n| n.as_str() != spindle_plugin_linux::engine::POOL_OWNER_FILE)
+        .cloned()
+        .collect();
+    assert_eq!(listing(&pool), unowned, "a refused array touched the pool");
+    // The first array claims its registered pool again and has everything.
+    drop(a);
+    let a = engine(&cfg);
+    assert_eq!(std::fs::read_to_string(&owner).unwrap().trim(), a.array_id());
+    assert_eq!(a.list(&[SeType::Lun, SeType::SnapClone]).unwrap().len(), 2);
+    assert_eq!(a.snapshots(None).unwrap().len(), 1);
+    assert_eq!(read(lun.path.as_ref().unwrap(), 0, 4096), vec![0x5a; 4096]);
+    assert!(a.check_consistency().unwrap().is_empty());
 }

@@ -242,9 +242,8 @@ async fn prepare_embedded(
                 format!("cannot prepare the embedded local array: {e} (or start with --no-embedded)"),
             )
         })?;
-    for note in &prepared.notes {
-        tracing::info!("embedded array: {note}");
-    }
+    // Its notes (image made or reused, tgtd moved, tools installed) were logged as it
+    // prepared them.
     let mut ss_record = prepared.ss_record.clone();
     if args.split_rate_mib > 0 {
         if let Some(Value::String(extra)) = ss_record.get_mut("extra_info") {

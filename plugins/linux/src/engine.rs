@@ -2985,11 +2985,25 @@ impl Engine {
         let mut rows = Vec::new();
         for n in names_ {
             let g = self.group_row("grp_name", n)?;
-            let presented = self.count("SELECT count(*) FROM presentations WHERE grp = ?1", &[&g.id])?;
-            if presented > 0 {
+            let presented: Vec<String> = self
+                .db
+                .presentations()?
+                .into_iter()
+                .filter(|p| p.1 == g.name)
+                .filter_map(|p| self.db.element(&p.0).ok().flatten().map(|e| shown(&e.name)))
+                .collect();
+            if !presented.is_empty() {
+                let more = presented.len().saturating_sub(10);
                 return Err(Error::Busy(format!(
-                    "access group {} still has {presented} element(s) presented to it",
-                    shown(&g.name)
+                    "access group {} still has {} element(s) presented to it: {}{}; unpresent them first",
+                    shown(&g.name),
+                    presented.len(),
+                    presented[..presented.len().min(10)].join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
                 )));
             }
             rows.push(g);

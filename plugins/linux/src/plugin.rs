@@ -230,14 +230,14 @@ impl<'a> Call<'a> {
                 LogLevel::Info
             };
             // (A move is one of the actions, which say so.)
-            let started = note
+            let parts: Vec<String> = note
                 .started
-                .map(|pid| format!("tgtd started (pid {pid}); "))
-                .unwrap_or_default();
-            self.host.log(
-                level,
-                &format!("tgtd brought up to date: {started}{}", note.actions.join("; ")),
-            );
+                .map(|pid| format!("tgtd was not running: started it (pid {pid})"))
+                .into_iter()
+                .chain(note.actions.iter().cloned())
+                .collect();
+            self.host
+                .log(level, &format!("tgtd brought up to date: {}", parts.join("; ")));
         }
         match reply.ok {
             Some(v) => Ok(v),

@@ -462,9 +462,11 @@ fn groups_presentations_and_export_plan() {
         kind(&e.remove(&b.uuid).unwrap_err()),
         ExceptionKind::StorageElementBusyEx
     );
-    assert_eq!(
-        kind(&e.remove_groups(&["db".into()]).unwrap_err()),
-        ExceptionKind::StorageElementBusyEx
+    let busy = e.remove_groups(&["db".into()]).unwrap_err();
+    assert_eq!(kind(&busy), ExceptionKind::StorageElementBusyEx);
+    assert!(
+        busy.to_string().contains("presented to it: 'b'"),
+        "the message names what is presented: {busy}"
     );
     // A renamed group keeps its target's IQN (its hosts keep their LUNs), and no new group
     // can take that name's target.

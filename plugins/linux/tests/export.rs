@@ -590,3 +590,37 @@ fn a_tgtd_on_another_portal_is_reported() {
     let status = spindle_plugin_linux::tgt::status(cfg.tgt.as_ref().unwrap()).unwrap();
     assert_eq!(status.elsewhere(), None, "{status:?}");
 }
+
+/// A renamed access group keeps its target: its initiator sees the same LUN under the same
+/// IQN, and the old name cannot make a second target with that IQN.
+#[test]
+fn a_renamed_group_keeps_its_target() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let (_fs, tgt, cfg) = array_with_group_ga();
+    let l = ok(
+        &cfg,
+        json!({"op": "create", "name": "l1", "pool": "p0", "size": 8 * MIB}),
+    );
+    ok(&cfg, json!({"op": "present", "uuid": uuid(&l), "groups": ["ga"]}));
+    let portal = tgt.portal();
+    let target = "iqn.2025-01.org.example:array:ga";
+    let p83 = l["page83_id"].as_str().unwrap().to_string();
+    let seen = vec![(1, p83, 8 * MIB, true)];
+    assert_eq!(inspect(&portal, target, INIT_A, None), seen);
+    ok(
+        &cfg,
+        json!({"op": "group-rename", "name": "ga", "new_name": "hosts"}),
+    );
+    assert_eq!(inspect(&portal, target, INIT_A, None), seen, "the target changed");
+    let e = err(
+        &cfg,
+        json!({"op": "group-create", "groups": [{"name": "GA", "entries": []}]}),
+    );
+    assert!(
+        e.to_string()
+            .contains("still exports its iSCSI target under that name"),
+        "{e}"
+    );
+}

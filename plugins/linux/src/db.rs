@@ -885,6 +885,40 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_array_keeps_its_groups_targets() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let conn = rusqlite::Connection::open(dir.path().join("array.db")).expect("create");
+            conn.execute_batch(MIGRATIONS[0]).expect("schema 1");
+            conn.execute_batch(MIGRATIONS[1]).expect("schema 2");
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES (2);
+                 INSERT INTO groups (name) VALUES ('Web'), ('db');",
+            )
+            .expect("groups of version 2");
+        }
+        let db = Db::open(dir.path()).expect("migrate");
+        assert_eq!(db.schema_version().expect("version"), SCHEMA_VERSION);
+        let targets: Vec<(String, String)> = db
+            .groups()
+            .expect("groups")
+            .into_iter()
+            .map(|g| (g.name, g.target))
+            .collect();
+        assert_eq!(
+            targets,
+            vec![("db".into(), "db".into()), ("Web".into(), "web".into())]
+        );
+        assert!(
+            db.conn
+                .run("INSERT INTO groups (name, target) VALUES ('x', 'db')", [])
+                .is_err(),
+            "two groups cannot share a target"
+        );
+    }
+
+    #[test]
     fn lazy_commits_are_visible_at_once() {
         let dir = tempfile::tempdir().expect("tmp");
         let db = Db::open(dir.path()).expect("create");

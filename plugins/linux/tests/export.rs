@@ -60,6 +60,16 @@ fn array_with_group_ga() -> (TestFs, Tgt, spindle_plugin_linux::config::ArrayCon
     (fs, tgt, cfg)
 }
 
+/// LUN `l1` of 8 MiB, made and presented to group `ga` of [`array_with_group_ga`].
+fn lun_presented_to_ga(cfg: &spindle_plugin_linux::config::ArrayConfig) -> Value {
+    let l = ok(
+        cfg,
+        json!({"op": "create", "name": "l1", "pool": "p0", "size": 8 * MIB}),
+    );
+    ok(cfg, json!({"op": "present", "uuid": uuid(&l), "groups": ["ga"]}));
+    l
+}
+
 #[test]
 fn requests_keep_tgtd_serving_the_plan_even_after_sigkill() {
     if !can_mount() || !have_tgt() {
@@ -312,11 +322,7 @@ fn a_plan_changed_behind_the_last_sync_is_reconciled_by_any_request() {
     }
     let (_fs, tgt, cfg) = array_with_group_ga();
     let pool = cfg.pools[0].path.clone();
-    let l = ok(
-        &cfg,
-        json!({"op": "create", "name": "l1", "pool": "p0", "size": 8 * MIB}),
-    );
-    ok(&cfg, json!({"op": "present", "uuid": uuid(&l), "groups": ["ga"]}));
+    let l = lun_presented_to_ga(&cfg);
     let portal = tgt.portal();
     let target = "iqn.2025-01.org.example:array:ga";
     let p83 = l["page83_id"].as_str().unwrap().to_string();
@@ -599,11 +605,7 @@ fn a_renamed_group_keeps_its_target() {
         return;
     }
     let (_fs, tgt, cfg) = array_with_group_ga();
-    let l = ok(
-        &cfg,
-        json!({"op": "create", "name": "l1", "pool": "p0", "size": 8 * MIB}),
-    );
-    ok(&cfg, json!({"op": "present", "uuid": uuid(&l), "groups": ["ga"]}));
+    let l = lun_presented_to_ga(&cfg);
     let portal = tgt.portal();
     let target = "iqn.2025-01.org.example:array:ga";
     let p83 = l["page83_id"].as_str().unwrap().to_string();

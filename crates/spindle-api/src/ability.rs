@@ -268,8 +268,36 @@ pub enum AbilityError {
         allowed: &'static str,
     },
     /// A key the guides do not define.
-    #[error("ability key '{0}' is not one of the 16 keys the guides define")]
+    #[error("ability key '{0}' is not one of the 16 keys the guides define{hint}", hint = did_you_mean(.0))]
     Unknown(String),
+}
+
+/// " (did you mean 'snap_is_sync'?)" when `key` is a near miss of one of the 16 keys (at most
+/// two edits, or the same letters in another case), else "".
+fn did_you_mean(key: &str) -> String {
+    let lower = key.to_ascii_lowercase();
+    ABILITY_KEYS
+        .iter()
+        .map(|k| (edit_distance(&lower, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| format!(" (did you mean '{k}'?)"))
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance between `a` and `b`, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 impl AbilityError {

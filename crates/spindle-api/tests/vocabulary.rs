@@ -163,6 +163,18 @@ fn abilities_need_all_sixteen_legal_keys() {
         Abilities::from_value(&unknown).expect_err("refused").key(),
         Some("dedup")
     );
+    let far = Abilities::from_value(&unknown).expect_err("refused").to_string();
+    assert!(!far.contains("did you mean"), "no near miss: {far}");
+
+    let mut typo = ok.clone();
+    typo.as_object_mut().map(|m| m.remove("snap_is_sync"));
+    typo["snap_is_synch"] = json!("YES");
+    let e = Abilities::from_value(&typo).expect_err("refused");
+    assert_eq!(e.key(), Some("snap_is_synch"));
+    assert_eq!(
+        e.to_string(),
+        "ability key 'snap_is_synch' is not one of the 16 keys the guides define (did you mean 'snap_is_sync'?)"
+    );
 
     for (n, good) in [(-1, true), (0, true), (64, true), (-2, false)] {
         let mut m = ok.clone();

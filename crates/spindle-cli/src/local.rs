@@ -5,8 +5,9 @@ use crate::exit;
 use crate::output::{self, Printer};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value};
+use spindle_api::names::shown;
 use spindle_api::{Method, PluginException};
-use spindle_manager::{CallError, CallOptions, Manager, ManagerConfig, Mode};
+use spindle_manager::{CallError, CallOptions, Manager, ManagerConfig, ManagerError, Mode};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,10 @@ pub struct ConformanceArgs {
     /// Seconds between getAsyncProgress polls.
     #[arg(long, default_value_t = 0.2)]
     poll_interval: f64,
+    /// Seconds the kit waits for one asynchronous operation to finish (and for its progress to
+    /// move); past it the method's check fails and the run goes on.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    async_timeout: f64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -75,32 +80,58 @@ pub enum PluginCommand {
         /// Seconds between getAsyncProgress polls.
         #[arg(long, default_value_t = 1.0)]
         poll_interval: f64,
+        /// Seconds an asynchronous operation may take in all before the call fails (exit 4).
+        #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
+        async_timeout: f64,
+        /// Seconds an asynchronous operation may go without its progress changing before the
+        /// call fails (exit 4).
+        #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+        async_stall: f64,
     },
 }
 
 /// A manager for looking at plug-ins (list, show), which calls none of them.
 async fn inspecting(roots: Vec<PathBuf>) -> Result<Manager, (u8, String)> {
-    manager(
-        roots,
-        Mode::Strict,
-        Duration::from_secs(30),
-        Duration::from_secs(1),
-    )
-    .await
+    let limits = Limits {
+        deadline: Duration::from_secs(30),
+        poll: Duration::from_secs(1),
+        async_deadline: Duration::from_secs(3600),
+        async_stall: Duration::from_secs(600),
+    };
+    manager(roots, Mode::Strict, limits).await
 }
 
-async fn manager(
-    roots: Vec<PathBuf>,
-    mode: Mode,
+/// How long calls and asynchronous operations may take.
+struct Limits {
     deadline: Duration,
     poll: Duration,
-) -> Result<Manager, (u8, String)> {
+    async_deadline: Duration,
+    async_stall: Duration,
+}
+
+/// `--async-timeout` / `--async-stall` as a duration: at least 0.1 s, at most a week.
+fn async_limit(option: &str, secs: f64) -> Result<Duration, (u8, String)> {
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err((
+            exit::USAGE,
+            format!(
+                "{option}: {} is not a number of seconds above 0",
+                shown(&secs.to_string())
+            ),
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs.clamp(0.1, 7.0 * 24.0 * 3600.0)))
+}
+
+async fn manager(roots: Vec<PathBuf>, mode: Mode, limits: Limits) -> Result<Manager, (u8, String)> {
     let config = ManagerConfig {
         roots,
         builtins: crate::builtins(),
         mode,
-        call_deadline: deadline,
-        async_poll_interval: poll,
+        call_deadline: limits.deadline,
+        async_poll_interval: limits.poll,
+        async_deadline: limits.async_deadline,
+        async_stall: limits.async_stall,
         ..ManagerConfig::default()
     };
     Manager::new(config)
@@ -135,7 +166,7 @@ pub async fn plugin(
     match cmd {
         PluginCommand::List => {
             let m = inspecting(roots.clone()).await?;
-            p.plugin_list(m.plugins(), m.skipped());
+            p.plugin_list(m.plugins(), m.skipped(), m.notes());
             Ok(0)
         }
         PluginCommand::Show { id } => {
@@ -146,10 +177,11 @@ pub async fn plugin(
                     Ok(0)
                 }
                 Err(e) => {
+                    let class = id.split('@').next().unwrap_or(&id);
                     let skipped: Vec<_> = m
                         .skipped()
                         .iter()
-                        .filter(|s| s.class.as_deref() == Some(id.split('@').next().unwrap_or(&id)))
+                        .filter(|s| s.concerns(class))
                         .cloned()
                         .collect();
                     if skipped.is_empty() {
@@ -168,7 +200,11 @@ pub async fn plugin(
             lenient,
             deadline,
             poll_interval,
+            async_timeout,
+            async_stall,
         } => {
+            let async_deadline = async_limit("--async-timeout", async_timeout)?;
+            let async_stall = async_limit("--async-stall", async_stall)?;
             let args = read_params(&params)?;
             let Some(method) = Method::parse(&method) else {
                 let e = PluginException::no_such_operation(format!(
@@ -179,7 +215,13 @@ pub async fn plugin(
             };
             let mode = if lenient { Mode::Lenient } else { Mode::Strict };
             let poll = Duration::from_secs_f64(poll_interval.clamp(0.01, 3600.0));
-            let m = manager(roots.clone(), mode, Duration::from_secs(deadline), poll).await?;
+            let limits = Limits {
+                deadline: Duration::from_secs(deadline),
+                poll,
+                async_deadline,
+                async_stall,
+            };
+            let m = manager(roots.clone(), mode, limits).await?;
             let entry = m.resolve(&id).map_err(|e| (exit::SPINDLE, e.to_string()))?;
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let progress = tokio::spawn(async move {
@@ -197,7 +239,8 @@ pub async fn plugin(
             match result {
                 Ok(outcome) => {
                     for w in &outcome.warnings {
-                        eprintln!("warning: {w}");
+                        // One line each: a warning may quote what the plug-in printed.
+                        eprintln!("warning: {}", w.replace('\n', " "));
                     }
                     for v in &outcome.violations {
                         eprintln!("warning: contract violation tolerated: {v}");
@@ -222,7 +265,11 @@ pub async fn plugin(
 pub async fn conformance(roots: Vec<PathBuf>, a: ConformanceArgs) -> Result<u8, (u8, String)> {
     use spindle_conformance::{load_ss_record, DataPathOptions, IscsiDataPath, Options};
     let bad = |e: spindle_conformance::ConformanceError| (exit::USAGE, e.to_string());
-    let ss = load_ss_record(&a.ss_record).map_err(bad)?;
+    // An unreadable file is spindle's failure (5); a file that is not JSON is bad input (2).
+    let ss = load_ss_record(&a.ss_record).map_err(|e| match e {
+        spindle_conformance::ConformanceError::ReadSsRecord { .. } => (exit::SPINDLE, e.to_string()),
+        other => bad(other),
+    })?;
     let mut opts = Options::new(ss.clone());
     opts.vol_group = a.vol_group;
     opts.only = a.only;
@@ -239,9 +286,22 @@ pub async fn conformance(roots: Vec<PathBuf>, a: ConformanceArgs) -> Result<u8, 
     }
     opts.check().map_err(bad)?;
     let poll = Duration::from_secs_f64(a.poll_interval.clamp(0.01, 60.0));
-    let m = manager(roots, Mode::Strict, Duration::from_secs(300), poll).await?;
-    let entry = m.resolve(&a.plugin).map_err(|e| (exit::SPINDLE, e.to_string()))?;
-    let report = spindle_conformance::run(&m, entry, &opts).await;
+    let async_deadline = async_limit("--async-timeout", a.async_timeout)?;
+    let limits = Limits {
+        deadline: Duration::from_secs(300),
+        poll,
+        async_deadline,
+        async_stall: async_deadline,
+    };
+    let m = manager(roots, Mode::Strict, limits).await?;
+    let report = match m.resolve(&a.plugin) {
+        Ok(entry) => spindle_conformance::run(&m, entry, &opts).await,
+        // Found but skipped: its declarations are at fault, and that is a failed check.
+        Err(ManagerError::NotLoaded { reason, .. }) => {
+            spindle_conformance::not_loaded(&a.plugin, &reason, &opts)
+        }
+        Err(e) => return Err((exit::SPINDLE, e.to_string())),
+    };
     match a.report {
         ReportFormat::Text => print!("{}", report.to_text()),
         ReportFormat::Json => println!("{}", report.to_json()),

@@ -77,9 +77,15 @@ enum Command {
     },
 }
 
-fn init_logging(g: &Global) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&g.log_level)
+fn init_logging(g: &Global, command: &Command) {
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&g.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    if matches!(command, Command::Plugin(local::PluginCommand::Call { .. })) {
+        // `plugin call` prints the plug-in's warnings itself, one line each.
+        if let Ok(d) = format!("{}=off", spindle_manager::WARNING_TARGET).parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -128,14 +134,48 @@ fn run_async(cli: Cli) -> Result<u8, (u8, String)> {
     })
 }
 
+/// True for the panic `println!` (or `eprintln!`) raises when the reader of the stream went
+/// away (`spindle ... | head -1`): "failed printing to stdout: Broken pipe (os error 32)".
+fn is_broken_pipe(message: &str) -> bool {
+    message.contains("Broken pipe") || message.contains("BrokenPipe")
+}
+
+/// Ends the program quietly (exit 0) when stdout or stderr is a pipe nobody reads any more,
+/// instead of the panic message. (SIGPIPE stays ignored, as Rust sets it: a plug-in child that
+/// dies must not kill spindle when it writes to it.)
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if is_broken_pipe(message) {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
-    init_logging(&cli.global);
+    init_logging(&cli.global, &cli.command);
     let output = cli.global.output;
     match cli.command {
         Command::Completions { shell } => {
-            completions(shell, &mut std::io::stdout());
-            ExitCode::SUCCESS
+            let mut script = Vec::new();
+            completions(shell, &mut script);
+            use std::io::Write;
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("spindle: cannot write the completion script: {e}");
+                    ExitCode::from(exit::SPINDLE)
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         Command::Admin(cmd) => match admin::run(cmd, &cli.client, output) {
             Ok(()) => ExitCode::SUCCESS,
@@ -196,6 +236,17 @@ mod tests {
                 assert!(text.contains(word), "{shell}: no '{word}'");
             }
         }
+    }
+
+    #[test]
+    fn a_broken_pipe_panic_is_recognised() {
+        assert!(is_broken_pipe(
+            "failed printing to stdout: Broken pipe (os error 32)"
+        ));
+        assert!(is_broken_pipe(
+            "failed printing to stderr: Broken pipe (os error 32)"
+        ));
+        assert!(!is_broken_pipe("index out of bounds"));
     }
 
     #[test]

@@ -54,13 +54,14 @@ impl Printer {
     }
 
     /// `spindle plugin list`.
-    pub fn plugin_list(&self, plugins: &[PluginEntry], skipped: &[Skipped]) {
+    pub fn plugin_list(&self, plugins: &[PluginEntry], skipped: &[Skipped], notes: &[String]) {
         match self.output {
             Output::Json => println!(
                 "{}",
                 json!({
                     "plugins": plugins.iter().map(entry_json).collect::<Vec<_>>(),
                     "skipped": skipped,
+                    "notes": notes,
                 })
             ),
             Output::Table => {
@@ -87,6 +88,13 @@ impl Printer {
                     println!();
                     self.skipped_only(skipped);
                 }
+                if !notes.is_empty() {
+                    println!();
+                    println!("Warnings ({}):", notes.len());
+                    for n in notes {
+                        println!("  {n}");
+                    }
+                }
             }
         }
     }
@@ -98,9 +106,14 @@ impl Printer {
             Output::Table => {
                 println!("Skipped ({}):", skipped.len());
                 for s in skipped {
-                    let what = match (&s.class, &s.file) {
-                        (Some(c), Some(f)) => format!("{} (class {c}, file {f})", s.path.display()),
-                        (Some(c), None) => format!("{} (class {c})", s.path.display()),
+                    let named = match (&s.class, &s.module) {
+                        (Some(c), _) => Some(format!("class {c}")),
+                        (None, Some(m)) => Some(format!("module {m}")),
+                        (None, None) => None,
+                    };
+                    let what = match (named, &s.file) {
+                        (Some(n), Some(f)) => format!("{} ({n}, file {f})", s.path.display()),
+                        (Some(n), None) => format!("{} ({n})", s.path.display()),
                         (None, Some(f)) => format!("{} (file {f})", s.path.display()),
                         (None, None) => s.path.display().to_string(),
                     };

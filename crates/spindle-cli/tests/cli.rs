@@ -500,3 +500,257 @@ fn conformance_kit_passes_the_simulator_and_reports_in_three_formats() {
         "{xml}"
     );
 }
+
+fn conformance_broken() -> String {
+    repo().join("tests/conformance-broken").display().to_string()
+}
+
+fn brokenco_ss(dir: &Path) -> Value {
+    json!({
+        "name": "brokenco", "uuid": "ss-brokenco-1", "storage_type": "iSCSIStorage",
+        "admin_host": "192.0.2.10", "access_host": "192.0.2.10",
+        "extra_info": format!("state_dir={}", dir.display()),
+    })
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_stuck_asynchronous_operation_ends_plugin_call_with_exit_4() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ss = brokenco_ss(dir.path());
+    let root = conformance_broken();
+    let class = "brokenco.asyncstuck.Array.Array";
+    let (out, lun) = call(
+        &env,
+        Some(&root),
+        class,
+        "create",
+        &json!({"ss_record": ss, "se_record": {"name": "l1", "size": 1048576}}),
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let params = json!({"ss_record": ss, "se_record": lun}).to_string();
+    let started = std::time::Instant::now();
+    let out = env.spindle(&[
+        "--plugin-dir",
+        &root,
+        "plugin",
+        "call",
+        class,
+        "createSnap",
+        "--poll-interval",
+        "0.05",
+        "--async-stall",
+        "1",
+        "--params",
+        &params,
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    for needle in [
+        "asynchronous createSnap",
+        "stayed at 50",
+        "1 s",
+        "async stall limit",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} in {stdout}");
+    }
+    let out = env.spindle(&[
+        "--plugin-dir",
+        &root,
+        "plugin",
+        "call",
+        class,
+        "createSnap",
+        "--poll-interval",
+        "0.05",
+        "--async-timeout",
+        "1",
+        "--params",
+        &params,
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
+    assert!(stdout.contains("within the limit of 1 s"), "{stdout}");
+}
+
+#[test]
+fn a_plugin_found_but_skipped_is_explained_and_fails_conformance() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = repo()
+        .join("tests/python-plugins-misdeclared")
+        .display()
+        .to_string();
+    let class = "typoco.abilitytypo.Array.Array";
+    let ss = brokenco_ss(dir.path());
+    let params = json!({ "ss_record": ss }).to_string();
+    let out = env.spindle(&[
+        "--plugin-dir",
+        &root,
+        "plugin",
+        "call",
+        class,
+        "getCapabilities",
+        "--params",
+        &params,
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(5), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("is installed"), "{stderr}");
+    for needle in [
+        "was found but not loaded",
+        "ability key 'snap_is_synch' is not one of the 16 keys",
+        "did you mean 'snap_is_sync'",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} in {stderr}");
+    }
+
+    let ss_file = dir.path().join("ss.json");
+    std::fs::write(&ss_file, ss.to_string()).expect("write");
+    let f = ss_file.display().to_string();
+    let out = env.spindle(&["--plugin-dir", &root, "conformance", class, "--ss-record", &f]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("  declarations.plugin_ability  "))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("FAIL")
+            && line.contains("snap_is_synch")
+            && line.contains("did you mean 'snap_is_sync'"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_guides_python_2_vendor_init_is_tolerated_and_noted_once() {
+    let env = Env::new();
+    let root = repo().join("tests/python-plugins-appb").display().to_string();
+    let class = "appbco.minimal.Array.Array";
+    let out = env.spindle(&["--plugin-dir", &root, "plugin", "list"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(class), "{stdout}");
+    assert!(!stdout.contains("Skipped"), "{stdout}");
+    let note = "vendor package appbco: ";
+    assert_eq!(stdout.matches(note).count(), 1, "{stdout}");
+    assert!(
+        stdout.contains("is not Python 3 (the guide's generated file?)"),
+        "{stdout}"
+    );
+    let v = stdout_json(&env.spindle(&["--plugin-dir", &root, "--output", "json", "plugin", "list"]));
+    assert_eq!(v["skipped"], json!([]));
+    assert_eq!(v["notes"].as_array().map(Vec::len), Some(1), "{v}");
+    let out = env.spindle(&["--plugin-dir", &root, "plugin", "show", class]);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success() && stdout.contains(note), "{stdout}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, v) = call(
+        &env,
+        Some(&root),
+        class,
+        "getStorageNames",
+        &json!({ "ss_record": brokenco_ss(dir.path()) }),
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(v, json!([]));
+}
+
+#[test]
+fn a_module_that_fails_to_import_is_labelled_as_a_module() {
+    let env = Env::new();
+    let out = env.spindle(&["--plugin-dir", &broken(), "plugin", "list"]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("(module faulty.importerror, file "), "{stdout}");
+    assert!(!stdout.contains("(class faulty.importerror,"), "{stdout}");
+}
+
+#[test]
+fn a_plugin_that_prints_gets_one_warning_line_from_plugin_call() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = conformance_broken();
+    let (out, v) = call(
+        &env,
+        Some(&root),
+        "brokenco.prints.Array.Array",
+        "getStorageNames",
+        &json!({ "ss_record": brokenco_ss(dir.path()) }),
+    );
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(v, json!([]));
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("standard output")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("warning: the plug-in wrote"), "{stderr}");
+}
+
+#[test]
+fn unreadable_files_exit_5_and_an_unmatched_pattern_exits_2() {
+    let env = Env::new();
+    let out = env.spindle(&[
+        "conformance",
+        "spindle.sim.SimArray",
+        "--ss-record",
+        "/nonexistent/ss.json",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{:?}", text(&out));
+    let out = env.spindle(&[
+        "plugin",
+        "call",
+        "spindle.sim.SimArray",
+        "getCapabilities",
+        "--params",
+        "@/nonexistent/params.json",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{:?}", text(&out));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ss_file = dir.path().join("ss.json");
+    std::fs::write(&ss_file, sim_ss(dir.path()).to_string()).expect("write");
+    let f = ss_file.display().to_string();
+    let out = env.spindle(&[
+        "conformance",
+        "spindle.sim.SimArray",
+        "--ss-record",
+        &f,
+        "--only",
+        "nomatch*",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("--only") && stderr.contains("'nomatch*'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::process::Stdio;
+    for args in [
+        vec!["--plugin-dir", &samples(), "plugin", "list"],
+        vec!["completions", "bash"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(&args)
+            .env_remove("SPINDLE_PLUGIN_PATH")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spindle runs");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("waits");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}

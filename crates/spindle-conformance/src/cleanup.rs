@@ -1,8 +1,9 @@
 //! Removing everything the run created, in dependency order, and looking for what is left.
 
-use crate::kit::{entries_of, name_of, presented_names, same, Kind, Kit, ObjId};
+use crate::kit::{brief, entries_of, name_of, presented_names, same, CallResult, Failure, Kind, Kit, ObjId};
 use serde_json::{json, Value};
-use spindle_api::Method;
+use spindle_api::names::shown;
+use spindle_api::{ExceptionKind, Method};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -113,9 +114,32 @@ impl Kit<'_> {
             let _ = self.remove_group(&g).await;
         }
         self.sweep().await;
-        self.leftovers = self.left_behind().await;
+        let (left, unverified) = self.left_behind().await;
+        self.leftovers = left;
         let id = "cleanup.nothing_left";
-        if self.leftovers.is_empty() {
+        if !unverified.is_empty() {
+            // What the array shows cannot be trusted: report what the kit made and could not
+            // confirm removed instead of claiming nothing is left.
+            let mut unconfirmed: Vec<String> = self
+                .objs
+                .iter()
+                .filter(|o| !o.gone)
+                .map(|o| format!("{} {} ({})", o.kind.noun(), o.role, shown(&name_of(&o.rec))))
+                .collect();
+            unconfirmed.extend(self.groups.iter().map(|g| format!("access group {}", shown(g))));
+            unconfirmed.extend(self.maybe_made.iter().cloned());
+            for u in &unconfirmed {
+                if !self.leftovers.contains(u) {
+                    self.leftovers.push(u.clone());
+                }
+            }
+            let tail = if self.leftovers.is_empty() {
+                "; every object the run made was removed by a call that succeeded, but the array's listing could not confirm it".to_string()
+            } else {
+                format!("; not confirmed removed: {}", self.leftovers.join("; "))
+            };
+            self.fail(id, format!("could not verify: {}{tail}", unverified.join("; ")));
+        } else if self.leftovers.is_empty() {
             self.pass(
                 id,
                 format!(
@@ -129,37 +153,39 @@ impl Kit<'_> {
     }
 
     /// Everything on the array that looks like the run's: by prefix, tracked identity, or an
-    /// access-group entry of this run.
-    async fn ours_on_array(&mut self) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
+    /// access-group entry of this run; and, for each listing that did not give a list, why
+    /// (what it shows then cannot be trusted).
+    async fn ours_on_array(&mut self) -> (Vec<Value>, Vec<Value>, Vec<Value>, Vec<String>) {
+        let mut unverified = Vec::new();
         let mut elements = Vec::new();
         let all_types = json!(["LUNType", "GhostLUNType", "SnapCloneType"]);
-        if let Ok(Value::Array(items)) = self.call(Method::List, vec![("se_type", all_types)]).await {
-            for r in items {
-                if self.is_ours(&r) && !elements.iter().any(|x| same(x, &r)) {
-                    elements.push(r);
-                }
+        let r = self.call(Method::List, vec![("se_type", all_types)]).await;
+        for r in listed(Method::List, r, &mut unverified) {
+            if self.is_ours(&r) && !elements.iter().any(|x| same(x, &r)) {
+                elements.push(r);
             }
         }
         let mut snaps = Vec::new();
-        if let Ok(Value::Array(items)) = self.call(Method::GetCurrentSnaps, vec![]).await {
-            for r in items {
-                if self.is_ours(&r) && !snaps.iter().any(|x| same(x, &r)) {
-                    snaps.push(r);
-                }
+        let r = self.call(Method::GetCurrentSnaps, vec![]).await;
+        for r in listed(Method::GetCurrentSnaps, r, &mut unverified) {
+            if self.is_ours(&r) && !snaps.iter().any(|x| same(x, &r)) {
+                snaps.push(r);
             }
         }
         let mut groups = Vec::new();
         if self.caps.access_control.is_yes() {
-            if let Ok(Value::Array(items)) = self.call(Method::GetAccessGroups, vec![]).await {
-                groups = items.into_iter().filter(|g| self.group_is_ours(g)).collect();
-            }
+            let r = self.call(Method::GetAccessGroups, vec![]).await;
+            groups = listed(Method::GetAccessGroups, r, &mut unverified)
+                .into_iter()
+                .filter(|g| self.group_is_ours(g))
+                .collect();
         }
-        (elements, snaps, groups)
+        (elements, snaps, groups, unverified)
     }
 
     /// A second pass over what the array still shows.
     async fn sweep(&mut self) {
-        let (elements, snaps, groups) = self.ours_on_array().await;
+        let (elements, snaps, groups, _) = self.ours_on_array().await;
         for rec in &elements {
             if let Some(names) = presented_names(rec).filter(|n| !n.is_empty()) {
                 let list: Vec<String> = names.into_iter().collect();
@@ -197,8 +223,9 @@ impl Kit<'_> {
         }
     }
 
-    async fn left_behind(&mut self) -> Vec<String> {
-        let (elements, snaps, groups) = self.ours_on_array().await;
+    /// What the array still shows of the run's, and why a listing could not be trusted.
+    async fn left_behind(&mut self) -> (Vec<String>, Vec<String>) {
+        let (elements, snaps, groups, unverified) = self.ours_on_array().await;
         let describe = |what: &str, r: &Value| {
             let id = ["uuid", "page83_id", "id"]
                 .iter()
@@ -219,6 +246,31 @@ impl Kit<'_> {
                 g.get("grp_name").and_then(Value::as_str).unwrap_or("(unnamed)")
             )
         }));
-        out
+        (out, unverified)
+    }
+}
+
+/// The records a listing returned; when it returned no list, why, in `unverified`. A refusal
+/// with NoSuchOperationEx (the array has no such thing) is an empty list.
+fn listed(method: Method, r: CallResult, unverified: &mut Vec<String>) -> Vec<Value> {
+    match r {
+        Ok(Value::Array(items)) => items,
+        Ok(other) => {
+            unverified.push(format!(
+                "{} broke the contract (returned {}, not a list)",
+                method.name(),
+                brief(&other)
+            ));
+            Vec::new()
+        }
+        Err(Failure::Refused { exc, .. }) if exc.kind == ExceptionKind::NoSuchOperationEx => Vec::new(),
+        Err(f @ Failure::Contract { .. }) => {
+            unverified.push(format!("{} broke the contract ({})", method.name(), f.describe()));
+            Vec::new()
+        }
+        Err(f) => {
+            unverified.push(format!("{}: {}", method.name(), f.describe()));
+            Vec::new()
+        }
     }
 }

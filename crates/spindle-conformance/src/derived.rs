@@ -2,9 +2,10 @@
 //! page83_id, `*_is_sync`), judged per method from the run's call log, and the report.
 
 use crate::catalogue::CheckInfo;
-use crate::kit::{contract_check, Kit};
+use crate::kit::{derived_ids, reported_check, Kit};
 use crate::report::{CheckResult, Report, Verdict};
 use spindle_api::{Method, METHODS};
+use spindle_manager::Rule;
 use std::collections::HashMap;
 
 impl Kit<'_> {
@@ -26,7 +27,7 @@ impl Kit<'_> {
                     if *at != m {
                         continue;
                     }
-                    let mut id = contract_check(m, v.rule);
+                    let mut id = reported_check(m, v.rule);
                     if !self.known.contains(&id) {
                         id = format!("{}.returns", m.name());
                     }
@@ -37,16 +38,16 @@ impl Kit<'_> {
                     }
                 }
             }
-            let mut ids = vec![
-                format!("{}.returns", spec.name),
-                format!("{}.exceptions", spec.name),
-            ];
-            if spec.update_base.is_some() || m == Method::GetInfo {
-                ids.push(format!("{}.update_rules", spec.name));
+            for l in calls.iter().filter(|l| !l.printed.is_empty()) {
+                let list = found.entry(format!("{}.returns", spec.name)).or_default();
+                for p in &l.printed {
+                    let text = format!("{p} [rule: {}]", Rule::StdoutPollution.statement());
+                    if !list.contains(&text) {
+                        list.push(text);
+                    }
+                }
             }
-            if spec.page83_required {
-                ids.push(format!("{}.page83_id", spec.name));
-            }
+            let ids = derived_ids(m);
             let mut sync_note = None;
             if let Some(op) = spec.ability {
                 let id = format!("{}.sync", spec.name);
@@ -70,7 +71,6 @@ impl Kit<'_> {
                         found.entry(id.clone()).or_default().push(text);
                     }
                 }
-                ids.push(id);
             }
             for id in ids {
                 if let Some(v) = found.remove(&id) {

@@ -100,6 +100,8 @@ pub(crate) struct Logged {
     pub rejected: bool,
     /// getAsyncProgress polls it took.
     pub async_polls: u32,
+    /// What the manager reported the plug-in printed to standard output during the call.
+    pub printed: Vec<String>,
     /// Breaches, each with the method it was found in (a validate or getAsyncProgress the
     /// manager made on the way counts for those methods).
     pub violations: Vec<(Method, Violation)>,
@@ -172,6 +174,9 @@ pub(crate) struct Kit<'a> {
     /// The array's QoS values.
     pub qos_values: Option<Vec<String>>,
     pub leftovers: Vec<String>,
+    /// What a creating call that broke the contract or could not complete asked for (it may
+    /// exist on the array although the kit could not track it), described for the report.
+    pub maybe_made: Vec<String>,
     /// The reason given to checks nothing judged (set when the run stops early).
     pub fallback: Option<String>,
     /// The LUN the data path found L1 as.
@@ -285,6 +290,37 @@ pub(crate) fn contract_check(method: Method, rule: Rule) -> String {
     }
 }
 
+/// The checks the log judges for `method` (see `derive`): returns, exceptions, and
+/// update_rules, page83_id and sync where they apply.
+pub(crate) fn derived_ids(method: Method) -> Vec<String> {
+    let spec = method.spec();
+    let mut ids = vec![
+        format!("{}.returns", spec.name),
+        format!("{}.exceptions", spec.name),
+    ];
+    if spec.update_base.is_some() || method == Method::GetInfo {
+        ids.push(format!("{}.update_rules", spec.name));
+    }
+    if spec.page83_required {
+        ids.push(format!("{}.page83_id", spec.name));
+    }
+    if spec.ability.is_some() {
+        ids.push(format!("{}.sync", spec.name));
+    }
+    ids
+}
+
+/// The check a breach of `rule` in `method` is reported under by `derive`: its own check
+/// when the log judges it, else the method's returns check.
+pub(crate) fn reported_check(method: Method, rule: Rule) -> String {
+    let id = contract_check(method, rule);
+    if derived_ids(method).contains(&id) {
+        id
+    } else {
+        format!("{}.returns", method.name())
+    }
+}
+
 impl<'a> Kit<'a> {
     pub(crate) fn new(
         manager: &'a Manager,
@@ -315,6 +351,7 @@ impl<'a> Kit<'a> {
             vol_groups: None,
             qos_values: None,
             leftovers: Vec::new(),
+            maybe_made: Vec::new(),
             fallback: None,
             dp_lun: None,
         }
@@ -361,6 +398,10 @@ impl<'a> Kit<'a> {
     /// check is skipped with a pointer; anything else fails it.
     pub(crate) fn call_failed(&mut self, id: &str, f: &Failure, doing: &str) {
         match f {
+            // A breach charged to this very check is its own failure, not a pointer to itself.
+            Failure::Contract { check, .. } if check == id => {
+                self.fail(id, format!("{doing} failed: {}", f.describe()))
+            }
             Failure::Contract { check, .. } => self.skip(
                 id,
                 format!("{doing} broke the contract, so this could not be judged (see {check})"),
@@ -491,17 +532,20 @@ impl<'a> Kit<'a> {
             call_id: None,
             ..Default::default()
         };
+        let args_copy = if creates(method) { args.clone() } else { Map::new() };
         let out = self.manager.call(self.plugin, method, args, opts).await;
         let mut entry = Logged {
             method,
             ok: out.is_ok(),
             rejected: matches!(out, Err(CallError::Rejected(_))),
             async_polls: 0,
+            printed: Vec::new(),
             violations: Vec::new(),
         };
         let r = match out {
             Ok(o) => {
                 entry.async_polls = o.async_polls;
+                entry.printed = o.printed;
                 entry.violations = o.violations.into_iter().map(|v| (method, v)).collect();
                 Ok(o.value)
             }
@@ -516,10 +560,11 @@ impl<'a> Kit<'a> {
             Err(CallError::Failed(e)) => Err(Failure::Failed(e)),
             Err(CallError::Contract(cf)) => {
                 let at = Method::parse(cf.method).unwrap_or(method);
+                // Where derive reports the breach, so that a skip can point at it.
                 let check = cf
                     .violations
                     .first()
-                    .map(|v| contract_check(at, v.rule))
+                    .map(|v| reported_check(at, v.rule))
                     .filter(|c| self.known.contains(c))
                     .unwrap_or_else(|| format!("{}.returns", at.name()));
                 entry.violations = cf.violations.iter().cloned().map(|v| (at, v)).collect();
@@ -529,6 +574,13 @@ impl<'a> Kit<'a> {
                 })
             }
         };
+        if matches!(r, Err(Failure::Contract { .. } | Failure::Failed(_))) {
+            for d in requested(method, &args_copy) {
+                if !self.maybe_made.contains(&d) {
+                    self.maybe_made.push(d);
+                }
+            }
+        }
         let polls = entry.async_polls;
         self.log.push(entry);
         (r, polls)
@@ -601,6 +653,47 @@ impl<'a> Kit<'a> {
             _ => f(),
         }
     }
+}
+
+/// True for the methods that make something on the array.
+fn creates(method: Method) -> bool {
+    matches!(
+        method,
+        Method::Create
+            | Method::Clone
+            | Method::CloneFromSnap
+            | Method::CreateSnap
+            | Method::CreateMultiSnap
+            | Method::CreateAccessGroups
+    )
+}
+
+/// What a creating call asked for, described for the report ("snapshot 'conf-1-snap1' (asked
+/// of createSnap)").
+fn requested(method: Method, args: &Map<String, Value>) -> Vec<String> {
+    let name_in = |param: &str| args.get(param).and_then(|r| text(r, "name")).map(str::to_string);
+    let (noun, names) = match method {
+        Method::Create => ("element", name_in("se_record").into_iter().collect()),
+        Method::Clone | Method::CloneFromSnap => ("clone", name_in("dest_se_record").into_iter().collect()),
+        Method::CreateSnap | Method::CreateMultiSnap => {
+            ("snapshot", name_in("snap_se_record").into_iter().collect())
+        }
+        Method::CreateAccessGroups => (
+            "access group",
+            group_names(args.get("access_grps").unwrap_or(&Value::Null)),
+        ),
+        _ => ("", Vec::new()),
+    };
+    names
+        .into_iter()
+        .map(|n| {
+            format!(
+                "{noun} {} (asked of {}, which did not return it)",
+                spindle_api::names::shown(&n),
+                method.name()
+            )
+        })
+        .collect()
 }
 
 /// "A", "A or B", "A, B or C".

@@ -80,3 +80,52 @@ pub async fn run(manager: &Manager, plugin: &PluginEntry, options: &Options) -> 
     kit.derive();
     kit.report(&cat)
 }
+
+/// The report for a plug-in the manager found but did not load (discovery skipped it with
+/// `reason`, e.g. a misspelled ability key): the declarations check the reason concerns fails
+/// with it (`declarations.class_variables` when it concerns none in particular: an import
+/// error, a missing class variable), and every other check is skipped. The failing check is
+/// reported even when `options.only` leaves it out, since it is why nothing else ran.
+pub fn not_loaded(plugin: &str, reason: &str, options: &Options) -> Report {
+    let failing = if reason.contains("plugin_ability") {
+        "declarations.plugin_ability"
+    } else if reason.contains("plugin_version") {
+        "declarations.plugin_version"
+    } else if reason.contains("storage_types") {
+        "declarations.storage_types"
+    } else {
+        "declarations.class_variables"
+    };
+    let checks = catalogue()
+        .into_iter()
+        .filter(|c| c.id == failing || options.wants(&c.id))
+        .map(|c| {
+            let (verdict, reason) = if c.id == failing {
+                (
+                    Verdict::Fail,
+                    format!(
+                        "plug-in {} was found but not loaded: {reason}",
+                        spindle_api::names::shown(plugin)
+                    ),
+                )
+            } else {
+                (
+                    Verdict::Skip,
+                    format!("not exercised: the plug-in was found but not loaded (see {failing})"),
+                )
+            };
+            CheckResult {
+                id: c.id,
+                verdict,
+                reason,
+                rule: c.rule,
+            }
+        })
+        .collect();
+    Report {
+        plugin: plugin.to_string(),
+        prefix: options.prefix.clone(),
+        checks,
+        leftovers: Vec::new(),
+    }
+}

@@ -127,11 +127,24 @@ impl Options {
             });
         }
         if let Some(only) = &self.only {
-            if patterns(only).is_empty() {
+            let given = patterns(only);
+            if given.is_empty() {
                 return Err(ConformanceError::BadOption {
                     option: "--only",
                     reason: "no pattern given".into(),
                 });
+            }
+            let ids = crate::catalogue::catalogue();
+            for p in given {
+                if !ids.iter().any(|c| matches_pattern(p, &c.id)) {
+                    return Err(ConformanceError::BadOption {
+                        option: "--only",
+                        reason: format!(
+                            "pattern {} matches no check (a glob with * or ? matches whole ids such as 'create.page83_id', otherwise a substring of one)",
+                            spindle_api::names::shown(p)
+                        ),
+                    });
+                }
             }
         }
         Ok(())
@@ -235,6 +248,19 @@ mod tests {
         assert!(o.wants("declarations.plugin_version"));
         assert!(o.wants("list.page83_id"));
         assert!(!o.wants("remove.removes"));
+    }
+
+    #[test]
+    fn a_pattern_matching_no_check_is_refused() {
+        let mut o = Options::new(serde_json::json!({"uuid": "u"}));
+        o.only = Some("remove.*".into());
+        assert!(o.check().is_ok());
+        o.only = Some("remove.*, nomatch*".into());
+        let e = o.check().expect_err("refused").to_string();
+        assert!(
+            e.contains("--only") && e.contains("'nomatch*'") && e.contains("matches no check"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -141,11 +141,31 @@ pub struct Skipped {
     /// The class, when one class of a module was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
+    /// The module (`vendor.module`), when the whole module failed to load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
     /// The file at fault, if known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     /// Why, for the vendor.
     pub reason: String,
+}
+
+impl Skipped {
+    /// True if this entry explains why class `class` (fully qualified) is not loaded: it names
+    /// the class, or it is about the whole module the class lives in.
+    pub fn concerns(&self, class: &str) -> bool {
+        if let Some(c) = &self.class {
+            return c == class;
+        }
+        let module = self.module.clone().or_else(|| {
+            let mut parts = self.path.iter().rev().filter_map(|p| p.to_str());
+            let module = parts.next()?;
+            let vendor = parts.next()?;
+            Some(format!("{vendor}.{module}"))
+        });
+        module.is_some_and(|m| class.len() > m.len() + 1 && class.starts_with(&format!("{m}.")))
+    }
 }
 
 /// How to run Python modules.
@@ -176,6 +196,8 @@ pub struct Discovered {
     pub plugins: Vec<PluginEntry>,
     /// What was skipped.
     pub skipped: Vec<Skipped>,
+    /// Problems worked around while loading modules, each once.
+    pub notes: Vec<String>,
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -201,6 +223,8 @@ fn sorted_dirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 struct Candidate {
+    /// `vendor.module` for a Python module.
+    module: Option<String>,
     root: PathBuf,
     dir: PathBuf,
     runtime: ModuleRuntime,
@@ -233,6 +257,7 @@ fn native_candidate(root: &Path, dir: &Path) -> Result<Candidate, String> {
         }
     }
     Ok(Candidate {
+        module: None,
         root: root.to_path_buf(),
         dir: dir.to_path_buf(),
         runtime: ModuleRuntime::Native,
@@ -268,6 +293,7 @@ fn python_candidate(
         }
     }
     Ok(Candidate {
+        module: Some(format!("{vendor}.{module}")),
         root: root.to_path_buf(),
         dir: dir.to_path_buf(),
         runtime: ModuleRuntime::Python,
@@ -310,6 +336,7 @@ fn candidates(
     let skip = |path: &Path, reason: String| Skipped {
         path: path.to_path_buf(),
         class: None,
+        module: None,
         file: None,
         reason,
     };
@@ -409,12 +436,14 @@ pub async fn discover(
             Some(Err(f)) => found.skipped.push(Skipped {
                 path: c.dir.clone(),
                 class: None,
+                module: c.module.clone(),
                 file: None,
                 reason: fault_reason(&f),
             }),
             None => found.skipped.push(Skipped {
                 path: c.dir.clone(),
                 class: None,
+                module: c.module.clone(),
                 file: None,
                 reason: "discovery of this module did not finish".into(),
             }),
@@ -427,11 +456,25 @@ fn admit(found: &mut Discovered, c: Candidate, hello: spindle_protocol::HelloRes
     let skip = |class: Option<String>, file: Option<String>, reason: String| Skipped {
         path: c.dir.clone(),
         class,
+        module: None,
         file,
         reason,
     };
     for e in hello.errors {
-        found.skipped.push(skip(Some(e.class), e.file, e.message));
+        if c.module.as_deref() == Some(e.class.as_str()) {
+            // The module itself failed to load: it is not a class.
+            found.skipped.push(Skipped {
+                module: Some(e.class),
+                ..skip(None, e.file, e.message)
+            });
+        } else {
+            found.skipped.push(skip(Some(e.class), e.file, e.message));
+        }
+    }
+    for w in &hello.warnings {
+        if !found.notes.contains(w) {
+            found.notes.push(w.clone());
+        }
     }
     if let Some(expected) = &c.expected_classes {
         for class in expected {
@@ -528,6 +571,7 @@ fn admit(found: &mut Discovered, c: Candidate, hello: spindle_protocol::HelloRes
                 unknown.join(", ")
             ));
         }
+        entry.warnings.extend(hello.warnings.iter().cloned());
         entry.check_declarations();
         found.plugins.push(entry);
     }

@@ -145,6 +145,14 @@ pub enum ManagerError {
     /// No plug-in has that id.
     #[error("no plug-in '{0}' is installed (see `spindle plugin list`)")]
     UnknownPlugin(String),
+    /// The plug-in was found under a plug-ins root but skipped (it appears in `skipped`).
+    #[error("plug-in '{reference}' was found but not loaded: {reason}")]
+    NotLoaded {
+        /// The reference as given.
+        reference: String,
+        /// Why it was skipped (every reason discovery gave, one per line).
+        reason: String,
+    },
     /// A class name matches several versions.
     #[error("plug-in '{class}' is installed in several versions ({versions}); name one as CLASS@VERSION")]
     AmbiguousPlugin {

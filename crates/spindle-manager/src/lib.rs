@@ -42,6 +42,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, RwLock};
 
+/// The log target of the warnings a plug-in's side reports during a call (e.g. it printed to
+/// standard output). They are also returned in [`CallOutcome::warnings`], so a program that
+/// shows those itself may turn this target off.
+pub const WARNING_TARGET: &str = "spindle::plugin_warning";
+
 /// How the manager runs.
 #[derive(Clone)]
 pub struct ManagerConfig {
@@ -57,8 +62,13 @@ pub struct ManagerConfig {
     pub discovery_deadline: Duration,
     /// Pause between getAsyncProgress calls.
     pub async_poll_interval: Duration,
-    /// Longest an asynchronous operation may run.
+    /// Longest the manager drives one asynchronous operation (from the call that started it
+    /// to the getAsyncProgress that reports it done); past it the call fails with
+    /// OperationFailedEx naming the method and the last progress.
     pub async_deadline: Duration,
+    /// Longest an asynchronous operation may go without its progress changing; past it the
+    /// call fails the same way (a plug-in whose getAsyncProgress keeps answering 50).
+    pub async_stall: Duration,
     /// How to run Python modules; `None` uses `SPINDLE_PYTHON` (or `python3`) and the Python
     /// package built into spindle.
     pub python: Option<PythonSetup>,
@@ -79,6 +89,8 @@ impl std::fmt::Debug for ManagerConfig {
             )
             .field("mode", &self.mode)
             .field("call_deadline", &self.call_deadline)
+            .field("async_deadline", &self.async_deadline)
+            .field("async_stall", &self.async_stall)
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +105,7 @@ impl Default for ManagerConfig {
             discovery_deadline: Duration::from_secs(30),
             async_poll_interval: Duration::from_secs(1),
             async_deadline: Duration::from_secs(24 * 3600),
+            async_stall: Duration::from_secs(600),
             python: None,
             dev_path_prefix: "/dev/mapper/".into(),
             temp_root: None,
@@ -136,6 +149,10 @@ pub struct CallOutcome {
     pub call_id: String,
     /// Contract warnings (e.g. a Python plug-in printed to stdout).
     pub warnings: Vec<String>,
+    /// What the plug-in's side reported it printed to standard output during the call (its
+    /// runner kept it off the protocol channel); each is among `warnings` too. The guides
+    /// forbid it: the conformance kit fails the method for it.
+    pub printed: Vec<String>,
     /// Violations repaired or tolerated in lenient mode.
     pub violations: Vec<Violation>,
     /// How many getAsyncProgress calls the operation took.
@@ -246,6 +263,12 @@ impl Manager {
         &self.found.skipped
     }
 
+    /// Problems discovery worked around (each once), e.g. a vendor package's `__init__.py`
+    /// that is not Python 3.
+    pub fn notes(&self) -> &[String] {
+        &self.found.notes
+    }
+
     /// The shared cache.
     pub fn cache(&self) -> &Arc<Cache> {
         &self.cache
@@ -279,7 +302,23 @@ impl Manager {
             })
             .collect();
         match matches.as_slice() {
-            [] => Err(ManagerError::UnknownPlugin(reference.to_string())),
+            [] => {
+                let reasons: Vec<String> = self
+                    .found
+                    .skipped
+                    .iter()
+                    .filter(|s| s.concerns(&class))
+                    .map(|s| s.reason.clone())
+                    .collect();
+                if reasons.is_empty() {
+                    Err(ManagerError::UnknownPlugin(reference.to_string()))
+                } else {
+                    Err(ManagerError::NotLoaded {
+                        reference: reference.to_string(),
+                        reason: reasons.join("\n"),
+                    })
+                }
+            }
             [one] => Ok(one),
             many => Err(ManagerError::AmbiguousPlugin {
                 class,
@@ -323,6 +362,7 @@ impl Manager {
         let ss_value = args.get("ss_record").cloned().unwrap_or(Value::Null);
         let key = (plugin.id.clone(), fingerprint(&ss_value));
         let mut warnings = Vec::new();
+        let mut printed = Vec::new();
         let mut tolerated = Vec::new();
         if method != Method::Validate && !self.is_validated(&key) {
             let mut vargs = Map::new();
@@ -331,6 +371,7 @@ impl Manager {
                 .invoke_checked(plugin, Method::Validate.spec(), &vargs, &call_id, ss.uuid_str())
                 .await?;
             warnings.extend(checked.warnings);
+            printed.extend(checked.printed);
             self.validated
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -346,6 +387,7 @@ impl Manager {
                 .insert(key);
         }
         warnings.extend(checked.warnings);
+        printed.extend(checked.printed);
         tolerated.extend(checked.tolerated);
         let mut value = checked.value;
         let mut polls = 0;
@@ -355,14 +397,16 @@ impl Manager {
             let driven = self
                 .drive_async(plugin, spec, &args, value, &call_id, ss.uuid_str(), &opts)
                 .await?;
-            value = driven.0;
-            polls = driven.1;
-            warnings.extend(driven.2);
+            value = driven.value;
+            polls = driven.polls;
+            warnings.extend(driven.warnings);
+            printed.extend(driven.printed);
         }
         Ok(CallOutcome {
             value,
             call_id,
             warnings,
+            printed,
             violations: tolerated,
             async_polls: polls,
         })
@@ -385,7 +429,7 @@ impl Manager {
         call_id: &str,
         ss_uuid: &str,
         opts: &CallOptions,
-    ) -> Result<(Value, u32, Vec<String>), CallError> {
+    ) -> Result<Driven, CallError> {
         let label = plugin.id.to_string();
         let emit = |progress: Option<i64>| {
             let ev = ProgressEvent {
@@ -413,17 +457,42 @@ impl Manager {
         let started = Instant::now();
         let mut polls = 0u32;
         let mut warnings = Vec::new();
+        let mut printed = Vec::new();
         let ss_value = args.get("ss_record").cloned().unwrap_or(Value::Null);
+        let (deadline, stall) = (self.config.async_deadline, self.config.async_stall);
+        let mut last: Option<Value> = None;
+        let mut unchanged_since = Instant::now();
         loop {
-            let progress = record.get("async_progress").and_then(Value::as_i64);
+            let raw = record.get("async_progress").cloned().unwrap_or(Value::Null);
+            let progress = raw.as_i64();
             emit(progress);
-            if started.elapsed() > self.config.async_deadline {
+            if last.as_ref() != Some(&raw) {
+                last = Some(raw.clone());
+                unchanged_since = Instant::now();
+            }
+            let shown = progress_text(&raw);
+            if started.elapsed() >= deadline {
                 return Err(failed(format!(
-                    "plug-in {} did not finish the asynchronous {} within {:?}",
-                    plugin.id, spec.name, self.config.async_deadline
+                    "plug-in {} did not finish the asynchronous {} within the limit of {} s (async deadline); its last progress was {shown} after {polls} getAsyncProgress poll(s). spindle stopped waiting; the operation may still be running on the array",
+                    plugin.id,
+                    spec.name,
+                    secs(deadline)
                 )));
             }
-            tokio::time::sleep(self.config.async_poll_interval).await;
+            if unchanged_since.elapsed() >= stall {
+                return Err(failed(format!(
+                    "plug-in {} did not finish the asynchronous {}: its progress stayed at {shown} for {} s, the limit for an operation making no progress (async stall limit; {polls} getAsyncProgress poll(s)). spindle stopped waiting; the operation may still be running on the array",
+                    plugin.id,
+                    spec.name,
+                    secs(stall)
+                )));
+            }
+            let wait = self
+                .config
+                .async_poll_interval
+                .min(deadline.saturating_sub(started.elapsed()))
+                .min(stall.saturating_sub(unchanged_since.elapsed()));
+            tokio::time::sleep(wait).await;
             let mut pargs = Map::new();
             pargs.insert("ss_record".into(), ss_value.clone());
             pargs.insert("some_record".into(), record.clone());
@@ -432,6 +501,7 @@ impl Manager {
                 .invoke_checked(plugin, Method::GetAsyncProgress.spec(), &pargs, call_id, ss_uuid)
                 .await?;
             warnings.extend(checked.warnings);
+            printed.extend(checked.printed);
             record = checked.value;
             match record.get("async_progress") {
                 Some(Value::Null) => break,
@@ -477,7 +547,12 @@ impl Manager {
             self.judge(plugin, spec, violations)?;
             final_value
         };
-        Ok((value, polls, warnings))
+        Ok(Driven {
+            value,
+            polls,
+            warnings,
+            printed,
+        })
     }
 
     fn judge(
@@ -536,6 +611,7 @@ impl Manager {
         let raw = self.invoke(plugin, spec, args, &services).await;
         services.finish();
         let warnings = services.take_warnings();
+        let printed = services.take_printed();
         tracing::debug!(plugin = %plugin.id, method = spec.name, call_id, elapsed_us = started.elapsed().as_micros() as u64, "plug-in call");
         let (outcome, typed) = raw?;
         match outcome {
@@ -546,6 +622,7 @@ impl Manager {
                 Ok(Checked {
                     value,
                     warnings,
+                    printed,
                     tolerated,
                 })
             }
@@ -654,7 +731,36 @@ impl Manager {
 struct Checked {
     value: Value,
     warnings: Vec<String>,
+    printed: Vec<String>,
     tolerated: Vec<Violation>,
+}
+
+/// An asynchronous operation driven to its end.
+struct Driven {
+    value: Value,
+    polls: u32,
+    warnings: Vec<String>,
+    printed: Vec<String>,
+}
+
+/// A duration in whole seconds (or fractions below 10 s), for messages.
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 10.0 || s.fract() == 0.0 {
+        format!("{}", s.round() as u64)
+    } else {
+        format!("{s:.1}")
+    }
+}
+
+/// An `async_progress` value as a message shows it.
+fn progress_text(v: &Value) -> String {
+    match v.as_i64() {
+        Some(-1) => "-1 (percentage unknown)".to_string(),
+        Some(p) => p.to_string(),
+        None if v.is_null() => "none".to_string(),
+        None => v.to_string(),
+    }
 }
 
 /// Refuses bad input before any plug-in sees it; returns the parsed ss_record.

@@ -8,7 +8,7 @@ use serde_json::Value;
 use spindle_api::{Host, LogLevel, PluginException, PluginResult};
 use spindle_protocol::{
     CacheParams, LogParams, TempFileResult, WarningParams, CACHE_CLEAR, CACHE_EXTEND, CACHE_GET, CACHE_SET,
-    LOG, TEMP_FILE, WARNING,
+    LOG, TEMP_FILE, WARNING, WARNING_STDOUT,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -33,6 +33,7 @@ pub struct CallServices {
     temp_dir: Mutex<Option<tempfile::TempDir>>,
     dev_path_prefix: String,
     warnings: Mutex<Vec<String>>,
+    printed: Mutex<Vec<String>>,
 }
 
 impl CallServices {
@@ -45,6 +46,7 @@ impl CallServices {
             temp_dir: Mutex::new(None),
             dev_path_prefix: dev_path_prefix.to_string(),
             warnings: Mutex::new(Vec::new()),
+            printed: Mutex::new(Vec::new()),
         }
     }
 
@@ -58,9 +60,14 @@ impl CallServices {
         std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Records a warning.
+    /// What the plug-in's side reported it printed to standard output (each also a warning).
+    pub fn take_printed(&self) -> Vec<String> {
+        std::mem::take(&mut *self.printed.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Records a warning (also logged, under the target [`crate::WARNING_TARGET`]).
     pub fn warn(&self, message: String) {
-        tracing::warn!(plugin = %self.tag.plugin, method = self.tag.method, call_id = %self.tag.call_id, "{message}");
+        tracing::warn!(target: crate::WARNING_TARGET, plugin = %self.tag.plugin, method = self.tag.method, call_id = %self.tag.call_id, "{message}");
         self.warnings
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -131,7 +138,15 @@ impl CallServices {
                 Err(e) => self.warn(format!("malformed host.log notification: {e}")),
             },
             WARNING => match serde_json::from_value::<WarningParams>(params.clone()) {
-                Ok(p) => self.warn(p.message),
+                Ok(p) => {
+                    if p.kind.as_deref() == Some(WARNING_STDOUT) {
+                        self.printed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(p.message.clone());
+                    }
+                    self.warn(p.message)
+                }
                 Err(e) => self.warn(format!("malformed host.warning notification: {e}")),
             },
             other => self.warn(format!("unknown notification {other}")),

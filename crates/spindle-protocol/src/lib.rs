@@ -264,6 +264,10 @@ pub struct HelloResult {
     /// Classes (or the whole module) that could not be loaded.
     #[serde(default)]
     pub errors: Vec<ClassError>,
+    /// Problems the child worked around while loading the module (e.g. a vendor package's
+    /// `__init__.py` that is not Python 3, ignored); the classes are usable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `plugin.call` parameters.
@@ -328,7 +332,14 @@ pub struct LogParams {
 pub struct WarningParams {
     /// What the child noticed.
     pub message: String,
+    /// What kind of breach it is, when the child knows: [`WARNING_STDOUT`] for output the
+    /// plug-in wrote to its standard output (kept off the channel by the child).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
+
+/// `host.warning` kind: the plug-in wrote to standard output.
+pub const WARNING_STDOUT: &str = "stdout";
 
 /// The error object for a plug-in exception.
 pub fn exception_error(e: &PluginException) -> RpcError {

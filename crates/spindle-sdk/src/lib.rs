@@ -324,6 +324,7 @@ pub fn serve_raw(plugins: Vec<Box<dyn RawPlugin>>) -> ExitCode {
                             runtime: "rust".into(),
                             classes: plugins.iter().map(|p| p.descriptor()).collect(),
                             errors: Vec::new(),
+                            warnings: Vec::new(),
                         }),
                     ),
                     None => invalid(

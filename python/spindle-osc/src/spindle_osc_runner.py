@@ -250,7 +250,7 @@ class Channel(object):
         if not size:
             return
         text = data.decode("utf-8", "replace")
-        self.notify("host.warning", {"message": (
+        self.notify("host.warning", {"kind": "stdout", "message": (
             "the plug-in wrote %d byte%s to standard output %s; plug-ins must never print "
             "(log through IPlugin.logger instead). The output was kept off the protocol "
             "channel; it began: %s" % (size, "" if size == 1 else "s", during, _quote(text)))})
@@ -387,6 +387,7 @@ class Loaded(object):
         self.descriptors = []
         self.errors = []
         self.error_by_class = {}
+        self.warnings = []
 
     def error(self, class_path, file, message):
         self.errors.append({"class": class_path, "file": file, "message": message})
@@ -416,12 +417,48 @@ class Loader(object):
             tb = tb.tb_next
         return found
 
+    def _tolerate_vendor_init(self):
+        """The General guide's Appendix B RPM %post writes ``<root>/<vendor>/__init__.py`` in
+        Python 2 (``print "..."``), only to make the vendor directory importable. When the
+        vendor package's ``__init__.py`` does not compile under Python 3, the directory is
+        imported as a namespace package instead (the file is ignored) and a warning says so."""
+        import importlib.machinery
+        import types
+
+        vendor = self.module_name.split(".")[0]
+        if vendor in sys.modules:
+            return
+        vendor_dir = os.path.join(self.root, vendor)
+        init_file = os.path.join(vendor_dir, "__init__.py")
+        try:
+            with open(init_file, "rb") as f:
+                source = f.read()
+        except OSError:
+            return
+        try:
+            compile(source, init_file, "exec", dont_inherit=True)
+        except SyntaxError as e:
+            spec = importlib.machinery.ModuleSpec(vendor, None, is_package=True)
+            spec.submodule_search_locations = [vendor_dir]
+            package = types.ModuleType(vendor)
+            package.__spec__ = spec
+            package.__path__ = spec.submodule_search_locations
+            package.__package__ = vendor
+            sys.modules[vendor] = package
+            self.result.warnings.append(
+                "vendor package %s: %s is not Python 3 (the guide's generated file?): %s at "
+                "line %s; ignored, %s imported as a namespace package" % (
+                    vendor, init_file, e.msg, e.lineno, vendor_dir))
+        except (ValueError, TypeError):
+            return
+
     def load(self):
         import importlib
 
         OSCPlugin = importlib.import_module("OSCPlugin")
         result = self.result
         init_file = os.path.join(self.module_dir, "__init__.py")
+        self._tolerate_vendor_init()
         try:
             module = importlib.import_module(self.module_name)
         except (Exception, SystemExit) as e:
@@ -735,6 +772,7 @@ class Runner(object):
             "runtime": "python %d.%d.%d" % sys.version_info[:3],
             "classes": loaded.descriptors,
             "errors": loaded.errors,
+            "warnings": loaded.warnings,
         })
 
     def call(self, req_id, params):

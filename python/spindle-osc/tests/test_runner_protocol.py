@@ -69,6 +69,10 @@ class CallTest(QuirksTestCase):
         self.assertIsNone(value_of(self.call("validate", ss_record=SS)))
         (warning,) = self.host.warnings[before:]
         self.assertIn("during %s.validate (call 3f2a)" % QUIRKS, warning)
+        # Marked as printed output, so that spindle can fail the method for it.
+        kinds = [n["params"].get("kind") for n in self.host.notifications
+                 if n["method"] == "host.warning"]
+        self.assertEqual(kinds[-1], "stdout")
         self.assertIn("quirks: print from validate", warning)
         # The whole output is in spindle's log (stderr), in the order it was written.
         self.host.close()

@@ -434,13 +434,20 @@ impl Tgtadm {
         self.system().is_ok()
     }
 
-    /// Whether a process listens on tgtd's management socket: the connection is made and
-    /// closed at once, without a request, so this costs neither tgtd nor the caller a round
-    /// trip (tgtd closes such a connection silently). A killed tgtd leaves its socket file
-    /// behind, and connecting to it is refused; a tgtd that listens but does not answer
-    /// passes (only [`Tgtadm::is_alive`] tells those apart).
+    /// Whether a process listens on tgtd's management socket: a `--op show --mode sys` is
+    /// sent and its answer read, and any answer but "cannot connect" counts (a tgtd that
+    /// listens but does not answer in time passes; only [`Tgtadm::is_alive`] tells those
+    /// apart). A killed tgtd leaves its socket file behind, and connecting to it is refused.
+    ///
+    /// Never a bare connect-and-close: tgtd (up to 1.0.9x) takes a connection closed before
+    /// a whole request arrived for "try again" whenever its errno was left at EAGAIN (as it
+    /// is once it has served iSCSI I/O), keeps the socket and polls it forever — a leaked
+    /// descriptor per check and a CPU spinning (usr/mgmt.c, `mtask_recv_send_handler`).
     pub fn is_listening(&self) -> bool {
-        std::os::unix::net::UnixStream::connect(self.ipc_socket_path()).is_ok()
+        match self.system() {
+            Ok(_) => true,
+            Err(e) => !e.is_not_running(),
+        }
     }
 
     /// The portals tgtd listens on (`ADDRESS:PORT`).
@@ -825,6 +832,42 @@ mod tests {
         assert!(!shown.contains("super-secret-value"));
         assert!(shown.ends_with("--password <redacted>"));
         assert!(!format!("{adm:?}").contains("super"));
+    }
+
+    /// tgtd keeps (and spins on) a management connection closed before a whole request
+    /// arrived, once its errno was left at EAGAIN: the liveness check must send a whole
+    /// request and read the answer. Here a stand-in for tgtd's socket records what arrives.
+    #[test]
+    fn the_liveness_check_sends_a_whole_request() {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().expect("tmp");
+        let adm = Tgtadm::new(77)
+            .expect("valid")
+            .with_ipc_socket_base(dir.path().join("sock"))
+            .with_timeout(Duration::from_secs(5));
+        let listener = std::os::unix::net::UnixListener::bind(adm.ipc_socket_path()).expect("bind");
+        let tgtd = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
+            let (mut c, _) = listener.accept()?;
+            c.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut req = vec![0u8; 120];
+            c.read_exact(&mut req)?;
+            let text = b"System:\n    State: ready\n    debug: off\n";
+            let mut rsp = 0u32.to_ne_bytes().to_vec();
+            rsp.extend_from_slice(&(8 + text.len() as u32).to_ne_bytes());
+            rsp.extend_from_slice(text);
+            c.write_all(&rsp)?;
+            Ok(req)
+        });
+        assert!(adm.is_listening());
+        let req = tgtd
+            .join()
+            .expect("thread")
+            .expect("a whole request header arrived");
+        assert_eq!(&req[0..4], &0u32.to_ne_bytes(), "mode system");
+        assert_eq!(&req[4..8], &2u32.to_ne_bytes(), "op show");
+        // Nothing listens any more: refused, not listening.
+        std::fs::remove_file(adm.ipc_socket_path()).expect("rm");
+        assert!(!adm.is_listening());
     }
 
     #[test]

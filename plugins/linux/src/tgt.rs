@@ -40,8 +40,9 @@
 //! # Modes
 //! [`SyncMode::Full`] (after every request that changes exports or backing files, and
 //! `export-sync`) reads tgtd's state and corrects everything. [`SyncMode::Check`] (every other
-//! request) only makes sure tgtd listens (a connection to its management socket, made and
-//! closed without a request, which a killed tgtd's leftover socket refuses), is the instance
+//! request) only makes sure tgtd listens (one `show sys` round trip on its management socket,
+//! which a killed tgtd's leftover socket refuses; never a bare connect-and-close, see
+//! [`spindle_tgt::Tgtadm::is_listening`]), is the instance
 //! last configured (the identity of that socket), and that the plan has not changed since it
 //! was last applied (its fingerprint); otherwise it does a full sync. So after tgtd dies (even
 //! SIGKILL), any request brings back every target, ACL, account, LUN, identity and online

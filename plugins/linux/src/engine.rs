@@ -420,6 +420,13 @@ impl Engine {
         cfg.check()?;
         Engine::check_pool_dirs(cfg)?;
         let state_dir = cfg.state_dir()?;
+        if !state_dir.join("array.db").exists() {
+            // A new array makes nothing, not even its state directory (which may lie in a
+            // pool), unless every pool may be its own.
+            for p in &cfg.pools {
+                Engine::check_claim(p, None, false)?;
+            }
+        }
         fsops::ensure_private_dir(&state_dir)?;
         let mut engine = Engine::open_state_dir(&state_dir, opts, Some(cfg.clone()))?;
         let _g = engine.lock()?;
@@ -440,36 +447,47 @@ impl Engine {
     /// 83 id. A pool this array registered before pools were claimed is claimed as it is.
     fn claim_pools(&self, cfg: &ArrayConfig) -> Result<()> {
         let known = self.db.pools()?;
+        // Every pool is checked before any is claimed: a refused array claims nothing.
         for p in &cfg.pools {
-            match pool_owner(&p.path)? {
-                Some(owner) if owner == self.array_id => continue,
-                Some(owner) => {
-                    return Err(Error::InvalidArray(format!(
-                        "pool {} directory {} belongs to another array (array id {owner}, in {}); two arrays never share a pool directory, since each would take the other's files for its own or remove them: give this array a directory of its own",
-                        shown(&p.name),
-                        shown(&p.path.to_string_lossy()),
-                        p.path.join(POOL_OWNER_FILE).display()
-                    )))
-                }
-                None => {}
-            }
             let registered = known.iter().any(|k| k.path == p.path);
-            if !registered {
-                let foreign = foreign_files(&p.path);
-                if let Some(first) = foreign.first() {
-                    return Err(Error::InvalidArray(format!(
-                        "pool {} directory {} holds {} image file(s) this array did not make ({}{}): another array's, or one whose state directory was lost; this array does not take them over (it would remove them): give it an empty directory",
-                        shown(&p.name),
-                        shown(&p.path.to_string_lossy()),
-                        foreign.len(),
-                        shown(first),
-                        if foreign.len() > 1 { ", ..." } else { "" }
-                    )));
-                }
-            }
+            Engine::check_claim(p, Some(&self.array_id), registered)?;
+        }
+        for p in &cfg.pools {
             claim_pool(&p.path, &self.array_id)?;
         }
         Ok(())
+    }
+
+    /// Whether pool `p` may be claimed by the array `ours` (`None`: an array not made yet),
+    /// for which it is `registered` or new: see [`Engine::claim_pools`].
+    fn check_claim(p: &crate::config::PoolConfig, ours: Option<&str>, registered: bool) -> Result<()> {
+        match pool_owner(&p.path)? {
+            Some(owner) if Some(owner.as_str()) == ours => return Ok(()),
+            Some(owner) => {
+                return Err(Error::InvalidArray(format!(
+                    "pool {} directory {} belongs to another array (array id {owner}, in {}); two arrays never share a pool directory, since each would take the other's files for its own or remove them: give this array a directory of its own",
+                    shown(&p.name),
+                    shown(&p.path.to_string_lossy()),
+                    p.path.join(POOL_OWNER_FILE).display()
+                )))
+            }
+            None => {}
+        }
+        if registered {
+            return Ok(());
+        }
+        let foreign = foreign_files(&p.path);
+        match foreign.first() {
+            None => Ok(()),
+            Some(first) => Err(Error::InvalidArray(format!(
+                "pool {} directory {} holds {} image file(s) this array did not make ({}{}): another array's, or one whose state directory was lost; this array does not take them over (it would remove them): give it an empty directory",
+                shown(&p.name),
+                shown(&p.path.to_string_lossy()),
+                foreign.len(),
+                shown(first),
+                if foreign.len() > 1 { ", ..." } else { "" }
+            ))),
+        }
     }
 
     /// Makes an engine that stayed open since an earlier request (the resident program,
@@ -3031,6 +3049,22 @@ impl Engine {
                     shown(new_name)
                 )));
             }
+        }
+        let target = new_name.to_ascii_lowercase();
+        if let Some(other) = self
+            .db
+            .groups()?
+            .into_iter()
+            .find(|o| o.id != g.id && o.target == target)
+        {
+            return Err(Error::InvalidValue(format!(
+                "new_access_grp_name {}: access group {} (made as {}) still exports its iSCSI target under that name, {}:{}; choose another name",
+                shown(new_name),
+                shown(&other.name),
+                shown(&other.target),
+                self.iqn_prefix(),
+                other.target
+            )));
         }
         self.db
             .conn

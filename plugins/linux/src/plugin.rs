@@ -206,6 +206,10 @@ impl<'a> Call<'a> {
         }
         body.push_str(",\"config\":");
         body.push_str(&self.target.cfg_json);
+        if !self.ss_uuid().is_empty() {
+            body.push_str(",\"registration\":");
+            body.push_str(&Value::String(self.ss_uuid().into()).to_string());
+        }
         body.push('}');
         let line = self.target.transport.request(&body, self.failure)?;
         let reply: Reply<T> = match serde_json::from_str(&line) {

@@ -286,6 +286,12 @@ impl Request {
 pub struct Envelope {
     /// The array's configuration.
     pub config: ArrayConfig,
+    /// Which registration of the array sends the request (the ss_record's uuid), when the
+    /// caller has one: one array has one export configuration, and a registration whose
+    /// settings differ from the one in force, set by another registration, is refused
+    /// ([`tgt::check_registration`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration: Option<String>,
     /// The operation.
     #[serde(flatten)]
     pub request: Request,
@@ -377,6 +383,21 @@ pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
 /// ([`Engine::open`], or [`Engine::resume`] in the resident program), then brings tgtd to the
 /// export plan as the module documentation says.
 pub fn handle_with(env: &Envelope, engine: &mut Engine) -> Value {
+    let Some(registration) = env.registration.as_deref().filter(|_| env.config.tgt.is_some()) else {
+        return handle_registered(env, engine);
+    };
+    if let Err(e) = tgt::check_registration(engine, registration) {
+        return error(&exception(env, &e));
+    }
+    let answer = handle_registered(env, engine);
+    // Best effort: a registration not recorded only means another one with other settings
+    // is not refused yet.
+    let _ = tgt::note_registration(engine, registration);
+    answer
+}
+
+/// [`handle_with`] once the request's registration may send its configuration.
+fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
     let validate = matches!(env.request, Request::Validate { .. });
     let exception = |e: &Error| exception(env, e);
     let served = serve(engine, env);

@@ -53,6 +53,7 @@ use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::export::{ExportPlan, LunPlan};
 use crate::fsops;
+use crate::names::shown;
 use serde::{Deserialize, Serialize};
 use spindle_tgt::{
     tgt_size_mb, BackingPath, CachePolicy, InitiatorAddress, Iqn, LunSpec, ProductId, ScsiId, ScsiSn, Secret,
@@ -205,7 +206,14 @@ struct Record {
     /// run (a new portal, say) is the one kept; see [`latest_config`].
     #[serde(default)]
     config: Option<ArrayConfig>,
+    /// The registrations (ss_record uuids) that sent `config` since it was set, the one that
+    /// set it first; at most [`REGISTRATIONS_KEPT`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    registrations: Vec<String>,
 }
+
+/// How many registrations of one array's configuration in force are remembered.
+const REGISTRATIONS_KEPT: usize = 16;
 
 fn tgt_err(context: &str, e: TgtError) -> Error {
     // TgtError never carries a secret.
@@ -268,6 +276,65 @@ fn load_record(state_dir: &Path) -> Record {
 
 /// The configuration in force for the array whose state is in `state_dir`: the one of the
 /// latest request that brought tgtd to the plan (`Record::config`), if any.
+/// Refuses a request of `registration` (an ss_record uuid) whose configuration differs from
+/// the one in force when other registrations sent that one: two registrations of one array
+/// (the same state directory) with different portals, tgtd instances or prefixes would
+/// otherwise move its exports back and forth, each request taking them from the other's
+/// hosts. Equal configurations may come from any registration, and any registration that
+/// sent the one in force may change it (`server set`; [`note_registration`] records them).
+pub fn check_registration(engine: &Engine, registration: &str) -> Result<()> {
+    let Some(cfg) = engine.config() else {
+        return Ok(());
+    };
+    let record = load_record(engine.state_dir());
+    let Some(in_force) = record.config.as_ref() else {
+        return Ok(());
+    };
+    if in_force == cfg
+        || record.registrations.is_empty()
+        || record.registrations.iter().any(|r| r == registration)
+    {
+        return Ok(());
+    }
+    Err(Error::InvalidArray(format!(
+        "the array in {} is exported by another registration (storage server uuid {}) with {}; this one gives {}: one array has one export configuration, so register it with the same settings (and change them with server set), or give this registration an array of its own (its own pool directories)",
+        shown(&engine.state_dir().to_string_lossy()),
+        record.registrations[0],
+        export_settings(in_force),
+        export_settings(cfg)
+    )))
+}
+
+/// Records that `registration` sent the configuration in force, once a request of the
+/// engine's configuration was served: the first after a change of it starts the list anew.
+pub fn note_registration(engine: &Engine, registration: &str) -> Result<()> {
+    let _g = engine.lock()?;
+    let mut record = load_record(engine.state_dir());
+    if record.config.as_ref() != engine.config() || record.registrations.iter().any(|r| r == registration) {
+        return Ok(());
+    }
+    record.registrations.push(registration.to_string());
+    if record.registrations.len() > REGISTRATIONS_KEPT {
+        record.registrations.remove(0);
+    }
+    save_record(engine.state_dir(), &record)
+}
+
+/// A configuration's export settings, for messages.
+fn export_settings(cfg: &ArrayConfig) -> String {
+    let tgt = cfg.tgt.as_ref().map_or_else(
+        || "no tgtd".to_string(),
+        |t| format!("portal {}, tgt_control {}", t.portal, t.control_port),
+    );
+    let prefix = cfg.iqn_prefix.as_deref().unwrap_or("the default iqn_prefix");
+    let pools: Vec<String> = cfg
+        .pools
+        .iter()
+        .map(|p| format!("{}:{}", p.name, p.path.display()))
+        .collect();
+    format!("{tgt}, iqn_prefix {prefix}, pools {}", pools.join(","))
+}
+
 pub fn latest_config(state_dir: &Path) -> Option<ArrayConfig> {
     load_record(state_dir).config
 }
@@ -1189,6 +1256,8 @@ fn sync_locked(
         // Recorded before anything else, so that the watch follows the new configuration
         // even when this sync fails; what was applied was applied under the old one.
         record.config = Some(cfg.clone());
+        // Whoever sent the new configuration is recorded next (note_registration).
+        record.registrations.clear();
         record.fingerprint = None;
         record.quick = None;
         save_record(&state_dir, &record)?;
@@ -1271,6 +1340,7 @@ fn sync_locked(
         account,
         tgtd_pid: record.tgtd_pid,
         config: record.config,
+        registrations: record.registrations,
     };
     save_record(&state_dir, &new)?;
     Ok(report)

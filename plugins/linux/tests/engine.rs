@@ -497,6 +497,15 @@ fn groups_presentations_and_export_plan() {
             .contains("still exports its iSCSI target under that name"),
         "{err}"
     );
+    // Nor can a rename; renaming a group back to its target's name is fine.
+    let err = e.rename_group("web", "DB").unwrap_err();
+    assert_eq!(kind(&err), ExceptionKind::InvalidValueEx);
+    assert!(
+        err.to_string().contains("still exports its iSCSI target"),
+        "{err}"
+    );
+    e.rename_group("db2", "db").unwrap();
+    assert_eq!(target_of(&e, "db"), Some(db_target.clone()));
     let too_many: Vec<String> = (0..=MAX_ACCESS_ENTRIES)
         .map(|i| format!("iqn.2001-04.com.example:n{i}"))
         .collect();
@@ -783,6 +792,22 @@ fn a_pool_belongs_to_one_array() {
         "{err}"
     );
     assert_eq!(listing(&pool), before, "a refused array touched the pool");
+    // Refused, it makes nothing: no state directory, no claim on a free pool it was given too.
+    assert!(
+        !state_b.path().join("state").exists(),
+        "a refused array made its state"
+    );
+    let free = fs.pool("q0");
+    let mut both = cfg.clone();
+    both.pools.insert(
+        0,
+        spindle_plugin_linux::config::PoolConfig {
+            name: "q0".into(),
+            path: free.clone(),
+        },
+    );
+    assert!(other(&both).is_err());
+    assert!(listing(&free).is_empty(), "a refused array claimed a free pool");
     // A pool claimed by nobody yet (made before pools were claimed) that holds images the
     // new array did not make is refused too.
     std::fs::remove_file(&owner).unwrap();

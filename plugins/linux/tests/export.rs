@@ -626,3 +626,67 @@ fn a_renamed_group_keeps_its_target() {
         "{e}"
     );
 }
+
+/// One array has one export configuration: a second registration of the same array (same
+/// state directory) with another portal is refused, whatever it asks, and moves nothing; with
+/// the same settings it is served; the registration that set the configuration may change
+/// it, after which the other must follow before it is served again.
+#[test]
+fn a_second_registration_cannot_move_the_exports() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let (_fs, tgt, cfg) = array_with_group_ga();
+    let with = |r: &str, mut req: Value| {
+        req["registration"] = json!(r);
+        req
+    };
+    let l = ok(
+        &cfg,
+        with(
+            "x",
+            json!({"op": "create", "name": "l1", "pool": "p0", "size": 8 * MIB}),
+        ),
+    );
+    ok(
+        &cfg,
+        with("x", json!({"op": "present", "uuid": uuid(&l), "groups": ["ga"]})),
+    );
+    let ga = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
+    assert_eq!(visible(&tgt.portal(), INIT_A, None), ga);
+
+    let elsewhere = format!("127.0.0.1:{}", free_port());
+    let mut y_cfg = cfg.clone();
+    y_cfg.tgt.as_mut().unwrap().portal = elsewhere.parse().unwrap();
+    for req in [json!({"op": "validate"}), json!({"op": "list"})] {
+        let e = err(&y_cfg, with("y", req));
+        let m = e["message"].as_str().unwrap();
+        assert!(
+            m.contains("exported by another registration") && m.contains("uuid x"),
+            "{m}"
+        );
+    }
+    assert_eq!(
+        visible(&tgt.portal(), INIT_A, None),
+        ga,
+        "the refused registration moved tgtd"
+    );
+    assert_eq!(tgt.adm().portals().unwrap(), vec![tgt.portal()]);
+
+    // The same settings: served.
+    ok(&cfg, with("y", json!({"op": "list"})));
+    // The first registration moves the array; the second, still on the old settings, is
+    // refused until it follows.
+    ok(&y_cfg, with("x", json!({"op": "export-sync"})));
+    assert_eq!(visible(&elsewhere, INIT_A, None), ga);
+    let e = err(&cfg, with("y", json!({"op": "list"})));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("exported by another registration"),
+        "{e}"
+    );
+    ok(&y_cfg, with("y", json!({"op": "list"})));
+    assert_eq!(visible(&elsewhere, INIT_A, None), ga);
+}

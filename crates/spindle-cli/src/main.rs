@@ -140,9 +140,14 @@ fn is_broken_pipe(message: &str) -> bool {
     message.contains("Broken pipe") || message.contains("BrokenPipe")
 }
 
-/// Ends the program quietly (exit 0) when stdout or stderr is a pipe nobody reads any more,
-/// instead of the panic message. (SIGPIPE stays ignored, as Rust sets it: a plug-in child that
-/// dies must not kill spindle when it writes to it.)
+/// Exit status of a command whose output nobody reads any more: 128 + SIGPIPE, what a shell
+/// reports for a program a closed pipe stopped, so that `set -o pipefail` sees it and a
+/// conformance report cut short never reads as a pass.
+const BROKEN_PIPE_EXIT: i32 = 128 + 13;
+
+/// Ends the program quietly (exit [`BROKEN_PIPE_EXIT`]) when stdout or stderr is a pipe
+/// nobody reads any more, instead of the panic message. (SIGPIPE stays ignored, as Rust sets
+/// it: a plug-in child that dies must not kill spindle when it writes to it.)
 fn quiet_on_broken_pipe() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -153,7 +158,7 @@ fn quiet_on_broken_pipe() {
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or("");
         if is_broken_pipe(message) {
-            std::process::exit(0);
+            std::process::exit(BROKEN_PIPE_EXIT);
         }
         default(info);
     }));
@@ -174,7 +179,8 @@ fn main() -> ExitCode {
                     eprintln!("spindle: cannot write the completion script: {e}");
                     ExitCode::from(exit::SPINDLE)
                 }
-                _ => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(BROKEN_PIPE_EXIT as u8),
+                Ok(()) => ExitCode::SUCCESS,
             }
         }
         Command::Admin(cmd) => match admin::run(cmd, &cli.client, output) {

@@ -80,6 +80,8 @@ impl Kit<'_> {
     /// Unpresents, then removes clones, snapshots, LUNs and groups; then sweeps the array for
     /// anything with the run's prefix and records what is left.
     pub(crate) async fn cleanup(&mut self) {
+        // What an unfinished asynchronous operation left is removed with the rest.
+        self.settle_unfinished().await;
         let made = self.objs.len() + self.groups.len();
         for o in 0..self.objs.len() {
             if !self.objs[o].gone && self.objs[o].kind != Kind::Snap {
@@ -140,10 +142,16 @@ impl Kit<'_> {
             };
             self.fail(id, format!("could not verify: {}{tail}", unverified.join("; ")));
         } else if self.leftovers.is_empty() {
+            let unfinished = self.unfinished_summary();
+            let tail = if unfinished.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", unfinished.join("; "))
+            };
             self.pass(
                 id,
                 format!(
-                    "removed everything the run made ({made} elements and groups); nothing named {}* remains",
+                    "removed everything the run made ({made} elements and groups); nothing named {}* remains{tail}",
                     self.opts.prefix
                 ),
             );

@@ -104,6 +104,22 @@ impl Kit<'_> {
                         self.call_failed(&online_id, &f, &format!("{method} of {label}"));
                         first
                     }
+                    // No second attempt offline: the operation may still go on and may have
+                    // made what it was asked for, so another would only collide with it.
+                    // The checks that would judge its result are skipped, pointing here.
+                    Err(f @ Failure::Unfinished { op, .. }) => {
+                        let (f, op) = (f.clone(), *op);
+                        self.charge(op, &online_id);
+                        self.fail(
+                            &online_id,
+                            format!(
+                                "{key} is ONLINE, but {method} of {label} while it was presented to {} and online failed: {}",
+                                groups.join(", "),
+                                f.describe()
+                            ),
+                        );
+                        first
+                    }
                     Err(f) => {
                         self.fail(
                             &online_id,
@@ -714,10 +730,10 @@ impl Kit<'_> {
                 )
                 .await;
             }
-            None => self.skip(
-                "remove.refused_while_snapshots",
-                "the kit has no snapshot (see createSnap.returns_snapshot)",
-            ),
+            None => {
+                let why = self.no_snapshot("no snapshot");
+                self.skip("remove.refused_while_snapshots", why);
+            }
         }
         if let Some(s1) = els.s1 {
             if !self.objs[l1].gone {
@@ -747,6 +763,19 @@ impl Kit<'_> {
         self.split(&mut els, g.as_deref()).await;
         self.removals(&els).await;
         self.remove_group_checks(groups.other.clone()).await;
+    }
+
+    /// Why the kit has no snapshot S1 ("the kit has {what} ..."): the createSnap that did not
+    /// finish, when one did not, else a pointer to createSnap.returns_snapshot.
+    fn no_snapshot(&self, what: &str) -> String {
+        match self
+            .unfinished
+            .iter()
+            .position(|u| u.method == Method::CreateSnap)
+        {
+            Some(op) => format!("the kit has {what}: {}", self.spoiled_by(op)),
+            None => format!("the kit has {what} (see createSnap.returns_snapshot)"),
+        }
     }
 
     /// A remove that must raise StorageElementBusyEx; if it removed `o` instead, the kit
@@ -905,10 +934,8 @@ impl Kit<'_> {
                         "isSnapable(L1) said True; createSnap did not succeed",
                     );
                 }
-                self.skip_all(
-                    &ids[1..],
-                    "the kit has no snapshot (see createSnap.returns_snapshot)",
-                );
+                let why = self.no_snapshot("no snapshot");
+                self.skip_all(&ids[1..], &why);
                 return;
             }
         };
@@ -1120,10 +1147,10 @@ impl Kit<'_> {
                     self.page83_verdict("cloneFromSnap.page83_id", c2);
                 }
             }
-            _ => self.skip(
-                "cloneFromSnap.returns_clone",
-                "the kit has no snapshot to clone (see createSnap.returns_snapshot)",
-            ),
+            _ => {
+                let why = self.no_snapshot("no snapshot to clone");
+                self.skip("cloneFromSnap.returns_clone", why);
+            }
         }
         if !self.supported(OpKey::SnapClone) || els.s1.is_none() {
             self.skip("cloneFromSnap.page83_id", "no clone of a snapshot was made");
@@ -1695,6 +1722,8 @@ impl Kit<'_> {
     }
 
     async fn removals(&mut self, els: &Els) {
+        // What an unfinished operation left would keep its source busy.
+        self.settle_unfinished().await;
         let mut removed = Vec::new();
         if let Some(c2) = els.c2.filter(|&o| !self.objs[o].gone) {
             self.remove_one(c2, &mut removed).await;
@@ -1828,7 +1857,20 @@ impl Kit<'_> {
                 true
             }
             Err(f) => {
-                self.call_failed("remove.removes", &f, &format!("remove of {label}"));
+                match self.unfinished_on(o) {
+                    // It may still be busy with that operation, or hold what it made.
+                    Some(op) if f.kind() == Some(ExceptionKind::StorageElementBusyEx) => {
+                        let why = self.spoiled_by(op);
+                        self.skip(
+                            "remove.removes",
+                            format!(
+                                "remove of {label} was refused ({}), which is not charged to the plug-in: {why}",
+                                f.describe()
+                            ),
+                        );
+                    }
+                    _ => self.call_failed("remove.removes", &f, &format!("remove of {label}")),
+                }
                 false
             }
         }

@@ -34,6 +34,15 @@ pub(crate) enum Failure {
     },
     /// The call could not complete (crash, deadline, unstartable plug-in).
     Failed(PluginException),
+    /// The plug-in started an asynchronous operation that did not finish: the manager stopped
+    /// waiting (its async deadline or stall limit) or a getAsyncProgress poll could not
+    /// complete. The operation may still go on, and what it was asked to make may exist.
+    Unfinished {
+        /// What the manager said.
+        exc: PluginException,
+        /// Index in [`Kit::unfinished`].
+        op: usize,
+    },
 }
 
 impl Failure {
@@ -65,7 +74,9 @@ impl Failure {
                 exc,
             } => format!("the plug-in raised {exc}"),
             Failure::Contract { text, .. } => format!("the call broke the contract: {text}"),
-            Failure::Failed(e) => format!("the call could not complete: {}", e.message),
+            Failure::Failed(e) | Failure::Unfinished { exc: e, .. } => {
+                format!("the call could not complete: {}", e.message)
+            }
         }
     }
 
@@ -146,6 +157,24 @@ pub(crate) struct Obj {
 /// Index of an [`Obj`].
 pub(crate) type ObjId = usize;
 
+/// An asynchronous operation that did not finish (see [`Failure::Unfinished`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Unfinished {
+    /// The method that started it.
+    pub method: Method,
+    /// The check charged with it: the first that judged the call. Later checks whose call
+    /// it was, or whose preconditions it spoiled, are skipped with a pointer to it.
+    pub charged: Option<String>,
+    /// The elements it worked on (se_record, se_records).
+    pub sources: Vec<Value>,
+    /// The names it was asked to make.
+    pub names: Vec<String>,
+    /// What the kit later found it had left on the array (tracked like the kit's own).
+    pub left: Vec<ObjId>,
+    /// The kit has looked for what it left.
+    pub settled: bool,
+}
+
 /// A run of the kit.
 pub(crate) struct Kit<'a> {
     pub manager: &'a Manager,
@@ -177,6 +206,8 @@ pub(crate) struct Kit<'a> {
     /// What a creating call that broke the contract or could not complete asked for (it may
     /// exist on the array although the kit could not track it), described for the report.
     pub maybe_made: Vec<String>,
+    /// The asynchronous operations that did not finish, in the order they were started.
+    pub unfinished: Vec<Unfinished>,
     /// The reason given to checks nothing judged (set when the run stops early).
     pub fallback: Option<String>,
     /// The LUN the data path found L1 as.
@@ -352,6 +383,7 @@ impl<'a> Kit<'a> {
             qos_values: None,
             leftovers: Vec::new(),
             maybe_made: Vec::new(),
+            unfinished: Vec::new(),
             fallback: None,
             dp_lun: None,
         }
@@ -406,8 +438,65 @@ impl<'a> Kit<'a> {
                 id,
                 format!("{doing} broke the contract, so this could not be judged (see {check})"),
             ),
+            Failure::Unfinished { op, .. } => match self.charge(*op, id) {
+                Some(_) => {
+                    let why = self.spoiled_by(*op);
+                    self.skip(id, format!("{doing} could not be judged: {why}"));
+                }
+                None => self.fail(id, format!("{doing} failed: {}", f.describe())),
+            },
             _ => self.fail(id, format!("{doing} failed: {}", f.describe())),
         }
+    }
+
+    /// Charges unfinished operation `op` to check `id` unless another check already carries
+    /// it; returns that other check.
+    pub(crate) fn charge(&mut self, op: usize, id: &str) -> Option<String> {
+        match &self.unfinished[op].charged {
+            Some(first) if first != id => Some(first.clone()),
+            Some(_) => None,
+            None => {
+                self.unfinished[op].charged = Some(id.to_string());
+                None
+            }
+        }
+    }
+
+    /// Why a check is not charged to the plug-in when unfinished operation `op` spoiled it:
+    /// "the asynchronous createSnap of createSnap.online did not finish (see that check); its
+    /// snapshot 'conf-1-snap1' may still exist".
+    pub(crate) fn spoiled_by(&self, op: usize) -> String {
+        let u = &self.unfinished[op];
+        let of = u
+            .charged
+            .as_deref()
+            .map_or_else(String::new, |c| format!(" of {c}"));
+        let see = if u.charged.is_some() {
+            " (see that check)"
+        } else {
+            ""
+        };
+        let noun = made_noun(u.method);
+        let what = match (noun, u.names.as_slice()) {
+            ("", _) => "it may still be running on the array".to_string(),
+            (noun, []) => format!("the {noun} it was making may still exist"),
+            (noun, names) => {
+                let shown: Vec<String> = names.iter().map(|n| spindle_api::names::shown(n)).collect();
+                format!("its {noun} {} may still exist", shown.join(", "))
+            }
+        };
+        format!(
+            "the asynchronous {}{of} did not finish{see}; {what}",
+            u.method.name()
+        )
+    }
+
+    /// The unfinished operation that worked on element `o`, if any.
+    pub(crate) fn unfinished_on(&self, o: ObjId) -> Option<usize> {
+        let rec = &self.objs[o].rec;
+        self.unfinished
+            .iter()
+            .position(|u| u.sources.iter().any(|s| same(s, rec)))
     }
 
     /// Judges a call that should have been refused. `kinds` empty means any of the guides'
@@ -527,13 +616,32 @@ impl<'a> Kit<'a> {
         args: Map<String, Value>,
         progress: Option<mpsc::UnboundedSender<ProgressEvent>>,
     ) -> (CallResult, u32) {
+        // Progress events are always collected: one means the call started an asynchronous
+        // operation, so a call that then could not complete left it unfinished.
+        let (tx, mut rx) = mpsc::unbounded_channel();
         let opts = CallOptions {
-            progress,
+            progress: Some(tx),
             call_id: None,
             ..Default::default()
         };
         let args_copy = if creates(method) { args.clone() } else { Map::new() };
+        let sources: Vec<Value> = args
+            .get("se_records")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .chain(args.get("se_record").cloned())
+            .filter(Value::is_object)
+            .collect();
         let out = self.manager.call(self.plugin, method, args, opts).await;
+        let mut went_async = false;
+        while let Ok(ev) = rx.try_recv() {
+            went_async = true;
+            if let Some(fwd) = &progress {
+                let _ = fwd.send(ev);
+            }
+        }
         let mut entry = Logged {
             method,
             ok: out.is_ok(),
@@ -557,6 +665,20 @@ impl<'a> Kit<'a> {
                 by_manager: false,
                 exc,
             }),
+            Err(CallError::Failed(exc)) if went_async => {
+                self.unfinished.push(Unfinished {
+                    method,
+                    charged: None,
+                    sources,
+                    names: requested_names(method, &args_copy),
+                    left: Vec::new(),
+                    settled: false,
+                });
+                Err(Failure::Unfinished {
+                    exc,
+                    op: self.unfinished.len() - 1,
+                })
+            }
             Err(CallError::Failed(e)) => Err(Failure::Failed(e)),
             Err(CallError::Contract(cf)) => {
                 let at = Method::parse(cf.method).unwrap_or(method);
@@ -574,7 +696,10 @@ impl<'a> Kit<'a> {
                 })
             }
         };
-        if matches!(r, Err(Failure::Contract { .. } | Failure::Failed(_))) {
+        if matches!(
+            r,
+            Err(Failure::Contract { .. } | Failure::Failed(_) | Failure::Unfinished { .. })
+        ) {
             for d in requested(method, &args_copy) {
                 if !self.maybe_made.contains(&d) {
                     self.maybe_made.push(d);
@@ -668,31 +793,45 @@ fn creates(method: Method) -> bool {
     )
 }
 
-/// What a creating call asked for, described for the report ("snapshot 'conf-1-snap1' (asked
-/// of createSnap)").
-fn requested(method: Method, args: &Map<String, Value>) -> Vec<String> {
+/// What a creating method makes ("" for the others).
+pub(crate) fn made_noun(method: Method) -> &'static str {
+    match method {
+        Method::Create => "element",
+        Method::Clone | Method::CloneFromSnap => "clone",
+        Method::CreateSnap | Method::CreateMultiSnap => "snapshot",
+        Method::CreateAccessGroups => "access group",
+        _ => "",
+    }
+}
+
+/// The names a creating call asked for.
+fn requested_names(method: Method, args: &Map<String, Value>) -> Vec<String> {
     let name_in = |param: &str| args.get(param).and_then(|r| text(r, "name")).map(str::to_string);
-    let (noun, names) = match method {
-        Method::Create => ("element", name_in("se_record").into_iter().collect()),
-        Method::Clone | Method::CloneFromSnap => ("clone", name_in("dest_se_record").into_iter().collect()),
-        Method::CreateSnap | Method::CreateMultiSnap => {
-            ("snapshot", name_in("snap_se_record").into_iter().collect())
-        }
-        Method::CreateAccessGroups => (
-            "access group",
-            group_names(args.get("access_grps").unwrap_or(&Value::Null)),
-        ),
-        _ => ("", Vec::new()),
-    };
-    names
-        .into_iter()
-        .map(|n| {
-            format!(
-                "{noun} {} (asked of {}, which did not return it)",
-                spindle_api::names::shown(&n),
-                method.name()
-            )
-        })
+    match method {
+        Method::Create => name_in("se_record").into_iter().collect(),
+        Method::Clone | Method::CloneFromSnap => name_in("dest_se_record").into_iter().collect(),
+        Method::CreateSnap | Method::CreateMultiSnap => name_in("snap_se_record").into_iter().collect(),
+        Method::CreateAccessGroups => group_names(args.get("access_grps").unwrap_or(&Value::Null)),
+        _ => Vec::new(),
+    }
+}
+
+/// What a creating call asked for, described for the report ("snapshot 'conf-1-snap1' (asked
+/// of createSnap, which did not return it)").
+pub(crate) fn requested_text(method: Method, name: &str) -> String {
+    format!(
+        "{} {} (asked of {}, which did not return it)",
+        made_noun(method),
+        spindle_api::names::shown(name),
+        method.name()
+    )
+}
+
+/// What a creating call asked for, described for the report.
+fn requested(method: Method, args: &Map<String, Value>) -> Vec<String> {
+    requested_names(method, args)
+        .iter()
+        .map(|n| requested_text(method, n))
         .collect()
 }
 

@@ -39,6 +39,7 @@ mod options;
 mod params;
 mod preamble;
 mod report;
+mod unfinished;
 
 pub use catalogue::{catalogue, CheckInfo};
 pub use datapath::{Capacity, DataPath, LunRef};

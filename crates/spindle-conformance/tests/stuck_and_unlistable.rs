@@ -1,7 +1,8 @@
 //! Plug-ins under tests/conformance-broken that break the guides in ways the kit must not
 //! miss, and must survive: an asynchronous operation that never finishes (the manager gives
-//! up, the kit fails that method's checks, goes on and still cleans up), a `list` that returns
-//! a dict (cleanup cannot claim nothing is left), and a method that prints to standard output.
+//! up, the kit fails the one check that waited on it, skips those it spoiled, goes on and
+//! still cleans up, what the operation left included), a `list` that returns a dict (cleanup
+//! cannot claim nothing is left), and a method that prints to standard output.
 
 mod common;
 
@@ -99,6 +100,50 @@ async fn a_stuck_asynchronous_operation_fails_its_call_naming_method_progress_an
     );
 }
 
+/// The stuck createSnap is the kit's first (of L1, while L1 is presented: createSnap.online);
+/// the checks it spoiled are skipped naming it.
+fn only_the_stuck_check_fails(report: &Report) {
+    check_report(
+        report,
+        failing(report) == ["createSnap.online"],
+        &format!("only createSnap.online fails: {:?}", failing(report)),
+    );
+    let (_, reason) = verdict(report, "createSnap.online");
+    for needle in [
+        "createSnap of LUN L1",
+        "could not complete",
+        "asynchronous createSnap",
+        "stayed at 50",
+        "1 s",
+    ] {
+        check_report(
+            report,
+            reason.contains(needle),
+            &format!("{needle:?} in {reason}"),
+        );
+    }
+    // No second createSnap under the same name (it would collide with the unfinished one's
+    // snapshot): the check that would judge its result points at createSnap.online.
+    for id in [
+        "createSnap.returns_snapshot",
+        "remove.refused_while_snapshots",
+        "snapRemove.removes",
+    ] {
+        let (v, reason) = verdict(report, id);
+        check_report(report, *v == Verdict::Skip, &format!("{id} skipped: {reason}"));
+        for needle in [
+            "asynchronous createSnap of createSnap.online did not finish",
+            "snap1",
+        ] {
+            check_report(
+                report,
+                reason.contains(needle),
+                &format!("{id}: {needle:?} in {reason}"),
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_fails_a_stuck_method_by_name_goes_on_and_cleans_up() {
     let scratch = tempfile::tempdir().expect("tempdir");
@@ -109,31 +154,60 @@ async fn the_kit_fails_a_stuck_method_by_name_goes_on_and_cleans_up() {
     )
     .await
     .expect("the run ends");
-    // The first createSnap the kit makes is the one that hangs; its check fails, naming the
-    // method, the last progress and the limit.
-    let stuck = report.checks.iter().find(|c| {
-        c.id.starts_with("createSnap.")
-            && c.verdict == Verdict::Fail
-            && c.reason.contains("could not complete")
-    });
-    let Some(stuck) = stuck else {
-        panic!(
-            "no createSnap check failed for the stuck operation\n{}",
-            report.to_text()
-        );
-    };
-    for needle in ["asynchronous createSnap", "stayed at 50", "1 s"] {
-        check_report(
-            &report,
-            stuck.reason.contains(needle),
-            &format!("{needle:?} in {}", stuck.reason),
-        );
-    }
-    // The run went on past it: later checks were judged.
-    let (v, _) = verdict(&report, "remove.removes");
-    check_report(&report, *v != Verdict::Skip, "remove.removes judged");
+    only_the_stuck_check_fails(&report);
+    // The run went on past it, and removed what the unfinished createSnap left before
+    // removing L1 (which that snapshot would keep busy): later checks were judged.
+    let (v, reason) = verdict(&report, "remove.removes");
+    check_report(
+        &report,
+        *v == Verdict::Pass && reason.contains("L1"),
+        &format!("remove.removes passes: {reason}"),
+    );
+    let (v, _) = verdict(&report, "remove.twice_refused");
+    check_report(&report, *v == Verdict::Pass, "remove.twice_refused passes");
     let (v, reason) = verdict(&report, "cleanup.nothing_left");
-    check_report(&report, *v == Verdict::Pass, &format!("cleanup passes: {reason}"));
+    check_report(
+        &report,
+        *v == Verdict::Pass
+            && reason.contains("createSnap of createSnap.online did not finish and left snapshot")
+            && reason.contains("snap1' (removed)"),
+        &format!("cleanup passes, naming what the stuck createSnap left: {reason}"),
+    );
+    assert!(left.is_empty(), "left on the array: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_stuck_operation_keeps_busy_is_not_charged_to_the_plugin() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let m = impatient_manager(scratch.path()).await;
+    let (report, left) = tokio::time::timeout(
+        Duration::from_secs(300),
+        run(&m, "brokenco.asyncstuckbusy.Array.Array"),
+    )
+    .await
+    .expect("the run ends");
+    only_the_stuck_check_fails(&report);
+    // The unfinished snapshot could not be removed before L1 was, so L1's removal was refused
+    // (StorageElementBusyEx) and not judged; L2's was.
+    let (v, reason) = verdict(&report, "remove.removes");
+    check_report(
+        &report,
+        *v == Verdict::Pass && reason.contains("L2") && !reason.contains("L1"),
+        &format!("remove.removes passes for L2 only: {reason}"),
+    );
+    let (v, reason) = verdict(&report, "remove.twice_refused");
+    check_report(
+        &report,
+        *v == Verdict::Skip && reason.contains("L1 could not be removed once"),
+        &format!("remove.twice_refused skipped: {reason}"),
+    );
+    // The cleanup's second try removed the snapshot, then L1.
+    let (v, reason) = verdict(&report, "cleanup.nothing_left");
+    check_report(
+        &report,
+        *v == Verdict::Pass && reason.contains("snap1' (removed)"),
+        &format!("cleanup passes: {reason}"),
+    );
     assert!(left.is_empty(), "left on the array: {left:?}");
 }
 

@@ -212,6 +212,9 @@ impl Engines {
                 ))
             }
         };
+        if let Err(e) = protocol::check_registration(&env) {
+            return protocol::error(&protocol::exception(&env, &e));
+        }
         // A resident engine that cannot be made current (its pools or database went away) is
         // dropped, and the array opened afresh, which says what is wrong if it still is.
         let engine = match self.take(&key).map(|mut e| e.resume().map(|()| e)) {

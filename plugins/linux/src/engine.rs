@@ -432,6 +432,7 @@ impl Engine {
         let _g = engine.lock()?;
         // Before anything is registered or recovered: recovery removes image files it does not
         // know, which in another array's pool would be that array's LUNs.
+        engine.check_pools_registrable(cfg)?;
         engine.claim_pools(cfg)?;
         engine.register_pools(cfg)?;
         engine.recover()?;
@@ -679,6 +680,33 @@ impl Engine {
         self.db.dump()
     }
 
+    /// Refuses a configuration whose pools contradict the registered ones (a registered name
+    /// at another directory, or a registered directory under another name). Writes nothing.
+    fn check_pools_registrable(&self, cfg: &ArrayConfig) -> Result<()> {
+        let known = self.db.pools()?;
+        for p in &cfg.pools {
+            let path = p.path.to_string_lossy();
+            if let Some(k) = known.iter().find(|k| k.name == p.name && k.path != p.path) {
+                return Err(Error::InvalidArray(format!(
+                    "pool {} is registered at {}; the configuration gives {}",
+                    shown(&p.name),
+                    shown(&k.path.to_string_lossy()),
+                    shown(&path)
+                )));
+            }
+            if let Some(k) = known.iter().find(|k| k.path == p.path && k.name != p.name) {
+                return Err(Error::InvalidArray(format!(
+                    "directory {} is registered as pool {}; the configuration calls it {}",
+                    shown(&path),
+                    shown(&k.name),
+                    shown(&p.name)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers the configuration's new pools (after [`Engine::check_pools_registrable`]).
     fn register_pools(&mut self, cfg: &ArrayConfig) -> Result<()> {
         let known = self.db.pools()?;
         let registered =
@@ -688,31 +716,12 @@ impl Engine {
             return Ok(());
         }
         let tx = self.db.tx()?;
-        for p in &cfg.pools {
-            let path = p.path.to_string_lossy().into_owned();
-            if let Some(k) = known.iter().find(|k| k.name == p.name) {
-                if k.path != p.path {
-                    return Err(Error::InvalidArray(format!(
-                        "pool {} is registered at {}; the configuration gives {}",
-                        shown(&p.name),
-                        shown(&k.path.to_string_lossy()),
-                        shown(&path)
-                    )));
-                }
-            } else if let Some(k) = known.iter().find(|k| k.path == p.path) {
-                return Err(Error::InvalidArray(format!(
-                    "directory {} is registered as pool {}; the configuration calls it {}",
-                    shown(&path),
-                    shown(&k.name),
-                    shown(&p.name)
-                )));
-            } else {
-                tx.run(
-                    "INSERT INTO pools (name, path) VALUES (?1, ?2)",
-                    params![p.name, path],
-                )
-                .dbx("register pool")?;
-            }
+        for p in cfg.pools.iter().filter(|p| !registered(p)) {
+            tx.run(
+                "INSERT INTO pools (name, path) VALUES (?1, ?2)",
+                params![p.name, p.path.to_string_lossy()],
+            )
+            .dbx("register pool")?;
         }
         tx.commit().dbx("register pools")
     }

@@ -373,6 +373,9 @@ pub fn exception(env: &Envelope, e: &Error) -> PluginException {
 
 /// Serves one parsed request with an engine opened for it (the one-shot program).
 pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
+    if let Err(e) = check_registration(env) {
+        return error(&exception(env, &e));
+    }
     match Engine::open(&env.config, opts) {
         Ok(mut engine) => handle_with(env, &mut engine),
         Err(e) => error(&exception(env, &e)),
@@ -381,19 +384,27 @@ pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
 
 /// Serves one parsed request with an engine that is open and current for `env.config`
 /// ([`Engine::open`], or [`Engine::resume`] in the resident program), then brings tgtd to the
-/// export plan as the module documentation says.
+/// export plan as the module documentation says. The caller has checked the request's
+/// registration ([`check_registration`]) before opening the engine.
 pub fn handle_with(env: &Envelope, engine: &mut Engine) -> Value {
     let Some(registration) = env.registration.as_deref().filter(|_| env.config.tgt.is_some()) else {
         return handle_registered(env, engine);
     };
-    if let Err(e) = tgt::check_registration(engine, registration) {
-        return error(&exception(env, &e));
-    }
     let answer = handle_registered(env, engine);
     // Best effort: a registration not recorded only means another one with other settings
     // is not refused yet.
     let _ = tgt::note_registration(engine, registration);
     answer
+}
+
+/// Whether the request's registration may send its configuration
+/// ([`tgt::check_registration`]); checked before the array is opened, since opening it with
+/// a configuration registers that configuration's new pools.
+pub fn check_registration(env: &Envelope) -> Result<(), Error> {
+    match (&env.registration, &env.config.tgt) {
+        (Some(registration), Some(_)) => tgt::check_registration(&env.config, registration),
+        _ => Ok(()),
+    }
 }
 
 /// [`handle_with`] once the request's registration may send its configuration.

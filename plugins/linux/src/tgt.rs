@@ -282,11 +282,9 @@ fn load_record(state_dir: &Path) -> Record {
 /// otherwise move its exports back and forth, each request taking them from the other's
 /// hosts. Equal configurations may come from any registration, and any registration that
 /// sent the one in force may change it (`server set`; [`note_registration`] records them).
-pub fn check_registration(engine: &Engine, registration: &str) -> Result<()> {
-    let Some(cfg) = engine.config() else {
-        return Ok(());
-    };
-    let record = load_record(engine.state_dir());
+pub fn check_registration(cfg: &ArrayConfig, registration: &str) -> Result<()> {
+    let state_dir = cfg.state_dir()?;
+    let record = load_record(&state_dir);
     let Some(in_force) = record.config.as_ref() else {
         return Ok(());
     };
@@ -297,11 +295,10 @@ pub fn check_registration(engine: &Engine, registration: &str) -> Result<()> {
         return Ok(());
     }
     Err(Error::InvalidArray(format!(
-        "the array in {} is exported by another registration (storage server uuid {}) with {}; this one gives {}: one array has one export configuration, so register it with the same settings (and change them with server set), or give this registration an array of its own (its own pool directories)",
-        shown(&engine.state_dir().to_string_lossy()),
+        "the array in {} is exported by another registration (storage server uuid {}) with other settings ({}, in force → this registration's): one array has one export configuration, so register it with the same settings (and change them with server set), or give this registration an array of its own (its own pool directories)",
+        shown(&state_dir.to_string_lossy()),
         record.registrations[0],
-        export_settings(in_force),
-        export_settings(cfg)
+        config_differences(in_force, cfg)
     )))
 }
 
@@ -320,19 +317,50 @@ pub fn note_registration(engine: &Engine, registration: &str) -> Result<()> {
     save_record(engine.state_dir(), &record)
 }
 
-/// A configuration's export settings, for messages.
-fn export_settings(cfg: &ArrayConfig) -> String {
-    let tgt = cfg.tgt.as_ref().map_or_else(
-        || "no tgtd".to_string(),
-        |t| format!("portal {}, tgt_control {}", t.portal, t.control_port),
-    );
-    let prefix = cfg.iqn_prefix.as_deref().unwrap_or("the default iqn_prefix");
-    let pools: Vec<String> = cfg
-        .pools
-        .iter()
-        .map(|p| format!("{}:{}", p.name, p.path.display()))
-        .collect();
-    format!("{tgt}, iqn_prefix {prefix}, pools {}", pools.join(","))
+/// What differs between the configuration in force and another, `setting in force → other`
+/// each, for messages.
+fn config_differences(in_force: &ArrayConfig, other: &ArrayConfig) -> String {
+    let tgt = |c: &ArrayConfig| -> [(&'static str, String); 3] {
+        let t = c.tgt.as_ref();
+        [
+            (
+                "tgt_control",
+                t.map_or("-".into(), |t| t.control_port.to_string()),
+            ),
+            ("portal", t.map_or("-".into(), |t| t.portal.to_string())),
+            (
+                "tgt_socket",
+                t.and_then(|t| t.socket.as_ref())
+                    .map_or("-".into(), |p| p.display().to_string()),
+            ),
+        ]
+    };
+    let rest = |c: &ArrayConfig| -> [(&'static str, String); 4] {
+        let pools: Vec<String> = c
+            .pools
+            .iter()
+            .map(|p| format!("{}:{}", p.name, p.path.display()))
+            .collect();
+        [
+            ("iqn_prefix", c.iqn_prefix.clone().unwrap_or_else(|| "-".into())),
+            ("pools", pools.join(",")),
+            (
+                "state",
+                c.state.as_ref().map_or("-".into(), |p| p.display().to_string()),
+            ),
+            (
+                "split_rate_mib",
+                c.split_rate_mib.map_or("-".into(), |r| r.to_string()),
+            ),
+        ]
+    };
+    let a = tgt(in_force).into_iter().chain(rest(in_force));
+    let b = tgt(other).into_iter().chain(rest(other));
+    a.zip(b)
+        .filter(|((_, x), (_, y))| x != y)
+        .map(|((k, x), (_, y))| format!("{k} {x} → {y}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn latest_config(state_dir: &Path) -> Option<ArrayConfig> {
@@ -666,24 +694,7 @@ fn move_portal(
     report: &mut SyncReport,
 ) -> Result<u32> {
     let listening = listed(actual);
-    let owner = format!("{}:", plan.iqn_prefix);
-    let targets = adm
-        .targets()
-        .map_err(|e| tgt_err("cannot read tgtd's targets", e))?;
-    let foreign: Vec<&str> = targets
-        .iter()
-        .filter(|t| !t.name.starts_with(&owner))
-        .map(|t| t.name.as_str())
-        .collect();
-    if !foreign.is_empty() {
-        return Err(Error::Failed(format!(
-            "tgtd on control port {} listens on {listening}, not on the configured portal {}, and it also serves targets outside this array's prefix {owner} ({}); it is left as it is: give every array that uses control port {} the same portal, or give this array a tgtd of its own (tgt_control)",
-            settings.control_port,
-            settings.portal,
-            foreign.join(", "),
-            settings.control_port
-        )));
-    }
+    refuse_shared_move(adm, settings, &plan.iqn_prefix, actual)?;
     // Checked before the running tgtd is stopped: a portal that cannot be had must not take
     // the array's exports down.
     portal_available(settings).map_err(|e| Error::Failed(format!("{e}; tgtd stays on {listening}")))?;
@@ -725,6 +736,49 @@ fn move_portal(
         settings.control_port, settings.portal
     ));
     Ok(pid)
+}
+
+/// Refuses to move a tgtd that listens on `actual` rather than on the configured portal when
+/// it also serves targets outside this array's prefix (another array's, which would lose
+/// their sessions).
+fn refuse_shared_move(adm: &Tgtadm, settings: &TgtSettings, prefix: &str, actual: &[String]) -> Result<()> {
+    let owner = format!("{prefix}:");
+    let targets = adm
+        .targets()
+        .map_err(|e| tgt_err("cannot read tgtd's targets", e))?;
+    let foreign: Vec<&str> = targets
+        .iter()
+        .filter(|t| !t.name.starts_with(&owner))
+        .map(|t| t.name.as_str())
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Failed(format!(
+        "tgtd on control port {} listens on {}, not on the configured portal {}, and it also serves targets outside this array's prefix {owner} ({}); it is left as it is: give every array that uses control port {} the same portal, or give this array a tgtd of its own (tgt_control)",
+        settings.control_port,
+        listed(actual),
+        settings.portal,
+        foreign.join(", "),
+        settings.control_port
+    )))
+}
+
+/// Refuses a new configuration whose tgtd cannot serve the array, before the array leaves
+/// the tgtd it has: that tgtd runs, listens elsewhere and serves other arrays too, so it
+/// cannot be moved to the configured portal. (A tgtd that does not run is started there, and
+/// one of this array alone is moved, later.)
+fn refuse_unservable(adm: &Tgtadm, settings: &TgtSettings, prefix: &str) -> Result<()> {
+    if !adm.is_alive() {
+        return Ok(());
+    }
+    let actual = adm
+        .portals()
+        .map_err(|e| tgt_err("cannot read tgtd's portals", e))?;
+    if actual == [settings.portal.to_string()] {
+        return Ok(());
+    }
+    refuse_shared_move(adm, settings, prefix, &actual)
 }
 
 /// Stops a tgtd instance: deletes its targets (`--force`), then the system, waits until it
@@ -1250,6 +1304,9 @@ fn sync_locked(
         ..SyncReport::default()
     };
     if let Some(cfg) = engine.config().filter(|c| record.config.as_ref() != Some(*c)) {
+        // Refused before anything moves: the array keeps the tgtd and the configuration it
+        // has.
+        refuse_unservable(&adm, settings, &engine.iqn_prefix())?;
         if let Some(old) = record.config.take() {
             leave(engine, &old, cfg, &record, &mut report);
         }

@@ -636,7 +636,7 @@ fn a_second_registration_cannot_move_the_exports() {
     if !can_mount() || !have_tgt() {
         return;
     }
-    let (_fs, tgt, cfg) = array_with_group_ga();
+    let (fs, tgt, cfg) = array_with_group_ga();
     let with = |r: &str, mut req: Value| {
         req["registration"] = json!(r);
         req
@@ -666,6 +666,27 @@ fn a_second_registration_cannot_move_the_exports() {
             "{m}"
         );
     }
+    let e = err(&y_cfg, with("y", json!({"op": "list"})));
+    let portal = tgt.portal();
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("portal {portal} → {elsewhere}")),
+        "the message says what differs: {e}"
+    );
+    // A refused registration adds nothing either: not a pool it names besides.
+    let free = fs.pool("q0");
+    let mut more_pools = cfg.clone();
+    more_pools.pools.push(spindle_plugin_linux::config::PoolConfig {
+        name: "q0".into(),
+        path: free.clone(),
+    });
+    err(&more_pools, with("y", json!({"op": "validate"})));
+    assert!(listing(&free).is_empty(), "a refused registration claimed a pool");
+    let info = ok(&cfg, with("x", json!({"op": "info"})));
+    let pools = info["pools"].to_string();
+    assert!(pools.contains("p0") && !pools.contains("q0"), "{info}");
     assert_eq!(
         visible(&tgt.portal(), INIT_A, None),
         ga,
@@ -689,4 +710,62 @@ fn a_second_registration_cannot_move_the_exports() {
     );
     ok(&y_cfg, with("y", json!({"op": "list"})));
     assert_eq!(visible(&elsewhere, INIT_A, None), ga);
+}
+
+/// A new tgtd instance that serves other arrays on another portal cannot take this array:
+/// the change is refused before the array leaves its own tgtd, so nothing moves and the
+/// configuration in force stays the old one.
+#[test]
+fn a_refused_instance_change_moves_nothing() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let (tgt, tgt2) = (Tgt::new(), Tgt::new());
+    let cfg = tgt_config(&fs.pool("p0"), &tgt);
+    let mut w = tgt_config(&fs.pool("p1"), &tgt2);
+    w.iqn_prefix = Some("iqn.2025-01.org.example:w".into());
+    for (c, group, init) in [(&cfg, "ga", INIT_A), (&w, "gw", INIT_B)] {
+        ok(
+            c,
+            json!({"op": "group-create", "groups": [{"name": group, "entries": [init]}]}),
+        );
+        let lun = ok(
+            c,
+            json!({"op": "create", "name": "l", "pool": "p0", "size": 4 * MIB, "thin": true}),
+        );
+        ok(
+            c,
+            json!({"op": "present", "uuid": lun["uuid"], "groups": [group]}),
+        );
+    }
+    let ga = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
+    let gw = vec![("iqn.2025-01.org.example:w:gw".to_string(), vec![1])];
+    let mut onto_w = cfg.clone();
+    onto_w.tgt.as_mut().unwrap().control_port = tgt2.control;
+    onto_w.tgt.as_mut().unwrap().socket = tgt2.settings().socket;
+    let e = err(&onto_w, json!({"op": "validate"}));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside this array's prefix"),
+        "{e}"
+    );
+    assert_eq!(
+        visible(&tgt.portal(), INIT_A, None),
+        ga,
+        "the array left its tgtd"
+    );
+    assert_eq!(visible(&tgt2.portal(), INIT_B, None), gw);
+    assert!(
+        visible(&tgt2.portal(), INIT_A, None).is_empty(),
+        "the array's targets went to the other tgtd"
+    );
+    let in_force = spindle_plugin_linux::tgt::latest_config(&cfg.state_dir().unwrap());
+    assert_eq!(
+        in_force.as_ref(),
+        Some(&cfg),
+        "the refused configuration was kept"
+    );
 }

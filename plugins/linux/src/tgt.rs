@@ -765,20 +765,44 @@ fn refuse_shared_move(adm: &Tgtadm, settings: &TgtSettings, prefix: &str, actual
 }
 
 /// Refuses a new configuration whose tgtd cannot serve the array, before the array leaves
-/// the tgtd it has: that tgtd runs, listens elsewhere and serves other arrays too, so it
-/// cannot be moved to the configured portal. (A tgtd that does not run is started there, and
-/// one of this array alone is moved, later.)
-fn refuse_unservable(adm: &Tgtadm, settings: &TgtSettings, prefix: &str) -> Result<()> {
-    if !adm.is_alive() {
-        return Ok(());
+/// the tgtd it has (`old`, the configuration in force): the new tgtd runs, listens elsewhere
+/// and serves other arrays too, so it cannot be moved to the configured portal; or it does
+/// not run and its portal is taken — unless by the array's own tgtd of `old`, which leaving
+/// it stops (it serves nothing else). (One of this array alone is moved later.)
+fn refuse_unservable(
+    adm: &Tgtadm,
+    settings: &TgtSettings,
+    prefix: &str,
+    old: Option<(&TgtSettings, String)>,
+) -> Result<()> {
+    if adm.is_alive() {
+        let actual = adm
+            .portals()
+            .map_err(|e| tgt_err("cannot read tgtd's portals", e))?;
+        if actual == [settings.portal.to_string()] {
+            return Ok(());
+        }
+        return refuse_shared_move(adm, settings, prefix, &actual);
     }
-    let actual = adm
-        .portals()
-        .map_err(|e| tgt_err("cannot read tgtd's portals", e))?;
-    if actual == [settings.portal.to_string()] {
+    let Err(taken) = portal_available(settings) else {
         return Ok(());
+    };
+    let moving = old.is_some();
+    let freed_by_leaving = old.is_some_and(|(old, old_prefix)| {
+        let same_instance = old.control_port == settings.control_port && old.socket == settings.socket;
+        let Ok(old_adm) = tgtadm(old) else { return false };
+        !same_instance
+            && old_adm.is_alive()
+            && old_adm
+                .portals()
+                .is_ok_and(|p| p == [settings.portal.to_string()])
+            && refuse_shared_move(&old_adm, old, &old_prefix, &[]).is_ok()
+    });
+    match (freed_by_leaving, moving) {
+        (true, _) => Ok(()),
+        (false, true) => Err(Error::Failed(format!("{taken}; the array stays where it is"))),
+        (false, false) => Err(taken),
     }
-    refuse_shared_move(adm, settings, prefix, &actual)
 }
 
 /// Stops a tgtd instance: deletes its targets (`--force`), then the system, waits until it
@@ -1306,7 +1330,14 @@ fn sync_locked(
     if let Some(cfg) = engine.config().filter(|c| record.config.as_ref() != Some(*c)) {
         // Refused before anything moves: the array keeps the tgtd and the configuration it
         // has.
-        refuse_unservable(&adm, settings, &engine.iqn_prefix())?;
+        let old = record.config.as_ref().and_then(|c| {
+            let prefix = c
+                .iqn_prefix
+                .clone()
+                .unwrap_or_else(|| engine.default_iqn_prefix());
+            c.tgt.as_ref().map(|t| (t, prefix))
+        });
+        refuse_unservable(&adm, settings, &engine.iqn_prefix(), old)?;
         if let Some(old) = record.config.take() {
             leave(engine, &old, cfg, &record, &mut report);
         }

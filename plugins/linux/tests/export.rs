@@ -762,10 +762,51 @@ fn a_refused_instance_change_moves_nothing() {
         visible(&tgt2.portal(), INIT_A, None).is_empty(),
         "the array's targets went to the other tgtd"
     );
-    let in_force = spindle_plugin_linux::tgt::latest_config(&cfg.state_dir().unwrap());
+    let in_force = || spindle_plugin_linux::tgt::latest_config(&cfg.state_dir().unwrap());
     assert_eq!(
-        in_force.as_ref(),
+        in_force().as_ref(),
         Some(&cfg),
         "the refused configuration was kept"
+    );
+
+    // A tgtd not running yet whose portal another program holds: refused too, before the
+    // array leaves its tgtd.
+    let tgt3 = Tgt::new();
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut onto_taken = cfg.clone();
+    onto_taken.tgt = Some(spindle_plugin_linux::config::TgtSettings {
+        portal: holder.local_addr().unwrap(),
+        ..tgt3.settings()
+    });
+    let e = err(&onto_taken, json!({"op": "validate"}));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("the array stays where it is"),
+        "{e}"
+    );
+    assert!(tgt3.pid().is_none(), "a tgtd was started on a taken portal");
+    assert_eq!(
+        visible(&tgt.portal(), INIT_A, None),
+        ga,
+        "the array left its tgtd"
+    );
+    assert_eq!(
+        in_force().as_ref(),
+        Some(&cfg),
+        "the refused configuration was kept"
+    );
+    // Its own tgtd's portal is no obstacle: leaving that tgtd frees it.
+    let mut own_portal = cfg.clone();
+    own_portal.tgt = Some(spindle_plugin_linux::config::TgtSettings {
+        portal: tgt.settings().portal,
+        ..tgt3.settings()
+    });
+    ok(&own_portal, json!({"op": "validate"}));
+    assert_eq!(visible(&tgt.portal(), INIT_A, None), ga);
+    assert!(
+        tgt3.pid().is_some() && tgt.pid().is_none(),
+        "the array did not change tgtd"
     );
 }

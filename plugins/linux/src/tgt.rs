@@ -691,10 +691,11 @@ fn move_portal(
     state_dir: &Path,
     plan: &ExportPlan,
     actual: &[String],
+    ours: &BTreeMap<String, u32>,
     report: &mut SyncReport,
 ) -> Result<u32> {
     let listening = listed(actual);
-    refuse_shared_move(adm, settings, &plan.iqn_prefix, actual)?;
+    refuse_shared_move(adm, settings, &plan.iqn_prefix, actual, ours)?;
     // Checked before the running tgtd is stopped: a portal that cannot be had must not take
     // the array's exports down.
     portal_available(settings).map_err(|e| Error::Failed(format!("{e}; tgtd stays on {listening}")))?;
@@ -741,14 +742,20 @@ fn move_portal(
 /// Refuses to move a tgtd that listens on `actual` rather than on the configured portal when
 /// it also serves targets outside this array's prefix (another array's, which would lose
 /// their sessions).
-fn refuse_shared_move(adm: &Tgtadm, settings: &TgtSettings, prefix: &str, actual: &[String]) -> Result<()> {
+fn refuse_shared_move(
+    adm: &Tgtadm,
+    settings: &TgtSettings,
+    prefix: &str,
+    actual: &[String],
+    ours: &BTreeMap<String, u32>,
+) -> Result<()> {
     let owner = format!("{prefix}:");
     let targets = adm
         .targets()
         .map_err(|e| tgt_err("cannot read tgtd's targets", e))?;
     let foreign: Vec<&str> = targets
         .iter()
-        .filter(|t| !t.name.starts_with(&owner))
+        .filter(|t| !t.name.starts_with(&owner) && !ours.contains_key(&t.name))
         .map(|t| t.name.as_str())
         .collect();
     if foreign.is_empty() {
@@ -764,6 +771,39 @@ fn refuse_shared_move(adm: &Tgtadm, settings: &TgtSettings, prefix: &str, actual
     )))
 }
 
+/// Refuses to join a tgtd that serves another array's targets under this array's prefix, or
+/// under a prefix that contains it or that it contains (targets are named
+/// `<prefix>:<group>`, and each array takes every target under its prefix for its own: it
+/// would take over or delete the other's). `ours` are the array's own targets.
+fn refuse_prefix_clash(
+    adm: &Tgtadm,
+    settings: &TgtSettings,
+    prefix: &str,
+    ours: &BTreeMap<String, u32>,
+) -> Result<()> {
+    let targets = adm
+        .targets()
+        .map_err(|e| tgt_err("cannot read tgtd's targets", e))?;
+    let clash = targets.iter().find(|t| {
+        let Some((theirs, _)) = t.name.rsplit_once(':') else {
+            return false;
+        };
+        !ours.contains_key(&t.name)
+            && (theirs == prefix
+                || theirs.starts_with(&format!("{prefix}:"))
+                || prefix.starts_with(&format!("{theirs}:")))
+    });
+    match clash {
+        None => Ok(()),
+        Some(t) => Err(Error::Failed(format!(
+            "tgtd on control port {} serves target {} of another array, whose prefix {} clashes with this array's iqn_prefix {prefix}: arrays on one tgtd need prefixes that do not contain each other (each takes every target under its prefix for its own); give this array another iqn_prefix or a tgtd of its own",
+            settings.control_port,
+            t.name,
+            t.name.rsplit_once(':').map_or("", |(p, _)| p)
+        ))),
+    }
+}
+
 /// Refuses a new configuration whose tgtd cannot serve the array, before the array leaves
 /// the tgtd it has (`old`, the configuration in force): the new tgtd runs, listens elsewhere
 /// and serves other arrays too, so it cannot be moved to the configured portal; or it does
@@ -774,15 +814,17 @@ fn refuse_unservable(
     settings: &TgtSettings,
     prefix: &str,
     old: Option<(&TgtSettings, String)>,
+    ours: &BTreeMap<String, u32>,
 ) -> Result<()> {
     if adm.is_alive() {
+        refuse_prefix_clash(adm, settings, prefix, ours)?;
         let actual = adm
             .portals()
             .map_err(|e| tgt_err("cannot read tgtd's portals", e))?;
         if actual == [settings.portal.to_string()] {
             return Ok(());
         }
-        return refuse_shared_move(adm, settings, prefix, &actual);
+        return refuse_shared_move(adm, settings, prefix, &actual, ours);
     }
     let Err(taken) = portal_available(settings) else {
         return Ok(());
@@ -796,7 +838,7 @@ fn refuse_unservable(
             && old_adm
                 .portals()
                 .is_ok_and(|p| p == [settings.portal.to_string()])
-            && refuse_shared_move(&old_adm, old, &old_prefix, &[]).is_ok()
+            && refuse_shared_move(&old_adm, old, &old_prefix, &[], ours).is_ok()
     });
     match (freed_by_leaving, moving) {
         (true, _) => Ok(()),
@@ -1327,7 +1369,12 @@ fn sync_locked(
         portal: settings.portal.to_string(),
         ..SyncReport::default()
     };
-    if let Some(cfg) = engine.config().filter(|c| record.config.as_ref() != Some(*c)) {
+    // A new configuration becomes the one in force only once tgtd serves the array under it
+    // (below): until then the old one stays in force, so that a change that fails leaves
+    // the resident program's watch and restore, and the next request, bringing the array
+    // back where it was, never where it was refused.
+    let changing = engine.config().filter(|c| record.config.as_ref() != Some(*c));
+    if changing.is_some() {
         // Refused before anything moves: the array keeps the tgtd and the configuration it
         // has.
         let old = record.config.as_ref().and_then(|c| {
@@ -1337,15 +1384,12 @@ fn sync_locked(
                 .unwrap_or_else(|| engine.default_iqn_prefix());
             c.tgt.as_ref().map(|t| (t, prefix))
         });
-        refuse_unservable(&adm, settings, &engine.iqn_prefix(), old)?;
-        if let Some(old) = record.config.take() {
+        refuse_unservable(&adm, settings, &engine.iqn_prefix(), old, &record.tids)?;
+        if let (Some(old), Some(cfg)) = (record.config.clone(), changing) {
             leave(engine, &old, cfg, &record, &mut report);
         }
-        // Recorded before anything else, so that the watch follows the new configuration
-        // even when this sync fails; what was applied was applied under the old one.
-        record.config = Some(cfg.clone());
-        // Whoever sent the new configuration is recorded next (note_registration).
-        record.registrations.clear();
+        // Whatever tgtd holds now is not what was recorded as applied: the next check of
+        // either configuration reconciles fully.
         record.fingerprint = None;
         record.quick = None;
         save_record(&state_dir, &record)?;
@@ -1382,7 +1426,15 @@ fn sync_locked(
             .portals()
             .map_err(|e| tgt_err("cannot read tgtd's portals", e))?;
         if actual != [settings.portal.to_string()] {
-            match move_portal(&adm, settings, &state_dir, &plan, &actual, &mut report) {
+            match move_portal(
+                &adm,
+                settings,
+                &state_dir,
+                &plan,
+                &actual,
+                &record.tids,
+                &mut report,
+            ) {
                 Ok(pid) => record.tgtd_pid = Some(pid),
                 // Not moved: the array keeps being served where tgtd listens, and the
                 // request says why (a strict one fails).
@@ -1419,10 +1471,22 @@ fn sync_locked(
     let mut tids = record.tids.clone();
     tids.retain(|name, _| w.targets.iter().any(|t| t.name.as_str() == name));
     tids.extend(report.tids.clone());
+    let mut fingerprint = report.is_clean().then_some(fp);
+    if let Some(cfg) = changing {
+        if adm.portals().is_ok_and(|p| p == [settings.portal.to_string()]) {
+            record.config = Some(cfg.clone());
+            // Whoever sent the new configuration is recorded next (note_registration).
+            record.registrations.clear();
+        } else {
+            // Not served under the new configuration (tgtd could not be moved): the old one
+            // stays in force, and nothing counts as applied.
+            fingerprint = None;
+        }
+    }
     let new = Record {
         instance: instance_id(&adm),
-        fingerprint: report.is_clean().then_some(fp),
-        quick: report.is_clean().then_some(quick),
+        quick: fingerprint.is_some().then_some(quick),
+        fingerprint,
         tids,
         luns,
         account,

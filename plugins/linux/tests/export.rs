@@ -797,6 +797,27 @@ fn a_refused_instance_change_moves_nothing() {
         Some(&cfg),
         "the refused configuration was kept"
     );
+    // The same tgtd, moved to a portal another program holds: refused, and the old
+    // configuration stays in force (the resident program's watch keeps serving it).
+    let mut same_taken = cfg.clone();
+    same_taken.tgt.as_mut().unwrap().portal = holder.local_addr().unwrap();
+    err(&same_taken, json!({"op": "validate"}));
+    assert_eq!(visible(&tgt.portal(), INIT_A, None), ga);
+    assert_eq!(in_force().as_ref(), Some(&cfg), "a refused portal was recorded");
+    // A new tgtd that cannot be started after the array left its own (its socket directory
+    // cannot be made): refused, and the next request of the configuration in force brings
+    // the array back where it was.
+    let blocker = fs.pool("p9").join("a-file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let mut bad_socket = cfg.clone();
+    bad_socket.tgt = Some(spindle_plugin_linux::config::TgtSettings {
+        socket: Some(blocker.join("sock")),
+        ..tgt3.settings()
+    });
+    err(&bad_socket, json!({"op": "validate"}));
+    assert_eq!(in_force().as_ref(), Some(&cfg), "a refused tgtd was recorded");
+    ok(&cfg, json!({"op": "status"}));
+    assert_eq!(visible(&tgt.portal(), INIT_A, None), ga, "not back where it was");
     // Its own tgtd's portal is no obstacle: leaving that tgtd frees it.
     let mut own_portal = cfg.clone();
     own_portal.tgt = Some(spindle_plugin_linux::config::TgtSettings {
@@ -808,5 +829,67 @@ fn a_refused_instance_change_moves_nothing() {
     assert!(
         tgt3.pid().is_some() && tgt.pid().is_none(),
         "the array did not change tgtd"
+    );
+}
+
+/// Arrays may share one tgtd only under prefixes that do not contain each other (each takes
+/// every target under its prefix for its own); the array's own targets never count against
+/// it, so it may change its prefix and portal together.
+#[test]
+fn arrays_on_one_tgtd_need_distinct_prefixes() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let tgt = Tgt::new();
+    let mut b = tgt_config(&fs.pool("p0"), &tgt);
+    b.iqn_prefix = Some("iqn.2025-01.org.example:b".into());
+    ok(
+        &b,
+        json!({"op": "group-create", "groups": [{"name": "g1", "entries": [INIT_B]}]}),
+    );
+    let lun = ok(
+        &b,
+        json!({"op": "create", "name": "l", "pool": "p0", "size": 4 * MIB, "thin": true}),
+    );
+    ok(
+        &b,
+        json!({"op": "present", "uuid": lun["uuid"], "groups": ["g1"]}),
+    );
+    let gb = vec![("iqn.2025-01.org.example:b:g1".to_string(), vec![1])];
+    for (pool, prefix) in [
+        ("p1", "iqn.2025-01.org.example:b"),
+        ("p2", "iqn.2025-01.org.example:b:x"),
+    ] {
+        let mut other = tgt_config(&fs.pool(pool), &tgt);
+        other.iqn_prefix = Some(prefix.into());
+        let e = err(&other, json!({"op": "validate"}));
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("clashes with this array's iqn_prefix"),
+            "{e}"
+        );
+    }
+    assert_eq!(visible(&tgt.portal(), INIT_B, None), gb);
+    // A prefix that merely begins with the same letters is another prefix.
+    let mut bb = tgt_config(&fs.pool("p3"), &tgt);
+    bb.iqn_prefix = Some("iqn.2025-01.org.example:bb".into());
+    ok(&bb, json!({"op": "validate"}));
+    // The array's own targets do not clash with it: b leaves the shared tgtd for its own,
+    // then changes prefix and portal together there.
+    let own = Tgt::new();
+    let mut b2 = b.clone();
+    b2.tgt = Some(own.settings());
+    ok(&b2, json!({"op": "export-sync"}));
+    let mut b3 = b2.clone();
+    b3.iqn_prefix = Some("iqn.2025-01.org.example:b3".into());
+    let new_portal = format!("127.0.0.1:{}", free_port());
+    b3.tgt.as_mut().unwrap().portal = new_portal.parse().unwrap();
+    ok(&b3, json!({"op": "export-sync"}));
+    assert_eq!(
+        visible(&new_portal, INIT_B, None),
+        vec![("iqn.2025-01.org.example:b3:g1".to_string(), vec![1])]
     );
 }

@@ -2954,7 +2954,7 @@ impl Engine {
         let existing = self.db.groups()?;
         let mut checked: Vec<(String, Vec<String>, Option<Vec<String>>)> = Vec::new();
         for s in specs {
-            names::check_group_name("grp_name", &s.name)?;
+            names::check_new_group_name("grp_name", &s.name)?;
             if existing.iter().any(|g| g.name.eq_ignore_ascii_case(&s.name))
                 || checked.iter().any(|c| c.0.eq_ignore_ascii_case(&s.name))
             {
@@ -3050,7 +3050,7 @@ impl Engine {
     pub fn rename_group(&mut self, name: &str, new_name: &str) -> Result<Vec<Group>> {
         let _g = self.lock()?;
         let g = self.group_row("access_grp_name", name)?;
-        names::check_group_name("new_access_grp_name", new_name)?;
+        names::check_new_group_name("new_access_grp_name", new_name)?;
         if let Some(other) = self.db.group(new_name)? {
             if other.id != g.id {
                 return Err(Error::InvalidValue(format!(
@@ -3287,6 +3287,20 @@ impl Engine {
     }
 
     /// Sets (or with `None` clears) the CHAP account the targets require.
+    /// The CHAP account in force (user name and secret), if any: what a failed change of it
+    /// is put back to.
+    pub fn chap_account(&self) -> Result<Option<ChapAccount>> {
+        let Some(username) = self.db.chap_user()? else {
+            return Ok(None);
+        };
+        let path = self.chap_secret_path();
+        let secret = fs::read_to_string(&path)
+            .ctx("cannot read the CHAP secret", &path)?
+            .trim_end_matches('\n')
+            .to_string();
+        Ok(Some(ChapAccount { username, secret }))
+    }
+
     pub fn set_chap(&mut self, chap: Option<&ChapAccount>) -> Result<()> {
         let _g = self.lock()?;
         self.store_chap(chap)

@@ -43,7 +43,24 @@ pub fn check_group_name(key: &str, value: &str) -> Result<()> {
         return Err(Error::format(
             key,
             format!(
-                "{key} {} may hold only ASCII letters, digits, '.', '-' and ':' (it names an iSCSI target)",
+                "{key} {} may hold only ASCII letters, digits, '.' and '-' (it names an iSCSI target)",
+                shown(value)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the name of a group to be made (or a group's new name): a group name, and without
+/// `:`, so that a target `<prefix>:<group>` never looks like one under a longer prefix of
+/// another array on the same tgtd. (Groups made before keep their names.)
+pub fn check_new_group_name(key: &str, value: &str) -> Result<()> {
+    check_group_name(key, value)?;
+    if value.contains(':') {
+        return Err(Error::format(
+            key,
+            format!(
+                "{key} {} may not contain ':' (its target would look like one of another array whose prefix is longer)",
                 shown(value)
             ),
         ));

@@ -411,6 +411,17 @@ pub fn check_registration(env: &Envelope) -> Result<(), Error> {
 fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
     let validate = matches!(env.request, Request::Validate { .. });
     let exception = |e: &Error| exception(env, e);
+    // A change of CHAP that tgtd cannot be brought to is put back (below): refused, it must
+    // change nothing, or the next sync would apply it behind the caller's back.
+    let chap_before = match &env.request {
+        Request::SetChap { .. }
+        | Request::Validate { chap: Some(_), .. }
+        | Request::Validate { clear_chap: true, .. } => match engine.chap_account() {
+            Ok(c) => Some(c),
+            Err(e) => return error(&exception(&e)),
+        },
+        _ => None,
+    };
     let served = serve(engine, env);
     let Some(settings) = &env.config.tgt else {
         return match served {
@@ -445,10 +456,24 @@ fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
                 }
                 _ => "the change was recorded, but tgtd could not be brought to it",
             };
-            let message = format!(
+            let mut message = format!(
                 "{what} (control port {}, portal {}): {why}",
                 settings.control_port, settings.portal
             );
+            if let Some(before) = chap_before {
+                let restored = engine
+                    .set_chap(before.as_ref())
+                    .and_then(|()| tgt::sync(engine, settings, SyncMode::Full).map(drop));
+                message = format!(
+                    "tgtd could not be brought to the new CHAP settings (control port {}, portal {}): {why}; {}",
+                    settings.control_port,
+                    settings.portal,
+                    match restored {
+                        Ok(()) => "they were put back as they were",
+                        Err(_) => "putting them back failed too: check the array with server refresh",
+                    }
+                );
+            }
             let kind = if validate {
                 ExceptionKind::InvalidStorageArrayEx
             } else {

@@ -755,7 +755,7 @@ fn refuse_shared_move(
         .map_err(|e| tgt_err("cannot read tgtd's targets", e))?;
     let foreign: Vec<&str> = targets
         .iter()
-        .filter(|t| !t.name.starts_with(&owner) && !ours.contains_key(&t.name))
+        .filter(|t| !owns(&owner, &t.name, ours) && !ours.contains_key(&t.name))
         .map(|t| t.name.as_str())
         .collect();
     if foreign.is_empty() {
@@ -769,6 +769,15 @@ fn refuse_shared_move(
         foreign.join(", "),
         settings.control_port
     )))
+}
+
+/// Whether target `name` is the array's, for an array whose targets are `owner` (its
+/// prefix and `:`) followed by a group name: a group name holds no `:` (one made before that
+/// rule is known from the targets the array recorded), so `<prefix>:x:y` belongs to another
+/// array whose prefix is `<prefix>:x`, and is neither changed nor deleted.
+fn owns(owner: &str, name: &str, recorded: &BTreeMap<String, u32>) -> bool {
+    name.strip_prefix(owner)
+        .is_some_and(|group| !group.contains(':') || recorded.contains_key(name))
 }
 
 /// Refuses to join a tgtd that serves another array's targets under this array's prefix, or
@@ -905,7 +914,7 @@ fn leave(engine: &Engine, old: &ArrayConfig, new: &ArrayConfig, record: &Record,
             return;
         }
     };
-    for t in targets.iter().filter(|t| t.name.starts_with(&owner)) {
+    for t in targets.iter().filter(|t| owns(&owner, &t.name, &record.tids)) {
         let (tid, name) = (t.tid, t.name.clone());
         log.apply(
             format!("tgtd on control port {port}, which the array used before: delete target {tid} {name}"),
@@ -989,8 +998,9 @@ fn apply(
     let accounts = adm
         .accounts()
         .map_err(|e| tgt_err("cannot read tgtd's accounts", e))?;
-    let (owned, foreign): (Vec<TargetInfo>, Vec<TargetInfo>) =
-        targets.into_iter().partition(|t| t.name.starts_with(&want.owner));
+    let (owned, foreign): (Vec<TargetInfo>, Vec<TargetInfo>) = targets
+        .into_iter()
+        .partition(|t| owns(&want.owner, &t.name, &record.tids));
     let mut log = Log { report };
     // Logical units whose application failed keep their old record entry.
     let mut failed_luns: BTreeSet<String> = BTreeSet::new();

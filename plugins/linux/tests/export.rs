@@ -877,6 +877,42 @@ fn arrays_on_one_tgtd_need_distinct_prefixes() {
     let mut bb = tgt_config(&fs.pool("p3"), &tgt);
     bb.iqn_prefix = Some("iqn.2025-01.org.example:bb".into());
     ok(&bb, json!({"op": "validate"}));
+    // An array whose prefix lies under b's, joined while b had no target there, keeps its
+    // targets whatever b does: b never takes `<prefix>:x:<group>` for one of its own (group
+    // names hold no ':').
+    let mut bx = tgt_config(&fs.pool("p4"), &tgt);
+    bx.iqn_prefix = Some("iqn.2025-01.org.example:bb:x".into());
+    ok(
+        &bx,
+        json!({"op": "group-create", "groups": [{"name": "gx", "entries": [INIT_A]}]}),
+    );
+    let lx = ok(
+        &bx,
+        json!({"op": "create", "name": "l", "pool": "p0", "size": 4 * MIB, "thin": true}),
+    );
+    ok(
+        &bx,
+        json!({"op": "present", "uuid": lx["uuid"], "groups": ["gx"]}),
+    );
+    ok(
+        &bb,
+        json!({"op": "group-create", "groups": [{"name": "gbb", "entries": [INIT_A]}]}),
+    );
+    ok(&bb, json!({"op": "export-sync"}));
+    assert!(
+        visible(&tgt.portal(), INIT_A, None)
+            .iter()
+            .any(|(t, _)| t == "iqn.2025-01.org.example:bb:x:gx"),
+        "b deleted the other array's target"
+    );
+    let e = err(
+        &bb,
+        json!({"op": "group-create", "groups": [{"name": "x:y", "entries": []}]}),
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("may not contain ':'"),
+        "{e}"
+    );
     // The array's own targets do not clash with it: b leaves the shared tgtd for its own,
     // then changes prefix and portal together there.
     let own = Tgt::new();
@@ -892,4 +928,38 @@ fn arrays_on_one_tgtd_need_distinct_prefixes() {
         visible(&new_portal, INIT_B, None),
         vec![("iqn.2025-01.org.example:b3:g1".to_string(), vec![1])]
     );
+}
+
+/// A CHAP change tgtd cannot be brought to (here: the account name is another array's on
+/// the same tgtd) is refused and put back: the array keeps no secret from it, and its hosts
+/// keep logging in as before.
+#[test]
+fn a_refused_chap_change_is_put_back() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let (fs, tgt, cfg) = array_with_group_ga();
+    lun_presented_to_ga(&cfg);
+    let mut other = tgt_config(&fs.pool("p1"), &tgt);
+    other.iqn_prefix = Some("iqn.2025-01.org.example:other".into());
+    ok(
+        &other,
+        json!({"op": "group-create", "groups": [{"name": "gb", "entries": [INIT_B]}]}),
+    );
+    ok(
+        &other,
+        json!({"op": "validate", "chap": {"username": "shared", "secret": "first-secret-1"}}),
+    );
+    let e = err(
+        &cfg,
+        json!({"op": "validate", "chap": {"username": "shared", "secret": "second-secret-2"}}),
+    );
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("were put back as they were"), "{m}");
+    assert!(!m.contains("second-secret-2"), "the secret leaked: {m}");
+    let state = cfg.state_dir().unwrap();
+    assert!(!state.join("chap.secret").exists(), "the refused secret was kept");
+    ok(&cfg, json!({"op": "export-sync"}));
+    let ga = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
+    assert_eq!(visible(&tgt.portal(), INIT_A, None), ga, "the hosts lost the LUN");
 }

@@ -412,15 +412,21 @@ fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
     let validate = matches!(env.request, Request::Validate { .. });
     let exception = |e: &Error| exception(env, e);
     // A change of CHAP that tgtd cannot be brought to is put back (below): refused, it must
-    // change nothing, or the next sync would apply it behind the caller's back.
-    let chap_before = match &env.request {
-        Request::SetChap { .. }
-        | Request::Validate { chap: Some(_), .. }
-        | Request::Validate { clear_chap: true, .. } => match engine.chap_account() {
-            Ok(c) => Some(c),
+    // change nothing, or the next sync would apply it behind the caller's back. Only a real
+    // change: every validate carries the registration's CHAP settings.
+    let asked: Option<Option<&ChapAccount>> = match &env.request {
+        Request::SetChap { chap } => Some(chap.as_ref()),
+        Request::Validate { chap: Some(c), .. } => Some(Some(c)),
+        Request::Validate { clear_chap: true, .. } => Some(None),
+        _ => None,
+    };
+    let chap_before = match asked {
+        None => None,
+        Some(asked) => match engine.chap_account() {
+            Ok(before) if before.as_ref() != asked => Some(before),
+            Ok(_) => None,
             Err(e) => return error(&exception(&e)),
         },
-        _ => None,
     };
     let served = serve(engine, env);
     let Some(settings) = &env.config.tgt else {
@@ -454,6 +460,7 @@ fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
                 Request::Validate { .. } => {
                     "the array's storage is usable, but tgtd could not be brought to its export state"
                 }
+                _ if chap_before.is_some() => "tgtd could not be brought to the new CHAP settings",
                 _ => "the change was recorded, but tgtd could not be brought to it",
             };
             let mut message = format!(
@@ -461,18 +468,14 @@ fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
                 settings.control_port, settings.portal
             );
             if let Some(before) = chap_before {
-                let restored = engine
-                    .set_chap(before.as_ref())
-                    .and_then(|()| tgt::sync(engine, settings, SyncMode::Full).map(drop));
-                message = format!(
-                    "tgtd could not be brought to the new CHAP settings (control port {}, portal {}): {why}; {}",
-                    settings.control_port,
-                    settings.portal,
-                    match restored {
-                        Ok(()) => "they were put back as they were",
-                        Err(_) => "putting them back failed too: check the array with server refresh",
+                // Put back in the state only: the next sync (any request, the resident
+                // program's watch) brings tgtd to it.
+                message.push_str(match engine.set_chap(before.as_ref()) {
+                    Ok(()) => "; the CHAP settings were put back as they were",
+                    Err(_) => {
+                        "; the new CHAP settings could not be put back: check the array with server refresh"
                     }
-                );
+                });
             }
             let kind = if validate {
                 ExceptionKind::InvalidStorageArrayEx

@@ -60,6 +60,24 @@ fn array_with_group_ga() -> (TestFs, Tgt, spindle_plugin_linux::config::ArrayCon
     (fs, tgt, cfg)
 }
 
+/// Group `group` of `initiator`, and a 4 MiB thin LUN `l` in pool `p0` presented to it;
+/// returns the LUN.
+fn lun_in_new_group(cfg: &spindle_plugin_linux::config::ArrayConfig, group: &str, initiator: &str) -> Value {
+    ok(
+        cfg,
+        json!({"op": "group-create", "groups": [{"name": group, "entries": [initiator]}]}),
+    );
+    let lun = ok(
+        cfg,
+        json!({"op": "create", "name": "l", "pool": "p0", "size": 4 * MIB, "thin": true}),
+    );
+    ok(
+        cfg,
+        json!({"op": "present", "uuid": lun["uuid"], "groups": [group]}),
+    );
+    lun
+}
+
 /// LUN `l1` of 8 MiB, made and presented to group `ga` of [`array_with_group_ga`].
 fn lun_presented_to_ga(cfg: &spindle_plugin_linux::config::ArrayConfig) -> Value {
     let l = ok(
@@ -844,18 +862,7 @@ fn arrays_on_one_tgtd_need_distinct_prefixes() {
     let tgt = Tgt::new();
     let mut b = tgt_config(&fs.pool("p0"), &tgt);
     b.iqn_prefix = Some("iqn.2025-01.org.example:b".into());
-    ok(
-        &b,
-        json!({"op": "group-create", "groups": [{"name": "g1", "entries": [INIT_B]}]}),
-    );
-    let lun = ok(
-        &b,
-        json!({"op": "create", "name": "l", "pool": "p0", "size": 4 * MIB, "thin": true}),
-    );
-    ok(
-        &b,
-        json!({"op": "present", "uuid": lun["uuid"], "groups": ["g1"]}),
-    );
+    lun_in_new_group(&b, "g1", INIT_B);
     let gb = vec![("iqn.2025-01.org.example:b:g1".to_string(), vec![1])];
     for (pool, prefix) in [
         ("p1", "iqn.2025-01.org.example:b"),
@@ -882,18 +889,7 @@ fn arrays_on_one_tgtd_need_distinct_prefixes() {
     // names hold no ':').
     let mut bx = tgt_config(&fs.pool("p4"), &tgt);
     bx.iqn_prefix = Some("iqn.2025-01.org.example:bb:x".into());
-    ok(
-        &bx,
-        json!({"op": "group-create", "groups": [{"name": "gx", "entries": [INIT_A]}]}),
-    );
-    let lx = ok(
-        &bx,
-        json!({"op": "create", "name": "l", "pool": "p0", "size": 4 * MIB, "thin": true}),
-    );
-    ok(
-        &bx,
-        json!({"op": "present", "uuid": lx["uuid"], "groups": ["gx"]}),
-    );
+    lun_in_new_group(&bx, "gx", INIT_A);
     ok(
         &bb,
         json!({"op": "group-create", "groups": [{"name": "gbb", "entries": [INIT_A]}]}),
@@ -955,7 +951,7 @@ fn a_refused_chap_change_is_put_back() {
         json!({"op": "validate", "chap": {"username": "shared", "secret": "second-secret-2"}}),
     );
     let m = e["message"].as_str().unwrap();
-    assert!(m.contains("were put back as they were"), "{m}");
+    assert!(m.contains("the CHAP settings were put back as they were"), "{m}");
     assert!(!m.contains("second-secret-2"), "the secret leaked: {m}");
     let state = cfg.state_dir().unwrap();
     assert!(!state.join("chap.secret").exists(), "the refused secret was kept");

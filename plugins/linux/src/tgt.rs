@@ -835,6 +835,11 @@ fn refuse_unservable(
         }
         return refuse_shared_move(adm, settings, prefix, &actual, ours);
     }
+    // tgtd does not create the directory of its management socket: one that cannot be made
+    // would fail its start after the array left its tgtd.
+    if let Some(dir) = adm.ipc_socket_base().parent() {
+        fs::create_dir_all(dir).ctx("cannot create the tgtd socket directory", dir)?;
+    }
     let Err(taken) = portal_available(settings) else {
         return Ok(());
     };

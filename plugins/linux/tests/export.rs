@@ -822,9 +822,8 @@ fn a_refused_instance_change_moves_nothing() {
     err(&same_taken, json!({"op": "validate"}));
     assert_eq!(visible(&tgt.portal(), INIT_A, None), ga);
     assert_eq!(in_force().as_ref(), Some(&cfg), "a refused portal was recorded");
-    // A new tgtd that cannot be started after the array left its own (its socket directory
-    // cannot be made): refused, and the next request of the configuration in force brings
-    // the array back where it was.
+    // A new tgtd whose socket directory cannot be made: refused before the array leaves its
+    // own.
     let blocker = fs.pool("p9").join("a-file");
     std::fs::write(&blocker, b"x").unwrap();
     let mut bad_socket = cfg.clone();
@@ -832,10 +831,20 @@ fn a_refused_instance_change_moves_nothing() {
         socket: Some(blocker.join("sock")),
         ..tgt3.settings()
     });
-    err(&bad_socket, json!({"op": "validate"}));
+    let e = err(&bad_socket, json!({"op": "validate"}));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot create the tgtd socket directory"),
+        "{e}"
+    );
     assert_eq!(in_force().as_ref(), Some(&cfg), "a refused tgtd was recorded");
-    ok(&cfg, json!({"op": "status"}));
-    assert_eq!(visible(&tgt.portal(), INIT_A, None), ga, "not back where it was");
+    assert_eq!(
+        visible(&tgt.portal(), INIT_A, None),
+        ga,
+        "the array left its tgtd"
+    );
     // Its own tgtd's portal is no obstacle: leaving that tgtd frees it.
     let mut own_portal = cfg.clone();
     own_portal.tgt = Some(spindle_plugin_linux::config::TgtSettings {

@@ -392,12 +392,16 @@ fn a_killed_tgtd_comes_back_with_no_request() {
     // Restarted; the target and its LUN follow within the same check.
     wait_export(&tgt, &want);
     assert!(visible(&tgt.portal(), INIT_B, None).is_empty());
-    // And it says so.
-    let log = std::fs::read_to_string(d.dir.path().join("daemon.log")).unwrap();
-    assert!(
-        log.contains("not running: started again") && log.contains("corrected:"),
-        "{log}"
-    );
+    // And it says so (once the watch that restored it has finished; the export is visible a
+    // moment before).
+    let said = |log: &str| log.contains("not running: started again") && log.contains("corrected:");
+    let start = Instant::now();
+    let mut log = String::new();
+    while !said(&log) && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+        log = std::fs::read_to_string(d.dir.path().join("daemon.log")).unwrap_or_default();
+    }
+    assert!(said(&log), "{log}");
 }
 
 /// After a reboot (the resident program stopped, tgtd gone), a resident program started anew

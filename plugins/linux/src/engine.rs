@@ -661,7 +661,14 @@ impl Engine {
     pub fn iqn_prefix(&self) -> String {
         self.cfg
             .as_ref()
-            .and_then(|c| c.iqn_prefix.clone())
+            .map_or_else(|| self.default_iqn_prefix(), |c| self.iqn_prefix_of(c))
+    }
+
+    /// The prefix of target names of this array under configuration `cfg` (another than
+    /// the engine's, e.g. the one in force before a change).
+    pub fn iqn_prefix_of(&self, cfg: &ArrayConfig) -> String {
+        cfg.iqn_prefix
+            .clone()
             .unwrap_or_else(|| self.default_iqn_prefix())
     }
 

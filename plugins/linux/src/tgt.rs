@@ -274,8 +274,6 @@ fn load_record(state_dir: &Path) -> Record {
         .unwrap_or_default()
 }
 
-/// The configuration in force for the array whose state is in `state_dir`: the one of the
-/// latest request that brought tgtd to the plan (`Record::config`), if any.
 /// Refuses a request of `registration` (an ss_record uuid) whose configuration differs from
 /// the one in force when other registrations sent that one: two registrations of one array
 /// (the same state directory) with different portals, tgtd instances or prefixes would
@@ -305,9 +303,16 @@ pub fn check_registration(cfg: &ArrayConfig, registration: &str) -> Result<()> {
 /// Records that `registration` sent the configuration in force, once a request of the
 /// engine's configuration was served: the first after a change of it starts the list anew.
 pub fn note_registration(engine: &Engine, registration: &str) -> Result<()> {
+    let noted = |r: &Record| {
+        r.config.as_ref() != engine.config() || r.registrations.iter().any(|n| n == registration)
+    };
+    // The usual case, a registration already noted, takes neither the lock nor a write.
+    if noted(&load_record(engine.state_dir())) {
+        return Ok(());
+    }
     let _g = engine.lock()?;
     let mut record = load_record(engine.state_dir());
-    if record.config.as_ref() != engine.config() || record.registrations.iter().any(|r| r == registration) {
+    if noted(&record) {
         return Ok(());
     }
     record.registrations.push(registration.to_string());
@@ -363,6 +368,8 @@ fn config_differences(in_force: &ArrayConfig, other: &ArrayConfig) -> String {
         .join(", ")
 }
 
+/// The configuration in force for the array whose state is in `state_dir`: the one of the
+/// latest request that brought tgtd to the plan (`Record::config`), if any.
 pub fn latest_config(state_dir: &Path) -> Option<ArrayConfig> {
     load_record(state_dir).config
 }
@@ -695,7 +702,7 @@ fn move_portal(
     report: &mut SyncReport,
 ) -> Result<u32> {
     let listening = listed(actual);
-    refuse_shared_move(adm, settings, &plan.iqn_prefix, actual, ours)?;
+    refuse_shared_move(&read_targets(adm)?, settings, &plan.iqn_prefix, actual, ours)?;
     // Checked before the running tgtd is stopped: a portal that cannot be had must not take
     // the array's exports down.
     portal_available(settings).map_err(|e| Error::Failed(format!("{e}; tgtd stays on {listening}")))?;
@@ -739,20 +746,23 @@ fn move_portal(
     Ok(pid)
 }
 
+/// tgtd's targets.
+fn read_targets(adm: &Tgtadm) -> Result<Vec<TargetInfo>> {
+    adm.targets()
+        .map_err(|e| tgt_err("cannot read tgtd's targets", e))
+}
+
 /// Refuses to move a tgtd that listens on `actual` rather than on the configured portal when
 /// it also serves targets outside this array's prefix (another array's, which would lose
 /// their sessions).
 fn refuse_shared_move(
-    adm: &Tgtadm,
+    targets: &[TargetInfo],
     settings: &TgtSettings,
     prefix: &str,
     actual: &[String],
     ours: &BTreeMap<String, u32>,
 ) -> Result<()> {
     let owner = format!("{prefix}:");
-    let targets = adm
-        .targets()
-        .map_err(|e| tgt_err("cannot read tgtd's targets", e))?;
     let foreign: Vec<&str> = targets
         .iter()
         .filter(|t| !owns(&owner, &t.name, ours) && !ours.contains_key(&t.name))
@@ -785,14 +795,11 @@ fn owns(owner: &str, name: &str, recorded: &BTreeMap<String, u32>) -> bool {
 /// `<prefix>:<group>`, and each array takes every target under its prefix for its own: it
 /// would take over or delete the other's). `ours` are the array's own targets.
 fn refuse_prefix_clash(
-    adm: &Tgtadm,
+    targets: &[TargetInfo],
     settings: &TgtSettings,
     prefix: &str,
     ours: &BTreeMap<String, u32>,
 ) -> Result<()> {
-    let targets = adm
-        .targets()
-        .map_err(|e| tgt_err("cannot read tgtd's targets", e))?;
     let clash = targets.iter().find(|t| {
         let Some((theirs, _)) = t.name.rsplit_once(':') else {
             return false;
@@ -826,14 +833,15 @@ fn refuse_unservable(
     ours: &BTreeMap<String, u32>,
 ) -> Result<()> {
     if adm.is_alive() {
-        refuse_prefix_clash(adm, settings, prefix, ours)?;
+        let targets = read_targets(adm)?;
+        refuse_prefix_clash(&targets, settings, prefix, ours)?;
         let actual = adm
             .portals()
             .map_err(|e| tgt_err("cannot read tgtd's portals", e))?;
         if actual == [settings.portal.to_string()] {
             return Ok(());
         }
-        return refuse_shared_move(adm, settings, prefix, &actual, ours);
+        return refuse_shared_move(&targets, settings, prefix, &actual, ours);
     }
     // tgtd does not create the directory of its management socket: one that cannot be made
     // would fail its start after the array left its tgtd.
@@ -852,7 +860,8 @@ fn refuse_unservable(
             && old_adm
                 .portals()
                 .is_ok_and(|p| p == [settings.portal.to_string()])
-            && refuse_shared_move(&old_adm, old, &old_prefix, &[], ours).is_ok()
+            && read_targets(&old_adm)
+                .is_ok_and(|t| refuse_shared_move(&t, old, &old_prefix, &[], ours).is_ok())
     });
     match (freed_by_leaving, moving) {
         (true, _) => Ok(()),
@@ -891,11 +900,7 @@ fn stop_tgtd(adm: &Tgtadm) -> Result<()> {
 /// work. Failures are reported, not returned: the new configuration is served regardless.
 fn leave(engine: &Engine, old: &ArrayConfig, new: &ArrayConfig, record: &Record, report: &mut SyncReport) {
     let Some(old_tgt) = &old.tgt else { return };
-    let prefix = |c: &ArrayConfig| {
-        c.iqn_prefix
-            .clone()
-            .unwrap_or_else(|| engine.default_iqn_prefix())
-    };
+    let prefix = |c: &ArrayConfig| engine.iqn_prefix_of(c);
     let same_instance = new
         .tgt
         .as_ref()
@@ -997,9 +1002,7 @@ fn apply(
     same_instance: bool,
     report: &mut SyncReport,
 ) -> Result<Applied> {
-    let targets = adm
-        .targets()
-        .map_err(|e| tgt_err("cannot read tgtd's targets", e))?;
+    let targets = read_targets(adm)?;
     let accounts = adm
         .accounts()
         .map_err(|e| tgt_err("cannot read tgtd's accounts", e))?;
@@ -1392,13 +1395,10 @@ fn sync_locked(
     if changing.is_some() {
         // Refused before anything moves: the array keeps the tgtd and the configuration it
         // has.
-        let old = record.config.as_ref().and_then(|c| {
-            let prefix = c
-                .iqn_prefix
-                .clone()
-                .unwrap_or_else(|| engine.default_iqn_prefix());
-            c.tgt.as_ref().map(|t| (t, prefix))
-        });
+        let old = record
+            .config
+            .as_ref()
+            .and_then(|c| c.tgt.as_ref().map(|t| (t, engine.iqn_prefix_of(c))));
         refuse_unservable(&adm, settings, &engine.iqn_prefix(), old, &record.tids)?;
         if let (Some(old), Some(cfg)) = (record.config.clone(), changing) {
             leave(engine, &old, cfg, &record, &mut report);

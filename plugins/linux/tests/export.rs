@@ -511,19 +511,7 @@ fn a_changed_portal_or_tgtd_instance_is_followed() {
     other.iqn_prefix = Some("iqn.2025-01.org.example:other".into());
     let mut page83 = Vec::new();
     for (c, group, init) in [(&cfg, "ga", INIT_A), (&other, "gb", INIT_B)] {
-        ok(
-            c,
-            json!({"op": "group-create", "groups": [{"name": group, "entries": [init]}]}),
-        );
-        let lun = ok(
-            c,
-            json!({"op": "create", "name": "l", "pool": "p0", "size": 4 * MIB, "thin": true}),
-        );
-        ok(
-            c,
-            json!({"op": "present", "uuid": lun["uuid"], "groups": [group]}),
-        );
-        page83.push(lun["page83_id"].clone());
+        page83.push(lun_in_new_group(c, group, init)["page83_id"].clone());
     }
     let ga = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
     let gb = vec![("iqn.2025-01.org.example:other:gb".to_string(), vec![1])];
@@ -744,18 +732,7 @@ fn a_refused_instance_change_moves_nothing() {
     let mut w = tgt_config(&fs.pool("p1"), &tgt2);
     w.iqn_prefix = Some("iqn.2025-01.org.example:w".into());
     for (c, group, init) in [(&cfg, "ga", INIT_A), (&w, "gw", INIT_B)] {
-        ok(
-            c,
-            json!({"op": "group-create", "groups": [{"name": group, "entries": [init]}]}),
-        );
-        let lun = ok(
-            c,
-            json!({"op": "create", "name": "l", "pool": "p0", "size": 4 * MIB, "thin": true}),
-        );
-        ok(
-            c,
-            json!({"op": "present", "uuid": lun["uuid"], "groups": [group]}),
-        );
+        lun_in_new_group(c, group, init);
     }
     let ga = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
     let gw = vec![("iqn.2025-01.org.example:w:gw".to_string(), vec![1])];

@@ -16,6 +16,11 @@ import OSCPlugin
 from OSCPlugin import *
 import OSCPluginUtils
 
+# The first four bytes of every made-up NAA-6 id: random ones are sometimes read by
+# makeMPPage83FromRawPage83 as a designation descriptor or a whole VPD page (byte 1 0x83, or
+# byte 3 a length that fits), which gives another id; 0x01 and 0xff rule both out.
+NAA6_HEAD = "600100ff"
+
 STATE_FILE = "brokenco.json"
 POOL = "pool0"
 CAPACITY = 1 << 40
@@ -102,7 +107,7 @@ class _Array(object):
         self.state["next_id"] += 1
         el = {"id": el_id, "name": name, "uuid": str(uuid.uuid4()), "size": size,
               "se_type": se_type, "groups": [], "online": True, "parent": parent,
-              "page83_id": OSCPluginUtils.makeMPPage83FromRawPage83("6" + uuid.uuid4().hex[1:])}
+              "page83_id": OSCPluginUtils.makeMPPage83FromRawPage83(NAA6_HEAD + uuid.uuid4().hex[8:])}
         self.state["elements"][el_id] = el
         return el
 

@@ -99,7 +99,7 @@ class _Array(object):
             raise InvalidValueEx("the array has an element called %r already" % name)
         el_id = str(self.state["next_id"])
         self.state["next_id"] += 1
-        raw = "6" + uuid.uuid4().hex[1:]  # an NAA-6 identifier
+        raw = "600100ff" + uuid.uuid4().hex[8:]  # an NAA-6 identifier; fixed head bytes, so it never reads as a descriptor or page
         el = {"id": el_id, "name": name, "uuid": str(uuid.uuid4()), "size": size,
               "se_type": se_type, "page83_id": OSCPluginUtils.makeMPPage83FromRawPage83(raw),
               "groups": [], "online": True, "parent": parent}

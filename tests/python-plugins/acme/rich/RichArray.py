@@ -192,7 +192,7 @@ def _new_element(state, se_type, name, size, pool, qos, parent=None):
         raise InvalidValueEx("the array has an element called %r already" % name)
     el_id = "%04d" % state["next_id"]
     state["next_id"] += 1
-    raw = "6" + uuid.uuid4().hex[1:]  # an NAA-6 (IEEE registered extended) identifier
+    raw = "600100ff" + uuid.uuid4().hex[8:]  # an NAA-6 identifier; fixed head bytes, so it never reads as a descriptor or page
     el = {"id": el_id, "name": name, "uuid": str(uuid.uuid4()), "size": size,
           "se_type": se_type, "pool": pool, "qos": qos, "groups": [], "online": True,
           "parent": parent, "busy": None,

@@ -243,16 +243,7 @@ impl Engines {
 /// never share a file (`/run/spindle/array.sock` → `run_spindle_array.sock.served.json`).
 /// Not beside the socket: sockets usually live under `/run`, which a reboot empties.
 pub fn default_served_file(socket: &Path) -> PathBuf {
-    let dir = if rustix::process::geteuid().is_root() {
-        PathBuf::from("/var/lib/spindle-array")
-    } else {
-        std::env::var_os("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-            .unwrap_or_else(std::env::temp_dir)
-            .join("spindle-array")
-    };
+    let dir = crate::registry::host_state_home();
     let path = socket.as_os_str().as_encoded_bytes();
     let mut name = String::with_capacity(path.len());
     for &b in path.strip_prefix(b"/").unwrap_or(path) {

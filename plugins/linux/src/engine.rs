@@ -647,6 +647,19 @@ impl Engine {
         &self.state_dir
     }
 
+    /// The id of the array whose state directory is `state_dir`, read without opening (or
+    /// locking) it; `None` when it holds no array, or none that can be read.
+    pub fn stored_array_id(state_dir: &Path) -> Option<String> {
+        let path = state_dir.join("array.db");
+        if !path.is_file() {
+            return None;
+        }
+        let conn =
+            rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).ok()?;
+        stored_identity(&conn).ok().flatten().map(|(id, _, _)| id)
+    }
+
     /// The array's id.
     pub fn array_id(&self) -> &str {
         &self.array_id

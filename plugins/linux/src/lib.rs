@@ -108,6 +108,7 @@ pub mod model;
 pub mod names;
 pub mod plugin;
 pub mod protocol;
+pub mod registry;
 pub mod tgt;
 
 pub use config::ArrayConfig;

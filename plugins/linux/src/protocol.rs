@@ -70,6 +70,7 @@ use crate::config::ArrayConfig;
 use crate::engine::{Engine, EngineOptions};
 use crate::error::Error;
 use crate::model::{ChapAccount, GroupSpec};
+use crate::registry::Registry;
 use crate::tgt::{self, SyncMode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -287,9 +288,9 @@ pub struct Envelope {
     /// The array's configuration.
     pub config: ArrayConfig,
     /// Which registration of the array sends the request (the ss_record's uuid), when the
-    /// caller has one: one array has one export configuration, and a registration whose
-    /// settings differ from the one in force, set by another registration, is refused
-    /// ([`tgt::check_registration`]).
+    /// caller has one: a registration is one array ([`Registry`]), and one array has one
+    /// export configuration: a registration whose settings differ from the one in force, set
+    /// by another registration, is refused ([`tgt::check_registration`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration: Option<String>,
     /// The operation.
@@ -387,23 +388,34 @@ pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
 /// export plan as the module documentation says. The caller has checked the request's
 /// registration ([`check_registration`]) before opening the engine.
 pub fn handle_with(env: &Envelope, engine: &mut Engine) -> Value {
-    let Some(registration) = env.registration.as_deref().filter(|_| env.config.tgt.is_some()) else {
+    let Some(registration) = env.registration.as_deref() else {
         return handle_registered(env, engine);
     };
     let answer = handle_registered(env, engine);
-    // Best effort: a registration not recorded only means another one with other settings
-    // is not refused yet.
-    let _ = tgt::note_registration(engine, registration);
+    // Best effort: a registration not recorded only means that a request of other settings
+    // is not refused yet. A refused request binds nothing: the registration may have been
+    // refused for settings its administrator then corrects.
+    if answer.get("ok").is_some() {
+        let _ = Registry::default().note(registration, engine);
+    }
+    if env.config.tgt.is_some() {
+        let _ = tgt::note_registration(engine, registration);
+    }
     answer
 }
 
-/// Whether the request's registration may send its configuration
+/// Whether the request's registration may send its configuration: it names the array the
+/// registration is ([`Registry::check`]), with the export settings in force
 /// ([`tgt::check_registration`]); checked before the array is opened, since opening it with
-/// a configuration registers that configuration's new pools.
+/// a configuration makes a new array, or registers that configuration's new pools.
 pub fn check_registration(env: &Envelope) -> Result<(), Error> {
-    match (&env.registration, &env.config.tgt) {
-        (Some(registration), Some(_)) => tgt::check_registration(&env.config, registration),
-        _ => Ok(()),
+    let Some(registration) = &env.registration else {
+        return Ok(());
+    };
+    Registry::default().check(registration, &env.config)?;
+    match &env.config.tgt {
+        Some(_) => tgt::check_registration(&env.config, registration),
+        None => Ok(()),
     }
 }
 

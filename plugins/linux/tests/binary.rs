@@ -237,3 +237,80 @@ fn help_is_there_for_people() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("spindle-array --help"));
 }
+
+/// A registration (ss_record uuid) is one array: settings that name another array's state
+/// directory are refused while its array exists, before anything is made; adding a pool, a
+/// moved state directory, and a registration whose array is gone are fine.
+#[test]
+fn a_registration_keeps_its_array() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let (a, b) = (fs.pool("a"), fs.pool("b"));
+    let reg = uuid::Uuid::new_v4().to_string();
+    let with = |r: &str, mut req: serde_json::Value| {
+        req["registration"] = json!(r);
+        req
+    };
+    let cfg_a = config(&a);
+    ok(&cfg_a, with(&reg, json!({"op": "validate"})));
+    ok(
+        &cfg_a,
+        with(
+            &reg,
+            json!({"op": "create", "name": "l1", "pool": "p0", "size": 8 << 20}),
+        ),
+    );
+    // pools=b only: another, new array. Refused, and b is left as it was.
+    let cfg_b = config(&b);
+    for (req, ex) in [
+        (json!({"op": "validate"}), "InvalidStorageArrayEx"),
+        (json!({"op": "list"}), "ValueFormatEx"),
+    ] {
+        let e = err(&cfg_b, with(&reg, req));
+        assert_eq!(e["exception"], ex, "{e}");
+        let m = e["message"].as_str().unwrap();
+        assert!(
+            m.contains(&reg)
+                && m.contains(&a.join(".spindle-array").display().to_string())
+                && m.contains("a new array"),
+            "{m}"
+        );
+    }
+    assert!(
+        listing(&b).is_empty(),
+        "a refused request made something: {:?}",
+        listing(&b)
+    );
+    // Another registration may make an array there.
+    let other = uuid::Uuid::new_v4().to_string();
+    ok(&cfg_b, with(&other, json!({"op": "validate"})));
+    // Adding a pool keeps the array.
+    let c = fs.pool("c");
+    let mut more = cfg_a.clone();
+    more.pools.push(spindle_plugin_linux::config::PoolConfig {
+        name: "p1".into(),
+        path: c.clone(),
+    });
+    let names: Vec<_> = ok(&more, with(&reg, json!({"op": "list"})))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["l1"]);
+    // A moved state directory (state=) is the same array, followed.
+    let moved = fs.mnt.join("state-moved");
+    std::fs::rename(a.join(".spindle-array"), &moved).unwrap();
+    let mut cfg_moved = more.clone();
+    cfg_moved.state = Some(moved.clone());
+    assert_eq!(ok(&cfg_moved, with(&reg, json!({"op": "list"})))[0]["name"], "l1");
+    // Back at the old place, the old settings are refused now: they name a new array.
+    let e = err(&cfg_a, with(&reg, json!({"op": "list"})));
+    assert!(e["message"].as_str().unwrap().contains("a new array"), "{e}");
+    // An array that is gone frees its registration.
+    std::fs::remove_dir_all(&moved).unwrap();
+    let d = fs.pool("d");
+    ok(&config(&d), with(&reg, json!({"op": "validate"})));
+}

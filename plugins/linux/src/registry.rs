@@ -1,0 +1,163 @@
+//! Which array each registration is: one file per registration (an ss_record uuid) under the
+//! host's state home ([`host_state_home`]`/registrations`), naming the array (its id and state
+//! directory) that the registration's requests last reached.
+//!
+//! An array's own state knows which registrations send it requests ([`crate::tgt`]), but not
+//! the other way round, and a registration's settings decide which array a request opens: the
+//! state directory is the first pool's (or `state=`). So a `server set` that names other pool
+//! directories would quietly make the registration a new, empty array, while the old one
+//! kept its LUNs exported with nobody managing them. Such a request is refused before
+//! anything is opened or made, as long as the registration's array still exists; an array
+//! whose state directory was moved (the same array id found in the new one) is followed, and
+//! one that is gone frees its registration.
+
+use crate::config::ArrayConfig;
+use crate::engine::Engine;
+use crate::error::{Error, IoContext, Result};
+use crate::fsops;
+use crate::names::shown;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Longest registration (ss_record uuid) accepted: its file name must fit a directory entry.
+const MAX_REGISTRATION_LEN: usize = 200;
+
+/// Where the array program keeps what belongs to the host rather than to one array:
+/// `/var/lib/spindle-array` (root) or `$XDG_STATE_HOME/spindle-array` (else
+/// `~/.local/state/spindle-array`).
+pub fn host_state_home() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        PathBuf::from("/var/lib/spindle-array")
+    } else {
+        std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("spindle-array")
+    }
+}
+
+/// `text` as one file name: ASCII letters, digits, `.` and `-` stay, every other byte becomes
+/// `%XX`, so no two texts share a name and none leaves the directory.
+pub fn file_name_of(text: &[u8]) -> String {
+    let mut name = String::with_capacity(text.len());
+    for &b in text {
+        match b {
+            b if b.is_ascii_alphanumeric() || b == b'-' || (b == b'.' && !name.is_empty()) => {
+                name.push(char::from(b))
+            }
+            b => name.push_str(&format!("%{b:02X}")),
+        }
+    }
+    name
+}
+
+/// The array a registration reached last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Bound {
+    array_id: String,
+    state_dir: PathBuf,
+}
+
+/// The registrations of one host (the directory of their files).
+#[derive(Debug, Clone)]
+pub struct Registry {
+    dir: PathBuf,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::at(host_state_home().join("registrations"))
+    }
+}
+
+impl Registry {
+    /// The registrations kept in `dir`.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Registry { dir: dir.into() }
+    }
+
+    fn path(&self, registration: &str) -> Result<PathBuf> {
+        if registration.is_empty() || registration.len() > MAX_REGISTRATION_LEN {
+            return Err(Error::InvalidArray(format!(
+                "the storage server's uuid {} is empty or longer than {MAX_REGISTRATION_LEN} bytes",
+                shown(registration)
+            )));
+        }
+        Ok(self
+            .dir
+            .join(format!("{}.json", file_name_of(registration.as_bytes()))))
+    }
+
+    fn bound(&self, registration: &str) -> Result<Option<Bound>> {
+        // An unreadable or damaged file only loses the guard until the next request writes it.
+        Ok(fs::read(self.path(registration)?)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    /// Refuses a request of `registration` whose configuration names another array than the
+    /// one the registration is, while that one still exists (see the module documentation).
+    pub fn check(&self, registration: &str, cfg: &ArrayConfig) -> Result<()> {
+        let Some(bound) = self.bound(registration)? else {
+            return Ok(());
+        };
+        let state_dir = cfg.state_dir()?;
+        if bound.state_dir == state_dir
+            || Engine::stored_array_id(&bound.state_dir).as_deref() != Some(bound.array_id.as_str())
+            || Engine::stored_array_id(&state_dir).as_deref() == Some(bound.array_id.as_str())
+        {
+            return Ok(());
+        }
+        let other = match Engine::stored_array_id(&state_dir) {
+            Some(id) => format!("array {id}, in {}", shown(&state_dir.to_string_lossy())),
+            None => format!("a new array, in {}", shown(&state_dir.to_string_lossy())),
+        };
+        Err(Error::InvalidArray(format!(
+            "storage server uuid {} is the array {} (state directory {}), and these settings name another one ({other}): the first pool (or state=) decides which array a storage server is, so keep it when changing pools (adding pools is fine); for another array, register another storage server (a record of its own uuid)",
+            shown(registration),
+            bound.array_id,
+            shown(&bound.state_dir.to_string_lossy()),
+        )))
+    }
+
+    /// Records that a request of `registration` was served by `engine`'s array.
+    pub fn note(&self, registration: &str, engine: &Engine) -> Result<()> {
+        let now = Bound {
+            array_id: engine.array_id().to_string(),
+            state_dir: engine.state_dir().to_path_buf(),
+        };
+        // The usual case, nothing new, writes nothing.
+        if self.bound(registration)?.as_ref() == Some(&now) {
+            return Ok(());
+        }
+        fs::create_dir_all(&self.dir).ctx("cannot create the registrations directory", &self.dir)?;
+        let text = serde_json::to_vec(&now)
+            .map_err(|e| Error::Failed(format!("cannot encode a registration: {e}")))?;
+        fsops::replace_file(&self.path(registration)?, &text)
+    }
+
+    /// The directory of the registrations.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_stay_in_the_directory_and_never_collide() {
+        assert_eq!(
+            file_name_of(b"5f0e6c1e-2f7d-4f0a-9d1e-0c9b6f3e2a11"),
+            "5f0e6c1e-2f7d-4f0a-9d1e-0c9b6f3e2a11"
+        );
+        assert_eq!(file_name_of(b"../x"), "%2E.%2Fx");
+        assert_eq!(file_name_of(b".."), "%2E.");
+        assert_ne!(file_name_of(b"a/b"), file_name_of(b"a%2Fb"));
+        assert!(!file_name_of(b"a/b\0c").contains(['/', '\0']));
+    }
+}

@@ -421,11 +421,10 @@ pub fn check_registration(env: &Envelope) -> Result<(), Error> {
 
 /// [`handle_with`] once the request's registration may send its configuration.
 fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
-    let validate = matches!(env.request, Request::Validate { .. });
     let exception = |e: &Error| exception(env, e);
-    // A change of CHAP that tgtd cannot be brought to is put back (below): refused, it must
-    // change nothing, or the next sync would apply it behind the caller's back. Only a real
-    // change: every validate carries the registration's CHAP settings.
+    // A change of CHAP that tgtd cannot be brought to is put back ([`serve_and_export`]):
+    // refused, it must change nothing, or the next sync would apply it behind the caller's
+    // back. Only a real change: every validate carries the registration's CHAP settings.
     let asked: Option<Option<&ChapAccount>> = match &env.request {
         Request::SetChap { chap } => Some(chap.as_ref()),
         Request::Validate { chap: Some(c), .. } => Some(Some(c)),
@@ -440,6 +439,26 @@ fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
             Err(e) => return error(&exception(&e)),
         },
     };
+    let registration = env.registration.as_deref().filter(|_| env.config.tgt.is_some());
+    if let (Some(registration), Some(before), Some(asked)) = (registration, &chap_before, asked) {
+        if let Err(e) = tgt::check_chap_change(engine, registration, before.as_ref(), asked) {
+            return error(&exception(&e));
+        }
+    }
+    let answer = serve_and_export(env, engine, chap_before.clone());
+    if let (Some(registration), Some(_), Some(_)) = (registration, asked, answer.get("ok")) {
+        // Best effort, as for the configuration: unrecorded, a later change by another
+        // registration is not refused yet.
+        let _ = tgt::note_chap(engine, registration, chap_before.is_some());
+    }
+    answer
+}
+
+/// [`handle_registered`] once a change of CHAP it asks for is allowed: serves the request,
+/// then brings tgtd to the export plan.
+fn serve_and_export(env: &Envelope, engine: &mut Engine, chap_before: Option<Option<ChapAccount>>) -> Value {
+    let validate = matches!(env.request, Request::Validate { .. });
+    let exception = |e: &Error| exception(env, e);
     let served = serve(engine, env);
     let Some(settings) = &env.config.tgt else {
         return match served {

@@ -53,6 +53,7 @@ use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::export::{ExportPlan, LunPlan};
 use crate::fsops;
+use crate::model::ChapAccount;
 use crate::names::shown;
 use serde::{Deserialize, Serialize};
 use spindle_tgt::{
@@ -210,6 +211,11 @@ struct Record {
     /// set it first; at most [`REGISTRATIONS_KEPT`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     registrations: Vec<String>,
+    /// The registrations that sent the array's CHAP settings as they are: the one that set
+    /// them, and the ones that sent them unchanged since; at most [`REGISTRATIONS_KEPT`].
+    /// Kept across configuration changes (CHAP is not part of the configuration).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    chap_registrations: Vec<String>,
 }
 
 /// How many registrations of one array's configuration in force are remembered.
@@ -318,6 +324,64 @@ pub fn note_registration(engine: &Engine, registration: &str) -> Result<()> {
     record.registrations.push(registration.to_string());
     if record.registrations.len() > REGISTRATIONS_KEPT {
         record.registrations.remove(0);
+    }
+    save_record(engine.state_dir(), &record)
+}
+
+/// Refuses a change of the array's CHAP settings (`before` → `asked`) by `registration` when
+/// other registrations sent the settings in force and this one never did: the array has one
+/// CHAP account, so a second registration of it with other credentials (another `server add`
+/// of the same array, say) would lock out every host that logs in with the first one's. A
+/// registration that sends the settings in force may change them later (`server set`), so
+/// whoever knows the credentials can still rotate them.
+pub fn check_chap_change(
+    engine: &Engine,
+    registration: &str,
+    before: Option<&ChapAccount>,
+    asked: Option<&ChapAccount>,
+) -> Result<()> {
+    let record = load_record(engine.state_dir());
+    // Arrays from before CHAP settings were tracked: the registrations of the configuration.
+    let knowing = if record.chap_registrations.is_empty() {
+        &record.registrations
+    } else {
+        &record.chap_registrations
+    };
+    if knowing.is_empty() || knowing.iter().any(|r| r == registration) {
+        return Ok(());
+    }
+    let change = match (before, asked) {
+        (None, Some(_)) => "CHAP off → on".to_string(),
+        (Some(_), None) => "CHAP on → off".to_string(),
+        (Some(b), Some(a)) if b.username != a.username => {
+            format!("CHAP user {} → {}", shown(&b.username), shown(&a.username))
+        }
+        _ => "another CHAP secret".to_string(),
+    };
+    Err(Error::InvalidArray(format!(
+        "the array's CHAP settings were sent by another registration (storage server uuid {}), and this one asks for {change}: the array has one CHAP account, so the other registration's hosts would be locked out; give this registration the same CHAP settings (then either may change them with server set), or an array of its own",
+        knowing[0]
+    )))
+}
+
+/// Records that `registration` sent the array's CHAP settings, which it `changed` (then it
+/// is the only one that knows them) or sent as they were.
+pub fn note_chap(engine: &Engine, registration: &str, changed: bool) -> Result<()> {
+    let noted = |r: &Record| !changed && r.chap_registrations.iter().any(|n| n == registration);
+    if noted(&load_record(engine.state_dir())) {
+        return Ok(());
+    }
+    let _g = engine.lock()?;
+    let mut record = load_record(engine.state_dir());
+    if noted(&record) {
+        return Ok(());
+    }
+    if changed {
+        record.chap_registrations.clear();
+    }
+    record.chap_registrations.push(registration.to_string());
+    if record.chap_registrations.len() > REGISTRATIONS_KEPT {
+        record.chap_registrations.remove(0);
     }
     save_record(engine.state_dir(), &record)
 }
@@ -1508,6 +1572,7 @@ fn sync_locked(
         tgtd_pid: record.tgtd_pid,
         config: record.config,
         registrations: record.registrations,
+        chap_registrations: record.chap_registrations,
     };
     save_record(&state_dir, &new)?;
     Ok(report)

@@ -945,3 +945,55 @@ fn a_refused_chap_change_is_put_back() {
     let ga = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
     assert_eq!(visible(&tgt.portal(), INIT_A, None), ga, "the hosts lost the LUN");
 }
+
+/// A second registration of an array cannot take its CHAP account over: other credentials
+/// from a registration that never sent the ones in force are refused, and the first
+/// registration's hosts keep logging in. A registration that sends the credentials in force
+/// may change them, after which the other one no longer knows them.
+#[test]
+fn a_second_registration_cannot_take_the_chap_account() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let (_fs, tgt, cfg) = array_with_group_ga();
+    lun_presented_to_ga(&cfg);
+    let (x, y) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+    let validate = |r: &str, user: &str, secret: &str| json!({"op": "validate", "registration": r, "chap": {"username": user, "secret": secret}});
+    ok(&cfg, validate(&x, "first", "first-secret-1"));
+    let first = Chap::new("first", "first-secret-1");
+    let ga = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
+    assert_eq!(visible(&tgt.portal(), INIT_A, Some(&first)), ga);
+
+    for asked in [
+        validate(&y, "second", "second-secret-2"),
+        validate(&y, "first", "another-secret-3"),
+        json!({"op": "validate", "registration": y, "clear_chap": true}),
+    ] {
+        let e = err(&cfg, asked);
+        assert_eq!(e["exception"], "InvalidStorageArrayEx", "{e}");
+        let m = e["message"].as_str().unwrap();
+        assert!(m.contains(&format!("storage server uuid {x}")), "{m}");
+        assert!(
+            !m.contains("secret-2") && !m.contains("secret-3"),
+            "a secret leaked: {m}"
+        );
+    }
+    assert_eq!(tgt.adm().accounts().unwrap(), ["first"]);
+    assert_eq!(
+        visible(&tgt.portal(), INIT_A, Some(&first)),
+        ga,
+        "the first registration's hosts were locked out"
+    );
+    // Knowing the credentials in force, the second registration may rotate them; then the
+    // first one is the one that does not know them.
+    ok(&cfg, validate(&y, "first", "first-secret-1"));
+    ok(&cfg, validate(&y, "second", "second-secret-2"));
+    assert_eq!(tgt.adm().accounts().unwrap(), ["second"]);
+    let e = err(&cfg, validate(&x, "first", "first-secret-1"));
+    assert!(
+        e["message"].as_str().unwrap().contains(&format!("uuid {y}")),
+        "{e}"
+    );
+    // Requests that say nothing of CHAP are served for either.
+    ok(&cfg, json!({"op": "list", "registration": x}));
+}

@@ -450,13 +450,48 @@ impl Engine {
         let known = self.db.pools()?;
         // Every pool is checked before any is claimed: a refused array claims nothing.
         for p in &cfg.pools {
-            let registered = known.iter().any(|k| k.path == p.path);
-            Engine::check_claim(p, Some(&self.array_id), registered)?;
+            let registered = known.iter().find(|k| k.path == p.path);
+            Engine::check_claim(p, Some(&self.array_id), registered.is_some())?;
+            if let Some(k) = registered.filter(|_| matches!(pool_owner(&p.path), Ok(None))) {
+                self.check_unclaimed_pool(k)?;
+            }
         }
         for p in &cfg.pools {
             claim_pool(&p.path, &self.array_id)?;
         }
         Ok(())
+    }
+
+    /// Refuses a registered pool whose directory lacks the array's owner file, unless it is
+    /// the pool as the array left it before pools were claimed: the same file system, with
+    /// the image of every LUN and clone the array has there. Otherwise it is most likely the
+    /// directory under the pool's mount point, its file system not mounted: claimed, it would
+    /// take the array's new LUNs onto the wrong file system, and its LUNs would be missing.
+    fn check_unclaimed_pool(&self, k: &PoolRow) -> Result<()> {
+        let fs = fsops::fs_magic(&k.path).map(fsops::fs_name)?;
+        let missing = self
+            .db
+            .elements_where("pool = ?1 AND kind != 'snap'", &[&k.name])?
+            .into_iter()
+            .filter(|e| !image(&k.path, &e.uuid).exists())
+            .count();
+        let other_fs = k.fs.as_ref().filter(|recorded| **recorded != fs);
+        if other_fs.is_none() && missing == 0 {
+            return Ok(());
+        }
+        let mut why = Vec::new();
+        if let Some(recorded) = other_fs {
+            why.push(format!("it is on {fs}, the pool was on {recorded}"));
+        }
+        if missing > 0 {
+            why.push(format!("{missing} of its LUN files are not there"));
+        }
+        Err(Error::Unavailable(format!(
+            "pool {} directory {} is not this array's pool: it lacks the array's owner file ({POOL_OWNER_FILE}) and {} (is its file system mounted?)",
+            shown(&k.name),
+            shown(&k.path.to_string_lossy()),
+            why.join(", and ")
+        )))
     }
 
     /// Whether pool `p` may be claimed by the array `ours` (`None`: an array not made yet),

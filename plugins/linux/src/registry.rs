@@ -9,7 +9,9 @@
 //! kept its LUNs exported with nobody managing them. Such a request is refused before
 //! anything is opened or made, as long as the registration's array still exists; an array
 //! whose state directory was moved (the same array id found in the new one) is followed, and
-//! one that is gone frees its registration.
+//! one that is gone from another place frees its registration. An array missing from its own
+//! state directory is refused too: the pool's file system is most likely not mounted, and
+//! the directory under its mount point would become a new, empty array.
 
 use crate::config::ArrayConfig;
 use crate::engine::Engine;
@@ -105,8 +107,20 @@ impl Registry {
             return Ok(());
         };
         let state_dir = cfg.state_dir()?;
-        if bound.state_dir == state_dir
-            || Engine::stored_array_id(&bound.state_dir).as_deref() != Some(bound.array_id.as_str())
+        if bound.state_dir == state_dir {
+            if state_dir.join("array.db").exists() {
+                return Ok(());
+            }
+            // Most likely the directory under an unmounted pool's mount point: opened, it
+            // would become a new, empty array on the wrong file system.
+            return Err(Error::Unavailable(format!(
+                "the array of storage server uuid {} (array {}) is not in its state directory {} any more (is its pool's file system mounted?); if it was removed on purpose, register another storage server for a new array",
+                shown(registration),
+                bound.array_id,
+                shown(&state_dir.to_string_lossy()),
+            )));
+        }
+        if Engine::stored_array_id(&bound.state_dir).as_deref() != Some(bound.array_id.as_str())
             || Engine::stored_array_id(&state_dir).as_deref() == Some(bound.array_id.as_str())
         {
             return Ok(());

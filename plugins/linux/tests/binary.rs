@@ -314,3 +314,60 @@ fn a_registration_keeps_its_array() {
     let d = fs.pool("d");
     ok(&config(&d), with(&reg, json!({"op": "validate"})));
 }
+
+/// An array whose pool's file system is not mounted is refused, not made anew or adopted
+/// in the empty directory under the mount point: neither its state directory there (the
+/// first pool, with a registration) nor another pool of it.
+#[test]
+fn an_unmounted_pool_is_refused_not_adopted() {
+    if !can_mount() {
+        return;
+    }
+    let (first, second) = (TestFs::new(Kind::Xfs, 512), TestFs::new(Kind::Btrfs, 512));
+    let mut cfg = config(&first.mnt);
+    cfg.pools.push(spindle_plugin_linux::config::PoolConfig {
+        name: "p1".into(),
+        path: second.mnt.clone(),
+    });
+    let reg = uuid::Uuid::new_v4().to_string();
+    let with = |mut req: serde_json::Value| {
+        req["registration"] = json!(reg);
+        req
+    };
+    ok(
+        &cfg,
+        with(json!({"op": "create", "name": "l0", "pool": "p1", "size": 8 << 20})),
+    );
+    // The second pool's file system away: its mount point is an empty directory on another
+    // file system.
+    second.unmount();
+    let e = err(&cfg, with(json!({"op": "list"})));
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.contains("is not this array's pool")
+            && m.contains("1 of its LUN files are not there")
+            && m.contains("mounted?"),
+        "{m}"
+    );
+    assert!(listing(&second.mnt).is_empty(), "the mount point was claimed");
+    second.remount();
+    assert_eq!(ok(&cfg, with(json!({"op": "list"})))[0]["name"], "l0");
+    // The first pool's (the state directory's) file system away.
+    first.unmount();
+    for req in [json!({"op": "validate"}), json!({"op": "list"})] {
+        let e = err(&cfg, with(req));
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("is not in its state directory"),
+            "{e}"
+        );
+    }
+    assert!(
+        listing(&first.mnt).is_empty(),
+        "a new array was made under the mount point"
+    );
+    first.remount();
+    assert_eq!(ok(&cfg, with(json!({"op": "list"})))[0]["name"], "l0");
+}

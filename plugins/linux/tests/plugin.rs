@@ -285,8 +285,9 @@ async fn the_plugin_drives_a_real_array_end_to_end() {
     );
 
     // A record that says nothing of CHAP (another registration of this array, a conformance
-    // run) leaves it required; only chap False turns it off. (Fresh uuids: the manager
-    // validates each record once.)
+    // run) leaves it required. Other CHAP settings from a registration that never sent the
+    // ones in force are refused: its hosts would be locked out. (Fresh uuids: the manager
+    // validates each record once before other calls.)
     let fresh = |base: &Value, chap: Option<bool>| {
         let mut r = base.clone();
         r["uuid"] = json!(uuid::Uuid::new_v4().to_string());
@@ -301,16 +302,28 @@ async fn the_plugin_drives_a_real_array_end_to_end() {
         Session::login(&portal, &ta, INIT_A, None).is_err(),
         "a record without chap opened the targets"
     );
-    m.ok(Method::GetStatus, json!({"ss_record": fresh(&ss, Some(false))}))
+    let e = m
+        .raised(Method::GetStatus, json!({"ss_record": fresh(&ss, Some(false))}))
+        .await;
+    assert_eq!(e.kind, ExceptionKind::InvalidStorageArrayEx, "{e}");
+    assert!(
+        Session::login(&portal, &ta, INIT_A, None).is_err(),
+        "another registration turned CHAP off"
+    );
+    // The registration that set CHAP turns it off, and on again (`server set` validates).
+    let again = |r: &Value, chap: bool| {
+        let mut r = r.clone();
+        r["chap"] = json!(chap);
+        r
+    };
+    m.ok(Method::Validate, json!({"ss_record": again(&ss2, false)}))
         .await;
     assert_eq!(
         seen(&portal, &ta, INIT_A, None),
         want_a,
         "chap False turns it off"
     );
-    m.ok(Method::GetStatus, json!({"ss_record": fresh(&ss2, None)}))
-        .await;
-    m.ok(Method::GetStatus, json!({"ss_record": fresh(&ss2, Some(true))}))
+    m.ok(Method::Validate, json!({"ss_record": again(&ss2, true)}))
         .await;
     assert!(
         Session::login(&portal, &ta, INIT_A, None).is_err(),

@@ -103,6 +103,22 @@ impl TestFs {
         fs
     }
 
+    /// Unmounts the file system, leaving its mount point an empty directory (as at boot,
+    /// before it is mounted).
+    pub fn unmount(&self) {
+        run("umount", &[self.mnt.to_str().unwrap()]).unwrap();
+    }
+
+    /// Mounts the file system again after [`TestFs::unmount`].
+    pub fn remount(&self) {
+        let dev = self
+            .dev
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .expect("a loop device");
+        run("mount", &[dev, self.mnt.to_str().unwrap()]).unwrap();
+    }
+
     /// A pool directory `name` (a subvolume on btrfs).
     pub fn pool(&self, name: &str) -> PathBuf {
         let p = self.mnt.join(name);

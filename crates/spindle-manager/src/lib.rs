@@ -781,8 +781,12 @@ fn check_input(spec: &'static MethodSpec, args: &Map<String, Value>) -> Result<S
             continue;
         };
         let r = match p.kind {
-            ParamKind::SeRecord => a.se(p.name).map(drop),
-            ParamKind::SeRecordList => a.se_list(p.name).map(drop),
+            ParamKind::SeRecord => a
+                .se(p.name)
+                .and_then(|se| se.map_or(Ok(()), |se| same_server(p.name, &se, &ss))),
+            ParamKind::SeRecordList => a
+                .se_list(p.name)
+                .and_then(|l| l.iter().try_for_each(|se| same_server(p.name, se, &ss))),
             ParamKind::AccessGrpList => a.access_grps(p.name).map(drop),
             ParamKind::Name | ParamKind::Qos => a.string(p.name).map(drop),
             ParamKind::NameList => a.strings(p.name).map(drop),
@@ -796,6 +800,21 @@ fn check_input(spec: &'static MethodSpec, args: &Map<String, Value>) -> Result<S
         let _ = v;
     }
     Ok(ss)
+}
+
+/// Refuses an element record (`param`) of another storage server: its `ss_uuid`, when set,
+/// is the ss_record's uuid. The plug-in would otherwise act on this array for a record that
+/// says it belongs to another, and hand back a record tied to the wrong server.
+fn same_server(param: &str, se: &spindle_api::SeRecord, ss: &SsRecord) -> Result<(), PluginException> {
+    match (se.ss_uuid.value().filter(|u| !u.is_empty()), ss.uuid.value()) {
+        (Some(theirs), Some(ours)) if theirs != ours => Err(PluginException::new(
+            ExceptionKind::InvalidValueEx,
+            format!(
+                "{param} ss_uuid {theirs:?} is not this storage server's uuid {ours:?}: the element record belongs to another storage server record"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Maps an exception kind to itself; kept for callers that build errors by name.

@@ -290,7 +290,7 @@ pub fn resident_request(socket: &Path, body: &str, failure: ExceptionKind) -> Op
     let mut out = String::with_capacity(4096);
     if let Err(e) = stream.read_to_string(&mut out) {
         return Some(Err(fail(format!(
-            "the resident array program at {} did not answer: {e}",
+            "the resident array program at {} did not answer ({e}); the request may or may not have taken effect, and the next request recovers what it left",
             at()
         ))));
     }

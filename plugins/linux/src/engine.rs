@@ -986,6 +986,24 @@ impl Engine {
         })
     }
 
+    /// Refuses element records that name one element by uuid and another by name
+    /// (`expected`: uuid → the record's name). Names are fixed once given, so a mismatch is
+    /// a record of another element (or of another array) with this one's uuid.
+    pub fn check_names(&self, expected: &BTreeMap<String, String>) -> Result<()> {
+        for (uuid, name) in expected {
+            let r = self.row("uuid", uuid)?;
+            if &r.name != name {
+                return Err(Error::InvalidValue(format!(
+                    "name {} is not the name of element {} (its name is {}): the record names two elements",
+                    shown(name),
+                    shown(uuid),
+                    shown(&r.name)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn volume_row(&self, key: &str, uuid: &str) -> Result<ElementRow> {
         let r = self.row(key, uuid)?;
         if r.kind == Kind::Snap {
@@ -2176,11 +2194,11 @@ impl Engine {
         let r = self.volume_row("uuid", uuid)?;
         self.check_not_splitting(&r)?;
         if let Some(n) = name {
-            self.check_new_name("snap_name", n)?;
+            self.check_new_name("name", n)?;
         }
         self.require_reflink(&r.pool, "snapshot")?;
         if !self.snap_limit_ok(&r.uuid)? {
-            return Err(Error::InvalidValue(format!(
+            return Err(Error::Failed(format!(
                 "element {} already has {MAX_SNAPS_PER_ELEMENT} snapshots, the most this array allows",
                 shown(&r.name)
             )));
@@ -2248,15 +2266,15 @@ impl Engine {
             }
             self.check_not_splitting(&r)?;
             if !self.snap_limit_ok(&r.uuid)? {
-                return Err(Error::InvalidValue(format!(
-                    "element {} already has {MAX_SNAPS_PER_ELEMENT} snapshots",
+                return Err(Error::Failed(format!(
+                    "element {} already has {MAX_SNAPS_PER_ELEMENT} snapshots, the most this array allows",
                     shown(&r.name)
                 )));
             }
             rows.push(r);
         }
         if let Some(n) = name {
-            self.check_new_name("snap_name", n)?;
+            self.check_new_name("name", n)?;
         }
         let pool = rows[0].pool.clone();
         if rows.iter().any(|r| r.pool != pool) {
@@ -2443,8 +2461,8 @@ impl Engine {
         }
         self.require_reflink(pool, purpose)?;
         if !self.clone_limit_ok(source)? {
-            return Err(Error::InvalidValue(format!(
-                "{what} {} already has {MAX_CLONES_PER_ELEMENT} unsplit clones",
+            return Err(Error::Failed(format!(
+                "{what} {} already has {MAX_CLONES_PER_ELEMENT} unsplit clones, the most this array allows",
                 shown(source_name)
             )));
         }
@@ -2525,7 +2543,9 @@ impl Engine {
     /// `isCloneable`.
     pub fn is_cloneable(&mut self, uuid: &str) -> Result<bool> {
         let r = self.row("uuid", uuid)?;
-        Ok(r.state != SeState::BusyCopy.as_str()
+        // A snapshot is cloned by cloneFromSnap; clone refuses it.
+        Ok(r.kind != Kind::Snap
+            && r.state != SeState::BusyCopy.as_str()
             && self.pool_reflinks(&r.pool)?
             && self.clone_limit_ok(&r.uuid)?)
     }
@@ -2536,8 +2556,10 @@ impl Engine {
         match uuid {
             None => Ok(self.probed_pools(false)?.iter().any(|p| p.reflink == Some(true))),
             Some(u) => {
-                let r = self.volume_row("uuid", u)?;
-                Ok(r.state != SeState::BusyCopy.as_str()
+                // A snapshot of a snapshot is refused by createSnap.
+                let r = self.row("uuid", u)?;
+                Ok(r.kind != Kind::Snap
+                    && r.state != SeState::BusyCopy.as_str()
                     && self.pool_reflinks(&r.pool)?
                     && self.snap_limit_ok(&r.uuid)?)
             }
@@ -2596,7 +2618,7 @@ impl Engine {
         let (_, free) = fsops::space(&path)?;
         if need > free {
             return Err(Error::PreReq(format!(
-                "splitting clone {} needs {need} bytes; pool {} has {free} free",
+                "splitting clone {} needs {need} bytes (it writes a whole new copy of the clone's data, the blocks it already owns too, before the old file goes); pool {} has {free} free",
                 shown(&r.name),
                 shown(&r.pool)
             )));

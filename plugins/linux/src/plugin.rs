@@ -159,6 +159,39 @@ struct Call<'a> {
     target: Arc<Target>,
     /// Exception for failures of the call itself (transport, array I/O).
     failure: ExceptionKind,
+    /// The names the caller's records give the elements they name by uuid, which the array
+    /// checks before serving the request (`expect_names`).
+    expected_names: std::cell::RefCell<std::collections::BTreeMap<String, String>>,
+}
+
+/// Refuses an `access_host`/`access_port` (where hosts are told to connect) that cannot
+/// reach the array's portal: another port, or another address when both are addresses and
+/// the portal listens on one only. (A host name may be the portal's address by another name,
+/// or reach it through NAT; it is taken as given.)
+fn check_access(ss: &SsRecord, portal: std::net::SocketAddr) -> Result<(), String> {
+    let given = |f: &Field<String>| f.value().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    if let Some(port) = given(&ss.access_port) {
+        if port.parse::<u16>().ok() != Some(portal.port()) {
+            return Err(format!(
+                "access_port {} is not the port of the array's portal {portal} (extra_info portal=): hosts would be sent where nothing listens; give access_port {} (server set --access-port), or the portal that port",
+                shown(&port),
+                portal.port()
+            ));
+        }
+    }
+    if let Some(host) = given(&ss.access_host) {
+        let addr = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = addr.parse::<std::net::IpAddr>() {
+            if !portal.ip().is_unspecified() && ip != portal.ip() {
+                return Err(format!(
+                    "access_host {} is not the address of the array's portal {portal} (extra_info portal=): hosts would be sent where nothing listens; give access_host {} (server set --access-host), or a portal on that address",
+                    shown(&host),
+                    portal.ip()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn config_error(e: crate::Error) -> PluginException {
@@ -172,6 +205,7 @@ impl<'a> Call<'a> {
             ss,
             target: target_of(ss)?,
             failure,
+            expected_names: Default::default(),
         })
     }
 
@@ -204,6 +238,12 @@ impl<'a> Call<'a> {
                 body.push_str(&v.to_string());
             }
         }
+        let expected = self.expected_names.borrow();
+        if !expected.is_empty() {
+            body.push_str(",\"expect_names\":");
+            body.push_str(&serde_json::to_string(&*expected).unwrap_or_else(|_| "{}".into()));
+        }
+        drop(expected);
         body.push_str(",\"config\":");
         body.push_str(&self.target.cfg_json);
         if !self.ss_uuid().is_empty() {
@@ -267,6 +307,11 @@ impl<'a> Call<'a> {
     /// record has no uuid).
     fn uuid_of(&self, se: &SeRecord) -> PluginResult<String> {
         if let Some(u) = se.uuid.value().filter(|u| !u.is_empty()) {
+            // A record whose name is another element's is refused by the array, not served
+            // for the element its uuid names.
+            if let Some(name) = se.name.value().filter(|n| !n.is_empty()) {
+                self.expected_names.borrow_mut().insert(u.clone(), name.clone());
+            }
             return Ok(u.clone());
         }
         let page83 = se.page83_id.value().filter(|p| !p.is_empty());
@@ -343,6 +388,31 @@ fn groups_of(v: Vec<Group>) -> Vec<AccessGrp> {
     v.iter().map(Group::to_access_grp).collect()
 }
 
+/// The array's groups, each with the keys the caller's record of it (in `given`, else in the
+/// ss_record's `access_grps`; `renamed`: old → new name) carried that the API does not know:
+/// unknown keys survive a round trip.
+fn groups_with_extras(
+    v: Vec<Group>,
+    ss: &SsRecord,
+    given: &[AccessGrp],
+    renamed: Option<(&str, &str)>,
+) -> Vec<AccessGrp> {
+    let known = ss.access_grps.value().map(Vec::as_slice).unwrap_or_default();
+    v.iter()
+        .map(|g| {
+            let mut out = g.to_access_grp();
+            let name = match renamed {
+                Some((old, new)) if g.name == new => old,
+                _ => g.name.as_str(),
+            };
+            if let Some(theirs) = given.iter().chain(known).find(|a| group_name(a) == name) {
+                out.extra = theirs.extra.clone();
+            }
+            out
+        })
+        .collect()
+}
+
 fn name_of(r: &SeRecord) -> String {
     shown(r.name.value().map_or("", String::as_str))
 }
@@ -396,11 +466,12 @@ impl StorageArrayPlugin for LinuxArray {
             }
         }
         let c = Call::new(host, ss, ExceptionKind::InvalidStorageArrayEx).map_err(|e| refuse(e.message))?;
-        if c.cfg().tgt.is_none() {
+        let Some(tgt) = c.cfg().tgt.as_ref() else {
             return Err(refuse(
                 "extra_info has no tgt_control=N: the Linux array exports its LUNs through the tgtd instance with that control port".into(),
             ));
-        }
+        };
+        check_access(ss, tgt.portal).map_err(refuse)?;
         // A record that says nothing of CHAP (no `chap`, or None) leaves the array's CHAP as it
         // is: a second registration of the array, or a conformance run, must never quietly
         // open targets that require CHAP. Only `chap: False` turns it off.
@@ -548,7 +619,12 @@ impl StorageArrayPlugin for LinuxArray {
                 spec
             })
             .collect();
-        let out = groups_of(c.get("group-create", json!({ "groups": specs }))?);
+        let out = groups_with_extras(
+            c.get("group-create", json!({ "groups": specs }))?,
+            ss,
+            access_grps,
+            None,
+        );
         c.log(format!(
             "created access group(s) {}",
             access_grps.iter().map(group_name).collect::<Vec<_>>().join(", ")
@@ -564,7 +640,7 @@ impl StorageArrayPlugin for LinuxArray {
     ) -> PluginResult<Vec<AccessGrp>> {
         let c = Call::new(host, ss, ExceptionKind::OperationFailedEx)?;
         let names: Vec<String> = access_grps.iter().map(group_name).collect();
-        let out = groups_of(c.get("group-remove", json!({ "names": names }))?);
+        let out = groups_with_extras(c.get("group-remove", json!({ "names": names }))?, ss, &[], None);
         c.log(format!("removed access group(s) {}", names.join(", ")));
         Ok(out)
     }
@@ -577,10 +653,15 @@ impl StorageArrayPlugin for LinuxArray {
         new_access_grp_name: &str,
     ) -> PluginResult<Vec<AccessGrp>> {
         let c = Call::new(host, ss, ExceptionKind::OperationFailedEx)?;
-        Ok(groups_of(c.get(
-            "group-rename",
-            json!({"name": access_grp_name, "new_name": new_access_grp_name}),
-        )?))
+        Ok(groups_with_extras(
+            c.get(
+                "group-rename",
+                json!({"name": access_grp_name, "new_name": new_access_grp_name}),
+            )?,
+            ss,
+            &[],
+            Some((access_grp_name, new_access_grp_name)),
+        ))
     }
 
     fn add_to_access_group(
@@ -595,7 +676,7 @@ impl StorageArrayPlugin for LinuxArray {
             "group-add",
             json!({"name": access_grp_name, "entries": grp_entries}),
         )?;
-        Ok(g.to_access_grp())
+        Ok(groups_with_extras(vec![g], ss, &[], None).remove(0))
     }
 
     fn remove_from_access_group(
@@ -610,7 +691,7 @@ impl StorageArrayPlugin for LinuxArray {
             "group-remove-entries",
             json!({"name": access_grp_name, "entries": grp_entries}),
         )?;
-        Ok(g.to_access_grp())
+        Ok(groups_with_extras(vec![g], ss, &[], None).remove(0))
     }
 
     fn discover(&self, host: &dyn Host, ss: &SsRecord) -> PluginResult<SsRecord> {

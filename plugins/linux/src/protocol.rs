@@ -75,6 +75,7 @@ use crate::tgt::{self, SyncMode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use spindle_api::{ExceptionKind, PluginException, SeType};
+use std::collections::BTreeMap;
 
 fn default_types() -> Vec<SeType> {
     vec![SeType::Lun, SeType::SnapClone]
@@ -293,6 +294,11 @@ pub struct Envelope {
     /// by another registration, is refused ([`tgt::check_registration`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration: Option<String>,
+    /// The names the caller's element records give the elements they name by uuid: a request
+    /// whose record names one element by uuid and another by name is refused
+    /// ([`Engine::check_names`]), never served for whichever the uuid names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub expect_names: BTreeMap<String, String>,
     /// The operation.
     #[serde(flatten)]
     pub request: Request,
@@ -444,6 +450,9 @@ fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
         if let Err(e) = tgt::check_chap_change(engine, registration, before.as_ref(), asked) {
             return error(&exception(&e));
         }
+    }
+    if let Err(e) = engine.check_names(&env.expect_names) {
+        return error(&exception(&e));
     }
     let answer = serve_and_export(env, engine, chap_before.clone());
     if let (Some(registration), Some(_), Some(_)) = (registration, asked, answer.get("ok")) {

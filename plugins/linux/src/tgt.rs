@@ -328,8 +328,9 @@ pub fn note_registration(engine: &Engine, registration: &str) -> Result<()> {
     save_record(engine.state_dir(), &record)
 }
 
-/// Refuses a change of the array's CHAP settings (`before` → `asked`) by `registration` when
-/// other registrations sent the settings in force and this one never did: the array has one
+/// Refuses a change of the array's CHAP account (`before` → `asked`: another account, or
+/// none) by `registration` when other registrations sent the settings in force and this one
+/// never did: the array has one
 /// CHAP account, so a second registration of it with other credentials (another `server add`
 /// of the same array, say) would lock out every host that logs in with the first one's. A
 /// registration that sends the settings in force may change them later (`server set`), so
@@ -347,11 +348,12 @@ pub fn check_chap_change(
     } else {
         &record.chap_registrations
     };
-    if knowing.is_empty() || knowing.iter().any(|r| r == registration) {
+    // Turning CHAP on where it was off takes no account from anyone (and a registration
+    // added again after its old one was removed must be able to require CHAP).
+    if before.is_none() || knowing.is_empty() || knowing.iter().any(|r| r == registration) {
         return Ok(());
     }
     let change = match (before, asked) {
-        (None, Some(_)) => "CHAP off → on".to_string(),
         (Some(_), None) => "CHAP on → off".to_string(),
         (Some(b), Some(a)) if b.username != a.username => {
             format!("CHAP user {} → {}", shown(&b.username), shown(&a.username))
@@ -359,8 +361,9 @@ pub fn check_chap_change(
         _ => "another CHAP secret".to_string(),
     };
     Err(Error::InvalidArray(format!(
-        "the array's CHAP settings were sent by another registration (storage server uuid {}), and this one asks for {change}: the array has one CHAP account, so the other registration's hosts would be locked out; give this registration the same CHAP settings (then either may change them with server set), or an array of its own",
-        knowing[0]
+        "the array's CHAP settings were sent by another registration (storage server uuid {}), and this one asks for {change}: the array has one CHAP account, so the other registration's hosts would be locked out; give this registration the same CHAP settings (then either may change them with server set; the secret in force is in {} on the array host, readable by root), or an array of its own",
+        knowing[0],
+        engine.state_dir().join("chap.secret").display()
     )))
 }
 

@@ -949,7 +949,8 @@ fn a_refused_chap_change_is_put_back() {
 /// A second registration of an array cannot take its CHAP account over: other credentials
 /// from a registration that never sent the ones in force are refused, and the first
 /// registration's hosts keep logging in. A registration that sends the credentials in force
-/// may change them, after which the other one no longer knows them.
+/// may change them, after which the other one no longer knows them. Turning CHAP on where it
+/// was off is anyone's to do.
 #[test]
 fn a_second_registration_cannot_take_the_chap_account() {
     if !can_mount() || !have_tgt() {
@@ -996,4 +997,11 @@ fn a_second_registration_cannot_take_the_chap_account() {
     );
     // Requests that say nothing of CHAP are served for either.
     ok(&cfg, json!({"op": "list", "registration": x}));
+    ok(
+        &cfg,
+        json!({"op": "validate", "registration": y, "clear_chap": true}),
+    );
+    let z = uuid::Uuid::new_v4().to_string();
+    ok(&cfg, validate(&z, "third", "third-secret-3"));
+    assert_eq!(tgt.adm().accounts().unwrap(), ["third"]);
 }

@@ -382,8 +382,140 @@ async fn validate_explains_what_is_missing() {
     let e = m.raised(Method::Validate, json!({"ss_record": san})).await;
     assert_eq!(e.kind, ExceptionKind::InvalidStorageArrayEx);
 
-    let good = ss_record("localhost", &local_extra_info(&pool, &tgt));
+    // Where hosts are told to connect must be the portal.
+    let port = tgt.portal().rsplit_once(':').unwrap().1.to_string();
+    for (key, value, named) in [
+        ("access_port", "1", "access_port '1'"),
+        ("access_host", "10.9.9.9", "access_host '10.9.9.9'"),
+    ] {
+        let mut wrong = ss_record("localhost", &local_extra_info(&pool, &tgt));
+        wrong[key] = json!(value);
+        let e = m.raised(Method::Validate, json!({"ss_record": wrong})).await;
+        assert_eq!(e.kind, ExceptionKind::InvalidStorageArrayEx, "{e}");
+        assert!(
+            e.message.contains(named) && e.message.contains(&tgt.portal()),
+            "{e}"
+        );
+    }
+    let mut good = ss_record("localhost", &local_extra_info(&pool, &tgt));
+    good["access_port"] = json!(port);
+    m.ok(Method::Validate, json!({"ss_record": good})).await;
+    good["access_host"] = json!("localhost");
     m.ok(Method::Validate, json!({"ss_record": good})).await;
     let qos = m.ok(Method::GetQosList, json!({"ss_record": good})).await;
     assert!(qos.as_array().unwrap().len() >= 2);
+}
+
+/// Records that contradict themselves or the ss_record are refused before anything is done,
+/// and the predicates agree with the methods they predict (from a guide audit).
+#[tokio::test(flavor = "multi_thread")]
+async fn records_name_one_element_and_predicates_agree() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let pool = fs.pool("p0");
+    let tgt = Tgt::new();
+    let m = Mgr::new().await;
+    let ss = ss_record("localhost", &local_extra_info(&pool, &tgt));
+    let lun = |name: &str| json!({"se_type": "LUNType", "ss_uuid": ss["uuid"], "name": name, "size": 4 * MIB, "vol_group_name": "p0"});
+    let l1 = m
+        .ok(Method::Create, json!({"ss_record": ss, "se_record": lun("l1")}))
+        .await;
+    let l2 = m
+        .ok(Method::Create, json!({"ss_record": ss, "se_record": lun("l2")}))
+        .await;
+    let snaps = || async {
+        m.ok(Method::GetCurrentSnaps, json!({"ss_record": ss}))
+            .await
+            .as_array()
+            .unwrap()
+            .len()
+    };
+
+    // l1's name with l2's uuid: refused, not served for l2.
+    let mut mixed = l2.clone();
+    mixed["name"] = json!("l1");
+    let e = m
+        .raised(Method::GetInfo, json!({"ss_record": ss, "se_record": mixed}))
+        .await;
+    assert_eq!(e.kind, ExceptionKind::InvalidValueEx, "{e}");
+    assert!(e.message.contains("'l1'") && e.message.contains("'l2'"), "{e}");
+    let e = m
+        .raised(Method::CreateSnap, json!({"ss_record": ss, "se_record": mixed}))
+        .await;
+    assert_eq!(e.kind, ExceptionKind::InvalidValueEx, "{e}");
+    assert_eq!(snaps().await, 0, "a refused createSnap made a snapshot");
+
+    // A record of another storage server.
+    let mut foreign = lun("l3");
+    foreign["ss_uuid"] = json!("00000000-0000-4000-8000-000000000001");
+    // Refused by the manager's input checks, for every plug-in.
+    let e = match m
+        .call(Method::Create, json!({"ss_record": ss, "se_record": foreign}))
+        .await
+    {
+        Err(spindle_manager::CallError::Rejected(e)) => e,
+        other => panic!("create of a foreign record was not rejected: {other:?}"),
+    };
+    assert_eq!(e.kind, ExceptionKind::InvalidValueEx, "{e}");
+    assert!(e.message.contains("ss_uuid"), "{e}");
+    let names: Vec<String> = m
+        .ok(Method::List, json!({"ss_record": ss}))
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| s(e, "name"))
+        .collect();
+    assert_eq!(names, ["l1", "l2"]);
+
+    // A bad snapshot name is the snapshot record's `name`.
+    let bad = json!({"se_type": "SnapType", "ss_uuid": ss["uuid"], "name": "a/b"});
+    let e = m
+        .raised(
+            Method::CreateSnap,
+            json!({"ss_record": ss, "se_record": l1, "snap_se_record": bad}),
+        )
+        .await;
+    assert_eq!(e.kind, ExceptionKind::ValueFormatEx, "{e}");
+    assert_eq!(e.key.as_deref(), Some("name"), "{e}");
+
+    // isCloneable and isSnapable of a snapshot say what clone and createSnap do.
+    let snap = m
+        .ok(Method::CreateSnap, json!({"ss_record": ss, "se_record": l1}))
+        .await;
+    for (predicate, method) in [
+        (Method::IsCloneable, Method::Clone),
+        (Method::IsSnapable, Method::CreateSnap),
+    ] {
+        let said = m.ok(predicate, json!({"ss_record": ss, "se_record": snap})).await;
+        assert_eq!(said, json!(false), "{predicate} of a snapshot");
+        let done = m.call(method, json!({"ss_record": ss, "se_record": snap})).await;
+        assert!(done.is_err(), "{method} of a snapshot worked: {done:?}");
+    }
+    assert_eq!(
+        m.ok(Method::IsCloneable, json!({"ss_record": ss, "se_record": l1}))
+            .await,
+        json!(true)
+    );
+
+    // An access group's unknown keys survive the round trip, a rename too.
+    let made = m
+        .ok(
+            Method::CreateAccessGroups,
+            json!({"ss_record": ss, "access_grps": [{"grp_name": "g1", "grp_entries": [INIT_A], "site": "rack-4"}]}),
+        )
+        .await;
+    assert_eq!(made[0]["site"], "rack-4", "{made}");
+    let mut with_groups = ss.clone();
+    with_groups["access_grps"] = made.clone();
+    let renamed = m
+        .ok(
+            Method::RenameAccessGroup,
+            json!({"ss_record": with_groups, "access_grp_name": "g1", "new_access_grp_name": "g2"}),
+        )
+        .await;
+    assert_eq!(renamed[0]["grp_name"], "g2");
+    assert_eq!(renamed[0]["site"], "rack-4", "{renamed}");
 }

@@ -865,7 +865,7 @@ impl Inner {
     }
 
     /// getInfo(se) and store the answer (parents kept); the element's view.
-    async fn reread_element(
+    pub(crate) async fn reread_element(
         &self,
         srv: &ServerRow,
         e: &ElementRow,

@@ -477,7 +477,17 @@ pub(crate) fn settings_detail(ss: &Value, settings: &ServerSettings) -> Vec<Stri
             _ => changes.push(format!("{k} {} → {}", shown(old), shown(Some(&new)))),
         }
     }
+    let stored_passwd = ss.get("passwd").and_then(Value::as_str);
+    if drops_chap_secret(settings) && stored_passwd.is_some_and(|p| !p.is_empty()) {
+        changes.push("passwd removed".into());
+    }
     changes
+}
+
+/// Whether `settings` turn CHAP off without giving a secret: the stored CHAP secret is then
+/// dropped (the user name stays), since a secret kept but no longer needed can only leak.
+pub(crate) fn drops_chap_secret(settings: &ServerSettings) -> bool {
+    settings.chap == Some(false) && settings.passwd.is_none()
 }
 
 /// The value of `key` in an extra_info of `key=value;...` settings.

@@ -865,7 +865,7 @@ impl Inner {
     }
 
     /// getInfo(se) and store the answer (parents kept); the element's view.
-    async fn reread_element(
+    pub(crate) async fn reread_element(
         &self,
         srv: &ServerRow,
         e: &ElementRow,
@@ -1167,9 +1167,14 @@ impl Inner {
                 ));
             }
         }
-        let ss = given
+        let mut ss = given
             .into_iter()
             .fold(srv.ss.clone(), |ss, (k, v)| with_ss(ss, k, v));
+        if crate::service::drops_chap_secret(&u.settings) {
+            if let Value::Object(m) = &mut ss {
+                m.remove("passwd");
+            }
+        }
         tracing::info!(server = %srv.name, ss_record = %crate::service::redacted_ss(&ss), "changing a storage server's settings");
         self.call(entry, Method::Validate, args(&ss, []), call_id).await?;
         // Kept as soon as the array accepted it (validate may have applied it, e.g. CHAP), even
@@ -1178,6 +1183,7 @@ impl Inner {
         self.store
             .write(move |tx| store::update_ss(tx, &name, &kept))
             .await?;
+        self.wipe_old_secrets(&srv.name).await;
         self.config.manager.cache().clear(&srv.uuid);
         srv.ss = ss;
         self.refresh_held(&srv, call_id).await?;
@@ -1214,8 +1220,18 @@ impl Inner {
                 i64::try_from(failed).unwrap_or(0),
             );
         }
+        self.wipe_old_secrets(name).await;
         self.config.manager.cache().clear(&srv.uuid);
         Ok(Reply::Nothing)
+    }
+
+    /// After a write that replaced or removed a server's secrets: the write-ahead log, which
+    /// still holds the rows as they were, is checkpointed and truncated. The change itself is
+    /// made either way; a log that could not be truncated now is at the next such write.
+    async fn wipe_old_secrets(&self, server: &str) {
+        if let Err(e) = self.store.checkpoint_truncate().await {
+            tracing::warn!(server, error = %e, "replaced secrets may stay in the database's write-ahead log until its next checkpoint");
+        }
     }
 
     async fn create_lun(self: &Arc<Self>, c: CreateLun, call_id: &str) -> Result<Reply, ServiceError> {

@@ -170,6 +170,9 @@ impl Inner {
                     let jid = id.clone();
                     if let Ok(Some(job)) = self.store.read(move |c| store::job(c, &jid)).await {
                         self.reread_info_soon(&job.server, &job.call_id);
+                        if job.state == "failed" {
+                            self.reread_after_failed_job(&job).await;
+                        }
                     }
                     return;
                 }
@@ -261,6 +264,40 @@ impl Inner {
             Err(e) => {
                 self.fail_job(&job, &e).await?;
                 Ok(false)
+            }
+        }
+    }
+
+    /// A failed operation may have left its element otherwise than spindle last read it (a
+    /// split rolled back, or stopped half way), and that record may have been read while the
+    /// operation ran (`BUSY_COPY`, `SPLITTING`): the element is re-read (getInfo) and stored,
+    /// as a finished job's is. An element spindle does not hold (an operation that was making
+    /// one) or cannot re-read costs a re-read of the whole server instead.
+    async fn reread_after_failed_job(self: &Arc<Self>, job: &JobRow) {
+        let call_id = format!("{}-reread", job.call_id);
+        let reread = async {
+            let _g = self.lock(&job.server).await;
+            let srv = self.server(&job.server).await?;
+            let stored = match &job.target_uuid {
+                Some(u) => {
+                    let (s, u) = (job.server.clone(), u.clone());
+                    self.store.read(move |c| store::element(c, &s, &u)).await?
+                }
+                None => None,
+            };
+            match stored {
+                Some(e) => self.reread_element(&srv, &e, &call_id).await.map(|_| true),
+                None => Ok(false),
+            }
+        };
+        match reread.await {
+            Ok(true) => tracing::info!(call_id = %call_id, "the failed job's element was re-read"),
+            // The server was removed while the job ran: there is nothing to re-read.
+            Err(ServiceError::NotFound { .. }) if self.server(&job.server).await.is_err() => {}
+            Ok(false) => self.refresh_after_failure(&job.server, &job.call_id),
+            Err(e) => {
+                tracing::warn!(call_id = %call_id, error = %e, "re-reading the failed job's element failed; re-reading the storage server");
+                self.refresh_after_failure(&job.server, &job.call_id);
             }
         }
     }

@@ -94,7 +94,8 @@ pub(crate) struct Inner {
 
 impl Service {
     /// Opens (creating or migrating) the database, resumes running jobs and starts the
-    /// periodic refresh.
+    /// periodic refresh, whose first round runs at once, in the background (the embedded
+    /// array's registrations: from [`Service::adopt_embedded`]).
     pub async fn open(config: ServiceConfig) -> Result<Arc<Service>, ServiceError> {
         let dir = config.data_dir.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&dir))
@@ -226,7 +227,9 @@ impl Service {
     /// `spindle serve` was restarted with another `--portal`, `--tgt-control` or split rate,
     /// or a new build moved the array program — exactly as `server set` would (validate, which
     /// moves tgtd, then a re-read); the registration's name, uuid and CHAP stay. The serve
-    /// glue calls it once at start. Returns every registration of the embedded array, each
+    /// glue calls it once at start. A registration that has the settings already gets the
+    /// start's refresh here, in the background (when periodic refreshes are on: the refresh
+    /// loop leaves the embedded array to this). Returns every registration of the embedded array, each
     /// with what changed (`portal A → B`, ...) when it was brought to new settings now; a
     /// registration the array refuses keeps its settings and is reported.
     pub async fn adopt_embedded(&self) -> Vec<(String, Option<String>)> {
@@ -254,6 +257,9 @@ impl Service {
                 .filter(|k| srv.ss.get(*k) != emb.ss_record.get(*k))
                 .collect();
             if differing.is_empty() {
+                // Its start's refresh, held back by the refresh loop until now; a registration
+                // brought to new settings below was re-read by that update.
+                self.inner.refresh_at_start(&srv.name);
                 registrations.push((srv.name.clone(), None));
                 continue;
             }
@@ -471,7 +477,17 @@ pub(crate) fn settings_detail(ss: &Value, settings: &ServerSettings) -> Vec<Stri
             _ => changes.push(format!("{k} {} → {}", shown(old), shown(Some(&new)))),
         }
     }
+    let stored_passwd = ss.get("passwd").and_then(Value::as_str);
+    if drops_chap_secret(settings) && stored_passwd.is_some_and(|p| !p.is_empty()) {
+        changes.push("passwd removed".into());
+    }
     changes
+}
+
+/// Whether `settings` turn CHAP off without giving a secret: the stored CHAP secret is then
+/// dropped (the user name stays), since a secret kept but no longer needed can only leak.
+pub(crate) fn drops_chap_secret(settings: &ServerSettings) -> bool {
+    settings.chap == Some(false) && settings.passwd.is_none()
 }
 
 /// The value of `key` in an extra_info of `key=value;...` settings.

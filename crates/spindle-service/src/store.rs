@@ -1,5 +1,6 @@
 //! The records, in SQLite: `<data_dir>/spindle.db` (mode 0600, in a 0700 directory), WAL,
-//! `synchronous=NORMAL`, a busy timeout, one writer connection and a few readers. The schema is
+//! `synchronous=NORMAL`, `secure_delete`, a busy timeout, one writer connection and a few
+//! readers (the log is checkpointed and truncated after a write that replaces secrets). The schema is
 //! an ordered list of migrations; `PRAGMA user_version` says how many have been applied.
 //!
 //! Every call runs on tokio's blocking pool, so no async worker ever waits on SQLite, and no
@@ -142,6 +143,9 @@ impl fmt::Debug for Store {
 
 fn configure(conn: &Connection, reader: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // The ss_records hold secrets (passwd, admin_passwd): what a write frees is zeroed, so a
+    // replaced or removed secret does not stay readable in the file's free space.
+    conn.pragma_update(None, "secure_delete", true)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     if reader {
@@ -261,6 +265,30 @@ impl Store {
             let r = f(&tx).map_err(db_err)?;
             tx.commit().map_err(db_err)?;
             Ok(r)
+        })
+        .await
+        .map_err(|e| ServiceError::internal(format!("database task: {e}")))?
+    }
+
+    /// Copies the write-ahead log into the database and truncates it to nothing, so that the
+    /// older versions of rows it holds (a secret just replaced or removed) are gone from the
+    /// disk's files, not only from the database. Waits for readers up to [`BUSY_TIMEOUT`].
+    pub(crate) async fn checkpoint_truncate(self: &Arc<Self>) -> Result<(), ServiceError> {
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let conn = me.writer.lock().unwrap_or_else(|p| p.into_inner());
+            // (busy, frames in the log, frames copied); busy: a reader kept it from finishing.
+            let (busy, logged, copied): (i64, i64, i64) = conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(db_err)?;
+            if busy != 0 {
+                return Err(ServiceError::internal(format!(
+                    "database: the write-ahead log could not be truncated ({copied} of {logged} frames copied; a reader held it)"
+                )));
+            }
+            Ok(())
         })
         .await
         .map_err(|e| ServiceError::internal(format!("database task: {e}")))?

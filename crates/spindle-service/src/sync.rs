@@ -328,35 +328,66 @@ impl Inner {
         Ok(())
     }
 
-    /// Every `refresh_interval`, re-reads every storage server.
+    /// Re-reads every storage server right away, then every `refresh_interval`.
     pub(crate) async fn refresh_loop(self: Arc<Self>) {
         let mut stop = self.shutdown.subscribe();
+        // spindle was down for a while: an array may have changed, or lost its exports (a
+        // killed tgtd, a reboot), meanwhile. The embedded array's registrations wait for
+        // `Service::adopt_embedded`: re-read with the settings of the previous start, the
+        // array would be brought back to those first.
+        self.refresh_servers("start", true).await;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(self.config.refresh_interval) => {}
                 _ = stop.changed() => return,
             }
+            self.refresh_servers("periodic", false).await;
+        }
+    }
+
+    /// Re-reads every storage server, one after another (but the embedded array's
+    /// registrations with `skip_embedded`); `why` names the refresh in the log.
+    async fn refresh_servers(&self, why: &str, skip_embedded: bool) {
+        if self.stopping() {
+            return;
+        }
+        let servers = match self.store.read(store::servers).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "{why} refresh: cannot read the storage servers");
+                return;
+            }
+        };
+        for s in servers {
             if self.stopping() {
                 return;
             }
-            let servers = match self.store.read(store::servers).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "periodic refresh: cannot read the storage servers");
-                    continue;
-                }
-            };
-            for s in servers {
-                if self.stopping() {
-                    return;
-                }
-                let call_id = format!("refresh-{}", uuid::Uuid::new_v4().simple());
-                let span = tracing::info_span!("refresh", call_id = %call_id, server = %s.name);
-                let r = self.refresh(&s.name, &call_id).instrument(span).await;
-                if let Err(e) = r {
-                    tracing::warn!(server = %s.name, call_id = %call_id, error = %e, "periodic refresh failed");
-                }
+            if skip_embedded && self.is_embedded(&s.plugin, &s.ss) {
+                continue;
+            }
+            let call_id = format!("refresh-{}", uuid::Uuid::new_v4().simple());
+            let span = tracing::info_span!("refresh", call_id = %call_id, server = %s.name);
+            let r = self.refresh(&s.name, &call_id).instrument(span).await;
+            if let Err(e) = r {
+                tracing::warn!(server = %s.name, call_id = %call_id, error = %e, "{why} refresh failed");
             }
         }
+    }
+
+    /// Re-reads `server` in a task of its own: the start's refresh of a registration of the
+    /// embedded array, once it follows this run's settings (when periodic refreshes are on).
+    pub(crate) fn refresh_at_start(self: &Arc<Self>, server: &str) {
+        if self.config.refresh_interval.is_zero() {
+            return;
+        }
+        let (me, server) = (Arc::clone(self), server.to_string());
+        let call_id = format!("refresh-{}", uuid::Uuid::new_v4().simple());
+        let h = tokio::spawn(async move {
+            let span = tracing::info_span!("refresh", call_id = %call_id, server = %server);
+            if let Err(e) = me.refresh(&server, &call_id).instrument(span).await {
+                tracing::warn!(server = %server, call_id = %call_id, error = %e, "start refresh failed");
+            }
+        });
+        self.track(h);
     }
 }

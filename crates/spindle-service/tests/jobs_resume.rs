@@ -180,3 +180,78 @@ async fn removing_the_server_fails_its_running_jobs() {
         .metrics_text()
         .contains("spindle_jobs{state=\"failed\"} 1"));
 }
+
+/// Cancels the split of `clone` on the simulated array in `state_dir`, as an array that rolled
+/// its split back would: the clone is an unsplit clone again and its async handle names
+/// nothing. Holds the array's lock while it edits, as the plug-in does.
+fn roll_back_split_on_the_sim(state_dir: &std::path::Path, clone: &str) {
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(state_dir.join(spindle_plugin_sim::store::LOCK_FILE))
+        .unwrap();
+    lock.lock().unwrap();
+    let path = state_dir.join(spindle_plugin_sim::store::STATE_FILE);
+    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let element = state["elements"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| e["name"] == clone)
+        .unwrap();
+    assert!(element["split"].is_object(), "{clone} is being split: {element}");
+    element["split"] = serde_json::Value::Null;
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    drop(lock);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_split_job_leaves_the_clone_as_the_array_has_it() {
+    let env = Env::new().await;
+    env.add_sim("arr", "SANStorage", 60_000).await;
+    env.create("arr", "base", GIB).await;
+    env.clone_lun("arr", "base", "cl").await;
+    let job = env
+        .ok(Action::Split {
+            server: "arr".into(),
+            lun: "cl".into(),
+        })
+        .await;
+    assert_eq!(job["state"], "running");
+    // Read while it splits (a `lun show --refresh`, a refresh): the record says so.
+    let splitting = env
+        .ok(Action::ShowLun {
+            server: "arr".into(),
+            lun: "cl".into(),
+            refresh: true,
+        })
+        .await;
+    assert!(
+        splitting["status"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("SPLITTING")),
+        "{splitting}"
+    );
+    roll_back_split_on_the_sim(&env.state_dir("arr"), "cl");
+    let j = env
+        .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(5))
+        .await;
+    assert_eq!(j["state"], "failed", "{j}");
+    // The record follows the array as soon as the job is over, with no refresh asked for.
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let cl = env.show_lun("arr", "cl").await;
+        if cl["status"] == "ONLINE" {
+            assert_eq!(cl["kind"], "clone", "the split was rolled back: {cl}");
+            assert_eq!(cl["parent"], "base", "the clone keeps its parent: {cl}");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the clone's record still says what it was while the split ran: {cl}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

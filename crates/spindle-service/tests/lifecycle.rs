@@ -1029,3 +1029,107 @@ async fn registrations_of_the_embedded_array_follow_its_settings() {
     assert_eq!(svc.adopt_embedded().await, vec![("local".to_string(), None)]);
     svc.shutdown().await;
 }
+
+/// spindle was down while its arrays changed: right after it starts, every registered server
+/// is re-read once (the embedded array's once `adopt_embedded` has brought it to this run's
+/// settings), without waiting for the first periodic refresh, an hour away here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_server_is_re_read_once_right_after_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, other_state) = (tmp.path().join("sim-embedded"), tmp.path().join("sim-other"));
+    let embedded = spindle_service::EmbeddedServer {
+        plugin: SIM.into(),
+        ss_record: json!({
+            "storage_type": "iSCSIStorage",
+            "admin_host": "localhost",
+            "admin_user": "root",
+            "access_host": "127.0.0.1",
+            "access_port": "3260",
+            "extra_info": format!("state_dir={};split_ms_per_gib=0", state.display()),
+        }),
+        identity_setting: "state_dir".into(),
+    };
+    let manager = manager().await;
+    let data = tmp.path().join("data");
+    let open = |refresh_interval: Duration| {
+        let mut cfg = config(&data, &manager);
+        cfg.embedded = Some(embedded.clone());
+        cfg.refresh_interval = refresh_interval;
+        spindle_service::Service::open(cfg)
+    };
+    let ctx = |id: &str| spindle_service::RequestContext {
+        call_id: id.into(),
+        who: "admin".into(),
+        remote: "192.0.2.7:1".into(),
+    };
+    let svc = open(Duration::ZERO).await.unwrap();
+    let add = spindle_service::AddServer {
+        name: "local".into(),
+        embedded: true,
+        ..Default::default()
+    };
+    svc.handle(&ctx("add"), Action::AddServer(add)).await.unwrap();
+    svc.handle(
+        &ctx("add-other"),
+        Action::AddServer(sim_server("other", &other_state, "iSCSIStorage", 0)),
+    )
+    .await
+    .unwrap();
+    svc.shutdown().await;
+    drop(svc);
+
+    // While spindle is down, both arrays get a LUN it has not seen (made through another
+    // spindle, on a data directory of its own).
+    {
+        let elsewhere = Env::new().await;
+        elsewhere
+            .ok(Action::AddServer(sim_server("e", &state, "iSCSIStorage", 0)))
+            .await;
+        elsewhere
+            .ok(Action::AddServer(sim_server(
+                "o",
+                &other_state,
+                "iSCSIStorage",
+                0,
+            )))
+            .await;
+        elsewhere.create("e", "made-while-down", GIB).await;
+        elsewhere.create("o", "made-while-down", GIB).await;
+    }
+
+    let svc = open(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(svc.adopt_embedded().await, vec![("local".to_string(), None)]);
+    let luns = |server: &'static str| {
+        let svc = std::sync::Arc::clone(&svc);
+        async move {
+            let list = svc
+                .handle(
+                    &ctx("list"),
+                    Action::ListLuns {
+                        server: server.into(),
+                        refresh: false,
+                    },
+                )
+                .await;
+            let Ok(Reply::Done(list)) = list else {
+                panic!("listing {server}: {list:?}");
+            };
+            names(&list)
+        }
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    for server in ["local", "other"] {
+        loop {
+            let found = luns(server).await;
+            if found.contains(&s("made-while-down")) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "{server} was not re-read after the start: {found:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    svc.shutdown().await;
+}

@@ -40,7 +40,8 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Seconds between re-reads of every storage server from its plug-in (0: never).
+    /// Seconds between re-reads of every storage server from its plug-in, the first right
+    /// after start (0: never).
     #[arg(long, default_value_t = 60)]
     pub refresh_interval: u64,
     /// Do not prepare the embedded local Linux array.

@@ -100,6 +100,7 @@ const STATIC: &[(&str, &str)] = &[
     ("remove.twice_refused", "Removing an element that is already gone is refused with one of the guides' exceptions."),
     // clones
     ("isCloneable.consistent", "isCloneable says False when clone is UNSUPPORTED, and does not deny a clone that clone then makes."),
+    ("isCloneable.snapshot_consistent", "isCloneable of a snapshot predicts clone of it: an array that says True must then clone the snapshot (one that clones snapshots only by cloneFromSnap says False)."),
     ("isSplittable.consistent", "isSplittable says False for an element that is not a clone, and for every element when splitclone is UNSUPPORTED."),
     ("clone.returns_clone", "clone returns the new clone's record: not a snapshot, the source's size, under the name asked for when custom_clone_name is YES."),
     ("clone.duplicate_name_refused", "A clone name already in use is refused when clone names can be chosen."),

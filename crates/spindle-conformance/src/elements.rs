@@ -173,6 +173,45 @@ impl Kit<'_> {
     }
 
     /// Removes (or snapRemoves) something a probe made by mistake, right away.
+    /// `isCloneable.snapshot_consistent`: what isCloneable says of snapshot S1, clone does
+    /// (snapshots are usually cloned by cloneFromSnap, so an array may say False; one that
+    /// says True must then clone it).
+    async fn snapshot_cloneable_check(&mut self, els: &Els, custom: bool) {
+        const ID: &str = "isCloneable.snapshot_consistent";
+        let Some(s1) = els.s1.filter(|&o| !self.objs[o].gone) else {
+            self.skip(ID, "the kit has no snapshot S1");
+            return;
+        };
+        match self
+            .call(Method::IsCloneable, vec![("se_record", self.rec(s1))])
+            .await
+        {
+            Ok(Value::Bool(false)) => self.pass(ID, "isCloneable(S1) says False"),
+            Ok(Value::Bool(true)) => {
+                let name = self.name("clone-of-s1");
+                let mut params = vec![("se_record", self.rec(s1))];
+                if custom {
+                    params.push(("dest_se_record", self.partial("SnapCloneType", &name)));
+                }
+                match self.call(Method::Clone, params).await {
+                    Ok(v) => {
+                        self.pass(ID, "isCloneable(S1) said True, and clone of S1 worked");
+                        self.undo(v, Kind::Clone, "clone-of-s1").await;
+                    }
+                    Err(f) => self.fail(
+                        ID,
+                        format!(
+                            "isCloneable(S1) said True, yet clone of S1 failed: {}",
+                            f.describe()
+                        ),
+                    ),
+                }
+            }
+            Ok(v) => self.fail(ID, format!("isCloneable returned {}", brief(&v))),
+            Err(f) => self.call_failed(ID, &f, "isCloneable(S1)"),
+        }
+    }
+
     async fn undo(&mut self, v: Value, kind: Kind, role: &str) {
         if self.objs.iter().any(|o| !o.gone && same(&o.rec, &v)) {
             return; // the plug-in handed back something the kit already has
@@ -1238,6 +1277,7 @@ impl Kit<'_> {
             ),
             Err(f) => self.call_failed("isCloneable.consistent", &f, "isCloneable(L2)"),
         }
+        self.snapshot_cloneable_check(els, custom).await;
         // Listed for the array and for L2, not for L1.
         let clone_rec = self.rec(c1);
         let all = self.call(Method::GetCurrentClones, vec![]).await;

@@ -397,6 +397,9 @@ pub fn handle_with(env: &Envelope, engine: &mut Engine) -> Value {
     let Some(registration) = env.registration.as_deref() else {
         return handle_registered(env, engine);
     };
+    if let Err(e) = Registry::default().check_opened(registration, engine) {
+        return error(&exception(env, &e));
+    }
     let answer = handle_registered(env, engine);
     // Best effort: a registration not recorded only means that a request of other settings
     // is not refused yet. A refused request binds nothing: the registration may have been

@@ -108,6 +108,7 @@ impl Registry {
         };
         let state_dir = cfg.state_dir()?;
         if bound.state_dir == state_dir {
+            // The array there is compared once it is open (`check_opened`).
             if state_dir.join("array.db").exists() {
                 return Ok(());
             }
@@ -135,6 +136,25 @@ impl Registry {
             bound.array_id,
             shown(&bound.state_dir.to_string_lossy()),
         )))
+    }
+
+    /// Refuses serving `registration` with `engine`'s array when the registration is another
+    /// array in the same state directory: one made in the directory under an unmounted pool's
+    /// mount point (by a request of another registration, or of none). Followed, the
+    /// registration would show that array, empty, and make its LUNs on the wrong file system.
+    pub fn check_opened(&self, registration: &str, engine: &Engine) -> Result<()> {
+        match self.bound(registration)? {
+            Some(b) if b.state_dir == engine.state_dir() && b.array_id != engine.array_id() => {
+                Err(Error::Unavailable(format!(
+                    "the state directory {} of storage server uuid {} holds array {}, not this registration's array {} (is its pool's file system mounted? an array made in the directory under the mount point hides it); a registration keeps its array",
+                    shown(&b.state_dir.to_string_lossy()),
+                    shown(registration),
+                    engine.array_id(),
+                    b.array_id,
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Records that a request of `registration` was served by `engine`'s array.

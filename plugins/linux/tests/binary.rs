@@ -371,3 +371,46 @@ fn an_unmounted_pool_is_refused_not_adopted() {
     first.remount();
     assert_eq!(ok(&cfg, with(json!({"op": "list"})))[0]["name"], "l0");
 }
+
+/// A registration never follows another array made in its state directory while the pool's
+/// file system was not mounted (by a request of another registration, or of none).
+#[test]
+fn a_registration_never_follows_an_array_made_under_its_mount_point() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let cfg = config(&fs.mnt);
+    let reg = uuid::Uuid::new_v4().to_string();
+    let with = |mut req: serde_json::Value| {
+        req["registration"] = json!(reg);
+        req
+    };
+    ok(
+        &cfg,
+        with(json!({"op": "create", "name": "l0", "pool": "p0", "size": 8 << 20})),
+    );
+    fs.unmount();
+    // A request without a registration makes an array in the empty mount point.
+    ok(&cfg, json!({"op": "validate"}));
+    for req in [
+        json!({"op": "list"}),
+        json!({"op": "create", "name": "junk", "pool": "p0", "size": 1 << 20}),
+    ] {
+        let e = err(&cfg, with(req));
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("not this registration's array"),
+            "{e}"
+        );
+    }
+    assert!(
+        !listing(&fs.mnt).iter().any(|f| f.ends_with(".img")),
+        "a LUN was made on the wrong file system: {:?}",
+        listing(&fs.mnt)
+    );
+    fs.remount();
+    assert_eq!(ok(&cfg, with(json!({"op": "list"})))[0]["name"], "l0");
+}

@@ -309,22 +309,35 @@ pub fn check_registration(cfg: &ArrayConfig, registration: &str) -> Result<()> {
 /// Records that `registration` sent the configuration in force, once a request of the
 /// engine's configuration was served: the first after a change of it starts the list anew.
 pub fn note_registration(engine: &Engine, registration: &str) -> Result<()> {
-    let noted = |r: &Record| {
-        r.config.as_ref() != engine.config() || r.registrations.iter().any(|n| n == registration)
-    };
-    // The usual case, a registration already noted, takes neither the lock nor a write.
-    if noted(&load_record(engine.state_dir())) {
+    update_record_unless(
+        engine,
+        |r| r.config.as_ref() != engine.config() || r.registrations.iter().any(|n| n == registration),
+        |record| {
+            record.registrations.push(registration.to_string());
+            if record.registrations.len() > REGISTRATIONS_KEPT {
+                record.registrations.remove(0);
+            }
+        },
+    )
+}
+
+/// Applies `change` to the array's record under its lock, unless `done` holds of the record:
+/// checked first without the lock, so the usual case (every request notes what it sent,
+/// mostly already noted) takes neither the lock nor a write.
+fn update_record_unless(
+    engine: &Engine,
+    done: impl Fn(&Record) -> bool,
+    change: impl FnOnce(&mut Record),
+) -> Result<()> {
+    if done(&load_record(engine.state_dir())) {
         return Ok(());
     }
     let _g = engine.lock()?;
     let mut record = load_record(engine.state_dir());
-    if noted(&record) {
+    if done(&record) {
         return Ok(());
     }
-    record.registrations.push(registration.to_string());
-    if record.registrations.len() > REGISTRATIONS_KEPT {
-        record.registrations.remove(0);
-    }
+    change(&mut record);
     save_record(engine.state_dir(), &record)
 }
 
@@ -370,23 +383,19 @@ pub fn check_chap_change(
 /// Records that `registration` sent the array's CHAP settings, which it `changed` (then it
 /// is the only one that knows them) or sent as they were.
 pub fn note_chap(engine: &Engine, registration: &str, changed: bool) -> Result<()> {
-    let noted = |r: &Record| !changed && r.chap_registrations.iter().any(|n| n == registration);
-    if noted(&load_record(engine.state_dir())) {
-        return Ok(());
-    }
-    let _g = engine.lock()?;
-    let mut record = load_record(engine.state_dir());
-    if noted(&record) {
-        return Ok(());
-    }
-    if changed {
-        record.chap_registrations.clear();
-    }
-    record.chap_registrations.push(registration.to_string());
-    if record.chap_registrations.len() > REGISTRATIONS_KEPT {
-        record.chap_registrations.remove(0);
-    }
-    save_record(engine.state_dir(), &record)
+    update_record_unless(
+        engine,
+        |r| !changed && r.chap_registrations.iter().any(|n| n == registration),
+        |record| {
+            if changed {
+                record.chap_registrations.clear();
+            }
+            record.chap_registrations.push(registration.to_string());
+            if record.chap_registrations.len() > REGISTRATIONS_KEPT {
+                record.chap_registrations.remove(0);
+            }
+        },
+    )
 }
 
 /// What differs between the configuration in force and another, `setting in force → other`

@@ -187,6 +187,23 @@ impl Plan {
         matches!(self, Plan::Insert { .. })
     }
 
+    /// Every file or directory the plan touches.
+    fn paths(&self) -> Vec<&Path> {
+        let mut out: Vec<&Path> = self
+            .moves()
+            .iter()
+            .flat_map(|m| [m.partial.as_path(), m.dest.as_path()])
+            .collect();
+        match self {
+            Plan::Insert { subvol: Some(v), .. } => out.push(v),
+            Plan::Resize { path, .. } => out.push(path),
+            Plan::Remove { files, .. } => out.extend(files.iter().map(PathBuf::as_path)),
+            Plan::Split { source, .. } => out.push(source),
+            _ => {}
+        }
+        out
+    }
+
     fn moves(&self) -> &[Move] {
         match self {
             Plan::Insert { moves, .. } | Plan::Restore { moves, .. } | Plan::Split { moves, .. } => moves,
@@ -212,6 +229,10 @@ pub struct Engine {
     /// The lock file, opened for the in-flight marker (its own open file, so that closing
     /// it never releases a lock).
     marker: File,
+    /// Pools of the array that cannot be used now (name → why): their directory is missing,
+    /// or lacks the owner file (a file system not mounted). The array is degraded, not down:
+    /// their elements stay listed, are not exported, and refuse what needs their files.
+    unavailable: BTreeMap<String, String>,
 }
 
 fn db_file_id(state_dir: &Path) -> Option<(u64, u64)> {
@@ -418,21 +439,46 @@ impl Engine {
     /// registers new pools, and runs recovery.
     pub fn open(cfg: &ArrayConfig, opts: EngineOptions) -> Result<Engine> {
         cfg.check()?;
-        Engine::check_pool_dirs(cfg)?;
+        let unusable = Engine::unusable_pools(cfg, false);
         let state_dir = cfg.state_dir()?;
         if !state_dir.join("array.db").exists() {
             // A new array makes nothing, not even its state directory (which may lie in a
-            // pool), unless every pool may be its own.
+            // pool), unless every pool is usable and may be its own.
+            if let Some(why) = unusable.into_values().next() {
+                return Err(Error::Unavailable(why));
+            }
             for p in &cfg.pools {
                 Engine::check_claim(p, None, false)?;
             }
+            return Engine::open_checked(cfg, opts, &state_dir, BTreeMap::new());
         }
-        fsops::ensure_private_dir(&state_dir)?;
-        let mut engine = Engine::open_state_dir(&state_dir, opts, Some(cfg.clone()))?;
+        Engine::open_checked(cfg, opts, &state_dir, unusable)
+    }
+
+    /// [`Engine::open`] once a new array's pools were checked; `unusable` are the pools whose
+    /// directories cannot be used now.
+    fn open_checked(
+        cfg: &ArrayConfig,
+        opts: EngineOptions,
+        state_dir: &Path,
+        unusable: BTreeMap<String, String>,
+    ) -> Result<Engine> {
+        fsops::ensure_private_dir(state_dir)?;
+        let mut engine = Engine::open_state_dir(state_dir, opts, Some(cfg.clone()))?;
         let _g = engine.lock()?;
         // Before anything is registered or recovered: recovery removes image files it does not
         // know, which in another array's pool would be that array's LUNs.
         engine.check_pools_registrable(cfg)?;
+        // A pool the array has that cannot be used now (its disk gone, its file system not
+        // mounted) leaves the array degraded rather than down, so that the hosts of its
+        // other pools keep their LUNs; a pool new to the array must be usable.
+        let known = engine.db.pools()?;
+        for (name, why) in unusable {
+            if !known.iter().any(|k| k.name == name) {
+                return Err(Error::Unavailable(why));
+            }
+            engine.unavailable.insert(name, why);
+        }
         engine.claim_pools(cfg)?;
         engine.register_pools(cfg)?;
         engine.recover()?;
@@ -446,17 +492,26 @@ impl Engine {
     /// pools were claimed, or an array whose state directory was lost): this array would
     /// take them for leftovers of its own and remove them, or adopt them under a second page
     /// 83 id. A pool this array registered before pools were claimed is claimed as it is.
-    fn claim_pools(&self, cfg: &ArrayConfig) -> Result<()> {
+    fn claim_pools(&mut self, cfg: &ArrayConfig) -> Result<()> {
         let known = self.db.pools()?;
         // Every pool is checked before any is claimed: a refused array claims nothing.
         for p in &cfg.pools {
+            if self.unavailable.contains_key(&p.name) {
+                continue;
+            }
             let registered = known.iter().find(|k| k.path == p.path);
             Engine::check_claim(p, Some(&self.array_id), registered.is_some())?;
             if let Some(k) = registered.filter(|_| matches!(pool_owner(&p.path), Ok(None))) {
-                self.check_unclaimed_pool(k)?;
+                if let Err(e) = self.check_unclaimed_pool(k) {
+                    self.unavailable.insert(k.name.clone(), e.to_string());
+                }
             }
         }
-        for p in &cfg.pools {
+        for p in cfg
+            .pools
+            .iter()
+            .filter(|p| !self.unavailable.contains_key(&p.name))
+        {
             claim_pool(&p.path, &self.array_id)?;
         }
         Ok(())
@@ -536,7 +591,14 @@ impl Engine {
     /// (the resident program then opens the array afresh).
     pub fn resume(&mut self) -> Result<()> {
         if let Some(cfg) = &self.cfg {
-            Engine::check_pool_dirs(cfg)?;
+            // A pool that went away or came back since (a file system unmounted or mounted):
+            // the array is opened afresh, which degrades it, or claims and recovers the pool.
+            let now = Engine::unusable_pools(cfg, true);
+            if !now.keys().eq(self.unavailable.keys()) {
+                return Err(Error::Unavailable(
+                    "the pools that can be used changed since the array was opened".into(),
+                ));
+            }
         }
         if self.db_file.is_none() || db_file_id(&self.state_dir) != self.db_file {
             return Err(Error::Unavailable(format!(
@@ -553,29 +615,37 @@ impl Engine {
         Ok(())
     }
 
-    fn check_pool_dirs(cfg: &ArrayConfig) -> Result<()> {
+    /// The pools of `cfg` that cannot be used now, with why: a directory that is missing or
+    /// not a directory, and (`claimed`: for an array whose pools were claimed when it
+    /// opened) one without the array's owner file, most likely the directory under a mount
+    /// point whose file system is not mounted.
+    fn unusable_pools(cfg: &ArrayConfig, claimed: bool) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
         for p in &cfg.pools {
-            let md = fs::metadata(&p.path).map_err(|e| {
-                Error::Unavailable(format!(
-                    "pool {} directory {} is not usable: {e}{}",
-                    shown(&p.name),
-                    shown(&p.path.to_string_lossy()),
+            let (name, path) = (shown(&p.name), shown(&p.path.to_string_lossy()));
+            let why = match fs::metadata(&p.path) {
+                Err(e) => format!(
+                    "pool {name} directory {path} is not usable: {e}{}",
                     if e.kind() == std::io::ErrorKind::NotFound {
                         " (is its file system mounted?)"
                     } else {
                         ""
                     }
-                ))
-            })?;
-            if !md.is_dir() {
-                return Err(Error::Unavailable(format!(
-                    "pool {} path {} is not a directory",
-                    shown(&p.name),
-                    shown(&p.path.to_string_lossy())
-                )));
-            }
+                ),
+                Ok(md) if !md.is_dir() => format!("pool {name} path {path} is not a directory"),
+                Ok(_) if claimed && !p.path.join(POOL_OWNER_FILE).exists() => format!(
+                    "pool {name} directory {path} lacks the array's owner file ({POOL_OWNER_FILE}) (is its file system mounted?)"
+                ),
+                Ok(_) => continue,
+            };
+            out.insert(p.name.clone(), why);
         }
-        Ok(())
+        out
+    }
+
+    /// The pools that cannot be used now (name → why); empty unless the array is degraded.
+    pub fn unavailable_pools(&self) -> &BTreeMap<String, String> {
+        &self.unavailable
     }
 
     /// Opens an existing state directory without a configuration (the split worker).
@@ -656,6 +726,7 @@ impl Engine {
             company_id,
             vendor_id,
             db_file: db_file_id(state_dir),
+            unavailable: BTreeMap::new(),
         })
     }
 
@@ -782,6 +853,11 @@ impl Engine {
     }
 
     fn pool(&self, name: &str) -> Result<PoolRow> {
+        if let Some(why) = self.unavailable.get(name) {
+            return Err(Error::Unavailable(format!(
+                "{why}; the pool's elements are kept and come back when it does"
+            )));
+        }
         self.db
             .pools()?
             .into_iter()
@@ -822,6 +898,10 @@ impl Engine {
     fn probed_pools(&mut self, force: bool) -> Result<Vec<PoolRow>> {
         let pools = self.db.pools()?;
         let mut out = Vec::with_capacity(pools.len());
+        let pools: Vec<PoolRow> = pools
+            .into_iter()
+            .filter(|p| !self.unavailable.contains_key(&p.name))
+            .collect();
         for p in pools {
             if force || p.reflink.is_none() {
                 out.push(self.probe_pool(&p)?);
@@ -920,6 +1000,7 @@ impl Engine {
         };
         let state = SeState::parse(&row.state).unwrap_or(SeState::Unknown);
         let status = match state {
+            _ if self.unavailable.contains_key(&row.pool) => "UNAVAILABLE".to_string(),
             SeState::BusyCopy => "SPLITTING".to_string(),
             s => s.as_str().to_string(),
         };
@@ -1566,7 +1647,22 @@ impl Engine {
     /// runs), then removes orphan files of this array's naming patterns from the pools. Runs
     /// under the lock, at every [`Engine::open`].
     pub fn recover(&mut self) -> Result<()> {
+        // An operation on a pool that cannot be used now stays pending until it can: its
+        // files cannot be seen, so whether it finished cannot be told.
+        let away: Vec<PathBuf> = self
+            .db
+            .pools()?
+            .into_iter()
+            .filter(|p| self.unavailable.contains_key(&p.name))
+            .map(|p| p.path)
+            .collect();
         for it in self.db.intents()? {
+            let touches_away = !away.is_empty()
+                && serde_json::from_str::<Plan>(&it.plan)
+                    .is_ok_and(|plan| plan.paths().iter().any(|f| away.iter().any(|a| f.starts_with(a))));
+            if touches_away {
+                continue;
+            }
             self.recover_intent(&it)?;
         }
         self.remove_orphans()?;
@@ -1811,7 +1907,13 @@ impl Engine {
     /// file system; stores the CHAP account when one is given.
     pub fn validate(&mut self, chap: Option<&ChapAccount>) -> Result<ArrayInfo> {
         let _g = self.lock()?;
-        for p in self.db.pools()? {
+        let pools: Vec<PoolRow> = self
+            .db
+            .pools()?
+            .into_iter()
+            .filter(|p| !self.unavailable.contains_key(&p.name))
+            .collect();
+        for p in pools {
             let probed = self
                 .probe_pool(&p)
                 .map_err(|e| Error::InvalidArray(format!("pool {} cannot be used: {e}", shown(&p.name))))?;
@@ -1875,6 +1977,30 @@ impl Engine {
             if seen.insert(id) {
                 (total, used, free) = (total + p.total, used + p.used, free + p.free);
             }
+        }
+        // Pools that cannot be used now are listed, with why, and no space.
+        for p in self.db.pools()? {
+            let Some(why) = self.unavailable.get(&p.name) else {
+                continue;
+            };
+            let alloc: i64 = self.count(
+                "SELECT coalesce(sum(size), 0) FROM elements WHERE pool = ?1 AND kind != 'snap'",
+                &[&p.name],
+            )?;
+            out.push(PoolInfo {
+                name: p.name.clone(),
+                path: p.path.clone(),
+                fs: "unavailable".into(),
+                reflink: false,
+                subvolume: false,
+                total: 0,
+                used: 0,
+                free: 0,
+                alloc: alloc as u64,
+                desc: format!(
+                    "UNAVAILABLE: {why}; its LUNs are kept (listed, not exported) and come back when it does"
+                ),
+            });
         }
         let prefix = self.iqn_prefix();
         let targets = self
@@ -3462,6 +3588,9 @@ impl Engine {
                 &[],
             )?
             .into_iter()
+            // A LUN whose pool cannot be used has no file tgtd could serve; it is exported
+            // again, with its LUN numbers and identity, when the pool is back.
+            .filter(|e| !self.unavailable.contains_key(&e.pool))
             .map(|e| (e.uuid.clone(), e))
             .collect();
         let caches: HashMap<String, bool> = self

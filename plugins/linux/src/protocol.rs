@@ -394,6 +394,30 @@ pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
 /// export plan as the module documentation says. The caller has checked the request's
 /// registration ([`check_registration`]) before opening the engine.
 pub fn handle_with(env: &Envelope, engine: &mut Engine) -> Value {
+    let mut answer = handle_for_registration(env, engine);
+    // A degraded array says so with every answer: an administrator hears of it from any
+    // call, not only from getInfo.
+    if answer.get("ok").is_some() && !engine.unavailable_pools().is_empty() {
+        let note = format!(
+            "the array is degraded: {}",
+            engine
+                .unavailable_pools()
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        match answer.get_mut("warnings").and_then(Value::as_array_mut) {
+            Some(w) => w.push(Value::String(note)),
+            None => answer["warnings"] = json!([note]),
+        }
+    }
+    answer
+}
+
+/// [`handle_with`] but for the note of a degraded array: checks the request's registration
+/// against the open array, serves it, and records what the registration sent.
+fn handle_for_registration(env: &Envelope, engine: &mut Engine) -> Value {
     let Some(registration) = env.registration.as_deref() else {
         return handle_registered(env, engine);
     };

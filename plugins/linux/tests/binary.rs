@@ -315,11 +315,13 @@ fn a_registration_keeps_its_array() {
     ok(&config(&d), with(&reg, json!({"op": "validate"})));
 }
 
-/// An array whose pool's file system is not mounted is refused, not made anew or adopted
-/// in the empty directory under the mount point: neither its state directory there (the
-/// first pool, with a registration) nor another pool of it.
+/// A pool whose file system is not mounted is never adopted (the empty directory under its
+/// mount point is not the pool): the array is degraded instead — its other pools work, the
+/// pool's LUNs stay listed as UNAVAILABLE and refuse what needs their files, and every answer
+/// says so — and whole again once it is mounted. Without its state directory's file system,
+/// a registration's array is refused, not made anew under the mount point.
 #[test]
-fn an_unmounted_pool_is_refused_not_adopted() {
+fn an_unmounted_pool_degrades_the_array_and_is_never_adopted() {
     if !can_mount() {
         return;
     }
@@ -334,24 +336,65 @@ fn an_unmounted_pool_is_refused_not_adopted() {
         req["registration"] = json!(reg);
         req
     };
-    ok(
+    let l1 = ok(
         &cfg,
-        with(json!({"op": "create", "name": "l0", "pool": "p1", "size": 8 << 20})),
+        with(json!({"op": "create", "name": "l1", "pool": "p1", "size": 8 << 20})),
+    );
+    fill(
+        &second.mnt.join(format!("{}.img", l1["uuid"].as_str().unwrap())),
+        0,
+        4096,
+        0x5a,
     );
     // The second pool's file system away: its mount point is an empty directory on another
     // file system.
     second.unmount();
-    let e = err(&cfg, with(json!({"op": "list"})));
-    let m = e["message"].as_str().unwrap();
+    let (_, answer) = request(&cfg, with(json!({"op": "list"})), &[]);
+    let listed = answer["ok"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{answer}");
+    assert_eq!(listed[0]["status"], "UNAVAILABLE", "{answer}");
+    let warning = answer["warnings"][0].as_str().unwrap_or_default();
     assert!(
-        m.contains("is not this array's pool")
-            && m.contains("1 of its LUN files are not there")
-            && m.contains("mounted?"),
-        "{m}"
+        warning.contains("degraded") && warning.contains("'p1'"),
+        "{answer}"
     );
-    assert!(listing(&second.mnt).is_empty(), "the mount point was claimed");
+    for req in [
+        json!({"op": "create", "name": "l2", "pool": "p1", "size": 8 << 20}),
+        json!({"op": "resize", "uuid": l1["uuid"], "size": 16 << 20}),
+        json!({"op": "snapshot", "uuid": l1["uuid"]}),
+    ] {
+        let e = err(&cfg, with(req));
+        let m = e["message"].as_str().unwrap();
+        assert!(m.contains("mounted?") && m.contains("come back"), "{m}");
+    }
+    ok(
+        &cfg,
+        with(json!({"op": "create", "name": "l0", "pool": "p0", "size": 8 << 20})),
+    );
+    let info = ok(&cfg, with(json!({"op": "info"})));
+    assert!(info["pools"].to_string().contains("UNAVAILABLE"), "{info}");
+    assert!(
+        listing(&second.mnt).is_empty(),
+        "the mount point was claimed or written"
+    );
     second.remount();
-    assert_eq!(ok(&cfg, with(json!({"op": "list"})))[0]["name"], "l0");
+    let listed = ok(&cfg, with(json!({"op": "list"})));
+    assert!(
+        listed.as_array().unwrap().iter().all(|e| e["status"] == "ONLINE"),
+        "{listed}"
+    );
+    assert_eq!(
+        read(
+            &second.mnt.join(format!("{}.img", l1["uuid"].as_str().unwrap())),
+            0,
+            4096
+        ),
+        vec![0x5a; 4096]
+    );
+    ok(
+        &cfg,
+        with(json!({"op": "resize", "uuid": l1["uuid"], "size": 16 << 20})),
+    );
     // The first pool's (the state directory's) file system away.
     first.unmount();
     for req in [json!({"op": "validate"}), json!({"op": "list"})] {
@@ -369,7 +412,7 @@ fn an_unmounted_pool_is_refused_not_adopted() {
         "a new array was made under the mount point"
     );
     first.remount();
-    assert_eq!(ok(&cfg, with(json!({"op": "list"})))[0]["name"], "l0");
+    assert_eq!(ok(&cfg, with(json!({"op": "list"}))).as_array().unwrap().len(), 2);
 }
 
 /// A registration never follows another array made in its state directory while the pool's

@@ -1005,3 +1005,46 @@ fn a_second_registration_cannot_take_the_chap_account() {
     ok(&cfg, validate(&z, "third", "third-secret-3"));
     assert_eq!(tgt.adm().accounts().unwrap(), ["third"]);
 }
+
+/// A degraded array keeps exporting the LUNs of its usable pools — also after tgtd is
+/// killed — and exports a pool's LUNs again, with their LUN numbers, once its file system is
+/// back.
+#[test]
+fn a_degraded_array_keeps_exporting_its_usable_pools() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let (fs, tgt, mut cfg) = array_with_group_ga();
+    let other = TestFs::new(Kind::Xfs, 512);
+    cfg.pools.push(spindle_plugin_linux::config::PoolConfig {
+        name: "p1".into(),
+        path: other.mnt.clone(),
+    });
+    lun_presented_to_ga(&cfg);
+    let l2 = ok(
+        &cfg,
+        json!({"op": "create", "name": "l2", "pool": "p1", "size": 8 * MIB}),
+    );
+    ok(
+        &cfg,
+        json!({"op": "present", "uuid": uuid(&l2), "groups": ["ga"]}),
+    );
+    let target = "iqn.2025-01.org.example:array:ga".to_string();
+    assert_eq!(
+        visible(&tgt.portal(), INIT_A, None),
+        vec![(target.clone(), vec![1, 2])]
+    );
+
+    other.unmount_lazily();
+    tgt.kill9();
+    ok(&cfg, json!({"op": "export-sync"}));
+    assert_eq!(
+        visible(&tgt.portal(), INIT_A, None),
+        vec![(target.clone(), vec![1])],
+        "the usable pool's LUN was not exported"
+    );
+    other.remount();
+    ok(&cfg, json!({"op": "export-sync"}));
+    assert_eq!(visible(&tgt.portal(), INIT_A, None), vec![(target, vec![1, 2])]);
+    drop(fs);
+}

@@ -109,6 +109,12 @@ impl TestFs {
         run("umount", &[self.mnt.to_str().unwrap()]).unwrap();
     }
 
+    /// Detaches the file system at once while programs (tgtd) still hold files on it
+    /// (`umount -l`), as a disk that went away would leave it.
+    pub fn unmount_lazily(&self) {
+        run("umount", &["-l", self.mnt.to_str().unwrap()]).unwrap();
+    }
+
     /// Mounts the file system again after [`TestFs::unmount`].
     pub fn remount(&self) {
         let dev = self

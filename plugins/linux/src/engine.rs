@@ -2021,7 +2021,7 @@ impl Engine {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            status: "ONLINE".into(),
+            status: self.array_status(),
             total,
             used,
             free,
@@ -2081,8 +2081,17 @@ impl Engine {
     /// `getStatus`.
     pub fn status(&self, uuid: Option<&str>) -> Result<String> {
         match uuid {
-            None => Ok("ONLINE".into()),
+            None => Ok(self.array_status()),
             Some(u) => Ok(self.view_one(&self.row("uuid", u)?)?.status),
+        }
+    }
+
+    /// The array's status: `DEGRADED` while a pool cannot be used.
+    fn array_status(&self) -> String {
+        if self.unavailable.is_empty() {
+            "ONLINE".into()
+        } else {
+            "DEGRADED".into()
         }
     }
 

@@ -373,6 +373,8 @@ fn an_unmounted_pool_degrades_the_array_and_is_never_adopted() {
     );
     let info = ok(&cfg, with(json!({"op": "info"})));
     assert!(info["pools"].to_string().contains("UNAVAILABLE"), "{info}");
+    assert_eq!(info["status"], "DEGRADED");
+    assert_eq!(ok(&cfg, with(json!({"op": "status"}))), "DEGRADED");
     assert!(
         listing(&second.mnt).is_empty(),
         "the mount point was claimed or written"

@@ -1067,11 +1067,15 @@ impl Engine {
         })
     }
 
-    /// Refuses element records that name one element by uuid and another by name
-    /// (`expected`: uuid → the record's name). Names are fixed once given, so a mismatch is
-    /// a record of another element (or of another array) with this one's uuid.
-    pub fn check_names(&self, expected: &BTreeMap<String, String>) -> Result<()> {
-        for (uuid, name) in expected {
+    /// Refuses element records that name one element by uuid and another by name or page 83
+    /// id (`names`, `page83s`: uuid → what the record gives). Both are fixed once given, so a
+    /// mismatch is a record of another element (or of another array) with this one's uuid.
+    pub fn check_identities(
+        &self,
+        names: &BTreeMap<String, String>,
+        page83s: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        for (uuid, name) in names {
             let r = self.row("uuid", uuid)?;
             if &r.name != name {
                 return Err(Error::InvalidValue(format!(
@@ -1079,6 +1083,20 @@ impl Engine {
                     shown(name),
                     shown(uuid),
                     shown(&r.name)
+                )));
+            }
+        }
+        for (uuid, page83) in page83s {
+            let r = self.row("uuid", uuid)?;
+            let ours = make_mp_page83_from_raw_page83(&self.scsi_id(r.serial))
+                .map_err(|e| Error::Failed(e.to_string()))?;
+            if !page83.eq_ignore_ascii_case(&ours) {
+                return Err(Error::InvalidValue(format!(
+                    "page83_id {} is not the page 83 id of element {} ({}, {}): the record names two elements",
+                    shown(page83),
+                    shown(uuid),
+                    shown(&r.name),
+                    ours
                 )));
             }
         }

@@ -162,6 +162,8 @@ struct Call<'a> {
     /// The names the caller's records give the elements they name by uuid, which the array
     /// checks before serving the request (`expect_names`).
     expected_names: std::cell::RefCell<std::collections::BTreeMap<String, String>>,
+    /// The page 83 ids the caller's records give them (`expect_page83`).
+    expected_page83: std::cell::RefCell<std::collections::BTreeMap<String, String>>,
 }
 
 /// Refuses an `access_host`/`access_port` (where hosts are told to connect) that cannot
@@ -206,6 +208,7 @@ impl<'a> Call<'a> {
             target: target_of(ss)?,
             failure,
             expected_names: Default::default(),
+            expected_page83: Default::default(),
         })
     }
 
@@ -241,6 +244,12 @@ impl<'a> Call<'a> {
         let expected = self.expected_names.borrow();
         if !expected.is_empty() {
             body.push_str(",\"expect_names\":");
+            body.push_str(&serde_json::to_string(&*expected).unwrap_or_else(|_| "{}".into()));
+        }
+        drop(expected);
+        let expected = self.expected_page83.borrow();
+        if !expected.is_empty() {
+            body.push_str(",\"expect_page83\":");
             body.push_str(&serde_json::to_string(&*expected).unwrap_or_else(|_| "{}".into()));
         }
         drop(expected);
@@ -311,6 +320,9 @@ impl<'a> Call<'a> {
             // for the element its uuid names.
             if let Some(name) = se.name.value().filter(|n| !n.is_empty()) {
                 self.expected_names.borrow_mut().insert(u.clone(), name.clone());
+            }
+            if let Some(id) = se.page83_id.value().filter(|n| !n.is_empty()) {
+                self.expected_page83.borrow_mut().insert(u.clone(), id.clone());
             }
             return Ok(u.clone());
         }

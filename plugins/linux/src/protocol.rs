@@ -296,9 +296,12 @@ pub struct Envelope {
     pub registration: Option<String>,
     /// The names the caller's element records give the elements they name by uuid: a request
     /// whose record names one element by uuid and another by name is refused
-    /// ([`Engine::check_names`]), never served for whichever the uuid names.
+    /// ([`Engine::check_identities`]), never served for whichever the uuid names.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub expect_names: BTreeMap<String, String>,
+    /// The page 83 ids those records give them, checked the same way.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub expect_page83: BTreeMap<String, String>,
     /// The operation.
     #[serde(flatten)]
     pub request: Request,
@@ -478,7 +481,7 @@ fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
             return error(&exception(&e));
         }
     }
-    if let Err(e) = engine.check_names(&env.expect_names) {
+    if let Err(e) = engine.check_identities(&env.expect_names, &env.expect_page83) {
         return error(&exception(&e));
     }
     let answer = serve_and_export(env, engine, chap_before.clone());

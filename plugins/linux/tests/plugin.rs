@@ -446,6 +446,19 @@ async fn records_name_one_element_and_predicates_agree() {
         .await;
     assert_eq!(e.kind, ExceptionKind::InvalidValueEx, "{e}");
     assert_eq!(snaps().await, 0, "a refused createSnap made a snapshot");
+    // l1's record with l2's page 83 id: refused too, and l1 stays online.
+    let mut mixed = l1.clone();
+    mixed["page83_id"] = l2["page83_id"].clone();
+    let e = m
+        .raised(Method::Offline, json!({"ss_record": ss, "se_record": mixed}))
+        .await;
+    assert_eq!(e.kind, ExceptionKind::InvalidValueEx, "{e}");
+    assert!(e.message.contains("page83_id"), "{e}");
+    assert_eq!(
+        m.ok(Method::GetStatus, json!({"ss_record": ss, "se_record": l1}))
+            .await,
+        json!("ONLINE")
+    );
 
     // A record of another storage server.
     let mut foreign = lun("l3");

@@ -215,6 +215,7 @@ impl Engines {
         if let Err(e) = protocol::check_registration(&env) {
             return protocol::error(&protocol::exception(&env, &e));
         }
+        let made = protocol::NewArray::before_open(&env);
         // A resident engine that cannot be made current (its pools or database went away) is
         // dropped, and the array opened afresh, which says what is wrong if it still is.
         let engine = match self.take(&key).map(|mut e| e.resume().map(|()| e)) {
@@ -231,6 +232,8 @@ impl Engines {
         if answer.get("ok").is_some() {
             served.remember(&key, &env.config);
             self.put(key, engine);
+        } else {
+            made.discard_if_refused(engine, &answer);
         }
         answer
     }

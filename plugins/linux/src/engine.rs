@@ -643,6 +643,34 @@ impl Engine {
         out
     }
 
+    /// Removes an array that a refused request made (a validate of settings that cannot be
+    /// served, say): its owner files, and its state directory when the request made that too
+    /// (`made_state_dir`). Kept instead when it holds anything (an element, a group, an
+    /// intent) or tgtd ever served it: then it is an array in use, whoever made it.
+    pub fn discard_new(self, made_state_dir: bool) -> Result<()> {
+        let _g = self.lock()?;
+        let empty = self.count("SELECT count(*) FROM elements", &[])? == 0
+            && self.db.groups()?.is_empty()
+            && self.db.intents()?.is_empty()
+            && crate::tgt::never_served(&self.state_dir);
+        if !empty {
+            return Ok(());
+        }
+        for p in self.db.pools()? {
+            if pool_owner(&p.path).ok().flatten().as_deref() == Some(self.array_id.as_str()) {
+                let owner = p.path.join(POOL_OWNER_FILE);
+                fs::remove_file(&owner).ctx("cannot remove", &owner)?;
+            }
+        }
+        if made_state_dir {
+            let dir = self.state_dir.clone();
+            drop(_g);
+            drop(self);
+            fs::remove_dir_all(&dir).ctx("cannot remove", &dir)?;
+        }
+        Ok(())
+    }
+
     /// The pools that cannot be used now (name → why); empty unless the array is degraded.
     pub fn unavailable_pools(&self) -> &BTreeMap<String, String> {
         &self.unavailable

@@ -386,9 +386,51 @@ pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
     if let Err(e) = check_registration(env) {
         return error(&exception(env, &e));
     }
+    let made = NewArray::before_open(env);
     match Engine::open(&env.config, opts) {
-        Ok(mut engine) => handle_with(env, &mut engine),
+        Ok(mut engine) => {
+            let answer = handle_with(env, &mut engine);
+            made.discard_if_refused(engine, &answer);
+            answer
+        }
         Err(e) => error(&exception(env, &e)),
+    }
+}
+
+/// Whether the request may make a new array (no state yet), so that a refused validate
+/// leaves nothing of it behind: no owner file in its pools, no state directory under a
+/// mount point. A `server add` refused for its export settings used to leave both.
+#[derive(Debug, Clone, Copy)]
+pub struct NewArray {
+    /// The array had no state before the request.
+    new: bool,
+    /// Nor a state directory.
+    no_state_dir: bool,
+    /// The request is a validate.
+    validate: bool,
+}
+
+impl NewArray {
+    /// What there is of `env`'s array before it is opened.
+    pub fn before_open(env: &Envelope) -> NewArray {
+        let state = env.config.state_dir().ok();
+        NewArray {
+            new: state.as_ref().is_some_and(|s| !s.join("array.db").exists()),
+            no_state_dir: state.as_ref().is_some_and(|s| !s.exists()),
+            validate: matches!(env.request, Request::Validate { .. }),
+        }
+    }
+
+    /// Removes the array `engine` opened when the request made it and was a refused
+    /// validate ([`Engine::discard_new`]); best effort. Whether it tried.
+    pub fn discard_if_refused(self, engine: Engine, answer: &Value) -> bool {
+        // Only a validate: it is what registers an array (server add), and any other first
+        // request of an array goes on to use it.
+        if self.new && self.validate && answer.get("error").is_some() {
+            let _ = engine.discard_new(self.no_state_dir);
+            return true;
+        }
+        false
     }
 }
 

@@ -306,6 +306,14 @@ pub fn check_registration(cfg: &ArrayConfig, registration: &str) -> Result<()> {
     )))
 }
 
+/// Whether the array in `state_dir` never had tgtd serve anything of it: no configuration
+/// in force (every request that tgtd served under its settings records one), no target id
+/// and no tgtd of its own recorded.
+pub fn never_served(state_dir: &Path) -> bool {
+    let record = load_record(state_dir);
+    record.config.is_none() && record.tids.is_empty() && record.tgtd_pid.is_none()
+}
+
 /// Records that `registration` sent the configuration in force, once a request of the
 /// engine's configuration was served: the first after a change of it starts the list anew.
 pub fn note_registration(engine: &Engine, registration: &str) -> Result<()> {

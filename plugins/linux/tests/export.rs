@@ -854,7 +854,8 @@ fn arrays_on_one_tgtd_need_distinct_prefixes() {
         ("p1", "iqn.2025-01.org.example:b"),
         ("p2", "iqn.2025-01.org.example:b:x"),
     ] {
-        let mut other = tgt_config(&fs.pool(pool), &tgt);
+        let dir = fs.pool(pool);
+        let mut other = tgt_config(&dir, &tgt);
         other.iqn_prefix = Some(prefix.into());
         let e = err(&other, json!({"op": "validate"}));
         assert!(
@@ -863,6 +864,12 @@ fn arrays_on_one_tgtd_need_distinct_prefixes() {
                 .unwrap()
                 .contains("clashes with this array's iqn_prefix"),
             "{e}"
+        );
+        // The refused array leaves nothing behind: no owner file, no state directory.
+        assert!(listing(&dir).is_empty(), "{:?}", listing(&dir));
+        assert!(
+            !dir.join(".spindle-array").exists(),
+            "the refused array's state stayed"
         );
     }
     assert_eq!(visible(&tgt.portal(), INIT_B, None), gb);

@@ -22,6 +22,13 @@ pub(crate) const DATAPATH: &str = "datapath";
 pub(crate) const CLEANUP: &str = "cleanup";
 
 /// Behaviour checks, grouped by the method (or area) before the dot.
+///
+/// Every check here that expects a refusal (the `*_refused` and `*.missing_key` ones,
+/// `remove.refused_while_*`) also requires a MissingKeyEx or ValueFormatEx to name what the
+/// call was given: a parameter or a key of a record parameter (for MissingKeyEx, which names
+/// an absent key, also a key the guides define for that record or one the plug-in's own records
+/// carry). It is part of those checks, not one of its own per method, because it judges the
+/// refusal itself, and only where the kit knows exactly what it passed.
 const STATIC: &[(&str, &str)] = &[
     // Declarations (class variables).
     ("declarations.class_variables", "A plug-in class names itself: plugin_name, vendor_name and plugin_desc are non-empty text, and an extra_info help text, when set, is text."),
@@ -178,7 +185,7 @@ fn generated(spec: &MethodSpec) -> Vec<(String, String)> {
     ));
     out.push((
         format!("{m}.exceptions"),
-        format!("{m} raises only the guides' exceptions: never IPluginException itself, never a validate-only exception outside validate, and MissingKeyEx / ValueFormatEx with the key (checked by the manager)."),
+        format!("{m} raises only the guides' exceptions: never IPluginException itself, never a validate-only exception outside validate, and MissingKeyEx / ValueFormatEx with the key (checked by the manager; where the kit expects a refusal, the check that expects it also requires the key to name a parameter of the call or a key of a record it was given)."),
     ));
     out.push((
         format!("{m}.missing_parameters"),

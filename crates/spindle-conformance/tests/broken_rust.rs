@@ -55,6 +55,12 @@ enum Breakage {
     ListWithoutPage83,
     /// resize is declared UNSUPPORTED, yet resize works.
     ResizeUnsupportedButWorks,
+    /// create refuses a negative size with ValueFormatEx naming `volume_size`, a key of its
+    /// own making, instead of the se_record's `size`.
+    NegativeSizeKeyNotGiven,
+    /// getInfo of an element it does not have raises MissingKeyEx naming `lun_id`, a key no
+    /// record carries (neither the guides' nor the plug-in's own).
+    UnknownElementKeyNotGiven,
 }
 
 use Breakage::*;
@@ -145,6 +151,14 @@ impl StorageArrayPlugin for Broken {
         }
         Ok(v)
     }
+    fn get_info(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<Info> {
+        match SIM.get_info(h, ss, se) {
+            Err(e) if self.0 == UnknownElementKeyNotGiven && se.is_some() => {
+                Err(PluginException::missing_key("lun_id", e.message))
+            }
+            other => other,
+        }
+    }
     fn offline(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<()> {
         if self.0 == OfflineUnpresents {
             let groups = presented_to(h, ss, se);
@@ -177,6 +191,12 @@ impl StorageArrayPlugin for Broken {
             }
             NegativeSizeAccepted if se.size.value().is_some_and(|s| *s <= 0) => {
                 se.size = Field::Value(1 << 20);
+            }
+            NegativeSizeKeyNotGiven if se.size.value().is_some_and(|s| *s < 0) => {
+                return Err(PluginException::value_format(
+                    "volume_size",
+                    "the volume size must be positive",
+                ));
             }
             UnknownPoolIgnored => {
                 if let Some(p) = se.vol_group_name.value() {
@@ -307,7 +327,6 @@ impl StorageArrayPlugin for Broken {
     forward_to_sim!(
         implemented_optional,
         validate,
-        get_info,
         get_storage_names,
         remove_access_groups,
         rename_access_group,
@@ -401,4 +420,6 @@ broken! {
     unknown_pool_ignored: UnknownPoolIgnored => ["create.unknown_pool_refused"];
     list_without_page83: ListWithoutPage83 => ["list.page83_id"];
     resize_unsupported_but_works: ResizeUnsupportedButWorks => ["resize.unsupported"];
+    negative_size_key_not_given: NegativeSizeKeyNotGiven => ["create.negative_size_refused"];
+    unknown_element_key_not_given: UnknownElementKeyNotGiven => ["getInfo.unknown_element_refused"];
 }

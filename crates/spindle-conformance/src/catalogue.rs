@@ -88,6 +88,7 @@ const STATIC: &[(&str, &str)] = &[
     ("create.qos_filled", "create fills in the new element's qos with one of the array's QoS values when the array has any."),
     ("create.duplicate_name_refused", "Creating an element under a name the array already uses is refused."),
     ("create.negative_size_refused", "create refuses a negative size with InvalidValueEx or ValueFormatEx."),
+    ("create.zero_size_refused", "create refuses a size of 0 with InvalidValueEx or ValueFormatEx: it asks for an element that holds no block, which no host could use (READ CAPACITY cannot report zero blocks)."),
     ("create.unknown_pool_refused", "create refuses a vol_group_name the array does not have instead of carving the element elsewhere."),
     ("create.bad_name_refused", "create refuses a name holding '/' or '..' with InvalidValueEx or ValueFormatEx: plug-ins run as root, so a name must never reach a path or a command unchecked."),
     ("create.missing_key", "create without the size key raises MissingKeyEx naming size."),

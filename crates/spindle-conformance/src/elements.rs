@@ -358,6 +358,13 @@ impl Kit<'_> {
         ) {
             self.undo(v, Kind::Lun, "negative").await;
         }
+        let zero = self.name("zero");
+        let r = self
+            .call(Method::Create, vec![("se_record", self.lun_record(&zero, 0))])
+            .await;
+        if let Some(v) = self.expect_refused("create.zero_size_refused", r, BAD_VALUE, "create with size 0") {
+            self.undo(v, Kind::Lun, "zero").await;
+        }
         match self.vol_groups.clone() {
             Some(pools) if !pools.is_empty() => {
                 let pool = self.name("no-such-pool");

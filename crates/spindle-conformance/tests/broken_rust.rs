@@ -35,6 +35,8 @@ enum Breakage {
     DuplicateGroupName,
     /// create of a negative size makes a 1 MiB LUN.
     NegativeSizeAccepted,
+    /// create of size 0 makes a 1 MiB LUN (rounds it up to one extent).
+    ZeroSizeAccepted,
     /// getCurrentSnaps() leaves out the newest snapshot.
     CurrentSnapsMissing,
     /// resize is ONLINE, but refused while the element is presented.
@@ -189,7 +191,10 @@ impl StorageArrayPlugin for Broken {
                     }
                 }
             }
-            NegativeSizeAccepted if se.size.value().is_some_and(|s| *s <= 0) => {
+            NegativeSizeAccepted if se.size.value().is_some_and(|s| *s < 0) => {
+                se.size = Field::Value(1 << 20);
+            }
+            ZeroSizeAccepted if se.size.value() == Some(&0) => {
                 se.size = Field::Value(1 << 20);
             }
             NegativeSizeKeyNotGiven if se.size.value().is_some_and(|s| *s < 0) => {
@@ -410,6 +415,7 @@ broken! {
     duplicate_lun_name: DuplicateLunName => ["create.duplicate_name_refused"];
     duplicate_group_name: DuplicateGroupName => ["createAccessGroups.duplicate_refused"];
     negative_size_accepted: NegativeSizeAccepted => ["create.negative_size_refused"];
+    zero_size_accepted: ZeroSizeAccepted => ["create.zero_size_refused"];
     current_snaps_missing: CurrentSnapsMissing => ["getCurrentSnaps.lists_snapshot"];
     resize_refused_while_presented: ResizeRefusedWhilePresented => ["resize.online"];
     split_declared_sync: SplitDeclaredSync => ["splitClone.sync"];

@@ -91,6 +91,7 @@ const STATIC: &[(&str, &str)] = &[
     ("create.zero_size_refused", "create refuses a size of 0 with InvalidValueEx or ValueFormatEx: it asks for an element that holds no block, which no host could use (READ CAPACITY cannot report zero blocks)."),
     ("create.unknown_pool_refused", "create refuses a vol_group_name the array does not have instead of carving the element elsewhere."),
     ("create.bad_name_refused", "create refuses a name holding '/' or '..' with InvalidValueEx or ValueFormatEx: plug-ins run as root, so a name must never reach a path or a command unchecked."),
+    ("create.unusual_name_kept_or_refused", "create either refuses a name holding a shell metacharacter ('a;b', '$(x)'), a control character (tab, newline) or 300 characters with InvalidValueEx or ValueFormatEx, or makes the element under exactly that name, which getInfo then reports. The guides set no rule on what a name may hold, so an array may take any of these; it may not fail them another way (OperationFailedEx, a crash) or serve the element under another name."),
     ("create.missing_key", "create without the size key raises MissingKeyEx naming size."),
     // startPresent / stopPresent
     ("startPresent.returns_groups", "startPresent returns the element's record whose access_grp_names includes the groups it is now presented to."),

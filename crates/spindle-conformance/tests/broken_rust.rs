@@ -37,6 +37,9 @@ enum Breakage {
     NegativeSizeAccepted,
     /// create of size 0 makes a 1 MiB LUN (rounds it up to one extent).
     ZeroSizeAccepted,
+    /// create hands a name to a shell and a file system unchecked: shell metacharacters and
+    /// names over 255 bytes fail with OperationFailedEx instead of being refused as invalid.
+    NameReachesShell,
     /// getCurrentSnaps() leaves out the newest snapshot.
     CurrentSnapsMissing,
     /// resize is ONLINE, but refused while the element is presented.
@@ -196,6 +199,19 @@ impl StorageArrayPlugin for Broken {
             }
             ZeroSizeAccepted if se.size.value() == Some(&0) => {
                 se.size = Field::Value(1 << 20);
+            }
+            NameReachesShell => {
+                if let Some(name) = se.name.value() {
+                    if name.contains(spindle_api::names::SHELL_META) {
+                        return Err(PluginException::operation_failed(format!(
+                            "sh: 1: {}: not found",
+                            name.rsplit(';').next().unwrap_or(name)
+                        )));
+                    }
+                    if name.len() > 255 {
+                        return Err(PluginException::operation_failed("File name too long"));
+                    }
+                }
             }
             NegativeSizeKeyNotGiven if se.size.value().is_some_and(|s| *s < 0) => {
                 return Err(PluginException::value_format(
@@ -416,6 +432,7 @@ broken! {
     duplicate_group_name: DuplicateGroupName => ["createAccessGroups.duplicate_refused"];
     negative_size_accepted: NegativeSizeAccepted => ["create.negative_size_refused"];
     zero_size_accepted: ZeroSizeAccepted => ["create.zero_size_refused"];
+    name_reaches_shell: NameReachesShell => ["create.unusual_name_kept_or_refused"];
     current_snaps_missing: CurrentSnapsMissing => ["getCurrentSnaps.lists_snapshot"];
     resize_refused_while_presented: ResizeRefusedWhilePresented => ["resize.online"];
     split_declared_sync: SplitDeclaredSync => ["splitClone.sync"];

@@ -22,6 +22,13 @@ pub(crate) const DATAPATH: &str = "datapath";
 pub(crate) const CLEANUP: &str = "cleanup";
 
 /// Behaviour checks, grouped by the method (or area) before the dot.
+///
+/// Every check here that expects a refusal (the `*_refused` and `*.missing_key` ones,
+/// `remove.refused_while_*`) also requires a MissingKeyEx or ValueFormatEx to name what the
+/// call was given: a parameter or a key of a record parameter (for MissingKeyEx, which names
+/// an absent key, also a key the guides define for that record or one the plug-in's own records
+/// carry). It is part of those checks, not one of its own per method, because it judges the
+/// refusal itself, and only where the kit knows exactly what it passed.
 const STATIC: &[(&str, &str)] = &[
     // Declarations (class variables).
     ("declarations.class_variables", "A plug-in class names itself: plugin_name, vendor_name and plugin_desc are non-empty text, and an extra_info help text, when set, is text."),
@@ -81,8 +88,10 @@ const STATIC: &[(&str, &str)] = &[
     ("create.qos_filled", "create fills in the new element's qos with one of the array's QoS values when the array has any."),
     ("create.duplicate_name_refused", "Creating an element under a name the array already uses is refused."),
     ("create.negative_size_refused", "create refuses a negative size with InvalidValueEx or ValueFormatEx."),
+    ("create.zero_size_refused", "create refuses a size of 0 with InvalidValueEx or ValueFormatEx: it asks for an element that holds no block, which no host could use (READ CAPACITY cannot report zero blocks)."),
     ("create.unknown_pool_refused", "create refuses a vol_group_name the array does not have instead of carving the element elsewhere."),
     ("create.bad_name_refused", "create refuses a name holding '/' or '..' with InvalidValueEx or ValueFormatEx: plug-ins run as root, so a name must never reach a path or a command unchecked."),
+    ("create.unusual_name_kept_or_refused", "create either refuses a name holding a shell metacharacter ('a;b', '$(x)'), a control character (tab, newline) or 300 characters with InvalidValueEx or ValueFormatEx, or makes the element under exactly that name, which getInfo then reports. The guides set no rule on what a name may hold, so an array may take any of these; it may not fail them another way (OperationFailedEx, a crash) or serve the element under another name."),
     ("create.missing_key", "create without the size key raises MissingKeyEx naming size."),
     // startPresent / stopPresent
     ("startPresent.returns_groups", "startPresent returns the element's record whose access_grp_names includes the groups it is now presented to."),
@@ -178,7 +187,7 @@ fn generated(spec: &MethodSpec) -> Vec<(String, String)> {
     ));
     out.push((
         format!("{m}.exceptions"),
-        format!("{m} raises only the guides' exceptions: never IPluginException itself, never a validate-only exception outside validate, and MissingKeyEx / ValueFormatEx with the key (checked by the manager)."),
+        format!("{m} raises only the guides' exceptions: never IPluginException itself, never a validate-only exception outside validate, and MissingKeyEx / ValueFormatEx with the key (checked by the manager; where the kit expects a refusal, the check that expects it also requires the key to name a parameter of the call or a key of a record it was given)."),
     ));
     out.push((
         format!("{m}.missing_parameters"),

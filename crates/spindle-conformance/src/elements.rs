@@ -358,6 +358,13 @@ impl Kit<'_> {
         ) {
             self.undo(v, Kind::Lun, "negative").await;
         }
+        let zero = self.name("zero");
+        let r = self
+            .call(Method::Create, vec![("se_record", self.lun_record(&zero, 0))])
+            .await;
+        if let Some(v) = self.expect_refused("create.zero_size_refused", r, BAD_VALUE, "create with size 0") {
+            self.undo(v, Kind::Lun, "zero").await;
+        }
         match self.vol_groups.clone() {
             Some(pools) if !pools.is_empty() => {
                 let pool = self.name("no-such-pool");
@@ -393,6 +400,7 @@ impl Kit<'_> {
         ) {
             self.undo(v, Kind::Lun, "bad-name").await;
         }
+        self.unusual_name_probes().await;
         let mut se = self.lun_record(&self.name("nosize"), SIZE);
         if let Some(m) = se.as_object_mut() {
             m.remove("size");
@@ -400,6 +408,93 @@ impl Kit<'_> {
         let r = self.call(Method::Create, vec![("se_record", se)]).await;
         if let Some(v) = self.expect_missing_key("create.missing_key", r, "size", "create without size") {
             self.undo(v, Kind::Lun, "no-size").await;
+        }
+    }
+
+    /// `create.unusual_name_kept_or_refused`: names holding shell metacharacters, control
+    /// characters or 300 characters. The guides set no rule on what a name may hold, so an
+    /// array may take them; it must then keep the name as given, or else refuse it as the
+    /// invalid value it is for that array.
+    async fn unusual_name_probes(&mut self) {
+        const ID: &str = "create.unusual_name_kept_or_refused";
+        const LONG: usize = 300;
+        let long_tail = "n".repeat(LONG.saturating_sub(self.opts.prefix.chars().count()));
+        let cases = [
+            ("a shell command separator", self.name("a;b")),
+            ("a command substitution", self.name("$(x)")),
+            ("a tab", self.name("a\tb")),
+            ("a newline", self.name("a\nb")),
+            ("300 characters", self.name(&long_tail)),
+        ];
+        let mut refused = Vec::new();
+        let mut kept = Vec::new();
+        let mut bad = Vec::new();
+        for (what, name) in cases {
+            let shown = spindle_api::names::shown(&name);
+            let attempt = format!("create of a name with {what} ({shown})");
+            let r = self
+                .call(Method::Create, vec![("se_record", self.lun_record(&name, SIZE))])
+                .await;
+            match r {
+                Ok(v) => {
+                    match self.name_kept(&v, &name).await {
+                        Ok(()) => kept.push(what),
+                        Err(why) => bad.push(format!("{attempt}: made the element, but {why}")),
+                    }
+                    self.undo(v, Kind::Lun, "unusual-name").await;
+                }
+                Err(f @ Failure::Refused { .. }) => {
+                    let stray = match &f {
+                        Failure::Refused {
+                            stray_key: Some(why), ..
+                        } => Some(why.clone()),
+                        _ => None,
+                    };
+                    match (f.kind(), stray) {
+                        (_, Some(why)) => bad.push(format!("{attempt}: {}, but {why}", f.describe())),
+                        (Some(kind), None) if BAD_VALUE.contains(&kind) => {
+                            refused.push(format!("{what} with {kind}"))
+                        }
+                        _ => bad.push(format!(
+                            "{attempt}: expected InvalidValueEx or ValueFormatEx (a name the array cannot hold is an invalid value), or the element under that name; {}",
+                            f.describe()
+                        )),
+                    }
+                }
+                Err(f) => self.call_failed(ID, &f, &attempt),
+            }
+        }
+        if !bad.is_empty() {
+            self.fail(ID, bad.join("; "));
+        } else if !refused.is_empty() || !kept.is_empty() {
+            let mut said = Vec::new();
+            if !refused.is_empty() {
+                said.push(format!("refused names with {}", refused.join(", ")));
+            }
+            if !kept.is_empty() {
+                said.push(format!("made and kept names with {}", kept.join(", ")));
+            }
+            self.pass(ID, said.join("; "));
+        }
+    }
+
+    /// Whether element record `v`, which create returned for `name`, carries that name and
+    /// getInfo reports it under it; why not, if not.
+    async fn name_kept(&mut self, v: &Value, name: &str) -> Result<(), String> {
+        let returned = v.get("name").and_then(Value::as_str);
+        if returned != Some(name) {
+            return Err(format!(
+                "create returned name {}",
+                brief(v.get("name").unwrap_or(&Value::Null))
+            ));
+        }
+        match self.call(Method::GetInfo, vec![("se_record", v.clone())]).await {
+            Ok(info) if info.get("name").and_then(Value::as_str) == Some(name) => Ok(()),
+            Ok(info) => Err(format!(
+                "getInfo of it reports name {}",
+                brief(info.get("name").unwrap_or(&Value::Null))
+            )),
+            Err(f) => Err(format!("getInfo of it failed: {}", f.describe())),
         }
     }
 

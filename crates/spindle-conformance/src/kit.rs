@@ -5,7 +5,8 @@ use crate::catalogue::CheckInfo;
 use crate::options::Options;
 use serde_json::{json, Map, Value};
 use spindle_api::{
-    make_mp_page83_from_raw_page83, Abilities, ExceptionKind, Method, PluginException, StorageType,
+    make_mp_page83_from_raw_page83, Abilities, ExceptionKind, Method, ParamKind, PluginException, RecordKind,
+    StorageType,
 };
 use spindle_manager::{CallError, CallOptions, Manager, PluginEntry, ProgressEvent, Rule, Violation};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -24,6 +25,9 @@ pub(crate) enum Failure {
         by_manager: bool,
         /// The exception.
         exc: PluginException,
+        /// Why the MissingKeyEx / ValueFormatEx the plug-in raised names nothing the call was
+        /// given (see [`stray_key`]); `None` when its key names an input.
+        stray_key: Option<String>,
     },
     /// The plug-in broke the contract; charged to check `check`.
     Contract {
@@ -68,10 +72,12 @@ impl Failure {
             Failure::Refused {
                 by_manager: true,
                 exc,
+                ..
             } => format!("refused by the manager with {exc}"),
             Failure::Refused {
                 by_manager: false,
                 exc,
+                ..
             } => format!("the plug-in raised {exc}"),
             Failure::Contract { text, .. } => format!("the call broke the contract: {text}"),
             Failure::Failed(e) | Failure::Unfinished { exc: e, .. } => {
@@ -500,7 +506,8 @@ impl<'a> Kit<'a> {
     }
 
     /// Judges a call that should have been refused. `kinds` empty means any of the guides'
-    /// exceptions will do. Returns the value when the call succeeded instead (the caller
+    /// exceptions will do; a MissingKeyEx or ValueFormatEx must also name an input of the call
+    /// (see [`stray_key`]). Returns the value when the call succeeded instead (the caller
     /// undoes whatever it made).
     pub(crate) fn expect_refused(
         &mut self,
@@ -527,17 +534,27 @@ impl<'a> Kit<'a> {
             }
             Err(f @ Failure::Refused { .. }) => {
                 let kind = f.kind().unwrap_or(ExceptionKind::OperationFailedEx);
-                if kinds.is_empty() || kinds.contains(&kind) {
-                    self.pass(id, format!("{attempt}: {}", f.describe()));
-                } else {
+                // A refusal that points the caller at a key it never passed is not the refusal
+                // the rule asks for: the guides have the key name the bad or missing input.
+                let stray = match &f {
+                    Failure::Refused {
+                        stray_key: Some(why), ..
+                    } => format!(", but {why}"),
+                    _ => String::new(),
+                };
+                if !kinds.is_empty() && !kinds.contains(&kind) {
                     self.fail(
                         id,
                         format!(
-                            "expected {attempt} to be refused with {}; {}",
+                            "expected {attempt} to be refused with {}; {}{stray}",
                             kind_list(kinds),
                             f.describe()
                         ),
                     );
+                } else if stray.is_empty() {
+                    self.pass(id, format!("{attempt}: {}", f.describe()));
+                } else {
+                    self.fail(id, format!("{attempt}: {}{stray}", f.describe()));
                 }
                 None
             }
@@ -624,7 +641,9 @@ impl<'a> Kit<'a> {
             call_id: None,
             ..Default::default()
         };
-        let args_copy = if creates(method) { args.clone() } else { Map::new() };
+        // What the call asked for (what a creating call may have made), and what the plug-in
+        // was given, to judge the key of a refusal against.
+        let args_copy = args.clone();
         let sources: Vec<Value> = args
             .get("se_records")
             .and_then(Value::as_array)
@@ -657,12 +676,16 @@ impl<'a> Kit<'a> {
                 entry.violations = o.violations.into_iter().map(|v| (method, v)).collect();
                 Ok(o.value)
             }
+            // The manager's own refusals name the parameter it checked; only the plug-in's
+            // keys are judged.
             Err(CallError::Rejected(exc)) => Err(Failure::Refused {
                 by_manager: true,
                 exc,
+                stray_key: None,
             }),
             Err(CallError::Raised(exc)) => Err(Failure::Refused {
                 by_manager: false,
+                stray_key: stray_key(method, &args_copy, &exc, &self.objs),
                 exc,
             }),
             Err(CallError::Failed(exc)) if went_async => {
@@ -780,19 +803,6 @@ impl<'a> Kit<'a> {
     }
 }
 
-/// True for the methods that make something on the array.
-fn creates(method: Method) -> bool {
-    matches!(
-        method,
-        Method::Create
-            | Method::Clone
-            | Method::CloneFromSnap
-            | Method::CreateSnap
-            | Method::CreateMultiSnap
-            | Method::CreateAccessGroups
-    )
-}
-
 /// What a creating method makes ("" for the others).
 pub(crate) fn made_noun(method: Method) -> &'static str {
     match method {
@@ -842,6 +852,82 @@ pub(crate) fn kind_list(kinds: &[ExceptionKind]) -> String {
         [] => "an exception".to_string(),
         [one] => (*one).to_string(),
         [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// Why the key of `exc`, a MissingKeyEx or ValueFormatEx the plug-in raised when called with
+/// `args`, names nothing the call was given; `None` when it names an input (or the exception
+/// takes no key, or has none: the manager charges that to `<method>.exceptions`).
+///
+/// The guides have these exceptions carry the key whose value is invalid or missing, so a
+/// caller can point at what to fix: a parameter of the method or a key of a record it passed
+/// (`name` of `snap_se_record`, `grp_name` of an `access_grps` entry). A key of the plug-in's
+/// own making (`snap_name` for the snapshot record's `name`) points at nothing. A MissingKeyEx
+/// names a key that is absent, so for it any key the guides define for a record parameter's
+/// kind also counts, and any key the plug-in's own element records carry (`made`: a plug-in
+/// may need a key it put in the records it returned).
+pub(crate) fn stray_key(
+    method: Method,
+    args: &Map<String, Value>,
+    exc: &PluginException,
+    made: &[Obj],
+) -> Option<String> {
+    if !exc.kind.takes_key() {
+        return None;
+    }
+    let key = exc.key.as_deref().filter(|k| !k.is_empty())?;
+    let spec = method.spec();
+    let mut records = Vec::new();
+    for (param, value) in args {
+        let items: Vec<&Value> = match value {
+            Value::Array(list) => list.iter().collect(),
+            other => vec![other],
+        };
+        let keys: Vec<&String> = items
+            .iter()
+            .filter_map(|v| v.as_object())
+            .flat_map(|m| m.keys())
+            .collect();
+        if !keys.is_empty() {
+            records.push(param.as_str());
+        }
+        if keys.iter().any(|k| k.as_str() == key) {
+            return None;
+        }
+    }
+    if spec.params.iter().any(|p| p.name == key) {
+        return None;
+    }
+    if exc.kind == ExceptionKind::MissingKeyEx {
+        let defined = spec
+            .params
+            .iter()
+            .filter_map(|p| record_kind(p.kind))
+            .any(|kind| kind.field(key).is_some());
+        let carried = made
+            .iter()
+            .any(|o| o.rec.as_object().is_some_and(|m| m.contains_key(key)));
+        if defined || carried {
+            return None;
+        }
+    }
+    let params: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+    Some(format!(
+        "its key {} names nothing the call was given: neither a parameter of {} ({}) nor a key of the records it was given ({})",
+        spindle_api::names::shown(key),
+        spec.name,
+        params.join(", "),
+        records.join(", ")
+    ))
+}
+
+/// The kind of record a parameter of `kind` holds (each item's, for a list).
+fn record_kind(kind: ParamKind) -> Option<RecordKind> {
+    match kind {
+        ParamKind::SsRecord => Some(RecordKind::SsRecord),
+        ParamKind::SeRecord | ParamKind::SeRecordList | ParamKind::AnyRecord => Some(RecordKind::SeRecord),
+        ParamKind::AccessGrpList => Some(RecordKind::AccessGrp),
+        _ => None,
     }
 }
 

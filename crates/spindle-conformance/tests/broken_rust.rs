@@ -35,6 +35,11 @@ enum Breakage {
     DuplicateGroupName,
     /// create of a negative size makes a 1 MiB LUN.
     NegativeSizeAccepted,
+    /// create of size 0 makes a 1 MiB LUN (rounds it up to one extent).
+    ZeroSizeAccepted,
+    /// create hands a name to a shell and a file system unchecked: shell metacharacters and
+    /// names over 255 bytes fail with OperationFailedEx instead of being refused as invalid.
+    NameReachesShell,
     /// getCurrentSnaps() leaves out the newest snapshot.
     CurrentSnapsMissing,
     /// resize is ONLINE, but refused while the element is presented.
@@ -55,6 +60,12 @@ enum Breakage {
     ListWithoutPage83,
     /// resize is declared UNSUPPORTED, yet resize works.
     ResizeUnsupportedButWorks,
+    /// create refuses a negative size with ValueFormatEx naming `volume_size`, a key of its
+    /// own making, instead of the se_record's `size`.
+    NegativeSizeKeyNotGiven,
+    /// getInfo of an element it does not have raises MissingKeyEx naming `lun_id`, a key no
+    /// record carries (neither the guides' nor the plug-in's own).
+    UnknownElementKeyNotGiven,
 }
 
 use Breakage::*;
@@ -145,6 +156,14 @@ impl StorageArrayPlugin for Broken {
         }
         Ok(v)
     }
+    fn get_info(&self, h: &dyn Host, ss: &SsRecord, se: Option<&SeRecord>) -> PluginResult<Info> {
+        match SIM.get_info(h, ss, se) {
+            Err(e) if self.0 == UnknownElementKeyNotGiven && se.is_some() => {
+                Err(PluginException::missing_key("lun_id", e.message))
+            }
+            other => other,
+        }
+    }
     fn offline(&self, h: &dyn Host, ss: &SsRecord, se: &SeRecord) -> PluginResult<()> {
         if self.0 == OfflineUnpresents {
             let groups = presented_to(h, ss, se);
@@ -175,8 +194,30 @@ impl StorageArrayPlugin for Broken {
                     }
                 }
             }
-            NegativeSizeAccepted if se.size.value().is_some_and(|s| *s <= 0) => {
+            NegativeSizeAccepted if se.size.value().is_some_and(|s| *s < 0) => {
                 se.size = Field::Value(1 << 20);
+            }
+            ZeroSizeAccepted if se.size.value() == Some(&0) => {
+                se.size = Field::Value(1 << 20);
+            }
+            NameReachesShell => {
+                if let Some(name) = se.name.value() {
+                    if name.contains(spindle_api::names::SHELL_META) {
+                        return Err(PluginException::operation_failed(format!(
+                            "sh: 1: {}: not found",
+                            name.rsplit(';').next().unwrap_or(name)
+                        )));
+                    }
+                    if name.len() > 255 {
+                        return Err(PluginException::operation_failed("File name too long"));
+                    }
+                }
+            }
+            NegativeSizeKeyNotGiven if se.size.value().is_some_and(|s| *s < 0) => {
+                return Err(PluginException::value_format(
+                    "volume_size",
+                    "the volume size must be positive",
+                ));
             }
             UnknownPoolIgnored => {
                 if let Some(p) = se.vol_group_name.value() {
@@ -307,7 +348,6 @@ impl StorageArrayPlugin for Broken {
     forward_to_sim!(
         implemented_optional,
         validate,
-        get_info,
         get_storage_names,
         remove_access_groups,
         rename_access_group,
@@ -391,6 +431,8 @@ broken! {
     duplicate_lun_name: DuplicateLunName => ["create.duplicate_name_refused"];
     duplicate_group_name: DuplicateGroupName => ["createAccessGroups.duplicate_refused"];
     negative_size_accepted: NegativeSizeAccepted => ["create.negative_size_refused"];
+    zero_size_accepted: ZeroSizeAccepted => ["create.zero_size_refused"];
+    name_reaches_shell: NameReachesShell => ["create.unusual_name_kept_or_refused"];
     current_snaps_missing: CurrentSnapsMissing => ["getCurrentSnaps.lists_snapshot"];
     resize_refused_while_presented: ResizeRefusedWhilePresented => ["resize.online"];
     split_declared_sync: SplitDeclaredSync => ["splitClone.sync"];
@@ -401,4 +443,6 @@ broken! {
     unknown_pool_ignored: UnknownPoolIgnored => ["create.unknown_pool_refused"];
     list_without_page83: ListWithoutPage83 => ["list.page83_id"];
     resize_unsupported_but_works: ResizeUnsupportedButWorks => ["resize.unsupported"];
+    negative_size_key_not_given: NegativeSizeKeyNotGiven => ["create.negative_size_refused"];
+    unknown_element_key_not_given: UnknownElementKeyNotGiven => ["getInfo.unknown_element_refused"];
 }

@@ -48,6 +48,8 @@ async fn against_sim(storage_type: &str) {
         "isRestorable.agrees_with_snapRestore",
         "getAccessGroups.of_element",
         "create.bad_name_refused",
+        "create.zero_size_refused",
+        "create.unusual_name_kept_or_refused",
         "create.unknown_pool_refused",
         "cleanup.nothing_left",
         "create.missing_parameters",

@@ -122,6 +122,7 @@ const STATIC: &[(&str, &str)] = &[
     ("isSnapable.consistent", "isSnapable says False when snapshots are UNSUPPORTED, and does not deny a snapshot that createSnap then takes."),
     ("createSnap.returns_snapshot", "createSnap returns the new snapshot's SnapType record, under the name asked for when custom_snap_name is YES."),
     ("createSnap.duplicate_name_refused", "A snapshot name already in use is refused when snapshot names can be chosen."),
+    ("createSnap.bad_name_refused", "createSnap refuses a snapshot name (snap_se_record.name) holding '/' or '..' with InvalidValueEx or ValueFormatEx, whose key names an input (name, not a key of the plug-in's own)."),
     ("createMultiSnap.works_or_no_such_operation", "createMultiSnap takes one snapshot covering several elements, listed for each of them, or raises NoSuchOperationEx."),
     ("isRestorable.agrees_with_snapRestore", "isRestorable and snapRestore agree: when isRestorable says True the restore succeeds, when it says False the restore does not happen."),
     ("snapRemove.removes", "snapRemove deletes the snapshot: getCurrentSnaps no longer lists it."),

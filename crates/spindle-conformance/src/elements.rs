@@ -1190,9 +1190,29 @@ impl Kit<'_> {
             ) {
                 self.undo(v, Kind::Snap, "duplicate-snap").await;
             }
+            // A name that would leave a directory, in the snapshot's own record: refused, and
+            // a ValueFormatEx names `name` (the key of snap_se_record), not a key of its own.
+            let bad = self.name("a/../b");
+            let r = self
+                .call(
+                    Method::CreateSnap,
+                    vec![
+                        ("se_record", self.rec(l1)),
+                        ("snap_se_record", self.partial("SnapType", &bad)),
+                    ],
+                )
+                .await;
+            if let Some(v) = self.expect_refused(
+                "createSnap.bad_name_refused",
+                r,
+                BAD_VALUE,
+                &format!("a snapshot named {bad:?}"),
+            ) {
+                self.undo(v, Kind::Snap, "bad-name-snap").await;
+            }
         } else {
-            self.skip(
-                "createSnap.duplicate_name_refused",
+            self.skip_all(
+                &["createSnap.duplicate_name_refused", "createSnap.bad_name_refused"],
                 "custom_snap_name is NO: the plug-in names snapshots",
             );
         }

@@ -15,6 +15,8 @@ use std::sync::Arc;
 /// What a wrapper breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Breakage {
+    /// createSnap refuses a bad snapshot name with a key the call was not given.
+    SnapNameKeyNotGiven,
     /// remove stops presenting the element and removes it.
     RemoveWhilePresented,
     /// remove refuses, but stops presenting the element first.
@@ -306,6 +308,18 @@ impl StorageArrayPlugin for Broken {
         }
         SIM.create_multi_snap(h, ss, r, s)
     }
+    fn create_snap(
+        &self,
+        h: &dyn Host,
+        ss: &SsRecord,
+        se: &SeRecord,
+        s: Option<&SeRecord>,
+    ) -> PluginResult<SeRecord> {
+        if self.0 == SnapNameKeyNotGiven && s.and_then(|s| s.name.value()).is_some_and(|n| n.contains('/')) {
+            return Err(PluginException::value_format("snap_name", "snap_name holds '/'"));
+        }
+        SIM.create_snap(h, ss, se, s)
+    }
     fn is_restorable(
         &self,
         h: &dyn Host,
@@ -369,7 +383,6 @@ impl StorageArrayPlugin for Broken {
         clone_from_snap,
         get_current_clones,
         get_snap_limits,
-        create_snap,
         snap_remove,
         get_qos_list,
         set_qos,
@@ -445,4 +458,5 @@ broken! {
     resize_unsupported_but_works: ResizeUnsupportedButWorks => ["resize.unsupported"];
     negative_size_key_not_given: NegativeSizeKeyNotGiven => ["create.negative_size_refused"];
     unknown_element_key_not_given: UnknownElementKeyNotGiven => ["getInfo.unknown_element_refused"];
+    snap_name_key_not_given: SnapNameKeyNotGiven => ["createSnap.bad_name_refused"];
 }

@@ -18,6 +18,7 @@ pub struct CheckInfo {
 
 /// Areas that are not methods.
 pub(crate) const DECLARATIONS: &str = "declarations";
+pub(crate) const REFUSALS: &str = "refusals";
 pub(crate) const DATAPATH: &str = "datapath";
 pub(crate) const CLEANUP: &str = "cleanup";
 
@@ -144,6 +145,8 @@ const STATIC: &[(&str, &str)] = &[
     ("datapath.split_keeps_data", "splitClone leaves the clone's data as it was, and its source's too."),
     ("datapath.outsider_sees_nothing", "An initiator in no access group sees none of the LUNs the kit presents."),
     ("datapath.page83_stable", "The VPD page 0x83 of a LUN holds the page83_id the plug-in reports, before and after a resize, and two LUNs have different ids."),
+    // Refusals
+    ("refusals.change_nothing", "Every call the kit expects to be refused (bad names, sizes, pools, keys; a busy element; a call twice) that is refused leaves the run's part of the array as it was: list, getCurrentSnaps and getAccessGroups show the same elements (type, name, size, groups), snapshots and access groups (name, entries) before and after."),
     // Cleanup
     ("cleanup.nothing_left", "Everything the kit created is removed at the end, in dependency order (unpresent, clones, snapshots, LUNs, groups), and nothing carrying the run prefix remains."),
 ];
@@ -204,7 +207,8 @@ fn generated(spec: &MethodSpec) -> Vec<(String, String)> {
 }
 
 /// Every check, in report order: declarations, then method by method in the table's order
-/// (behaviour first, then the generated checks), then the data path and the clean-up.
+/// (behaviour first, then the generated checks), then the refusals, the data path and the
+/// clean-up.
 pub fn catalogue() -> Vec<CheckInfo> {
     let mut out = Vec::new();
     let push_area = |area: &str, out: &mut Vec<CheckInfo>| {
@@ -222,6 +226,7 @@ pub fn catalogue() -> Vec<CheckInfo> {
             out.push(CheckInfo { id, rule });
         }
     }
+    push_area(REFUSALS, &mut out);
     push_area(DATAPATH, &mut out);
     push_area(CLEANUP, &mut out);
     out
@@ -256,7 +261,7 @@ mod tests {
             assert!(seen.insert(c.id.clone()), "duplicate id {}", c.id);
             let area = area_of(&c.id);
             assert!(
-                [DECLARATIONS, DATAPATH, CLEANUP].contains(&area) || Method::parse(area).is_some(),
+                [DECLARATIONS, REFUSALS, DATAPATH, CLEANUP].contains(&area) || Method::parse(area).is_some(),
                 "{} is neither a method nor an area",
                 c.id
             );

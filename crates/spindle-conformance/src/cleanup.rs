@@ -163,7 +163,7 @@ impl Kit<'_> {
     /// Everything on the array that looks like the run's: by prefix, tracked identity, or an
     /// access-group entry of this run; and, for each listing that did not give a list, why
     /// (what it shows then cannot be trusted).
-    async fn ours_on_array(&mut self) -> (Vec<Value>, Vec<Value>, Vec<Value>, Vec<String>) {
+    pub(crate) async fn ours_on_array(&mut self) -> (Vec<Value>, Vec<Value>, Vec<Value>, Vec<String>) {
         let mut unverified = Vec::new();
         let mut elements = Vec::new();
         let all_types = json!(["LUNType", "GhostLUNType", "SnapCloneType"]);

@@ -332,37 +332,45 @@ impl Kit<'_> {
         match l2 {
             Some(o) => {
                 let name = name_of(&self.rec(o));
-                let r = self
-                    .call(Method::Create, vec![("se_record", self.lun_record(&name, SIZE))])
-                    .await;
-                if let Some(v) = self.expect_refused(
-                    "create.duplicate_name_refused",
-                    r,
-                    &[],
-                    &format!("creating a second element named {name:?}"),
-                ) {
+                if let Some(v) = self
+                    .refused_call(
+                        "create.duplicate_name_refused",
+                        Method::Create,
+                        vec![("se_record", self.lun_record(&name, SIZE))],
+                        &[],
+                        &format!("creating a second element named {name:?}"),
+                    )
+                    .await
+                {
                     self.undo(v, Kind::Lun, "duplicate").await;
                 }
             }
             None => self.skip("create.duplicate_name_refused", "no element to copy the name of"),
         }
         let neg = self.name("neg");
-        let r = self
-            .call(Method::Create, vec![("se_record", self.lun_record(&neg, -SIZE))])
-            .await;
-        if let Some(v) = self.expect_refused(
-            "create.negative_size_refused",
-            r,
-            BAD_VALUE,
-            &format!("create with size {}", -SIZE),
-        ) {
+        if let Some(v) = self
+            .refused_call(
+                "create.negative_size_refused",
+                Method::Create,
+                vec![("se_record", self.lun_record(&neg, -SIZE))],
+                BAD_VALUE,
+                &format!("create with size {}", -SIZE),
+            )
+            .await
+        {
             self.undo(v, Kind::Lun, "negative").await;
         }
         let zero = self.name("zero");
-        let r = self
-            .call(Method::Create, vec![("se_record", self.lun_record(&zero, 0))])
-            .await;
-        if let Some(v) = self.expect_refused("create.zero_size_refused", r, BAD_VALUE, "create with size 0") {
+        if let Some(v) = self
+            .refused_call(
+                "create.zero_size_refused",
+                Method::Create,
+                vec![("se_record", self.lun_record(&zero, 0))],
+                BAD_VALUE,
+                "create with size 0",
+            )
+            .await
+        {
             self.undo(v, Kind::Lun, "zero").await;
         }
         match self.vol_groups.clone() {
@@ -370,16 +378,19 @@ impl Kit<'_> {
                 let pool = self.name("no-such-pool");
                 let mut se = self.lun_record(&self.name("nopool"), SIZE);
                 se["vol_group_name"] = json!(pool);
-                let r = self.call(Method::Create, vec![("se_record", se)]).await;
-                if let Some(v) = self.expect_refused(
-                    "create.unknown_pool_refused",
-                    r,
-                    BAD_VALUE,
-                    &format!(
-                        "create in vol_group_name {pool:?} (the array has {})",
-                        pools.join(", ")
-                    ),
-                ) {
+                if let Some(v) = self
+                    .refused_call(
+                        "create.unknown_pool_refused",
+                        Method::Create,
+                        vec![("se_record", se)],
+                        BAD_VALUE,
+                        &format!(
+                            "create in vol_group_name {pool:?} (the array has {})",
+                            pools.join(", ")
+                        ),
+                    )
+                    .await
+                {
                     self.undo(v, Kind::Lun, "no-pool").await;
                 }
             }
@@ -389,15 +400,16 @@ impl Kit<'_> {
             ),
         }
         let bad = self.name("a/../b");
-        let r = self
-            .call(Method::Create, vec![("se_record", self.lun_record(&bad, SIZE))])
-            .await;
-        if let Some(v) = self.expect_refused(
-            "create.bad_name_refused",
-            r,
-            BAD_VALUE,
-            &format!("create of an element named {bad:?}"),
-        ) {
+        if let Some(v) = self
+            .refused_call(
+                "create.bad_name_refused",
+                Method::Create,
+                vec![("se_record", self.lun_record(&bad, SIZE))],
+                BAD_VALUE,
+                &format!("create of an element named {bad:?}"),
+            )
+            .await
+        {
             self.undo(v, Kind::Lun, "bad-name").await;
         }
         self.unusual_name_probes().await;
@@ -749,32 +761,27 @@ impl Kit<'_> {
             let _ = self.call(method, vec![]).await;
             let _ = self.call(method, vec![("se_record", self.rec(l1))]).await;
         }
-        let r = self
-            .call(Method::GetInfo, vec![("se_record", self.ghost_se("LUNType"))])
-            .await;
-        self.expect_refused(
+        self.refused_call(
             "getInfo.unknown_element_refused",
-            r,
+            Method::GetInfo,
+            vec![("se_record", self.ghost_se("LUNType"))],
             &[
                 ExceptionKind::InvalidValueEx,
                 ExceptionKind::MissingKeyEx,
                 ExceptionKind::ValueFormatEx,
             ],
             "getInfo of an element the array does not have",
-        );
+        )
+        .await;
         if self.supported(OpKey::Resize) {
-            let r = self
-                .call(
-                    Method::Resize,
-                    vec![("se_record", self.rec(l1)), ("new_size", json!(-GROWN))],
-                )
-                .await;
-            self.expect_refused(
+            self.refused_call(
                 "resize.negative_size_refused",
-                r,
+                Method::Resize,
+                vec![("se_record", self.rec(l1)), ("new_size", json!(-GROWN))],
                 BAD_VALUE,
                 &format!("resize of L1 to {}", -GROWN),
-            );
+            )
+            .await;
         } else {
             self.skip("resize.negative_size_refused", "resize is UNSUPPORTED");
         }
@@ -855,10 +862,8 @@ impl Kit<'_> {
         }
         match els.s1 {
             Some(_) => {
-                let r = self.call(Method::Remove, vec![("se_record", self.rec(l1))]).await;
                 self.busy_verdict(
                     "remove.refused_while_snapshots",
-                    r,
                     l1,
                     "L1, which snapshot S1 depends on",
                 )
@@ -876,14 +881,8 @@ impl Kit<'_> {
         }
         match els.c1 {
             Some(_) if !self.objs[l2].gone => {
-                let r = self.call(Method::Remove, vec![("se_record", self.rec(l2))]).await;
-                self.busy_verdict(
-                    "remove.refused_while_clones",
-                    r,
-                    l2,
-                    "L2, which clone C1 depends on",
-                )
-                .await;
+                self.busy_verdict("remove.refused_while_clones", l2, "L2, which clone C1 depends on")
+                    .await;
             }
             _ => self.skip(
                 "remove.refused_while_clones",
@@ -912,16 +911,18 @@ impl Kit<'_> {
         }
     }
 
-    /// A remove that must raise StorageElementBusyEx; if it removed `o` instead, the kit
-    /// knows it is gone.
-    async fn busy_verdict(&mut self, id: &str, r: CallResult, o: ObjId, what: &str) {
+    /// A remove of `o` that must raise StorageElementBusyEx; if it removed `o` instead, the
+    /// kit knows it is gone.
+    async fn busy_verdict(&mut self, id: &str, o: ObjId, what: &str) {
         if self
-            .expect_refused(
+            .refused_call(
                 id,
-                r,
+                Method::Remove,
+                vec![("se_record", self.rec(o))],
                 &[ExceptionKind::StorageElementBusyEx],
                 &format!("remove of {what}"),
             )
+            .await
             .is_some()
         {
             self.mark_gone(o);
@@ -975,14 +976,15 @@ impl Kit<'_> {
             );
             return;
         }
-        let r = self.call(Method::Remove, vec![("se_record", self.rec(o))]).await;
         let removed = self
-            .expect_refused(
+            .refused_call(
                 "remove.refused_while_presented",
-                r,
+                Method::Remove,
+                vec![("se_record", self.rec(o))],
                 &[ExceptionKind::StorageElementBusyEx],
                 &format!("remove of L2 while it is presented to {g}"),
             )
+            .await
             .is_some();
         if removed {
             self.mark_gone(o);
@@ -1173,41 +1175,37 @@ impl Kit<'_> {
             }
         }
         if custom {
-            let r = self
-                .call(
+            if let Some(v) = self
+                .refused_call(
+                    "createSnap.duplicate_name_refused",
                     Method::CreateSnap,
                     vec![
                         ("se_record", self.rec(l1)),
                         ("snap_se_record", self.partial("SnapType", &s_name)),
                     ],
+                    &[],
+                    &format!("a second snapshot named {s_name:?}"),
                 )
-                .await;
-            if let Some(v) = self.expect_refused(
-                "createSnap.duplicate_name_refused",
-                r,
-                &[],
-                &format!("a second snapshot named {s_name:?}"),
-            ) {
+                .await
+            {
                 self.undo(v, Kind::Snap, "duplicate-snap").await;
             }
             // A name that would leave a directory, in the snapshot's own record: refused, and
             // a ValueFormatEx names `name` (the key of snap_se_record), not a key of its own.
             let bad = self.name("a/../b");
-            let r = self
-                .call(
+            if let Some(v) = self
+                .refused_call(
+                    "createSnap.bad_name_refused",
                     Method::CreateSnap,
                     vec![
                         ("se_record", self.rec(l1)),
                         ("snap_se_record", self.partial("SnapType", &bad)),
                     ],
+                    BAD_VALUE,
+                    &format!("a snapshot named {bad:?}"),
                 )
-                .await;
-            if let Some(v) = self.expect_refused(
-                "createSnap.bad_name_refused",
-                r,
-                BAD_VALUE,
-                &format!("a snapshot named {bad:?}"),
-            ) {
+                .await
+            {
                 self.undo(v, Kind::Snap, "bad-name-snap").await;
             }
         } else {
@@ -1461,21 +1459,19 @@ impl Kit<'_> {
             }
         }
         if custom {
-            let r = self
-                .call(
+            if let Some(v) = self
+                .refused_call(
+                    "clone.duplicate_name_refused",
                     Method::Clone,
                     vec![
                         ("se_record", self.rec(l2)),
                         ("dest_se_record", self.partial("SnapCloneType", &name)),
                     ],
+                    &[],
+                    &format!("a second clone named {name:?}"),
                 )
-                .await;
-            if let Some(v) = self.expect_refused(
-                "clone.duplicate_name_refused",
-                r,
-                &[],
-                &format!("a second clone named {name:?}"),
-            ) {
+                .await
+            {
                 self.undo(v, Kind::Clone, "duplicate-clone").await;
             }
         } else {
@@ -1653,22 +1649,18 @@ impl Kit<'_> {
             None => self.skip("setQoS.listed_value", "getQoSList did not answer"),
         }
         let bogus = self.name("no-such-qos");
-        let r = self
-            .call(
-                Method::SetQos,
-                vec![("se_record", self.rec(l1)), ("qos", json!(bogus))],
-            )
-            .await;
-        self.expect_refused(
+        self.refused_call(
             "setQoS.unlisted_value_refused",
-            r,
+            Method::SetQos,
+            vec![("se_record", self.rec(l1)), ("qos", json!(bogus))],
             &[
                 ExceptionKind::InvalidValueEx,
                 ExceptionKind::ValueFormatEx,
                 ExceptionKind::NoSuchOperationEx,
             ],
             &format!("setQoS of L1 to {bogus:?}, a value getQoSList did not offer"),
-        );
+        )
+        .await;
     }
 
     /// updateSERecords, refresh and discover, when the plug-in implements them (the
@@ -1917,13 +1909,14 @@ impl Kit<'_> {
                             still.join(" and ")
                         ),
                     );
-                    let r = self.call(Method::SnapRemove, vec![("snap_se_record", rec)]).await;
-                    self.expect_refused(
+                    self.refused_call(
                         "snapRemove.twice_refused",
-                        r,
+                        Method::SnapRemove,
+                        vec![("snap_se_record", rec)],
                         &[],
                         "snapRemove of S1 a second time",
-                    );
+                    )
+                    .await;
                 }
                 Err(f) => {
                     self.call_failed("snapRemove.removes", &f, "snapRemove of S1");
@@ -1969,8 +1962,14 @@ impl Kit<'_> {
         match els.l1.filter(|&o| !self.objs[o].gone) {
             Some(l1) => {
                 if self.remove_one(l1, &mut removed).await {
-                    let r = self.call(Method::Remove, vec![("se_record", self.rec(l1))]).await;
-                    self.expect_refused("remove.twice_refused", r, &[], "remove of L1 a second time");
+                    self.refused_call(
+                        "remove.twice_refused",
+                        Method::Remove,
+                        vec![("se_record", self.rec(l1))],
+                        &[],
+                        "remove of L1 a second time",
+                    )
+                    .await;
                 } else {
                     self.skip(
                         "remove.twice_refused",

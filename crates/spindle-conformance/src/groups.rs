@@ -178,18 +178,16 @@ impl Kit<'_> {
         }
         // The same name again.
         let again = vec![self.entry()];
-        let r = self
-            .call(
+        if let Some(v) = self
+            .refused_call(
+                "createAccessGroups.duplicate_refused",
                 Method::CreateAccessGroups,
                 vec![("access_grps", json!([grp(&g1, &again)]))],
+                &[],
+                &format!("creating a second group named {g1}"),
             )
-            .await;
-        if let Some(v) = self.expect_refused(
-            "createAccessGroups.duplicate_refused",
-            r,
-            &[],
-            &format!("creating a second group named {g1}"),
-        ) {
+            .await
+        {
             self.adopt(&v);
         }
         // No name.
@@ -368,51 +366,41 @@ impl Kit<'_> {
     async fn unknown_group_probes(&mut self) {
         let ghost = self.name("no-such-grp");
         let e = self.entry();
-        let r = self
-            .call(
+        if self
+            .refused_call(
+                "addToAccessGroup.unknown_group_refused",
                 Method::AddToAccessGroup,
                 vec![("access_grp_name", json!(ghost)), ("grp_entries", json!([e]))],
-            )
-            .await;
-        if self
-            .expect_refused(
-                "addToAccessGroup.unknown_group_refused",
-                r,
                 BAD_VALUE,
                 &format!("adding an entry to {ghost}, which does not exist"),
             )
+            .await
             .is_some()
         {
             self.stray_groups.push(ghost.clone());
         }
-        let r = self
-            .call(
-                Method::RemoveFromAccessGroup,
-                vec![("access_grp_name", json!(ghost)), ("grp_entries", json!([e]))],
-            )
-            .await;
-        self.expect_refused(
+        self.refused_call(
             "removeFromAccessGroup.unknown_group_refused",
-            r,
+            Method::RemoveFromAccessGroup,
+            vec![("access_grp_name", json!(ghost)), ("grp_entries", json!([e]))],
             BAD_VALUE,
             &format!("removing an entry from {ghost}, which does not exist"),
-        );
+        )
+        .await;
         let ghost2 = self.name("no-such-grp2");
-        let r = self
-            .call(
+        if let Some(v) = self
+            .refused_call(
+                "renameAccessGroup.unknown_group_refused",
                 Method::RenameAccessGroup,
                 vec![
                     ("access_grp_name", json!(ghost)),
                     ("new_access_grp_name", json!(ghost2)),
                 ],
+                BAD_VALUE,
+                &format!("renaming {ghost}, which does not exist"),
             )
-            .await;
-        if let Some(v) = self.expect_refused(
-            "renameAccessGroup.unknown_group_refused",
-            r,
-            BAD_VALUE,
-            &format!("renaming {ghost}, which does not exist"),
-        ) {
+            .await
+        {
             self.adopt(&v);
             self.stray_groups.push(ghost2);
         }
@@ -542,15 +530,16 @@ impl Kit<'_> {
                         format!("removeAccessGroups succeeded, but getAccessGroups still lists {g}"),
                     );
                 }
-                let r = self
-                    .call(Method::RemoveAccessGroups, vec![("access_grps", arg)])
-                    .await;
-                if let Some(v) = self.expect_refused(
-                    "removeAccessGroups.twice_refused",
-                    r,
-                    &[],
-                    &format!("removing {g} a second time"),
-                ) {
+                if let Some(v) = self
+                    .refused_call(
+                        "removeAccessGroups.twice_refused",
+                        Method::RemoveAccessGroups,
+                        vec![("access_grps", arg)],
+                        &[],
+                        &format!("removing {g} a second time"),
+                    )
+                    .await
+                {
                     self.adopt(&v);
                 }
             }
@@ -759,19 +748,17 @@ impl Kit<'_> {
     /// startPresent to a group that does not exist must be refused.
     pub(crate) async fn present_unknown_group(&mut self, o: ObjId) {
         let ghost = self.name("no-such-grp");
-        let r = self
-            .call(
+        let label = self.label(o);
+        if let Some(v) = self
+            .refused_call(
+                "startPresent.unknown_group_refused",
                 Method::StartPresent,
                 vec![("se_record", self.rec(o)), ("access_grp_names", json!([ghost]))],
+                BAD_VALUE,
+                &format!("presenting {label} to {ghost}, which does not exist"),
             )
-            .await;
-        let label = self.label(o);
-        if let Some(v) = self.expect_refused(
-            "startPresent.unknown_group_refused",
-            r,
-            BAD_VALUE,
-            &format!("presenting {label} to {ghost}, which does not exist"),
-        ) {
+            .await
+        {
             // Believe the array about what the element is presented to now.
             if let Some(names) = presented_names(&v) {
                 self.objs[o].presented = names;

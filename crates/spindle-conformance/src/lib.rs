@@ -38,6 +38,7 @@ mod kit;
 mod options;
 mod params;
 mod preamble;
+mod refusals;
 mod report;
 mod unfinished;
 

@@ -39,6 +39,8 @@ enum Breakage {
     NegativeSizeAccepted,
     /// create of size 0 makes a 1 MiB LUN (rounds it up to one extent).
     ZeroSizeAccepted,
+    /// create makes an element of size 0 (as 1 MiB), then refuses the call.
+    ZeroSizeRefusedAfterCreating,
     /// create hands a name to a shell and a file system unchecked: shell metacharacters and
     /// names over 255 bytes fail with OperationFailedEx instead of being refused as invalid.
     NameReachesShell,
@@ -201,6 +203,11 @@ impl StorageArrayPlugin for Broken {
             }
             ZeroSizeAccepted if se.size.value() == Some(&0) => {
                 se.size = Field::Value(1 << 20);
+            }
+            ZeroSizeRefusedAfterCreating if se.size.value() == Some(&0) => {
+                se.size = Field::Value(1 << 20);
+                SIM.create(h, ss, &se, thin, qos)?;
+                return Err(PluginException::invalid_value("size 0 holds no block"));
             }
             NameReachesShell => {
                 if let Some(name) = se.name.value() {
@@ -435,7 +442,7 @@ macro_rules! broken {
 
 broken! {
     remove_while_presented: RemoveWhilePresented => ["remove.refused_while_presented"];
-    remove_unpresents: RemoveUnpresents => ["remove.never_unpresents"];
+    remove_unpresents: RemoveUnpresents => ["refusals.change_nothing", "remove.never_unpresents"];
     list_twice: ListTwice => ["list.no_duplicates"];
     snapshot_unsupported_but_works: SnapshotUnsupportedButWorks => ["createSnap.unsupported"];
     max_entries_not_enforced: MaxEntriesNotEnforced => ["addToAccessGroup.max_access_entries"];
@@ -445,6 +452,7 @@ broken! {
     duplicate_group_name: DuplicateGroupName => ["createAccessGroups.duplicate_refused"];
     negative_size_accepted: NegativeSizeAccepted => ["create.negative_size_refused"];
     zero_size_accepted: ZeroSizeAccepted => ["create.zero_size_refused"];
+    zero_size_refused_after_creating: ZeroSizeRefusedAfterCreating => ["refusals.change_nothing"];
     name_reaches_shell: NameReachesShell => ["create.unusual_name_kept_or_refused"];
     current_snaps_missing: CurrentSnapsMissing => ["getCurrentSnaps.lists_snapshot"];
     resize_refused_while_presented: ResizeRefusedWhilePresented => ["resize.online"];

@@ -114,7 +114,7 @@ const STATIC: &[(&str, &str)] = &[
     ("isSplittable.consistent", "isSplittable says False for an element that is not a clone, and for every element when splitclone is UNSUPPORTED."),
     ("clone.returns_clone", "clone returns the new clone's record: not a snapshot, the source's size, under the name asked for when custom_clone_name is YES."),
     ("clone.duplicate_name_refused", "A clone name already in use is refused when clone names can be chosen."),
-    ("splitClone.progress", "A split that may run asynchronously (splitclone_is_sync = NO) reports its progress until it finishes."),
+    ("splitClone.progress", "A split that may run asynchronously (splitclone_is_sync = NO) reports its progress until it finishes, never going back (-1, not known, aside)."),
     ("splitClone.independent", "After splitClone the clone no longer depends on its source: getCurrentClones of the source omits it and the source can be removed before it."),
     ("cloneFromSnap.returns_clone", "cloneFromSnap returns the new clone's record: not a snapshot, the snapshot's size, under the name asked for when custom_clone_name is YES."),
     ("getCurrentClones.lists_clone", "getCurrentClones lists a new clone for the whole array and for its source (or raises NoSuchOperationEx when the array cannot tell)."),

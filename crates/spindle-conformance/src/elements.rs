@@ -1819,11 +1819,24 @@ impl Kit<'_> {
                         .collect();
                     let finished = events.last().is_some_and(|e| e.progress.is_none());
                     let running = events.iter().any(|e| e.progress.is_some());
+                    // A known percentage never goes back: a host waiting on it would see the
+                    // work undone (-1, "not known", may come and go).
+                    let known: Vec<i64> = events
+                        .iter()
+                        .filter_map(|e| e.progress)
+                        .filter(|&p| p >= 0)
+                        .collect();
+                    let backwards = known.windows(2).any(|w| w[1] < w[0]);
+                    let bad = if backwards {
+                        format!("progress went backwards: {}", seen.join(", "))
+                    } else {
+                        format!("progress events did not run to completion: {}", seen.join(", "))
+                    };
                     self.verdict(
                         "splitClone.progress",
-                        finished && running,
+                        finished && running && !backwards,
                         format!("progress reported: {}", seen.join(", ")),
-                        format!("progress events did not run to completion: {}", seen.join(", ")),
+                        bad,
                     );
                 }
                 let of = els.l2.filter(|&o| !self.objs[o].gone);

@@ -10,6 +10,7 @@ use spindle_api::{
     PluginMetadata, PluginResult, SeRecord, SeType, SsRecord, StorageArrayPlugin,
 };
 use spindle_plugin_sim::SimArray;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// What a wrapper breaks.
@@ -50,6 +51,8 @@ enum Breakage {
     ResizeRefusedWhilePresented,
     /// splitclone_is_sync is declared YES; the split runs asynchronously.
     SplitDeclaredSync,
+    /// getAsyncProgress reports a split at 90%, then at 10% or less.
+    ProgressBackwards,
     /// create changes the ss_uuid it was given.
     CreateBreaksUpdateRules,
     /// remove of an element that does not exist raises the validate-only InvalidStorageArrayEx.
@@ -327,6 +330,17 @@ impl StorageArrayPlugin for Broken {
         }
         SIM.create_snap(h, ss, se, s)
     }
+    fn get_async_progress(&self, h: &dyn Host, ss: &SsRecord, rec: &Value) -> PluginResult<Value> {
+        let mut v = SIM.get_async_progress(h, ss, rec)?;
+        if self.0 == ProgressBackwards {
+            static REPORTED_HIGH: AtomicBool = AtomicBool::new(false);
+            if let Some(p) = v.get("async_progress").and_then(Value::as_i64) {
+                let high = !REPORTED_HIGH.swap(true, Ordering::SeqCst);
+                v["async_progress"] = Value::from(if high { 90 } else { p.min(10) });
+            }
+        }
+        Ok(v)
+    }
     fn is_restorable(
         &self,
         h: &dyn Host,
@@ -393,7 +407,6 @@ impl StorageArrayPlugin for Broken {
         snap_remove,
         get_qos_list,
         set_qos,
-        get_async_progress,
     );
 }
 
@@ -404,6 +417,13 @@ async fn expect_only(b: Breakage, expected: &[&str]) {
     let m = manager(vec![Arc::new(Broken(b))], vec![], scratch.path()).await;
     let p = plugin(&m, "conformance.broken.Sim");
     let mut ss = sim_ss(state.path(), "iSCSIStorage");
+    if b == ProgressBackwards {
+        // Two seconds of split: several polls while it runs.
+        ss["extra_info"] = Value::String(format!(
+            "state_dir={};split_ms_per_gib=2000",
+            state.path().display()
+        ));
+    }
     if b == SplitDeclaredSync {
         // The split the manager refuses goes on in the array; let it end before the removals.
         ss["extra_info"] = Value::String(format!("state_dir={};split_ms_per_gib=1", state.path().display()));
@@ -418,6 +438,13 @@ async fn expect_only(b: Breakage, expected: &[&str]) {
         got == want,
         &format!("{b:?}: expected exactly {want:?} to fail, got {got:?}"),
     );
+    if b == ProgressBackwards {
+        check_report(
+            &report,
+            report.to_text().contains("progress went backwards"),
+            "ProgressBackwards: failed for another reason",
+        );
+    }
     check_report(
         &report,
         report.leftovers.is_empty(),
@@ -457,6 +484,7 @@ broken! {
     current_snaps_missing: CurrentSnapsMissing => ["getCurrentSnaps.lists_snapshot"];
     resize_refused_while_presented: ResizeRefusedWhilePresented => ["resize.online"];
     split_declared_sync: SplitDeclaredSync => ["splitClone.sync"];
+    progress_backwards: ProgressBackwards => ["splitClone.progress"];
     create_breaks_update_rules: CreateBreaksUpdateRules => ["create.update_rules"];
     validate_only_exception_from_remove: ValidateOnlyExceptionFromRemove => ["remove.exceptions"];
     unknown_group_ignored: UnknownGroupIgnored => ["startPresent.unknown_group_refused"];

@@ -218,6 +218,9 @@ pub(crate) struct Kit<'a> {
     pub fallback: Option<String>,
     /// The LUN the data path found L1 as.
     pub dp_lun: Option<crate::datapath::LunRef>,
+    /// The last listing `refusals.change_nothing` took, with the length of `log` right after
+    /// it: while no call followed, it is still what the array shows.
+    pub refusal_view: Option<(usize, crate::refusals::Seen)>,
 }
 
 fn text<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
@@ -392,6 +395,7 @@ impl<'a> Kit<'a> {
             unfinished: Vec::new(),
             fallback: None,
             dp_lun: None,
+            refusal_view: None,
         }
     }
 

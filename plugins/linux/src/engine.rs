@@ -310,6 +310,12 @@ impl CarriedIntent {
 /// The file in a pool directory that names the array owning it (its array id and a newline).
 pub const POOL_OWNER_FILE: &str = ".spindle-array-owner";
 
+/// The `meta` key recording that the array claimed the pool directory `pool` (wrote its
+/// owner file there): such a directory without the owner file is never claimed again.
+fn claimed_key(pool: &Path) -> String {
+    format!("claimed_pool:{}", pool.to_string_lossy())
+}
+
 /// The array id `pool` names as its owner; `None` when it names none.
 fn pool_owner(pool: &Path) -> Result<Option<String>> {
     let path = pool.join(POOL_OWNER_FILE);
@@ -492,6 +498,10 @@ impl Engine {
     /// pools were claimed, or an array whose state directory was lost): this array would
     /// take them for leftovers of its own and remove them, or adopt them under a second page
     /// 83 id. A pool this array registered before pools were claimed is claimed as it is.
+    /// A pool it claimed once (recorded in its database, [`claimed_key`]) whose directory
+    /// lacks the owner file is never claimed again: that directory is not the pool (most
+    /// likely its mount point, the file system not mounted), even when it holds none of the
+    /// pool's LUNs because the pool has none.
     fn claim_pools(&mut self, cfg: &ArrayConfig) -> Result<()> {
         let known = self.db.pools()?;
         // Every pool is checked before any is claimed: a refused array claims nothing.
@@ -502,8 +512,17 @@ impl Engine {
             let registered = known.iter().find(|k| k.path == p.path);
             Engine::check_claim(p, Some(&self.array_id), registered.is_some())?;
             if let Some(k) = registered.filter(|_| matches!(pool_owner(&p.path), Ok(None))) {
-                if let Err(e) = self.check_unclaimed_pool(k) {
-                    self.unavailable.insert(k.name.clone(), e.to_string());
+                let why = if self.db.meta(&claimed_key(&k.path))?.is_some() {
+                    Some(format!(
+                        "pool {} directory {} is not this array's pool: it lacks the array's owner file ({POOL_OWNER_FILE}), which the array wrote there when it claimed the pool (is its file system mounted?)",
+                        shown(&k.name),
+                        shown(&k.path.to_string_lossy())
+                    ))
+                } else {
+                    self.check_unclaimed_pool(k).err().map(|e| e.to_string())
+                };
+                if let Some(why) = why {
+                    self.unavailable.insert(k.name.clone(), why);
                 }
             }
         }
@@ -513,6 +532,13 @@ impl Engine {
             .filter(|p| !self.unavailable.contains_key(&p.name))
         {
             claim_pool(&p.path, &self.array_id)?;
+            let key = claimed_key(&p.path);
+            if self.db.meta(&key)?.is_none() {
+                self.db
+                    .conn
+                    .run("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, '1')", [&key])
+                    .dbx("record pool claim")?;
+            }
         }
         Ok(())
     }

@@ -23,8 +23,10 @@
 //! request would; every [`FULL_WATCH_EVERY`]th check reads tgtd's whole state and corrects
 //! it, which repairs changes made inside a running tgtd behind the array's back. A killed tgtd is back with every target, ACL, CHAP account, LUN number and
 //! page 83 id within that interval with nobody calling, whether or not a management server is
-//! running. It only ever uses engines it has, so an array that went away (its pools or state
-//! gone) is dropped, never recreated; an administrator who stops tgtd on purpose stops the
+//! running. An engine that can no longer be made current (its array went away, or a pool
+//! was unmounted or mounted again) is dropped and its array opened afresh at the next watch
+//! like a remembered one below, never created: a degraded array stays watched, and a pool
+//! that comes back is exported again within two intervals; an administrator who stops tgtd on purpose stops the
 //! resident program first (and, since it restores its arrays when it starts, keeps it
 //! stopped).
 //!
@@ -169,9 +171,15 @@ impl Engines {
                 self.put(key.clone(), engine);
                 continue;
             }
-            // An engine that cannot be made current belongs to an array that went away: it is
-            // dropped (the next request for that array says what is wrong).
+            // An engine that cannot be made current is dropped: its array went away, or the
+            // pools it can use changed (a file system unmounted or mounted again). Its
+            // configuration is opened afresh by the next restore, as a remembered array is
+            // (never created), so that a degraded array keeps its usable pools served and a
+            // pool that comes back is exported again, with nobody calling.
             if engine.resume().is_err() {
+                if let Some(cfg) = engine.config() {
+                    served.retry(cfg.clone());
+                }
                 continue;
             }
             match crate::tgt::watch(&engine, mode) {
@@ -363,6 +371,15 @@ impl Served {
             .map_err(|e| Error::Failed(format!("cannot encode the arrays served: {e}")))?;
         fsops::replace_file(&self.path, &text)?;
         fsops::fsync_dir(dir)
+    }
+
+    /// Opens `cfg` again at the next restore: an array whose engine the watch dropped
+    /// (module docs, "Watching tgtd"). Not remembered anew: it was served already.
+    fn retry(&self, cfg: ArrayConfig) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if !pending.iter().any(|(c, _)| *c == cfg) {
+            pending.push((cfg, false));
+        }
     }
 
     /// Serves `cfg`, the configuration in force of an array this program holds only under

@@ -27,7 +27,8 @@
 //! 4. the files and their directories are fsynced; the marker is cleared.
 //!
 //! An intent left `applied` is a finished operation once the marker is clear, and the next
-//! operation's commit deletes it. After every crash, recovery removes orphan files that match
+//! operation's commit deletes it (unless it touches a pool that cannot be used now: it waits
+//! for the pool, whose files alone can tell whether it finished). After every crash, recovery removes orphan files that match
 //! this array's naming patterns.
 //!
 //! # Durability
@@ -310,6 +311,12 @@ impl CarriedIntent {
 /// The file in a pool directory that names the array owning it (its array id and a newline).
 pub const POOL_OWNER_FILE: &str = ".spindle-array-owner";
 
+/// The `meta` key recording that the array claimed the pool directory `pool` (wrote its
+/// owner file there): such a directory without the owner file is never claimed again.
+fn claimed_key(pool: &Path) -> String {
+    format!("claimed_pool:{}", pool.to_string_lossy())
+}
+
 /// The array id `pool` names as its owner; `None` when it names none.
 fn pool_owner(pool: &Path) -> Result<Option<String>> {
     let path = pool.join(POOL_OWNER_FILE);
@@ -492,6 +499,10 @@ impl Engine {
     /// pools were claimed, or an array whose state directory was lost): this array would
     /// take them for leftovers of its own and remove them, or adopt them under a second page
     /// 83 id. A pool this array registered before pools were claimed is claimed as it is.
+    /// A pool it claimed once (recorded in its database, [`claimed_key`]) whose directory
+    /// lacks the owner file is never claimed again: that directory is not the pool (most
+    /// likely its mount point, the file system not mounted), even when it holds none of the
+    /// pool's LUNs because the pool has none.
     fn claim_pools(&mut self, cfg: &ArrayConfig) -> Result<()> {
         let known = self.db.pools()?;
         // Every pool is checked before any is claimed: a refused array claims nothing.
@@ -502,8 +513,17 @@ impl Engine {
             let registered = known.iter().find(|k| k.path == p.path);
             Engine::check_claim(p, Some(&self.array_id), registered.is_some())?;
             if let Some(k) = registered.filter(|_| matches!(pool_owner(&p.path), Ok(None))) {
-                if let Err(e) = self.check_unclaimed_pool(k) {
-                    self.unavailable.insert(k.name.clone(), e.to_string());
+                let why = if self.db.meta(&claimed_key(&k.path))?.is_some() {
+                    Some(format!(
+                        "pool {} directory {} is not this array's pool: it lacks the array's owner file ({POOL_OWNER_FILE}), which the array wrote there when it claimed the pool (is its file system mounted?)",
+                        shown(&k.name),
+                        shown(&k.path.to_string_lossy())
+                    ))
+                } else {
+                    self.check_unclaimed_pool(k).err().map(|e| e.to_string())
+                };
+                if let Some(why) = why {
+                    self.unavailable.insert(k.name.clone(), why);
                 }
             }
         }
@@ -513,6 +533,13 @@ impl Engine {
             .filter(|p| !self.unavailable.contains_key(&p.name))
         {
             claim_pool(&p.path, &self.array_id)?;
+            let key = claimed_key(&p.path);
+            if self.db.meta(&key)?.is_none() {
+                self.db
+                    .conn
+                    .run("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, '1')", [&key])
+                    .dbx("record pool claim")?;
+            }
         }
         Ok(())
     }
@@ -1242,10 +1269,10 @@ impl Engine {
         if self.marker()?.is_some_and(|m| m != op) {
             self.recover()?;
         }
+        let waiting = self.waiting_intents()?;
         self.db.committing(durable, |db| {
             let tx = db.tx()?;
-            tx.run("DELETE FROM intents WHERE step = 'applied'", [])
-                .dbx("delete finished intents")?;
+            delete_finished_intents(&tx, &waiting)?;
             tx.run(
                 "INSERT INTO intents (op, kind, plan, step, created) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![op, kind, plan_json, step, db::now()],
@@ -1386,7 +1413,8 @@ impl Engine {
         // One commit that does not wait for the disk, then the flush of the files: measured
         // no slower than overlapping the two on two threads, since the flush needs the
         // machine's other core for the file system's and the loop device's own work.
-        let committed = commit_applied(&mut self.db, op, kind, plan_json, plan, serial);
+        let waiting = self.waiting_intents()?;
+        let committed = commit_applied(&mut self.db, op, kind, plan_json, plan, serial, &waiting);
         if committed.is_ok() {
             crash::point(&format!("{kind}.prepared"));
         }
@@ -1693,8 +1721,26 @@ impl Engine {
     /// runs), then removes orphan files of this array's naming patterns from the pools. Runs
     /// under the lock, at every [`Engine::open`].
     pub fn recover(&mut self) -> Result<()> {
-        // An operation on a pool that cannot be used now stays pending until it can: its
-        // files cannot be seen, so whether it finished cannot be told.
+        let waiting = self.waiting_intents()?;
+        for it in self.db.intents()? {
+            if waiting.contains(&it.op) {
+                continue;
+            }
+            self.recover_intent(&it)?;
+        }
+        self.remove_orphans()?;
+        self.set_marker(None)
+    }
+
+    /// The intents that touch a pool that cannot be used now: they stay pending until it
+    /// can be, since whether they finished cannot be told while its files cannot be seen.
+    /// That holds for an `applied` one too (its program may have died before its files were
+    /// durable, and the marker that said so is cleared by the recovery that skipped it), so
+    /// the next operation's commit keeps it rather than taking it for finished.
+    fn waiting_intents(&self) -> Result<BTreeSet<String>> {
+        if self.unavailable.is_empty() {
+            return Ok(BTreeSet::new());
+        }
         let away: Vec<PathBuf> = self
             .db
             .pools()?
@@ -1702,17 +1748,16 @@ impl Engine {
             .filter(|p| self.unavailable.contains_key(&p.name))
             .map(|p| p.path)
             .collect();
-        for it in self.db.intents()? {
-            let touches_away = !away.is_empty()
-                && serde_json::from_str::<Plan>(&it.plan)
-                    .is_ok_and(|plan| plan.paths().iter().any(|f| away.iter().any(|a| f.starts_with(a))));
-            if touches_away {
-                continue;
-            }
-            self.recover_intent(&it)?;
-        }
-        self.remove_orphans()?;
-        self.set_marker(None)
+        Ok(self
+            .db
+            .intents()?
+            .into_iter()
+            .filter(|it| {
+                serde_json::from_str::<Plan>(&it.plan)
+                    .is_ok_and(|plan| plan.paths().iter().any(|f| away.iter().any(|a| f.starts_with(a))))
+            })
+            .map(|it| it.op)
+            .collect())
     }
 
     fn remove_orphans(&mut self) -> Result<()> {
@@ -3721,9 +3766,29 @@ fn take_serial(tx: &rusqlite::Transaction<'_>, serial: Option<u64>) -> Result<()
     }
 }
 
+/// Deletes, in `tx`, the intents left `applied` by earlier operations: they are complete (the
+/// marker was found clear, or recovered), except those `waiting` for their pool
+/// ([`Engine::waiting_intents`]), which are kept.
+fn delete_finished_intents(tx: &rusqlite::Transaction<'_>, waiting: &BTreeSet<String>) -> Result<()> {
+    if waiting.is_empty() {
+        tx.run("DELETE FROM intents WHERE step = 'applied'", [])
+            .dbx("delete finished intents")?;
+        return Ok(());
+    }
+    let keep = serde_json::to_string(waiting)
+        .map_err(|e| Error::Failed(format!("cannot encode the intents kept: {e}")))?;
+    tx.run(
+        "DELETE FROM intents WHERE step = 'applied' AND op NOT IN (SELECT value FROM json_each(?1))",
+        [keep],
+    )
+    .dbx("delete finished intents")?;
+    Ok(())
+}
+
 /// Step 3 of [`Engine::execute_insert`]: one commit, not waiting for the disk, of the intent
 /// (step `applied`), the serial and the new rows. Intents left `applied` by earlier operations
-/// are complete (the marker was found clear, or recovered) and are deleted in it.
+/// are complete (the marker was found clear, or recovered) and are deleted in it, but for
+/// those `waiting` for their pool.
 fn commit_applied(
     db: &mut Db,
     op: &str,
@@ -3731,6 +3796,7 @@ fn commit_applied(
     plan_json: &str,
     plan: &Plan,
     serial: Option<u64>,
+    waiting: &BTreeSet<String>,
 ) -> Result<()> {
     let Plan::Insert {
         elements, members, ..
@@ -3740,8 +3806,7 @@ fn commit_applied(
     };
     db.committing(false, |db| {
         let tx = db.tx()?;
-        tx.run("DELETE FROM intents WHERE step = 'applied'", [])
-            .dbx("delete finished intents")?;
+        delete_finished_intents(&tx, waiting)?;
         tx.run(
             "INSERT INTO intents (op, kind, plan, step, created) VALUES (?1, ?2, ?3, 'applied', ?4)",
             params![op, kind, plan_json, db::now()],

@@ -632,7 +632,9 @@ fn want(plan: &ExportPlan, tids: &BTreeMap<String, u32>) -> Result<(Want, Vec<St
 }
 
 /// What the export plan is made from, cheaply: the export generation (which every change of
-/// the plan's tables moves), the IQN prefix, the settings and the CHAP secret file's identity.
+/// the plan's tables moves), the pools that cannot be used now (their LUNs leave the plan
+/// and come back with them, which no table records), the IQN prefix, the settings and the
+/// CHAP secret file's identity.
 /// The version of what an [`ExportPlan`] asks of tgtd, in the quick fingerprint: a program
 /// that serves more of the plan (2: thin provisioning) must not take an older program's clean
 /// sync for its own, so its first check after an upgrade computes the plan.
@@ -642,6 +644,7 @@ fn quick_fingerprint(engine: &Engine, settings: &TgtSettings) -> Result<String> 
     let mut h = std::collections::hash_map::DefaultHasher::new();
     PLAN_FORMAT.hash(&mut h);
     engine.export_gen()?.hash(&mut h);
+    engine.unavailable_pools().keys().for_each(|p| p.hash(&mut h));
     engine.iqn_prefix().hash(&mut h);
     serde_json::to_string(settings).unwrap_or_default().hash(&mut h);
     secret_id(&engine.chap_secret_path()).hash(&mut h);

@@ -417,6 +417,49 @@ fn an_unmounted_pool_degrades_the_array_and_is_never_adopted() {
     assert_eq!(ok(&cfg, with(json!({"op": "list"}))).as_array().unwrap().len(), 2);
 }
 
+/// A pool the array claimed is never claimed again without its owner file, even when it
+/// holds no LUN (so none is missing) and its mount point lies on a file system of its own
+/// kind (a data disk's mount point on an XFS root): unmounted, it degrades the array, and
+/// nothing is written under the mount point, where a LUN would have vanished under the disk
+/// once mounted again (and been rolled back by the next recovery).
+#[test]
+fn an_empty_pool_is_not_adopted_at_a_mount_point_on_its_own_kind_of_file_system() {
+    if !can_mount() {
+        return;
+    }
+    let root = TestFs::new(Kind::Xfs, 512);
+    let data = TestFs::new_at(Kind::Xfs, 512, &root.mnt.join("data"));
+    let mut cfg = config(&root.pool("p0"));
+    cfg.pools.push(spindle_plugin_linux::config::PoolConfig {
+        name: "p1".into(),
+        path: data.mnt.clone(),
+    });
+    assert_eq!(ok(&cfg, json!({"op": "validate"}))["status"], "ONLINE");
+    data.unmount();
+    let e = err(
+        &cfg,
+        json!({"op": "create", "name": "l1", "pool": "p1", "size": 8 << 20}),
+    );
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("mounted?") && m.contains("come back"), "{m}");
+    let info = ok(&cfg, json!({"op": "info"}));
+    assert_eq!(info["status"], "DEGRADED", "{info}");
+    assert!(
+        listing(&data.mnt).is_empty(),
+        "the mount point was claimed or written"
+    );
+    data.remount();
+    let l1 = ok(
+        &cfg,
+        json!({"op": "create", "name": "l1", "pool": "p1", "size": 8 << 20}),
+    );
+    assert!(data
+        .mnt
+        .join(format!("{}.img", l1["uuid"].as_str().unwrap()))
+        .exists());
+    assert_eq!(ok(&cfg, json!({"op": "info"}))["status"], "ONLINE");
+}
+
 /// A registration never follows another array made in its state directory while the pool's
 /// file system was not mounted (by a request of another registration, or of none).
 #[test]

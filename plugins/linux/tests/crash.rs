@@ -474,3 +474,53 @@ fn an_operation_whose_every_commit_was_lost_is_recovered_from_its_files() {
         }
     }
 }
+
+/// An insert whose program died before its files were durable, in a pool whose disk then
+/// went away (its unflushed file with it), waits for that pool: the requests of the other
+/// pools meanwhile, an insert there included, do not take its intent for a finished one, so
+/// once the pool is back the operation is rolled back, never listed without its file.
+#[test]
+fn an_insert_cut_short_in_a_pool_that_went_away_waits_for_it() {
+    if !can_mount() {
+        return;
+    }
+    let (first, second) = (TestFs::new(Kind::Xfs, 512), TestFs::new(Kind::Xfs, 512));
+    let mut cfg = config(&first.pool("p0"));
+    cfg.pools.push(spindle_plugin_linux::config::PoolConfig {
+        name: "p1".into(),
+        path: second.mnt.clone(),
+    });
+    ok(&cfg, json!({"op": "validate"}));
+    let (success, _) = request(
+        &cfg,
+        json!({"op": "create", "name": "cut", "pool": "p1", "size": 8 << 20}),
+        &[(CRASH_ENV, "create.prepared")],
+    );
+    assert!(!success);
+    let files: Vec<String> = listing(&second.mnt)
+        .into_iter()
+        .filter(|n| n.ends_with(".img"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    // The file never reached the disk before the disk went away.
+    std::fs::remove_file(second.mnt.join(&files[0])).unwrap();
+    second.unmount();
+    ok(&cfg, json!({"op": "list"}));
+    ok(
+        &cfg,
+        json!({"op": "create", "name": "other", "pool": "p0", "size": 8 << 20}),
+    );
+    second.remount();
+    let names: Vec<Value> = ok(&cfg, json!({"op": "list"}))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        [json!("other")],
+        "the cut-short create was kept without its file"
+    );
+    assert_eq!(ok(&cfg, json!({"op": "fsck"})), json!([]));
+}

@@ -494,3 +494,57 @@ fn a_portal_changed_by_any_run_is_the_one_kept() {
         "{log}"
     );
 }
+
+/// The resident program keeps watching an array whose pool went away (degraded): a tgtd
+/// killed then is back with the other pools' LUNs, and once the pool is mounted again its
+/// LUNs are served again, with their LUN numbers, while nobody makes a request. Its engine
+/// used to be dropped at the first watch after the pool went away, and the array left
+/// unwatched until the next request.
+#[test]
+fn a_degraded_array_stays_watched_and_its_pool_comes_back_with_no_request() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let other = TestFs::new(Kind::Xfs, 512);
+    let tgt = Tgt::new();
+    let mut cfg = tgt_config(&fs.pool("p0"), &tgt);
+    cfg.pools.push(spindle_plugin_linux::config::PoolConfig {
+        name: "p1".into(),
+        path: other.mnt.clone(),
+    });
+    let d = Daemon::start(&[]);
+    let via = d.via();
+    let (_, want) = export_one_lun(&via, &cfg, &tgt, "l1");
+    let l2 = ok_via(
+        &via,
+        &cfg,
+        json!({"op": "create", "name": "l2", "pool": "p1", "size": 4 << 20}),
+    );
+    ok_via(
+        &via,
+        &cfg,
+        json!({"op": "present", "uuid": l2["uuid"], "groups": ["ga"]}),
+    );
+    let target = want[0].0.clone();
+    let both = vec![(target.clone(), vec![1, 2])];
+    assert_eq!(visible(&tgt.portal(), INIT_A, None), both);
+
+    other.unmount_lazily();
+    // The watch takes the pool's LUN out of the export.
+    wait_export(&tgt, &want);
+    let before = tgt.pid();
+    tgt.kill9();
+    let start = Instant::now();
+    while tgt.pid().is_none() || tgt.pid() == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "tgtd was not restarted for the degraded array"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_export(&tgt, &want);
+    other.remount();
+    wait_export(&tgt, &both);
+    drop(d);
+}

@@ -822,8 +822,22 @@ fn a_pool_belongs_to_one_array() {
         .cloned()
         .collect();
     assert_eq!(listing(&pool), unowned, "a refused array touched the pool");
-    // The first array claims its registered pool again and has everything.
+    // The first array does not claim it again while its database says it claimed it once
+    // (the directory could be the pool's mount point): it is degraded, the pool untouched.
     drop(a);
+    let a = engine(&cfg);
+    assert!(
+        a.unavailable_pools().contains_key("p0"),
+        "the pool was claimed again"
+    );
+    assert_eq!(listing(&pool), unowned, "a degraded array touched the pool");
+    // Made before pools were claimed, the array has no such record: it claims its registered
+    // pool again and has everything.
+    drop(a);
+    rusqlite::Connection::open(cfg.state_dir().unwrap().join("array.db"))
+        .unwrap()
+        .execute("DELETE FROM meta WHERE key LIKE 'claimed_pool:%'", [])
+        .unwrap();
     let a = engine(&cfg);
     assert_eq!(std::fs::read_to_string(&owner).unwrap().trim(), a.array_id());
     assert_eq!(a.list(&[SeType::Lun, SeType::SnapClone]).unwrap().len(), 2);

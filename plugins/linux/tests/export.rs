@@ -1055,3 +1055,49 @@ fn a_degraded_array_keeps_exporting_its_usable_pools() {
     assert_eq!(visible(&tgt.portal(), INIT_A, None), vec![(target, vec![1, 2])]);
     drop(fs);
 }
+
+/// A pool whose file system goes away leaves the export with the next request of any kind,
+/// and its LUNs come back, with their LUN numbers, with the next request of any kind once it
+/// is mounted again: not only with one that reconciles fully, since the export generation
+/// does not move (no table changed). Otherwise tgtd kept serving them from the lazily
+/// unmounted file system (keeping it busy), and left them out once it was back.
+#[test]
+fn any_request_takes_a_pool_that_went_away_out_of_the_export_and_back_in() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let (fs, tgt, mut cfg) = array_with_group_ga();
+    let other = TestFs::new(Kind::Xfs, 512);
+    cfg.pools.push(spindle_plugin_linux::config::PoolConfig {
+        name: "p1".into(),
+        path: other.mnt.clone(),
+    });
+    lun_presented_to_ga(&cfg);
+    let l2 = ok(
+        &cfg,
+        json!({"op": "create", "name": "l2", "pool": "p1", "size": 8 * MIB}),
+    );
+    ok(
+        &cfg,
+        json!({"op": "present", "uuid": uuid(&l2), "groups": ["ga"]}),
+    );
+    let target = "iqn.2025-01.org.example:array:ga".to_string();
+    let both = vec![(target.clone(), vec![1, 2])];
+    assert_eq!(visible(&tgt.portal(), INIT_A, None), both);
+
+    other.unmount_lazily();
+    ok(&cfg, json!({"op": "list"}));
+    assert_eq!(
+        visible(&tgt.portal(), INIT_A, None),
+        vec![(target, vec![1])],
+        "a LUN of the pool that went away is still served"
+    );
+    other.remount();
+    ok(&cfg, json!({"op": "list"}));
+    assert_eq!(
+        visible(&tgt.portal(), INIT_A, None),
+        both,
+        "the pool's LUN was not served again"
+    );
+    drop(fs);
+}

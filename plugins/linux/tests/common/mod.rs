@@ -64,11 +64,23 @@ pub fn can_mount() -> bool {
 impl TestFs {
     /// A new file system of `mib` MiB.
     pub fn new(kind: Kind, mib: u64) -> TestFs {
+        TestFs::make(kind, mib, None)
+    }
+
+    /// A new file system of `mib` MiB mounted at `mnt`, a new directory this makes: inside
+    /// another test file system, its mount point lies on a file system of that kind (as a
+    /// data disk's mount point on an XFS or btrfs root file system does). Drop it before
+    /// the one it is mounted in.
+    pub fn new_at(kind: Kind, mib: u64, mnt: &Path) -> TestFs {
+        TestFs::make(kind, mib, Some(mnt))
+    }
+
+    fn make(kind: Kind, mib: u64, at: Option<&Path>) -> TestFs {
         let tmp = tempfile::Builder::new()
             .prefix("spindle-linux-")
             .tempdir()
             .unwrap();
-        let mnt = tmp.path().join("mnt");
+        let mnt = at.map_or_else(|| tmp.path().join("mnt"), Path::to_path_buf);
         std::fs::create_dir(&mnt).unwrap();
         let mut fs = TestFs {
             mnt: mnt.clone(),

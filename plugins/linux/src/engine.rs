@@ -488,8 +488,47 @@ impl Engine {
         }
         engine.claim_pools(cfg)?;
         engine.register_pools(cfg)?;
+        let outside = engine.unusable_outside(cfg)?;
+        engine.unavailable.extend(outside);
         engine.recover()?;
         Ok(engine)
+    }
+
+    /// The pools the array has that `cfg` leaves out and that cannot be used now, with why.
+    /// Their elements are still the array's (requests name them, and new ones may be made
+    /// there), so a configuration that leaves out a pool whose file system is not mounted
+    /// must not let its empty mount point be written, nor its pending intents take the whole
+    /// array down: such a pool degrades the array as one in the configuration does. A pool
+    /// registered before claims were recorded, without an owner file, is used as it is.
+    fn unusable_outside(&self, cfg: &ArrayConfig) -> Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        for p in self.db.pools()? {
+            if cfg.pools.iter().any(|c| c.name == p.name || c.path == p.path) {
+                continue;
+            }
+            let (name, path) = (shown(&p.name), shown(&p.path.to_string_lossy()));
+            let why = match fs::metadata(&p.path) {
+                Err(e) => format!(
+                    "pool {name} (not in the configuration) directory {path} is not usable: {e} (is its file system mounted?)"
+                ),
+                Ok(md) if !md.is_dir() => {
+                    format!("pool {name} (not in the configuration) path {path} is not a directory")
+                }
+                Ok(_) => match pool_owner(&p.path) {
+                    Ok(Some(owner)) if owner == self.array_id => continue,
+                    Ok(Some(_)) => format!(
+                        "pool {name} (not in the configuration) directory {path} belongs to another array"
+                    ),
+                    Ok(None) if self.db.meta(&claimed_key(&p.path))?.is_some() => format!(
+                        "pool {name} (not in the configuration) directory {path} lacks the array's owner file ({POOL_OWNER_FILE}) (is its file system mounted?)"
+                    ),
+                    Ok(None) => continue,
+                    Err(e) => format!("pool {name} (not in the configuration) directory {path} is not usable: {e}"),
+                },
+            };
+            out.insert(p.name.clone(), why);
+        }
+        Ok(out)
     }
 
     /// Makes sure every pool of `cfg` belongs to this array, claiming the ones that belong to
@@ -617,21 +656,22 @@ impl Engine {
     /// pending or the in-flight marker names an operation. An engine whose database file was replaced or removed meanwhile is refused
     /// (the resident program then opens the array afresh).
     pub fn resume(&mut self) -> Result<()> {
-        if let Some(cfg) = &self.cfg {
-            // A pool that went away or came back since (a file system unmounted or mounted):
-            // the array is opened afresh, which degrades it, or claims and recovers the pool.
-            let now = Engine::unusable_pools(cfg, true);
-            if !now.keys().eq(self.unavailable.keys()) {
-                return Err(Error::Unavailable(
-                    "the pools that can be used changed since the array was opened".into(),
-                ));
-            }
-        }
         if self.db_file.is_none() || db_file_id(&self.state_dir) != self.db_file {
             return Err(Error::Unavailable(format!(
                 "the state database in {} was replaced or removed since it was opened",
                 shown(&self.state_dir.to_string_lossy())
             )));
+        }
+        if let Some(cfg) = &self.cfg {
+            // A pool that went away or came back since (a file system unmounted or mounted):
+            // the array is opened afresh, which degrades it, or claims and recovers the pool.
+            let mut now = Engine::unusable_pools(cfg, true);
+            now.extend(self.unusable_outside(cfg)?);
+            if !now.keys().eq(self.unavailable.keys()) {
+                return Err(Error::Unavailable(
+                    "the pools that can be used changed since the array was opened".into(),
+                ));
+            }
         }
         let _g = self.lock()?;
         // Intents left `applied` belong to operations that finished, unless the marker still

@@ -460,6 +460,66 @@ fn an_empty_pool_is_not_adopted_at_a_mount_point_on_its_own_kind_of_file_system(
     assert_eq!(ok(&cfg, json!({"op": "info"}))["status"], "ONLINE");
 }
 
+/// A configuration that leaves out a pool the array has does not hide that the pool's file
+/// system is not mounted: the pool's elements are still the array's, so the array is
+/// degraded as when the pool is in the configuration, and nothing is written at the empty
+/// mount point (a create there used to be answered on the root file system).
+#[test]
+fn a_pool_left_out_of_the_configuration_still_degrades_the_array() {
+    if !can_mount() {
+        return;
+    }
+    let root = TestFs::new(Kind::Xfs, 512);
+    let data = TestFs::new_at(Kind::Xfs, 512, &root.mnt.join("data"));
+    let only_p0 = config(&root.pool("p0"));
+    let mut both = only_p0.clone();
+    both.pools.push(spindle_plugin_linux::config::PoolConfig {
+        name: "p1".into(),
+        path: data.mnt.clone(),
+    });
+    assert_eq!(ok(&both, json!({"op": "validate"}))["status"], "ONLINE");
+    let l1 = ok(
+        &both,
+        json!({"op": "create", "name": "l1", "pool": "p1", "size": 8 << 20}),
+    );
+    let l1_file = data.mnt.join(format!("{}.img", l1["uuid"].as_str().unwrap()));
+    data.unmount();
+    let info = ok(&only_p0, json!({"op": "info"}));
+    assert_eq!(info["status"], "DEGRADED", "{info}");
+    let e = err(
+        &only_p0,
+        json!({"op": "create", "name": "l2", "pool": "p1", "size": 8 << 20}),
+    );
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.contains("not in the configuration") && m.contains("mounted?"),
+        "{m}"
+    );
+    let listed = ok(&only_p0, json!({"op": "list"}));
+    assert_eq!(listed[0]["status"], "UNAVAILABLE", "{listed}");
+    assert!(
+        listing(&data.mnt).is_empty(),
+        "the mount point was claimed or written"
+    );
+    // A LUN in the configuration's pool is still made.
+    ok(
+        &only_p0,
+        json!({"op": "create", "name": "l3", "pool": "p0", "size": 8 << 20}),
+    );
+    data.remount();
+    assert!(l1_file.exists());
+    assert_eq!(ok(&only_p0, json!({"op": "info"}))["status"], "ONLINE");
+    let listed = ok(&only_p0, json!({"op": "list"}));
+    let l1_now = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "l1")
+        .cloned()
+        .unwrap();
+    assert_eq!(l1_now["status"], "ONLINE", "{listed}");
+}
+
 /// A registration never follows another array made in its state directory while the pool's
 /// file system was not mounted (by a request of another registration, or of none).
 #[test]

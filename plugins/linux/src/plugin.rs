@@ -265,7 +265,11 @@ impl<'a> Call<'a> {
             Ok(r) => r,
             Err(e) => return Err(self.unreadable(op, &line, &e)),
         };
-        if let Some(ex) = reply.error {
+        if let Some(mut ex) = reply.error {
+            // The array's `registration` is the ss_record's uuid.
+            if ex.key.as_deref() == Some("registration") {
+                ex.key = Some("uuid".into());
+            }
             return Err(ex);
         }
         for w in &reply.warnings {

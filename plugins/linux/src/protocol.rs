@@ -490,6 +490,7 @@ pub fn check_registration(env: &Envelope) -> Result<(), Error> {
     let Some(registration) = &env.registration else {
         return Ok(());
     };
+    crate::registry::check_id(registration)?;
     Registry::default().check(registration, &env.config)?;
     match &env.config.tgt {
         Some(_) => tgt::check_registration(&env.config, registration),
@@ -517,7 +518,9 @@ fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
             Err(e) => return error(&exception(&e)),
         },
     };
-    let registration = env.registration.as_deref().filter(|_| env.config.tgt.is_some());
+    // Whether or not this configuration exports through tgtd: the CHAP account is the
+    // array's, and any later request that does brings tgtd to it.
+    let registration = env.registration.as_deref();
     if let (Some(registration), Some(before), Some(asked)) = (registration, &chap_before, asked) {
         if let Err(e) = tgt::check_chap_change(engine, registration, before.as_ref(), asked) {
             return error(&exception(&e));

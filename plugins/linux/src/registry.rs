@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 /// Longest registration (ss_record uuid) accepted: its file name must fit a directory entry.
 const MAX_REGISTRATION_LEN: usize = 200;
+/// Longest file name of a registration (a directory entry holds 255 bytes).
+const MAX_FILE_NAME_LEN: usize = 255;
 
 /// Where the array program keeps what belongs to the host rather than to one array:
 /// `/var/lib/spindle-array` (root) or `$XDG_STATE_HOME/spindle-array` (else
@@ -56,6 +58,39 @@ pub fn file_name_of(text: &[u8]) -> String {
     name
 }
 
+/// Refuses a registration (ss_record uuid) that cannot be one: empty, control or non-ASCII
+/// characters, a path separator or a leading `.` (`../x`), or too long for its file name
+/// (every byte [`file_name_of`] escapes takes three). Checked before anything is opened,
+/// so nothing is written for it; its file would otherwise be missing (name too long) and
+/// the registration silently unguarded, or its text land in messages and logs as it is.
+pub fn check_id(registration: &str) -> Result<()> {
+    let why = if registration.is_empty() {
+        Some("is empty".to_string())
+    } else if !registration.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("holds a blank, control or non-ASCII character".to_string())
+    } else if registration.contains(['/', '\\']) || registration.starts_with('.') {
+        Some("holds a path separator or starts with '.'".to_string())
+    } else if registration.len() > MAX_REGISTRATION_LEN
+        || file_name_of(registration.as_bytes()).len() + ".json".len() > MAX_FILE_NAME_LEN
+    {
+        Some(format!(
+            "is longer than {MAX_REGISTRATION_LEN} bytes, or than its file name allows"
+        ))
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::format(
+            "registration",
+            format!(
+                "registration (the storage server's uuid) {} {why}: it must be printable ASCII without '/' or '\\', not starting with '.'",
+                shown(registration)
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The array a registration reached last.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Bound {
@@ -82,22 +117,31 @@ impl Registry {
     }
 
     fn path(&self, registration: &str) -> Result<PathBuf> {
-        if registration.is_empty() || registration.len() > MAX_REGISTRATION_LEN {
-            return Err(Error::InvalidArray(format!(
-                "the storage server's uuid {} is empty or longer than {MAX_REGISTRATION_LEN} bytes",
-                shown(registration)
-            )));
-        }
+        check_id(registration)?;
         Ok(self
             .dir
             .join(format!("{}.json", file_name_of(registration.as_bytes()))))
     }
 
     fn bound(&self, registration: &str) -> Result<Option<Bound>> {
-        // An unreadable or damaged file only loses the guard until the next request writes it.
-        Ok(fs::read(self.path(registration)?)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok()))
+        // An unreadable or damaged file refuses the registration's requests: taken for no
+        // file, it let settings naming another array make the registration a new, empty
+        // one, and the next request wrote that one over the lost binding for good.
+        let path = self.path(registration)?;
+        let damaged = |why: String| {
+            Error::Unavailable(format!(
+                "the file {} that says which array storage server uuid {} is cannot be used ({why}); check the array, then remove the file (the next request records the array it reaches)",
+                shown(&path.to_string_lossy()),
+                shown(registration),
+            ))
+        };
+        match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| damaged(format!("damaged: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(damaged(format!("unreadable: {e}"))),
+        }
     }
 
     /// Refuses a request of `registration` whose configuration names another array than the

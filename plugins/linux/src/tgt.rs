@@ -218,7 +218,8 @@ struct Record {
     chap_registrations: Vec<String>,
 }
 
-/// How many registrations of one array's configuration in force are remembered.
+/// How many registrations of one array's configuration in force are remembered (the first
+/// one, which set it, always).
 const REGISTRATIONS_KEPT: usize = 16;
 
 fn tgt_err(context: &str, e: TgtError) -> Error {
@@ -321,9 +322,17 @@ pub fn note_registration(engine: &Engine, registration: &str) -> Result<()> {
         engine,
         |r| r.config.as_ref() != engine.config() || r.registrations.iter().any(|n| n == registration),
         |record| {
+            // An array from before CHAP settings were tracked: its registrations so far are
+            // the ones that may know them ([`check_chap_change`]); a newcomer must not join
+            // them by sending a request (a refused CHAP change, then the same again).
+            if record.chap_registrations.is_empty() {
+                record.chap_registrations = record.registrations.clone();
+            }
             record.registrations.push(registration.to_string());
             if record.registrations.len() > REGISTRATIONS_KEPT {
-                record.registrations.remove(0);
+                // The one that set it stays: others sending the same settings (any
+                // registration may) must not take its right to change them away.
+                record.registrations.remove(1);
             }
         },
     )
@@ -400,7 +409,8 @@ pub fn note_chap(engine: &Engine, registration: &str, changed: bool) -> Result<(
             }
             record.chap_registrations.push(registration.to_string());
             if record.chap_registrations.len() > REGISTRATIONS_KEPT {
-                record.chap_registrations.remove(0);
+                // As for the configuration: the one that set them stays.
+                record.chap_registrations.remove(1);
             }
         },
     )

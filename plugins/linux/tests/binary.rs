@@ -562,3 +562,91 @@ fn a_registration_never_follows_an_array_made_under_its_mount_point() {
     fs.remount();
     assert_eq!(ok(&cfg, with(json!({"op": "list"})))[0]["name"], "l0");
 }
+
+/// A registration that cannot be an ss_record uuid (a path, control characters, too long
+/// for its file) is refused before anything is opened, the key naming it: no state
+/// directory, no owner file, no registration file.
+#[test]
+fn a_registration_that_cannot_be_a_uuid_is_refused_and_writes_nothing() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let pool = fs.pool("a");
+    let cfg = config(&pool);
+    let registrations = spindle_plugin_linux::registry::Registry::default();
+    let long = "a".repeat(201);
+    let escaped = "_".repeat(90);
+    for reg in [
+        "../x", "..", ".x", "a/b", "a\\b", "x\ny", "x y", "", &long, &escaped,
+    ] {
+        for op in [json!({"op": "validate"}), json!({"op": "list"})] {
+            let mut req = op;
+            req["registration"] = json!(reg);
+            let e = err(&cfg, req.clone());
+            assert_eq!(e["exception"], "ValueFormatEx", "{req}: {e}");
+            assert_eq!(e["key"], "registration", "{req}: {e}");
+            assert!(e["message"].as_str().unwrap().contains("registration"), "{e}");
+        }
+        let file = registrations.dir().join(format!(
+            "{}.json",
+            spindle_plugin_linux::registry::file_name_of(reg.as_bytes())
+        ));
+        assert!(!file.exists(), "{} was written", file.display());
+    }
+    assert!(listing(&pool).is_empty(), "{:?}", listing(&pool));
+    assert!(
+        !pool.join(".spindle-array").exists(),
+        "a state directory was made"
+    );
+}
+
+/// A registration whose file is damaged or unreadable is refused, the message naming the
+/// file, where it used to count as unbound: settings naming another array made the
+/// registration that new, empty array, and its file was written over for good.
+#[test]
+fn a_damaged_registration_file_refuses_its_requests() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let (a, b) = (fs.pool("a"), fs.pool("b"));
+    let reg = uuid::Uuid::new_v4().to_string();
+    let with = |mut req: serde_json::Value| {
+        req["registration"] = json!(reg);
+        req
+    };
+    ok(&config(&a), with(json!({"op": "validate"})));
+    let file = spindle_plugin_linux::registry::Registry::default()
+        .dir()
+        .join(format!("{reg}.json"));
+    let bound = std::fs::read(&file).unwrap();
+    for damage in ["truncated", "directory"] {
+        if damage == "truncated" {
+            std::fs::write(&file, &bound[..bound.len() / 2]).unwrap();
+        } else {
+            std::fs::remove_file(&file).unwrap();
+            std::fs::create_dir(&file).unwrap();
+        }
+        for cfg in [config(&b), config(&a)] {
+            let e = err(&cfg, with(json!({"op": "validate"})));
+            assert_eq!(e["exception"], "InvalidStorageArrayEx", "{damage}: {e}");
+            assert!(
+                e["message"].as_str().unwrap().contains(&format!("{reg}.json")),
+                "{damage}: {e}"
+            );
+        }
+        assert!(listing(&b).is_empty(), "{damage}: {:?}", listing(&b));
+        assert!(
+            !b.join(".spindle-array").exists(),
+            "{damage}: a new array was made"
+        );
+        if damage == "directory" {
+            std::fs::remove_dir(&file).unwrap();
+        }
+    }
+    // Removed, the next request records the array it reaches.
+    ok(&config(&a), with(json!({"op": "list"})));
+    assert_eq!(std::fs::read(&file).unwrap(), bound);
+    std::fs::remove_file(&file).unwrap();
+}

@@ -1013,6 +1013,93 @@ fn a_second_registration_cannot_take_the_chap_account() {
     assert_eq!(tgt.adm().accounts().unwrap(), ["third"]);
 }
 
+/// The CHAP guard holds however a registration asks: with settings that name no tgtd
+/// instance (the account is the array's all the same, and the next request that exports
+/// brings tgtd to it), and by asking again after a refusal on an array whose CHAP settings
+/// no registration is recorded to have sent (set by a request without one, or from before
+/// they were tracked), where the refused request used to make the second registration one
+/// of those that may change them.
+#[test]
+fn the_chap_guard_holds_without_tgt_and_when_asked_again() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let (_fs, tgt, cfg) = array_with_group_ga();
+    lun_presented_to_ga(&cfg);
+    let (x, y) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+    let first = Chap::new("first", "first-secret-1");
+    let ga = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
+    // CHAP set by a request without a registration, then x sends the settings in force
+    // (no CHAP in its request): x is the array's registration, nobody is recorded as
+    // having sent the CHAP settings.
+    ok(
+        &cfg,
+        json!({"op": "validate", "chap": {"username": "first", "secret": "first-secret-1"}}),
+    );
+    ok(&cfg, json!({"op": "list", "registration": x}));
+    let other = json!({"op": "validate", "registration": y, "chap": {"username": "second", "secret": "second-secret-2"}});
+    for attempt in 1..=3 {
+        let e = err(&cfg, other.clone());
+        assert_eq!(e["exception"], "InvalidStorageArrayEx", "attempt {attempt}: {e}");
+        assert!(
+            e["message"].as_str().unwrap().contains(&format!("uuid {x}")),
+            "attempt {attempt}: {e}"
+        );
+    }
+    // The same through settings without tgt_control.
+    let mut no_tgt = cfg.clone();
+    no_tgt.tgt = None;
+    for asked in [
+        json!({"op": "set-chap", "registration": y, "chap": {"username": "second", "secret": "second-secret-2"}}),
+        json!({"op": "set-chap", "registration": y, "chap": null}),
+        json!({"op": "validate", "registration": y, "chap": {"username": "first", "secret": "another-secret-3"}}),
+    ] {
+        let e = err(&no_tgt, asked.clone());
+        let m = e["message"].as_str().unwrap();
+        assert!(m.contains(&format!("uuid {x}")), "{asked}: {e}");
+        assert!(
+            !m.contains("secret-2") && !m.contains("secret-3"),
+            "a secret leaked: {m}"
+        );
+    }
+    ok(&cfg, json!({"op": "list", "registration": y}));
+    assert_eq!(tgt.adm().accounts().unwrap(), ["first"]);
+    assert_eq!(
+        visible(&tgt.portal(), INIT_A, Some(&first)),
+        ga,
+        "the first registration's hosts were locked out"
+    );
+    // x may still rotate them.
+    ok(
+        &cfg,
+        json!({"op": "validate", "registration": x, "chap": {"username": "first", "secret": "first-secret-4"}}),
+    );
+    assert_eq!(
+        visible(&tgt.portal(), INIT_A, Some(&Chap::new("first", "first-secret-4"))),
+        ga
+    );
+}
+
+/// The registrations that sent the settings in force are remembered up to a bound, but the
+/// one that set them always: others sending the same settings (read-only requests, or the
+/// same CHAP account) used to push it out, after which it was refused a change of its own
+/// array's CHAP account (and of its export settings), named as another registration's.
+#[test]
+fn the_registration_that_set_the_chap_account_is_never_forgotten() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let (_fs, tgt, cfg) = array_with_group_ga();
+    let x = uuid::Uuid::new_v4().to_string();
+    let chap = |r: &str, secret: &str| json!({"op": "validate", "registration": r, "chap": {"username": "first", "secret": secret}});
+    ok(&cfg, chap(&x, "first-secret-1"));
+    for _ in 0..20 {
+        ok(&cfg, chap(&uuid::Uuid::new_v4().to_string(), "first-secret-1"));
+    }
+    ok(&cfg, chap(&x, "first-secret-2"));
+    assert_eq!(tgt.adm().accounts().unwrap(), ["first"]);
+}
+
 /// A degraded array keeps exporting the LUNs of its usable pools — also after tgtd is
 /// killed — and exports a pool's LUNs again, with their LUN numbers, once its file system is
 /// back.

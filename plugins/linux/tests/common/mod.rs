@@ -325,6 +325,19 @@ impl Tgt {
     pub fn new() -> Tgt {
         let dir = tempfile::Builder::new().prefix("spt-").tempdir().unwrap();
         let n = NEXT_CONTROL.fetch_add(1, Ordering::SeqCst);
+        // SPINDLE_TEST_TGT=CONTROL_FIRST-CONTROL_LAST:PORT_FIRST-PORT_LAST keeps the tests'
+        // tgtd instances and portals in those ranges (run them one at a time then).
+        if let Some((control, port)) = std::env::var("SPINDLE_TEST_TGT").ok().and_then(|r| {
+            let range = |s: &str| -> Option<(u16, u16)> {
+                let (a, b) = s.split_once('-')?;
+                Some((a.parse().ok()?, b.parse().ok()?))
+            };
+            let (c, p) = r.split_once(':')?;
+            let ((c0, c1), (p0, p1)) = (range(c)?, range(p)?);
+            Some((c0 + n % (c1 - c0 + 1), p0 + n % (p1 - p0 + 1)))
+        }) {
+            return Tgt { dir, control, port };
+        }
         let control = 2000 + ((std::process::id() % 500) as u16) * 20 + n % 20;
         Tgt {
             dir,

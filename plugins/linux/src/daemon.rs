@@ -220,9 +220,10 @@ impl Engines {
                 ))
             }
         };
-        if let Err(e) = protocol::check_registration(&env) {
-            return protocol::error(&protocol::exception(&env, &e));
-        }
+        let _first_binding = match protocol::check_registration(&env) {
+            Ok(guard) => guard,
+            Err(e) => return protocol::error(&protocol::exception(&env, &e)),
+        };
         let made = protocol::NewArray::before_open(&env);
         // A resident engine that cannot be made current (its pools or database went away) is
         // dropped, and the array opened afresh, which says what is wrong if it still is.

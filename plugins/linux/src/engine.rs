@@ -826,21 +826,33 @@ impl Engine {
     }
 
     fn lock_at(state_dir: &Path) -> Result<LockGuard> {
-        let path = state_dir.join("lock");
+        Engine::lock_file(&state_dir.join("lock"))
+    }
+
+    fn lock_file(path: &Path) -> Result<LockGuard> {
         let f = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .mode(0o600)
-            .open(&path)
-            .ctx("cannot open lock", &path)?;
-        f.lock().ctx("cannot lock", &path)?;
+            .open(path)
+            .ctx("cannot open lock", path)?;
+        f.lock().ctx("cannot lock", path)?;
         Ok(LockGuard(f))
     }
 
     /// Takes the array's lock (blocking) until the guard is dropped.
     pub fn lock(&self) -> Result<LockGuard> {
         Engine::lock_at(&self.state_dir)
+    }
+
+    /// Takes the array's CHAP lock (blocking) until the guard is dropped: a request that
+    /// sends CHAP settings holds it from reading the account in force to recording who sent
+    /// the new one, so that two registrations' requests (a rotation and a re-send of the old
+    /// settings) cannot both pass the takeover check against the same account and leave the
+    /// older one in force. Its own file: the array's lock is taken and released inside.
+    pub fn chap_lock(&self) -> Result<LockGuard> {
+        Engine::lock_file(&self.state_dir.join("chap.lock"))
     }
 
     /// The state directory.

@@ -383,9 +383,10 @@ pub fn exception(env: &Envelope, e: &Error) -> PluginException {
 
 /// Serves one parsed request with an engine opened for it (the one-shot program).
 pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
-    if let Err(e) = check_registration(env) {
-        return error(&exception(env, &e));
-    }
+    let _first_binding = match check_registration(env) {
+        Ok(guard) => guard,
+        Err(e) => return error(&exception(env, &e)),
+    };
     let made = NewArray::before_open(env);
     match Engine::open(&env.config, opts) {
         Ok(mut engine) => {
@@ -485,17 +486,21 @@ fn handle_for_registration(env: &Envelope, engine: &mut Engine) -> Value {
 /// Whether the request's registration may send its configuration: it names the array the
 /// registration is ([`Registry::check`]), with the export settings in force
 /// ([`tgt::check_registration`]); checked before the array is opened, since opening it with
-/// a configuration makes a new array, or registers that configuration's new pools.
-pub fn check_registration(env: &Envelope) -> Result<(), Error> {
+/// a configuration makes a new array, or registers that configuration's new pools. For a
+/// registration bound to no array yet, the answer holds the lock of first bindings
+/// ([`Registry::lock_first_binding`]): keep it until the request is answered.
+pub fn check_registration(env: &Envelope) -> Result<Option<std::fs::File>, Error> {
     let Some(registration) = &env.registration else {
-        return Ok(());
+        return Ok(None);
     };
     crate::registry::check_id(registration)?;
-    Registry::default().check(registration, &env.config)?;
-    match &env.config.tgt {
-        Some(_) => tgt::check_registration(&env.config, registration),
-        None => Ok(()),
+    let registry = Registry::default();
+    let first = registry.lock_first_binding(registration)?;
+    registry.check(registration, &env.config)?;
+    if env.config.tgt.is_some() {
+        tgt::check_registration(&env.config, registration)?;
     }
+    Ok(first)
 }
 
 /// [`handle_with`] once the request's registration may send its configuration.
@@ -508,6 +513,16 @@ fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
         Request::SetChap { chap } => Some(chap.as_ref()),
         Request::Validate { chap: Some(c), .. } => Some(Some(c)),
         Request::Validate { clear_chap: true, .. } => Some(None),
+        _ => None,
+    };
+    // From reading the account in force to recording who sent the new one, under the CHAP
+    // lock ([`Engine::chap_lock`]): checked and changed apart, a rotation and another
+    // registration's re-send of the old settings both passed, and the old one stayed.
+    let _chap_guard = match (asked, &env.registration) {
+        (Some(_), Some(_)) => match engine.chap_lock() {
+            Ok(g) => Some(g),
+            Err(e) => return error(&exception(&e)),
+        },
         _ => None,
     };
     let chap_before = match asked {

@@ -20,6 +20,7 @@ use crate::fsops;
 use crate::names::shown;
 use serde::{Deserialize, Serialize};
 use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Longest registration (ss_record uuid) accepted: its file name must fit a directory entry.
@@ -215,6 +216,29 @@ impl Registry {
         let text = serde_json::to_vec(&now)
             .map_err(|e| Error::Failed(format!("cannot encode a registration: {e}")))?;
         fsops::replace_file(&self.path(registration)?, &text)
+    }
+
+    /// While `registration` is bound to no array, takes the host's lock of first bindings,
+    /// held until the guard is dropped (once the request is answered and its array recorded):
+    /// two first requests of one registration naming different arrays, run in parallel,
+    /// both passed [`Registry::check`], and the registration stayed bound to whichever
+    /// answered last while the other array was made too. One lock for every registration:
+    /// first bindings are rare, and it leaves no file per registration.
+    pub fn lock_first_binding(&self, registration: &str) -> Result<Option<fs::File>> {
+        if self.bound(registration)?.is_some() {
+            return Ok(None);
+        }
+        fs::create_dir_all(&self.dir).ctx("cannot create the registrations directory", &self.dir)?;
+        let path = self.dir.join(".first-binding.lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .ctx("cannot open lock", &path)?;
+        f.lock().ctx("cannot lock", &path)?;
+        Ok(Some(f))
     }
 
     /// The directory of the registrations.

@@ -460,6 +460,48 @@ fn an_empty_pool_is_not_adopted_at_a_mount_point_on_its_own_kind_of_file_system(
     assert_eq!(ok(&cfg, json!({"op": "info"}))["status"], "ONLINE");
 }
 
+/// Two first requests of one registration naming two different new arrays, in parallel: one
+/// binds the registration, the other is refused and makes nothing (both used to be answered,
+/// the registration bound to whichever answered last, the other array made and orphaned).
+#[test]
+fn parallel_first_requests_of_a_registration_bind_it_to_one_array() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    for round in 1..=5 {
+        let registration = uuid::Uuid::new_v4().to_string();
+        let (pa, pb) = (fs.pool(&format!("a{round}")), fs.pool(&format!("b{round}")));
+        let (ca, cb) = (config(&pa), config(&pb));
+        let ra = json!({"op": "validate", "registration": registration});
+        let rb = ra.clone();
+        let a = std::thread::spawn(move || request(&ca, ra, &[]).1);
+        let b = std::thread::spawn(move || request(&cb, rb, &[]).1);
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        let answered: Vec<&serde_json::Value> =
+            [&a, &b].into_iter().filter(|v| v.get("ok").is_some()).collect();
+        assert_eq!(answered.len(), 1, "round {round}: {a} / {b}");
+        let (refused, refused_pool) = if a.get("ok").is_some() {
+            (&b, &pb)
+        } else {
+            (&a, &pa)
+        };
+        assert_eq!(
+            refused["error"]["exception"], "InvalidStorageArrayEx",
+            "round {round}: {refused}"
+        );
+        assert!(
+            listing(refused_pool).is_empty(),
+            "round {round}: the refused request made something in its pool"
+        );
+        let _ = std::fs::remove_file(
+            spindle_plugin_linux::registry::Registry::default()
+                .dir()
+                .join(format!("{registration}.json")),
+        );
+    }
+}
+
 /// A configuration that leaves out a pool the array has does not hide that the pool's file
 /// system is not mounted: the pool's elements are still the array's, so the array is
 /// degraded as when the pool is in the configuration, and nothing is written at the empty

@@ -1080,6 +1080,48 @@ fn the_chap_guard_holds_without_tgt_and_when_asked_again() {
     );
 }
 
+/// A registration's CHAP rotation racing another registration's re-send of the old settings
+/// is never undone behind its back: when the rotation is answered OK, its secret is the one
+/// in force (the two used to pass the takeover check against the same account, and the
+/// re-send could land last, locking out the rotating registration's hosts).
+#[test]
+fn a_chap_rotation_racing_a_resend_of_the_old_settings_stays_in_force() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let (_fs, tgt, cfg) = array_with_group_ga();
+    lun_presented_to_ga(&cfg);
+    let (x, y) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+    let ga = vec![("iqn.2025-01.org.example:array:ga".to_string(), vec![1])];
+    let chap = |secret: &str| json!({"username": "racer", "secret": secret});
+    let mut in_force = "racer-secret-0".to_string();
+    ok(
+        &cfg,
+        json!({"op": "validate", "registration": x, "chap": chap(&in_force)}),
+    );
+    for round in 1..=6 {
+        // y knows the settings in force (it sends them: no change).
+        ok(
+            &cfg,
+            json!({"op": "validate", "registration": y, "chap": chap(&in_force)}),
+        );
+        let rotated = format!("racer-secret-{round}");
+        let (c1, c2) = (cfg.clone(), cfg.clone());
+        let rotate = json!({"op": "validate", "registration": x, "chap": chap(&rotated)});
+        let resend = json!({"op": "validate", "registration": y, "chap": chap(&in_force)});
+        let a = std::thread::spawn(move || request(&c1, rotate, &[]).1);
+        let b = std::thread::spawn(move || request(&c2, resend, &[]).1);
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert!(a.get("ok").is_some(), "round {round}: the rotation failed: {a}");
+        let accepted = visible(&tgt.portal(), INIT_A, Some(&Chap::new("racer", rotated.as_str())));
+        assert_eq!(
+            accepted, ga,
+            "round {round}: the rotation was answered OK but is not in force (the re-send: {b})"
+        );
+        in_force = rotated;
+    }
+}
+
 /// The registrations that sent the settings in force are remembered up to a bound, but the
 /// one that set them always: others sending the same settings (read-only requests, or the
 /// same CHAP account) used to push it out, after which it was refused a change of its own

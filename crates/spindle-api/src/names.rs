@@ -14,6 +14,33 @@ pub const SHELL_META: &[char] = &[
     '\\', '^',
 ];
 
+/// Characters that show as nothing or reorder the text around them (soft hyphen, zero-width
+/// and joiner characters, bidirectional marks, embeddings, overrides and isolates, invisible
+/// operators, the byte order mark, tag characters): a name holding one looks like another
+/// name, or turns the line it is printed in around, so they are refused in names.
+pub fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
 /// A value quoted for a message, the one quoting every spindle message uses: in single
 /// quotes (which need no escaping inside JSON), control characters and quotes escaped, cut
 /// after 80 characters.
@@ -31,12 +58,16 @@ pub fn shown(value: &str) -> String {
 /// blanks and shell metacharacters". `also_refused` names characters a backend refuses on
 /// top of [`SHELL_META`] (they count as metacharacters in the message).
 pub fn name_fault(value: &str, also_refused: &[char]) -> Option<String> {
-    let checks: [(bool, &str); 7] = [
+    let checks: [(bool, &str); 8] = [
         (
             value.chars().count() > MAX_NAME_LEN,
             "is longer than 64 characters",
         ),
         (value.chars().any(char::is_control), "contains control characters"),
+        (
+            value.chars().any(is_invisible_or_bidi),
+            "contains invisible or text-direction characters",
+        ),
         (
             value.chars().any(|c| c.is_whitespace() && !c.is_control()),
             "contains blanks",
@@ -215,6 +246,21 @@ mod tests {
             Some("contains shell metacharacters")
         );
         assert_eq!(name_fault("a/b", &[]).as_deref(), Some("contains '/'"));
+        // A name that looks like another, or turns its line around, is refused.
+        for bad in [
+            "vm1\u{200B}",
+            "x\u{202E}gpj.exe",
+            "\u{FEFF}vm1",
+            "a\u{2066}b",
+            "a\u{00AD}b",
+        ] {
+            assert_eq!(
+                name_fault(bad, &[]).as_deref(),
+                Some("contains invisible or text-direction characters"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(name_fault("\u{e9}t\u{e9}-\u{1F642}", &[]), None);
         // Every fault is named.
         assert_eq!(
             name_fault("$(touch x)", &[]).as_deref(),

@@ -86,8 +86,10 @@ fn init_logging(g: &Global, command: &Command) {
             filter = filter.add_directive(d);
         }
     }
+    // Colours only on a terminal: a log file or journald would keep the escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match g.log_format {
         LogFormat::Json => builder.json().init(),

@@ -4,10 +4,36 @@
 use crate::sizes::format_size;
 use serde_json::Value;
 
+/// `s` as it may be written to a terminal: control characters (an escape sequence would
+/// redraw the screen, hide lines or retitle the window) and characters that show as nothing
+/// or turn the line around are written as `\u{..}` escapes. Anything a server, a plug-in or
+/// an audit entry reports (names refused with control characters are audited as sent) goes
+/// through here before it is printed in a table or a block.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || spindle_api::names::is_invisible_or_bidi(c);
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Aligned columns separated by two spaces; the last column is not padded; no trailing blanks.
+/// Cells are made [`terminal_safe`].
 pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| terminal_safe(c).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate().take(widths.len()) {
             widths[i] = widths[i].max(c.chars().count());
         }
@@ -29,7 +55,7 @@ pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     };
     let mut out = line(&headers.iter().map(|h| h.to_string()).collect::<Vec<_>>());
     out.push('\n');
-    for r in rows {
+    for r in &rows {
         out.push_str(&line(r));
         out.push('\n');
     }
@@ -152,6 +178,7 @@ fn block(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     let mut out = String::new();
     for (k, v) in pairs {
+        let v = terminal_safe(v);
         out.push_str(&format!("{:<width$} {v}\n", format!("{k}:")));
     }
     out
@@ -490,6 +517,25 @@ mod tests {
         );
         assert!(t.lines().all(|l| !l.ends_with(' ')));
         assert_eq!(render_table(&["A", "B"], &[]), "A  B\n");
+    }
+
+    #[test]
+    fn what_a_server_reports_cannot_drive_the_terminal() {
+        // An audit entry keeps a refused name as it was sent; a plug-in may report anything.
+        let v = json!([{
+            "at": "t", "action": "lun.create", "server": "sim",
+            "target": "a\u{1b}[2J\u{1b}]0;pwned\u{7}b", "outcome": "bad_request",
+            "detail": "x\u{202E}gpj.exe"
+        }]);
+        let t = audit(&v);
+        assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
+        assert!(t.contains("a\\u{1b}[2J\\u{1b}]0;pwned\\u{7}b"), "{t}");
+        assert!(t.contains("x\\u{202e}gpj.exe"), "{t}");
+        let d = element_detail(&json!({"name": "vm1\u{200B}", "kind": "lun", "page83_id": "3\r"}));
+        assert!(d.contains("vm1\\u{200b}"), "{d}");
+        assert!(!d.contains('\r'), "{d:?}");
+        // Names as people write them are left alone.
+        assert_eq!(terminal_safe("caf\u{e9}-\u{1F642}"), "caf\u{e9}-\u{1F642}");
     }
 
     #[test]

@@ -747,3 +747,26 @@ fn a_closed_stdout_ends_the_command_quietly_with_the_broken_pipe_status() {
         assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_log_written_to_a_file_or_pipe_has_no_colour_codes() {
+    let env = Env::new();
+    let state = tempfile::tempdir().expect("tempdir");
+    let p = json!({"ss_record": sim_ss(state.path())}).to_string();
+    let out = env.spindle(&[
+        "--log-level",
+        "debug",
+        "--output",
+        "json",
+        "plugin",
+        "call",
+        "spindle.sim.SimArray",
+        "getCapabilities",
+        "--params",
+        &p,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("DEBUG"), "the call is logged at debug: {log}");
+    assert!(!log.contains('\u{1b}'), "escape codes in a piped log: {log:?}");
+}

@@ -149,7 +149,15 @@ async fn answer(st: &AppState, spec: &'static RouteSpec, fixed: &Fixed, req: Req
     match respond(st, spec, fixed, &mut parts, body, &call_id).await {
         Ok(r) => r,
         Err(e) => {
-            if e.status.is_server_error() {
+            if e.status == StatusCode::UNAUTHORIZED {
+                // Who knocked without the token is worth an administrator's eye (the header
+                // sent is never logged: a near miss may be most of the token).
+                let remote = parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map_or_else(|| "unknown".to_owned(), |c| c.0.to_string());
+                tracing::warn!(%remote, method = %parts.method, "request refused: missing or wrong bearer token");
+            } else if e.status.is_server_error() {
                 tracing::warn!(code = e.code, message = %e.message, "request failed");
             } else {
                 tracing::debug!(code = e.code, message = %e.message, key = ?e.key, "request refused");

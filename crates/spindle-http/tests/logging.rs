@@ -72,6 +72,13 @@ fn logs_carry_the_call_id_and_never_the_token() {
     for id in ["trace-me-1", "trace-me-2", "trace-me-3", "trace-me-4"] {
         assert!(text.contains(id), "no log line carries {id}:\n{text}");
     }
+    // A refused token is a warning naming where it came from (never what was sent).
+    let refused = text
+        .lines()
+        .find(|l| l.contains("trace-me-3") && l.contains("missing or wrong bearer token"))
+        .unwrap_or_else(|| panic!("no line says the token was refused:\n{text}"));
+    assert!(refused.contains("WARN"), "{refused}");
+    assert!(refused.contains("remote=127.0.0.1:"), "{refused}");
     assert!(
         text.contains("route=/v1/servers") || text.contains("route=\"/v1/servers\""),
         "{text}"

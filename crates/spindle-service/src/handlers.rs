@@ -961,6 +961,14 @@ impl Inner {
     async fn add_server(self: &Arc<Self>, a: AddServer, call_id: &str) -> Result<Reply, ServiceError> {
         check_name("name", &a.name)?;
         check_port(&a.settings)?;
+        // Held from the check that the embedded array has no registration to the insert of
+        // this one: parallel requests under other names would each find none (the name lock
+        // below keeps only one name apart). No server name holds a control character.
+        let _embedded = if a.embedded {
+            Some(self.lock("\u{0}embedded").await)
+        } else {
+            None
+        };
         let (plugin_ref, mut ss) = if a.embedded {
             // CHAP is the administrator's choice for the array's data path, not a setting of
             // where the array is: it is the one thing an embedded registration may add.

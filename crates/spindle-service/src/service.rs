@@ -182,8 +182,8 @@ impl Service {
                 remote: ctx.remote.clone(),
                 call_id: ctx.call_id.clone(),
                 action: name.to_string(),
-                server,
-                target,
+                server: server.map(audit_name),
+                target: target.map(audit_name),
                 outcome: outcome.to_string(),
                 exception: result
                     .as_ref()
@@ -361,6 +361,19 @@ impl Drop for Service {
         {
             h.abort();
         }
+    }
+}
+
+/// Longest server or target name an audit entry keeps, in characters.
+pub(crate) const AUDIT_NAME_MAX: usize = 200;
+
+/// A server or target name as the audit keeps it: a refused request may name anything its
+/// body can hold (up to the 1 MiB limit), so a name longer than any accepted one (64
+/// characters) is cut after [`AUDIT_NAME_MAX`] characters and marked with `...`.
+fn audit_name(name: String) -> String {
+    match name.char_indices().nth(AUDIT_NAME_MAX) {
+        Some((i, _)) => format!("{}...", &name[..i]),
+        None => name,
     }
 }
 

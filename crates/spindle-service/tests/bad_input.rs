@@ -77,6 +77,12 @@ async fn bad_input_is_refused_before_any_plugin_call_and_changes_nothing() {
         let e = env.err(lun(bad, GIB)).await;
         expect_bad(&e, ExceptionKind::ValueFormatEx, "name");
     }
+    // names that look like another (lun1 and a zero-width space) or turn the line around
+    for bad in ["lun1\u{200B}", "x\u{202E}gpj.exe", "\u{FEFF}lun1"] {
+        let e = env.err(lun(bad, GIB)).await;
+        expect_bad(&e, ExceptionKind::ValueFormatEx, "name");
+        assert!(e.message().contains("invisible or text-direction"), "{e}");
+    }
     expect_bad(&env.err(lun("", GIB)).await, ExceptionKind::MissingKeyEx, "name");
     // sizes
     for size in [0, -1, i64::MIN] {
@@ -440,4 +446,25 @@ async fn a_name_that_matches_two_elements_is_ambiguous_and_the_uuid_still_works(
         left["uuid"], a["uuid"],
         "with one left, the name is no longer ambiguous"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_huge_name_is_audited_cut_short() {
+    let env = Env::new().await;
+    env.add_sim("sim", "iSCSIStorage", 0).await;
+    let huge = "n".repeat(10_000);
+    let e = env.err(Action::CreateLun(create_lun("sim", &huge, GIB))).await;
+    expect_bad(&e, ExceptionKind::ValueFormatEx, "name");
+    let e = env.err(Action::CreateLun(create_lun(&huge, "fine", GIB))).await;
+    expect_not_found(&e, "server");
+    let audit = env.ok(Action::ListAudit { limit: 2 }).await;
+    let rows = audit.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{audit}");
+    let (unknown_server, huge_target) = (&rows[0], &rows[1]);
+    let target = huge_target["target"].as_str().unwrap();
+    assert_eq!(target, format!("{}...", "n".repeat(200)), "the target is cut");
+    assert_eq!(huge_target["outcome"], "bad_request");
+    let server = unknown_server["server"].as_str().unwrap();
+    assert_eq!(server, format!("{}...", "n".repeat(200)), "the server is cut");
+    assert_eq!(unknown_server["target"], "fine");
 }

@@ -139,3 +139,60 @@ async fn reads_are_answered_while_a_mutation_is_stuck_in_the_plugin() {
         .await;
     assert_eq!(names(&luns), ["base1", "base2", "base3", "base4", "late"]);
 }
+
+/// One array, one registration, however many ask at once: parallel `server add --embedded`
+/// under different names register the embedded array once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn parallel_embedded_registrations_register_the_array_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("sim-embedded");
+    let manager = manager().await;
+    let mut cfg = config(&tmp.path().join("data"), &manager);
+    cfg.embedded = Some(spindle_service::EmbeddedServer {
+        plugin: SIM.into(),
+        ss_record: serde_json::json!({
+            "storage_type": "iSCSIStorage",
+            "admin_host": "localhost",
+            "extra_info": format!("state_dir={}", state.display()),
+        }),
+        identity_setting: "state_dir".into(),
+    });
+    let svc = spindle_service::Service::open(cfg).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let svc = Arc::clone(&svc);
+        tasks.push(tokio::spawn(async move {
+            let ctx = spindle_service::RequestContext {
+                call_id: format!("add-{i}"),
+                who: "admin".into(),
+                remote: "192.0.2.7:1".into(),
+            };
+            let add = spindle_service::AddServer {
+                name: format!("local{i}"),
+                embedded: true,
+                ..Default::default()
+            };
+            svc.handle(&ctx, Action::AddServer(add)).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(e.key(), Some("embedded"), "{e:?}"),
+        }
+    }
+    let ctx = spindle_service::RequestContext {
+        call_id: "list".into(),
+        who: "admin".into(),
+        remote: "192.0.2.7:1".into(),
+    };
+    let Ok(Reply::Done(list)) = svc.handle(&ctx, Action::ListServers).await else {
+        panic!("list failed");
+    };
+    assert_eq!(
+        (ok, list.as_array().unwrap().len()),
+        (1, 1),
+        "the embedded array was registered more than once: {list}"
+    );
+}

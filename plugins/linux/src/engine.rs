@@ -317,6 +317,34 @@ fn claimed_key(pool: &Path) -> String {
     format!("claimed_pool:{}", pool.to_string_lossy())
 }
 
+/// Why the directory of `label` ("pool 'p1'") at `path` cannot be used, if it cannot: it is
+/// missing (a file system not mounted, most likely) or not a directory.
+fn dir_fault(label: &str, path: &Path) -> Option<String> {
+    let shown_path = shown(&path.to_string_lossy());
+    match fs::metadata(path) {
+        Err(e) => Some(format!(
+            "{label} directory {shown_path} is not usable: {e}{}",
+            if e.kind() == std::io::ErrorKind::NotFound {
+                " (is its file system mounted?)"
+            } else {
+                ""
+            }
+        )),
+        Ok(md) if !md.is_dir() => Some(format!("{label} path {shown_path} is not a directory")),
+        Ok(_) => None,
+    }
+}
+
+/// Why the directory of `label` at `path`, a pool the array claimed, is not that pool now:
+/// it lacks the owner file the claim wrote (most likely the mount point of a file system
+/// not mounted).
+fn owner_file_lost(label: &str, path: &Path) -> String {
+    format!(
+        "{label} directory {} lacks the array's owner file ({POOL_OWNER_FILE}), written when the array claimed it (is its file system mounted?)",
+        shown(&path.to_string_lossy())
+    )
+}
+
 /// The array id `pool` names as its owner; `None` when it names none.
 fn pool_owner(pool: &Path) -> Result<Option<String>> {
     let path = pool.join(POOL_OWNER_FILE);
@@ -506,31 +534,26 @@ impl Engine {
             if cfg.pools.iter().any(|c| c.name == p.name || c.path == p.path) {
                 continue;
             }
-            let (name, path) = (shown(&p.name), shown(&p.path.to_string_lossy()));
-            let why = match fs::metadata(&p.path) {
-                Err(e) => format!(
-                    "pool {name} (not in the configuration) directory {path} is not usable: {e} (is its file system mounted?)"
-                ),
-                Ok(md) if !md.is_dir() => {
-                    format!("pool {name} (not in the configuration) path {path} is not a directory")
-                }
-                Ok(_) => match pool_owner(&p.path) {
+            let label = format!("pool {} (not in the configuration)", shown(&p.name));
+            let why = match dir_fault(&label, &p.path) {
+                Some(why) => why,
+                None => match pool_owner(&p.path) {
                     Ok(Some(owner)) if owner == self.array_id => continue,
                     Ok(Some(_)) => format!(
-                        "pool {name} (not in the configuration) directory {path} belongs to another array"
+                        "{label} directory {} belongs to another array",
+                        shown(&p.path.to_string_lossy())
                     ),
-                    Ok(None) if self.db.meta(&claimed_key(&p.path))?.is_some() => format!(
-                        "pool {name} (not in the configuration) directory {path} lacks the array's owner file ({POOL_OWNER_FILE}) (is its file system mounted?)"
-                    ),
+                    Ok(None) if self.db.meta(&claimed_key(&p.path))?.is_some() => {
+                        owner_file_lost(&label, &p.path)
+                    }
                     Ok(None) => continue,
-                    Err(e) => format!("pool {name} (not in the configuration) directory {path} is not usable: {e}"),
+                    Err(e) => e.to_string(),
                 },
             };
             out.insert(p.name.clone(), why);
         }
         Ok(out)
     }
-
     /// Makes sure every pool of `cfg` belongs to this array, claiming the ones that belong to
     /// none: a pool directory names its array in [`POOL_OWNER_FILE`], written once, when
     /// the array first opens it. A pool of another array is refused, and so is a directory
@@ -553,11 +576,7 @@ impl Engine {
             Engine::check_claim(p, Some(&self.array_id), registered.is_some())?;
             if let Some(k) = registered.filter(|_| matches!(pool_owner(&p.path), Ok(None))) {
                 let why = if self.db.meta(&claimed_key(&k.path))?.is_some() {
-                    Some(format!(
-                        "pool {} directory {} is not this array's pool: it lacks the array's owner file ({POOL_OWNER_FILE}), which the array wrote there when it claimed the pool (is its file system mounted?)",
-                        shown(&k.name),
-                        shown(&k.path.to_string_lossy())
-                    ))
+                    Some(owner_file_lost(&format!("pool {}", shown(&k.name)), &k.path))
                 } else {
                     self.check_unclaimed_pool(k).err().map(|e| e.to_string())
                 };
@@ -689,27 +708,16 @@ impl Engine {
     fn unusable_pools(cfg: &ArrayConfig, claimed: bool) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for p in &cfg.pools {
-            let (name, path) = (shown(&p.name), shown(&p.path.to_string_lossy()));
-            let why = match fs::metadata(&p.path) {
-                Err(e) => format!(
-                    "pool {name} directory {path} is not usable: {e}{}",
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        " (is its file system mounted?)"
-                    } else {
-                        ""
-                    }
-                ),
-                Ok(md) if !md.is_dir() => format!("pool {name} path {path} is not a directory"),
-                Ok(_) if claimed && !p.path.join(POOL_OWNER_FILE).exists() => format!(
-                    "pool {name} directory {path} lacks the array's owner file ({POOL_OWNER_FILE}) (is its file system mounted?)"
-                ),
-                Ok(_) => continue,
+            let label = format!("pool {}", shown(&p.name));
+            let why = match dir_fault(&label, &p.path) {
+                Some(why) => why,
+                None if claimed && !p.path.join(POOL_OWNER_FILE).exists() => owner_file_lost(&label, &p.path),
+                None => continue,
             };
             out.insert(p.name.clone(), why);
         }
         out
     }
-
     /// Removes an array that a refused request made (a validate of settings that cannot be
     /// served, say): its owner files, and its state directory when the request made that too
     /// (`made_state_dir`). Kept instead when it holds anything (an element, a group, an
@@ -826,19 +834,7 @@ impl Engine {
     }
 
     fn lock_at(state_dir: &Path) -> Result<LockGuard> {
-        Engine::lock_file(&state_dir.join("lock"))
-    }
-
-    fn lock_file(path: &Path) -> Result<LockGuard> {
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(path)
-            .ctx("cannot open lock", path)?;
-        f.lock().ctx("cannot lock", path)?;
-        Ok(LockGuard(f))
+        fsops::lock_file(&state_dir.join("lock")).map(LockGuard)
     }
 
     /// Takes the array's lock (blocking) until the guard is dropped.
@@ -852,7 +848,7 @@ impl Engine {
     /// settings) cannot both pass the takeover check against the same account and leave the
     /// older one in force. Its own file: the array's lock is taken and released inside.
     pub fn chap_lock(&self) -> Result<LockGuard> {
-        Engine::lock_file(&self.state_dir.join("chap.lock"))
+        fsops::lock_file(&self.state_dir.join("chap.lock")).map(LockGuard)
     }
 
     /// The state directory.

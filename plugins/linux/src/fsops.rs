@@ -442,6 +442,20 @@ pub fn stamp(path: &Path) -> Result<Stamp> {
     })
 }
 
+/// Opens (making it, mode 0600) the lock file `path` and takes its exclusive lock, blocking;
+/// the lock is held until the returned file is closed.
+pub fn lock_file(path: &Path) -> Result<File> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .ctx("cannot open lock", path)?;
+    f.lock().ctx("cannot lock", path)?;
+    Ok(f)
+}
+
 /// Makes `dir` (and its parents) exist with mode 0700 for the last component.
 pub fn ensure_private_dir(dir: &Path) -> Result<PathBuf> {
     fs::create_dir_all(dir).ctx("cannot create directory", dir)?;

@@ -20,7 +20,6 @@ use crate::fsops;
 use crate::names::shown;
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Longest registration (ss_record uuid) accepted: its file name must fit a directory entry.
@@ -229,16 +228,7 @@ impl Registry {
             return Ok(None);
         }
         fs::create_dir_all(&self.dir).ctx("cannot create the registrations directory", &self.dir)?;
-        let path = self.dir.join(".first-binding.lock");
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .ctx("cannot open lock", &path)?;
-        f.lock().ctx("cannot lock", &path)?;
-        Ok(Some(f))
+        fsops::lock_file(&self.dir.join(".first-binding.lock")).map(Some)
     }
 
     /// The directory of the registrations.

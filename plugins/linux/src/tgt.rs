@@ -222,6 +222,17 @@ struct Record {
 /// one, which set it, always).
 const REGISTRATIONS_KEPT: usize = 16;
 
+/// Adds `registration` to a list of the registrations that sent settings, keeping at most
+/// [`REGISTRATIONS_KEPT`]: the oldest but the first go. The first one set the settings and
+/// stays: others sending the same (any registration may) must not take its right to change
+/// them away.
+fn remember(list: &mut Vec<String>, registration: &str) {
+    list.push(registration.to_string());
+    if list.len() > REGISTRATIONS_KEPT {
+        list.remove(1);
+    }
+}
+
 fn tgt_err(context: &str, e: TgtError) -> Error {
     // TgtError never carries a secret.
     Error::Failed(format!("{context}: {e}"))
@@ -328,12 +339,7 @@ pub fn note_registration(engine: &Engine, registration: &str) -> Result<()> {
             if record.chap_registrations.is_empty() {
                 record.chap_registrations = record.registrations.clone();
             }
-            record.registrations.push(registration.to_string());
-            if record.registrations.len() > REGISTRATIONS_KEPT {
-                // The one that set it stays: others sending the same settings (any
-                // registration may) must not take its right to change them away.
-                record.registrations.remove(1);
-            }
+            remember(&mut record.registrations, registration);
         },
     )
 }
@@ -407,11 +413,7 @@ pub fn note_chap(engine: &Engine, registration: &str, changed: bool) -> Result<(
             if changed {
                 record.chap_registrations.clear();
             }
-            record.chap_registrations.push(registration.to_string());
-            if record.chap_registrations.len() > REGISTRATIONS_KEPT {
-                // As for the configuration: the one that set them stays.
-                record.chap_registrations.remove(1);
-            }
+            remember(&mut record.chap_registrations, registration);
         },
     )
 }

@@ -1142,14 +1142,9 @@ fn the_registration_that_set_the_chap_account_is_never_forgotten() {
     assert_eq!(tgt.adm().accounts().unwrap(), ["first"]);
 }
 
-/// A degraded array keeps exporting the LUNs of its usable pools — also after tgtd is
-/// killed — and exports a pool's LUNs again, with their LUN numbers, once its file system is
-/// back.
-#[test]
-fn a_degraded_array_keeps_exporting_its_usable_pools() {
-    if !can_mount() || !have_tgt() {
-        return;
-    }
+/// An array of two pools (p0 on the first file system, p1 on `other`) with group ga and a LUN
+/// of each pool presented to it: LUN 1 in p0, LUN 2 (l2) in p1.
+fn two_pools_presented_to_ga() -> (TestFs, TestFs, Tgt, spindle_plugin_linux::config::ArrayConfig) {
     let (fs, tgt, mut cfg) = array_with_group_ga();
     let other = TestFs::new(Kind::Xfs, 512);
     cfg.pools.push(spindle_plugin_linux::config::PoolConfig {
@@ -1165,6 +1160,18 @@ fn a_degraded_array_keeps_exporting_its_usable_pools() {
         &cfg,
         json!({"op": "present", "uuid": uuid(&l2), "groups": ["ga"]}),
     );
+    (fs, other, tgt, cfg)
+}
+
+/// A degraded array keeps exporting the LUNs of its usable pools — also after tgtd is
+/// killed — and exports a pool's LUNs again, with their LUN numbers, once its file system is
+/// back.
+#[test]
+fn a_degraded_array_keeps_exporting_its_usable_pools() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let (fs, other, tgt, cfg) = two_pools_presented_to_ga();
     let target = "iqn.2025-01.org.example:array:ga".to_string();
     assert_eq!(
         visible(&tgt.portal(), INIT_A, None),
@@ -1195,21 +1202,7 @@ fn any_request_takes_a_pool_that_went_away_out_of_the_export_and_back_in() {
     if !can_mount() || !have_tgt() {
         return;
     }
-    let (fs, tgt, mut cfg) = array_with_group_ga();
-    let other = TestFs::new(Kind::Xfs, 512);
-    cfg.pools.push(spindle_plugin_linux::config::PoolConfig {
-        name: "p1".into(),
-        path: other.mnt.clone(),
-    });
-    lun_presented_to_ga(&cfg);
-    let l2 = ok(
-        &cfg,
-        json!({"op": "create", "name": "l2", "pool": "p1", "size": 8 * MIB}),
-    );
-    ok(
-        &cfg,
-        json!({"op": "present", "uuid": uuid(&l2), "groups": ["ga"]}),
-    );
+    let (fs, other, tgt, cfg) = two_pools_presented_to_ga();
     let target = "iqn.2025-01.org.example:array:ga".to_string();
     let both = vec![(target.clone(), vec![1, 2])];
     assert_eq!(visible(&tgt.portal(), INIT_A, None), both);

@@ -13,7 +13,10 @@
 //!
 //! None of these four involves tgtadm (they export nothing); every plug-in call still checks
 //! that tgtd serves the array's export plan, which is part of the fixed cost measured by
-//! getStatus. The summary prints plug-in / bare for each, against issue #4's 1.5x.
+//! getStatus. The summary prints plug-in / bare for each, against issue #4's 1.5x, and then
+//! the floor of create through a thin client of a resident program: the bare create, plus one
+//! request and answer over a Unix socket to a thread that does nothing, plus the tgtd check
+//! every request makes. What create costs above that floor is the array's own bookkeeping.
 //!
 //! `cargo bench -p spindle-plugin-linux --bench plugin` (set `SPINDLE_BENCH_LUNS` to change the
 //! 10,000 LUNs of the list() measurement, `SPINDLE_BENCH_RUNS` the 9 runs per figure, and
@@ -136,6 +139,44 @@ fn bare_clone(src: &Path, dir: &Path, name: &str) -> Duration {
     d
 }
 
+/// What a thin client of a resident program cannot avoid, measured alone: one request of a
+/// create's size over a Unix socket to a thread that answers at once with an answer of a
+/// create's size, through the plug-in's own client code
+/// ([`spindle_plugin_linux::client::resident_request`]). Each after the same idle pause as
+/// the measured operations ([`settle`]): a machine woken from idle answers slower than a busy
+/// one, and the operations compared with it start from idle.
+fn ipc_round_trip(dir: &Path, pool: &Path, runs: usize) -> Duration {
+    use std::io::Read;
+    use std::os::unix::net::UnixListener;
+    let socket = dir.join("floor.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let answer = format!("{{\"ok\":{{\"pad\":\"{}\"}}}}\n", "x".repeat(610));
+    let server = std::thread::spawn(move || {
+        for _ in 0..runs {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut text = String::with_capacity(8 << 10);
+            s.read_to_string(&mut text).unwrap();
+            s.write_all(answer.as_bytes()).unwrap();
+        }
+    });
+    let body = format!("{{\"op\":\"create\",\"pad\":\"{}\"}}", "x".repeat(330));
+    let mut d = Vec::new();
+    for _ in 0..runs {
+        settle(pool);
+        let kind = spindle_api::ExceptionKind::OperationFailedEx;
+        d.push(
+            time(|| {
+                spindle_plugin_linux::client::resident_request(&socket, &body, kind)
+                    .unwrap()
+                    .unwrap()
+            })
+            .0,
+        );
+    }
+    server.join().unwrap();
+    median(d)
+}
+
 /// One line of the summary: plug-in and bare medians, what the plug-in adds, their ratio, and
 /// whether it is within the target.
 fn compare(what: &str, plugin: &[Duration], bare: &[Duration]) {
@@ -170,7 +211,7 @@ fn adding_operations(
     pool: &Path,
     runs: usize,
     mode: &str,
-) -> SeRecord {
+) -> (SeRecord, Duration) {
     let tag = &mode[..1];
     // create: 1 TiB thin LUN vs a durable truncate, interleaved.
     let mut create = Vec::new();
@@ -263,7 +304,7 @@ fn adding_operations(
     compare("cloneFromSnap", &snapclone, &bare_snapclone);
     println!();
 
-    big
+    (big, median(bare_create_d))
 }
 
 fn main() {
@@ -396,7 +437,7 @@ fn main() {
     let big = if quick {
         None
     } else {
-        Some(adding_operations(&p, &h, &ss, &pool, runs, "one-shot program"))
+        Some(adding_operations(&p, &h, &ss, &pool, runs, "one-shot program").0)
     };
 
     // The same through the resident array program (`array_socket=`).
@@ -414,7 +455,31 @@ fn main() {
         floor.push(time(|| p.get_status(&h, &ss_resident, None).unwrap()).0);
     }
     row("getStatus through the resident program", median(floor));
-    let big_resident = adding_operations(&p, &h, &ss_resident, &pool, runs, "resident program");
+    let (big_resident, bare_create) =
+        adding_operations(&p, &h, &ss_resident, &pool, runs, "resident program");
+    // The floor of issue #4's create ratio for a plug-in that is a thin client of one
+    // array-side program, as the issue asks: the durable create itself, one request to a
+    // resident program that does nothing, and the check that tgtd still serves the array
+    // (every request makes it, so that a killed tgtd is brought back at once).
+    let ipc = ipc_round_trip(guard._dir.path(), &pool, runs);
+    let mut check = Vec::new();
+    for _ in 0..runs {
+        settle(&pool);
+        check.push(time(|| assert!(guard.adm.is_listening())).0);
+    }
+    let check = median(check);
+    row("floor part: request and answer over the socket, no work", ipc);
+    row("floor part: tgtd check (show sys, after idle)", check);
+    let floor = bare_create + ipc + check;
+    println!(
+        "{:<64} {:>12}",
+        format!(
+            "floor of create through a thin client ({:.2}x the bare create)",
+            floor.as_secs_f64() / bare_create.as_secs_f64()
+        ),
+        ms(floor)
+    );
+    println!();
     p.remove(&h, &ss_resident, &big_resident).unwrap();
     let Some(big) = big else {
         drop(resident);

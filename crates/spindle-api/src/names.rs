@@ -58,7 +58,14 @@ pub fn shown(value: &str) -> String {
 /// blanks and shell metacharacters". `also_refused` names characters a backend refuses on
 /// top of [`SHELL_META`] (they count as metacharacters in the message).
 pub fn name_fault(value: &str, also_refused: &[char]) -> Option<String> {
-    let checks: [(bool, &str); 8] = [
+    use unicode_normalization::UnicodeNormalization;
+    // Two spellings of one text (`é` as one character, or as `e` and a combining accent)
+    // look the same and would be two names: only the composed one (NFC, what keyboards
+    // type) is accepted, and the message shows it.
+    let composed = value.nfc().collect::<String>();
+    let not_nfc = format!("is not in Unicode normal form C (write it as {})", shown(&composed));
+    let checks: [(bool, &str); 9] = [
+        (composed != value, &not_nfc),
         (
             value.chars().count() > MAX_NAME_LEN,
             "is longer than 64 characters",
@@ -261,6 +268,13 @@ mod tests {
             );
         }
         assert_eq!(name_fault("\u{e9}t\u{e9}-\u{1F642}", &[]), None);
+        // The same text decomposed would look the same and be another name.
+        assert_eq!(
+            name_fault("e\u{301}t\u{e9}", &[]).as_deref(),
+            Some("is not in Unicode normal form C (write it as '\u{e9}t\u{e9}')")
+        );
+        // Hangul jamo that compose into one syllable.
+        assert!(name_fault("\u{1100}\u{1161}", &[]).is_some_and(|f| f.contains("normal form C")));
         // Every fault is named.
         assert_eq!(
             name_fault("$(touch x)", &[]).as_deref(),

@@ -83,6 +83,11 @@ async fn bad_input_is_refused_before_any_plugin_call_and_changes_nothing() {
         expect_bad(&e, ExceptionKind::ValueFormatEx, "name");
         assert!(e.message().contains("invisible or text-direction"), "{e}");
     }
+    // a decomposed "é" (e + U+0301) looks like the composed one: another name that looks
+    // the same, so only the composed spelling is accepted, and the message shows it
+    let e = env.err(lun("caf\u{65}\u{301}", GIB)).await;
+    expect_bad(&e, ExceptionKind::ValueFormatEx, "name");
+    assert!(e.message().contains("normal form C (write it as 'caf\u{e9}')"), "{e}");
     expect_bad(&env.err(lun("", GIB)).await, ExceptionKind::MissingKeyEx, "name");
     // sizes
     for size in [0, -1, i64::MIN] {

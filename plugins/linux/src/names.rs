@@ -161,6 +161,7 @@ mod tests {
             "a*",
             "a=b",
             &"n".repeat(65),
+            "caf\u{65}\u{301}",
         ] {
             let e = check_name("name", n).expect_err(n);
             assert!(

@@ -215,7 +215,7 @@ pub enum LunCommand {
               help = SIZE_HELP)]
         size: i64,
         /// Allow a smaller size: the data past it is lost (the array refuses it anyway while
-        /// the LUN is presented and online).
+        /// the LUN is presented and online). Without it spindle refuses a shrink.
         #[arg(long)]
         allow_shrink: bool,
     },
@@ -640,21 +640,18 @@ impl Ctx<'_> {
                 size,
                 allow_shrink,
             } => {
-                // Shrinking throws data away: only when asked for in so many words.
-                let now = c.lun(&s, &name, false)?.get("size").and_then(Value::as_i64);
-                if let Some(now) = now.filter(|n| size < *n && !allow_shrink) {
-                    return Err(Failure::local(
-                        crate::exit::REFUSED,
-                        "refused",
-                        format!(
-                            "resizing '{name}' from {} to {} would drop the data past {}; add --allow-shrink to do it",
-                            format_size(now),
-                            format_size(size),
-                            format_size(size)
-                        ),
-                    ));
-                }
-                let reply = c.resize_lun(&s, &name, size)?;
+                // The server decides what is a shrink (under its lock, with the arrays'
+                // rounding); the CLI only says, on its refusal, what would be lost and how to
+                // ask for it.
+                let reply = match c.resize_lun(&s, &name, size, allow_shrink) {
+                    Ok(reply) => reply,
+                    Err(e) if is_shrink_refusal(&e) => {
+                        let now = c.lun(&s, &name, false).ok();
+                        let now = now.as_ref().and_then(|v| v.get("size")).and_then(Value::as_i64);
+                        return Err(Failure::from(e).with_hint(shrink_hint(&name, now, size)));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 note_size_given(&reply, size);
                 self.reply(reply, views::elements, "")
             }
@@ -741,6 +738,30 @@ impl Ctx<'_> {
                 Ok(())
             }
         }
+    }
+}
+
+/// Whether the server refused a resize because it shrinks the LUN and the shrink was not
+/// allowed (its refusal names the missing decision, key `allow_shrink`).
+fn is_shrink_refusal(e: &spindle_client::Error) -> bool {
+    matches!(e, spindle_client::Error::Api { body, .. } if body.key.as_deref() == Some("allow_shrink"))
+}
+
+/// The advice after a refused shrink: the sizes from and to (`now` when it could be read) and
+/// the flag that does it on purpose.
+fn shrink_hint(name: &str, now: Option<i64>, size: i64) -> String {
+    let name = views::terminal_safe(name);
+    match now {
+        Some(now) => format!(
+            "resizing '{name}' from {} to {} would drop the data past {}; add --allow-shrink to do it on purpose",
+            format_size(now),
+            format_size(size),
+            format_size(size)
+        ),
+        None => format!(
+            "resizing '{name}' to {} would drop the data past it; add --allow-shrink to do it on purpose",
+            format_size(size)
+        ),
     }
 }
 

@@ -6,7 +6,8 @@ use spindle_client::{Error as ClientError, ErrorBody};
 /// Success.
 pub const OK: u8 = 0;
 /// The array (through its plug-in) refused, or spindle refused the request: a guide
-/// exception, or codes refused / bad_request / not_found / conflict / ambiguous.
+/// exception, or codes refused / bad_request / not_found / conflict / ambiguous /
+/// payload_too_large.
 pub const REFUSED: u8 = 1;
 /// Usage error (clap uses 2 as well).
 pub const USAGE: u8 = 2;
@@ -25,7 +26,7 @@ Exit codes:
   0  success
   1  refused: the array or spindle refused the request (a guide exception such as
      InvalidValueEx or StorageElementBusyEx; error codes refused, bad_request, not_found,
-     conflict, ambiguous)
+     conflict, ambiguous, payload_too_large)
   2  usage: bad arguments or options
   3  contract violation by the plug-in (for `conformance`: a check failed)
   4  the plug-in failed: crashed, timed out or could not start (code plugin_failed)
@@ -39,7 +40,7 @@ with --output json the error body is also printed on stdout as {\"error\": {...}
 /// version does not know).
 pub fn for_code(code: &str, status: Option<u16>) -> u8 {
     match code {
-        "refused" | "bad_request" | "not_found" | "conflict" | "ambiguous" => REFUSED,
+        "refused" | "bad_request" | "not_found" | "conflict" | "ambiguous" | "payload_too_large" => REFUSED,
         "contract" => CONTRACT,
         "plugin_failed" => FAILED,
         "unauthorized" => UNAUTHORIZED,
@@ -180,6 +181,7 @@ mod tests {
             ("not_found", 404, REFUSED),
             ("conflict", 409, REFUSED),
             ("ambiguous", 409, REFUSED),
+            ("payload_too_large", 413, REFUSED),
             ("contract", 502, CONTRACT),
             ("plugin_failed", 502, FAILED),
             ("internal", 500, SPINDLE),

@@ -299,9 +299,27 @@ fn the_whole_lifecycle_through_the_cli() {
     let resized = s.json(&["lun", "resize", "db1", "1.5G"]);
     assert_eq!(resized["size"], 3 * GIB / 2);
     // Shrinking drops data: refused unless asked for in so many words.
+    // The server refuses (key allow_shrink); the CLI says from what to what, and the flag.
     let shrink = s.run(&["lun", "resize", "db1", "1G"]).expect_code(1);
-    assert!(shrink.stderr.contains("--allow-shrink"), "{}", shrink.explain());
+    assert!(
+        shrink.stderr.contains("key allow_shrink")
+            && shrink.stderr.contains("from 1.5 GiB to 1.0 GiB")
+            && shrink.stderr.contains("--allow-shrink"),
+        "{}",
+        shrink.explain()
+    );
+    let shrink = s
+        .run(&["--output", "json", "lun", "resize", "db1", "1G"])
+        .expect_code(1);
+    assert!(
+        shrink.stdout.contains("\"key\":\"allow_shrink\""),
+        "{}",
+        shrink.explain()
+    );
     assert_eq!(s.json(&["lun", "show", "db1"])["size"], 3 * GIB / 2);
+    // Below the size by less than the MiB the array rounds up to: the same size, no shrink.
+    let same = s.json(&["lun", "resize", "db1", &(3 * GIB / 2 - 1000).to_string()]);
+    assert_eq!(same["size"], 3 * GIB / 2);
     let shrunk = s.json(&["lun", "resize", "db1", "1.25G", "--allow-shrink"]);
     assert_eq!(shrunk["size"], 5 * GIB / 4);
     s.json(&["lun", "resize", "db1", "1.5G"]);

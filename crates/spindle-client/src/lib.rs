@@ -754,12 +754,16 @@ impl Client {
         self.delete(&Self::lun_path(server, lun))
     }
 
-    /// `POST .../luns/{lun}/resize`.
-    pub fn resize_lun(&self, server: &str, lun: &str, size: i64) -> Result<Reply, Error> {
-        self.post(
-            &format!("{}/resize", Self::lun_path(server, lun)),
-            json!({ "size": size }),
-        )
+    /// `POST .../luns/{lun}/resize`. `allow_shrink` lets a smaller size through (the data past
+    /// it is lost); without it the server refuses a shrink with key `allow_shrink`.
+    pub fn resize_lun(&self, server: &str, lun: &str, size: i64, allow_shrink: bool) -> Result<Reply, Error> {
+        // Sent only when true, so a grow still reaches a server that predates the field.
+        let body = if allow_shrink {
+            json!({ "size": size, "allow_shrink": true })
+        } else {
+            json!({ "size": size })
+        };
+        self.post(&format!("{}/resize", Self::lun_path(server, lun)), body)
     }
 
     /// `POST .../luns/{lun}/online`.

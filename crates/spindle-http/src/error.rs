@@ -130,6 +130,17 @@ impl ApiError {
         }
     }
 
+    /// 413 `payload_too_large`: a request body over [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).
+    pub fn payload_too_large(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "payload_too_large",
+            exception: None,
+            message: message.into(),
+            key: None,
+        }
+    }
+
     /// 500 `internal`.
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError {

@@ -15,7 +15,8 @@
 //!   `spindle_http_request_duration_seconds{route}`, then the service's own metrics.
 //! - [`bind`] + [`BoundServer::run`]: plain HTTP or TLS (rustls), graceful shutdown.
 //! - Request bodies are read as JSON whatever their `Content-Type` (at most
-//!   [`MAX_BODY_BYTES`]); an empty body is `{}`; optional fields may be `null`.
+//!   [`MAX_BODY_BYTES`]; a larger one is answered 413 `payload_too_large`); an empty body is
+//!   `{}`; optional fields may be `null`.
 //! - Mutating actions run in a task of their own, so a client that goes away does not cancel
 //!   a change half-way.
 //!

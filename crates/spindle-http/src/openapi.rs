@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, built from [`ROUTES`] and [`BODIES`]: every route of the router
 //! is an operation here, with its parameters, body and answers.
 
-use crate::routes::{BodySpec, FieldType, QueryType, Schema, BODIES, ROUTES};
+use crate::routes::{BodySpec, FieldType, QueryType, Schema, Target, BODIES, ROUTES};
 use serde_json::{json, Map, Value};
 use spindle_api::ExceptionKind;
 
@@ -11,6 +11,7 @@ pub const ERROR_CODES: &[&str] = &[
     "unauthorized",
     "not_found",
     "method_not_allowed",
+    "payload_too_large",
     "conflict",
     "ambiguous",
     "refused",
@@ -400,6 +401,13 @@ pub fn document() -> Value {
                 json!({"$ref": "#/components/responses/Unauthorized"}),
             );
         }
+        // Every action reads the request body, whether or not it takes one.
+        if matches!(r.target, Target::Action(_)) {
+            responses.insert(
+                "413".into(),
+                json!({"$ref": "#/components/responses/PayloadTooLarge"}),
+            );
+        }
         responses.insert("default".into(), json!({"$ref": "#/components/responses/Error"}));
         let mut op = json!({
             "operationId": r.operation_id,
@@ -472,6 +480,14 @@ pub fn document() -> Value {
                 },
                 "Unauthorized": {
                     "description": "Missing or wrong bearer token.",
+                    "headers": {"X-Call-Id": {"$ref": "#/components/headers/X-Call-Id"}},
+                    "content": {"application/json": {"schema": schema_ref("ErrorBody")}}
+                },
+                "PayloadTooLarge": {
+                    "description": format!(
+                        "The request body is over {} bytes (code payload_too_large).",
+                        crate::MAX_BODY_BYTES
+                    ),
                     "headers": {"X-Call-Id": {"$ref": "#/components/headers/X-Call-Id"}},
                     "content": {"application/json": {"schema": schema_ref("ErrorBody")}}
                 }

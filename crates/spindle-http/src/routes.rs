@@ -485,8 +485,15 @@ static CREATE_LUN: BodySpec = BodySpec {
 
 static RESIZE: BodySpec = BodySpec {
     schema: "ResizeRequest",
-    description: "The new size.",
-    fields: &[req("size", T::Integer, "New size in bytes.")],
+    description: "The new size. A smaller size drops the data past it: refused (400, key allow_shrink) unless allow_shrink is true.",
+    fields: &[
+        req("size", T::Integer, "New size in bytes."),
+        opt(
+            "allow_shrink",
+            T::Boolean,
+            "Allow a size below the current one (default false): the data past the new end is lost. A size that rounds up to the current one in whole MiB is not a shrink.",
+        ),
+    ],
 };
 
 static PRESENT: BodySpec = BodySpec {
@@ -894,6 +901,7 @@ pub static ROUTES: &[RouteSpec] = &[
                 server: i.path("server")?,
                 lun: i.path("lun")?,
                 size: i.req_int("size")?,
+                allow_shrink: i.bool("allow_shrink").unwrap_or(false),
             })
         }),
     },

@@ -220,10 +220,13 @@ async fn respond(
     params.extend(fixed.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let query = parse_query(spec.query, parts.uri.query())?;
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
-        ApiError::value_format(
-            None,
-            format!("cannot read the request body (at most {MAX_BODY_BYTES} bytes): {e}"),
-        )
+        if over_the_limit(&e) {
+            ApiError::payload_too_large(format!(
+                "the request body is larger than the {MAX_BODY_BYTES} bytes accepted"
+            ))
+        } else {
+            ApiError::value_format(None, format!("cannot read the request body: {e}"))
+        }
     })?;
     let fields = parse_body(spec.body, &bytes)?;
     let action = build(&mut Input::new(params, query, fields))?;
@@ -252,6 +255,20 @@ async fn respond(
         Reply::Nothing => Ok(StatusCode::NO_CONTENT.into_response()),
         Reply::Job(v) => json_value(StatusCode::ACCEPTED, &serde_json::json!({ "job": v })),
     }
+}
+
+/// Whether reading a body failed because it went past [`MAX_BODY_BYTES`] (413), not because
+/// the connection or its framing failed (400). The limit's error is somewhere in the chain:
+/// axum wraps the one `Limited` raises.
+fn over_the_limit(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn shorten(s: &str) -> &str {

@@ -268,3 +268,70 @@ fn fifty_concurrent_requests() {
     expected.sort();
     assert_eq!(listed, expected);
 }
+
+/// How many times the plug-in was asked to resize, from /metrics.
+fn resize_calls(s: &TestServer) -> u64 {
+    let m = s.get("/metrics");
+    assert_eq!(m.status, 200, "{}", m.text);
+    m.text
+        .lines()
+        .filter(|l| l.starts_with("spindle_plugin_calls_total{") && l.contains("method=\"resize\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A resize to a smaller size is refused (400, key allow_shrink, both sizes named) without a
+/// plug-in call or a change, unless the body says `"allow_shrink": true`; growing, the same
+/// size and a size that rounds up to it need nothing.
+#[test]
+fn a_shrink_needs_allow_shrink() {
+    let s = TestServer::start();
+    s.add_sim_server("sim1");
+    let made = s.post(
+        "/v1/servers/sim1/luns",
+        &json!({"name": "db1", "size": 2 * GIB}).to_string(),
+    );
+    assert_eq!(made.status, 201, "{}", made.text);
+    let state = s.sim_dir("sim1").join("sim-array.json");
+    let before = std::fs::read(&state).unwrap_or_default();
+    let calls = resize_calls(&s);
+    let path = "/v1/servers/sim1/luns/db1/resize";
+
+    for body in [
+        json!({"size": GIB}),
+        json!({"size": GIB, "allow_shrink": false}),
+        json!({"size": GIB, "allow_shrink": null}),
+    ] {
+        let r = s.post(path, &body.to_string());
+        r.expect_error(400, "bad_request", Some("InvalidValueEx"), Some("allow_shrink"));
+        let m = r.error()["message"].as_str().unwrap_or("").to_owned();
+        assert!(
+            m.contains(&GIB.to_string()) && m.contains(&(2 * GIB).to_string()) && m.contains("'db1'"),
+            "{body}: {m}"
+        );
+    }
+    s.post(path, &json!({"size": GIB, "allow_shrink": "yes"}).to_string())
+        .expect_error(400, "bad_request", Some("ValueFormatEx"), Some("allow_shrink"));
+    assert_eq!(resize_calls(&s), calls, "a refused shrink reached the plug-in");
+    assert!(
+        std::fs::read(&state).unwrap_or_default() == before,
+        "a refused shrink changed the array"
+    );
+    let shown = s.get("/v1/servers/sim1/luns/db1");
+    assert_eq!(shown.json()["size"], 2 * GIB, "{}", shown.text);
+    let audit = s.get("/v1/audit?limit=1").json();
+    assert_eq!(audit[0]["action"], "lun.resize", "{audit}");
+    assert_eq!(audit[0]["outcome"], "bad_request", "{audit}");
+
+    // No shrink: the same size, one that rounds up to it (whole MiB), a grow.
+    for (size, now) in [(2 * GIB, 2 * GIB), (2 * GIB - 1000, 2 * GIB), (3 * GIB, 3 * GIB)] {
+        let r = s.post(path, &json!({"size": size}).to_string());
+        assert_eq!(r.status, 200, "{size}: {}", r.text);
+        assert_eq!(r.json()["size"], now, "{size}");
+    }
+    // Asked for explicitly.
+    let r = s.post(path, &json!({"size": GIB, "allow_shrink": true}).to_string());
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["size"], GIB);
+    assert_eq!(s.get("/v1/servers/sim1/luns/db1").json()["size"], GIB);
+}

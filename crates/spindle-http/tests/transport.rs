@@ -125,13 +125,33 @@ fn bodies_are_checked_before_anything_runs() {
         .expect_error(400, "bad_request", Some("ValueFormatEx"), Some("limit"));
     s.get("/v1/jobs?state=sleeping")
         .expect_error(400, "bad_request", Some("ValueFormatEx"), Some("state"));
-    // A body over the limit.
+    // A body over the limit is 413, on routes with a body and without one; one just at the
+    // limit is read (and refused only for what it says).
     let big = format!(
         "{{\"name\": \"{}\", \"size\": 1}}",
         "a".repeat(spindle_http::MAX_BODY_BYTES)
     );
-    s.post(luns, &big)
-        .expect_error(400, "bad_request", Some("ValueFormatEx"), None);
+    let r = s.post(luns, &big);
+    r.expect_error(413, "payload_too_large", None, None);
+    assert!(
+        r.error()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&spindle_http::MAX_BODY_BYTES.to_string())),
+        "{}",
+        r.text
+    );
+    s.post(
+        "/v1/servers/x/refresh",
+        &" ".repeat(spindle_http::MAX_BODY_BYTES + 1),
+    )
+    .expect_error(413, "payload_too_large", None, None);
+    let padded = format!(
+        "{{\"name\": \"bad name\"{}}}",
+        " ".repeat(spindle_http::MAX_BODY_BYTES - 20)
+    );
+    assert_eq!(padded.len(), spindle_http::MAX_BODY_BYTES);
+    s.post(luns, &padded)
+        .expect_error(400, "bad_request", Some("MissingKeyEx"), Some("size"));
 }
 
 #[test]
@@ -306,6 +326,33 @@ fn the_table_is_the_documented_api() {
     assert_eq!(ROUTES.len(), doc.len(), "a route twice in the table");
 }
 
+/// The error codes of docs/http-api.md's table, with their statuses, are those the OpenAPI
+/// document lists (a new code, such as 413's, is documented where clients look).
+#[test]
+fn the_error_codes_are_documented() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/http-api.md"))
+        .unwrap_or_else(|e| panic!("docs/http-api.md: {e}"));
+    let mut codes = BTreeSet::new();
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 || !cells[2].starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        if let Some(code) = cells[1].strip_prefix('`').and_then(|c| c.strip_suffix('`')) {
+            codes.insert(code.to_owned());
+            if code == "payload_too_large" {
+                assert_eq!(cells[2], "413", "{line}");
+            }
+        }
+    }
+    codes.insert("ambiguous".to_owned()); // documented in the conflict row
+    let listed: BTreeSet<String> = spindle_http::openapi::ERROR_CODES
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect();
+    assert_eq!(codes, listed);
+}
+
 fn object_schema(schema: &oas3::spec::Schema, spec: &oas3::Spec) -> oas3::spec::ObjectSchema {
     match schema.resolve(spec).unwrap_or_else(|e| panic!("{e}")) {
         oas3::spec::Schema::Object(o) => match *o {
@@ -417,6 +464,11 @@ fn openapi_document_is_valid_and_complete() {
         assert_eq!(query, declared, "{}", route.path);
         if matches!(route.target, Target::Action(_)) {
             assert!(responses.contains_key("default"), "{}", route.path);
+            responses
+                .get("413")
+                .unwrap_or_else(|| panic!("{}: no 413", route.path))
+                .resolve(&spec)
+                .unwrap_or_else(|e| panic!("{}: {e}", route.path));
         }
     }
 

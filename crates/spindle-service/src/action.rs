@@ -42,8 +42,14 @@ pub enum Action {
     },
     /// remove.
     RemoveLun { server: String, lun: String },
-    /// resize.
-    ResizeLun { server: String, lun: String, size: i64 },
+    /// resize. A `size` below the LUN's current size drops the data past it, so it is refused
+    /// unless `allow_shrink` says the shrink is meant.
+    ResizeLun {
+        server: String,
+        lun: String,
+        size: i64,
+        allow_shrink: bool,
+    },
     /// online.
     Online { server: String, lun: String },
     /// offline.

@@ -70,6 +70,44 @@ fn check_size(key: &str, size: i64) -> Result<(), ServiceError> {
     }
 }
 
+/// The unit the built-in arrays (Linux and simulated) round every size up to. A resize to a
+/// size that rounds up to the element's current size changes nothing there.
+const ALLOCATION_UNIT: i64 = 1 << 20;
+
+/// Refuses a resize of `e` to `size` that would drop data: one below its current size (the
+/// plug-in's last record of it), unless the arrays' rounding up to whole MiB brings it back to
+/// that size. The allowance applies only when the current size is a whole number of MiB: one
+/// that is not comes from an array allocating in other units, whose rounding spindle cannot
+/// know, so any smaller size counts as a shrink there. A record without a size is refused
+/// too: spindle cannot tell whether the resize shrinks it.
+fn check_not_shrunk(e: &ElementRow, size: i64) -> Result<(), ServiceError> {
+    let kind = if e.kind == Kind::Clone { "clone" } else { "LUN" };
+    let what = format!("{kind} {}", q(&e.name));
+    let Some(current) = e.record.get("size").and_then(Value::as_i64) else {
+        return Err(ServiceError::bad(
+            ExceptionKind::InvalidValueEx,
+            "allow_shrink",
+            format!(
+                "the record of {what} has no size, so size {size} may shrink it and drop its data; set allow_shrink to resize it anyway"
+            ),
+        ));
+    };
+    let rounded = size
+        .checked_add(ALLOCATION_UNIT - 1)
+        .map(|s| s / ALLOCATION_UNIT * ALLOCATION_UNIT);
+    let same_after_rounding = current % ALLOCATION_UNIT == 0 && rounded == Some(current);
+    if size >= current || same_after_rounding {
+        return Ok(());
+    }
+    Err(ServiceError::bad(
+        ExceptionKind::InvalidValueEx,
+        "allow_shrink",
+        format!(
+            "size {size} is smaller than the {current} bytes of {what}: shrinking it drops the data past its new end; set allow_shrink to shrink it on purpose"
+        ),
+    ))
+}
+
 fn qos_text(key: &str, qos: &Value) -> Result<String, ServiceError> {
     match qos {
         Value::String(s) if !s.is_empty() => Ok(s.clone()),
@@ -375,10 +413,20 @@ impl Inner {
                 )
                 .await
             }
-            Action::ResizeLun { server, lun, size } => {
+            Action::ResizeLun {
+                server,
+                lun,
+                size,
+                allow_shrink,
+            } => {
                 check_size("size", size)?;
                 let _g = self.lock(&server).await;
                 let (srv, e) = self.load_one(&server, &lun, "lun", Want::Lun).await?;
+                // Checked under the server's lock against the record the plug-in is sent, so
+                // a resize racing this one cannot turn a grow into an unasked shrink.
+                if !allow_shrink {
+                    check_not_shrunk(&e, size)?;
+                }
                 let entry = self.plugin(&srv)?;
                 let v = self
                     .call(
@@ -1555,5 +1603,63 @@ impl Inner {
             .collect();
         self.store_groups(&srv, Value::Array(list), None).await?;
         Ok(Reply::Done(g))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: i64 = ALLOCATION_UNIT;
+
+    fn lun(record: Value) -> ElementRow {
+        ElementRow::new("sim", record, Vec::new())
+    }
+
+    fn refused_key(r: Result<(), ServiceError>) -> Option<String> {
+        r.err().and_then(|e| e.key().map(str::to_string))
+    }
+
+    #[test]
+    fn only_a_size_that_drops_data_is_a_shrink() {
+        let e = lun(json!({"se_type": "LUNType", "uuid": "u1", "name": "db1", "size": 4 * MIB}));
+        assert!(check_not_shrunk(&e, 4 * MIB).is_ok(), "same size");
+        assert!(check_not_shrunk(&e, 5 * MIB).is_ok(), "grow");
+        assert!(check_not_shrunk(&e, i64::MAX).is_ok(), "grow to the largest size");
+        // Rounded up to whole MiB, these are the LUN's own size: nothing is lost.
+        assert!(check_not_shrunk(&e, 4 * MIB - 1).is_ok());
+        assert!(check_not_shrunk(&e, 3 * MIB + 1).is_ok());
+        // One MiB less is one MiB of data gone.
+        let err = check_not_shrunk(&e, 3 * MIB).expect_err("shrink");
+        assert_eq!(err.key(), Some("allow_shrink"));
+        assert_eq!(err.code(), "bad_request");
+        assert_eq!(err.exception(), Some(ExceptionKind::InvalidValueEx));
+        let m = err.message();
+        assert!(
+            m.contains("size 3145728") && m.contains("4194304 bytes") && m.contains("LUN 'db1'"),
+            "{m}"
+        );
+        assert_eq!(
+            refused_key(check_not_shrunk(&e, 1)).as_deref(),
+            Some("allow_shrink")
+        );
+    }
+
+    #[test]
+    fn a_size_not_in_whole_mib_is_compared_exactly() {
+        // An array allocating in 512-byte sectors: spindle does not know its rounding, so
+        // anything below its size may drop data.
+        let e = lun(json!({"se_type": "SnapCloneType", "uuid": "u2", "name": "c1", "size": 4 * MIB + 512}));
+        assert!(check_not_shrunk(&e, 4 * MIB + 512).is_ok());
+        let err = check_not_shrunk(&e, 4 * MIB + 1).expect_err("shrink by 511 bytes");
+        assert!(err.message().contains("clone 'c1'"), "{err}");
+    }
+
+    #[test]
+    fn a_record_without_a_size_needs_the_decision() {
+        let e = lun(json!({"se_type": "LUNType", "uuid": "u3", "name": "db3"}));
+        let err = check_not_shrunk(&e, 4 * MIB).expect_err("size unknown");
+        assert_eq!(err.key(), Some("allow_shrink"));
+        assert!(err.message().contains("has no size"), "{err}");
     }
 }

@@ -101,6 +101,7 @@ async fn bad_input_is_refused_before_any_plugin_call_and_changes_nothing() {
                 server: s("sim"),
                 lun: s("lun1"),
                 size,
+                allow_shrink: true,
             })
             .await;
         expect_bad(&e, ExceptionKind::InvalidValueEx, "size");
@@ -472,4 +473,80 @@ async fn a_refused_huge_name_is_audited_cut_short() {
     let server = unknown_server["server"].as_str().unwrap();
     assert_eq!(server, format!("{}...", "n".repeat(200)), "the server is cut");
     assert_eq!(unknown_server["target"], "fine");
+}
+
+/// A resize below the LUN's size drops the data past it: refused with key allow_shrink
+/// (naming both sizes), before any plug-in call and changing nothing, unless allowed. A size
+/// that the array's rounding to whole MiB brings back to the LUN's own is no shrink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shrink_is_refused_unless_allowed() {
+    let env = Env::new().await;
+    env.add_sim("sim", "iSCSIStorage", 0).await;
+    // The simulated array rounds 1000000 bytes up to 1 MiB.
+    let made = env.create("sim", "lun1", 2 * GIB - 1_000_000).await;
+    assert_eq!(made["size"], 2 * GIB, "{made}");
+    let resize = |size: i64, allow_shrink: bool| Action::ResizeLun {
+        server: s("sim"),
+        lun: s("lun1"),
+        size,
+        allow_shrink,
+    };
+    // The create's totals are re-read 200 ms after it; let that pass so that the count of
+    // plug-in calls below sees only the refused resizes.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let before = observe(&env, "sim").await;
+    let calls = env.manager.invocations();
+    let audited = env.ok(Action::ListAudit { limit: 100 }).await;
+
+    for size in [GIB, 2 * GIB - (1 << 20), 1] {
+        let e = env.err(resize(size, false)).await;
+        expect_bad(&e, ExceptionKind::InvalidValueEx, "allow_shrink");
+        let m = e.message();
+        assert!(
+            m.contains(&format!("size {size} ")) && m.contains(&format!("{} bytes", 2 * GIB)),
+            "both sizes are named: {m}"
+        );
+        assert!(m.contains("'lun1'") && m.contains("allow_shrink"), "{m}");
+    }
+    // By uuid too: the check is on the element, not on the name.
+    let uuid = made["uuid"].as_str().unwrap().to_string();
+    let e = env
+        .err(Action::ResizeLun {
+            server: s("sim"),
+            lun: uuid,
+            size: GIB,
+            allow_shrink: false,
+        })
+        .await;
+    expect_bad(&e, ExceptionKind::InvalidValueEx, "allow_shrink");
+
+    assert_eq!(
+        env.manager.invocations(),
+        calls,
+        "a refused shrink reached the plug-in"
+    );
+    let after = observe(&env, "sim").await;
+    assert_eq!(before.1, after.1, "LUNs changed");
+    assert!(before.4 == after.4, "the array's state changed");
+    let audit = env.ok(Action::ListAudit { limit: 100 }).await;
+    let rows = audit.as_array().unwrap();
+    assert_eq!(
+        rows.len(),
+        audited.as_array().unwrap().len() + 4,
+        "one audit row per refusal: {audit}"
+    );
+    assert_eq!(rows[0]["action"], "lun.resize");
+    assert_eq!(rows[0]["outcome"], "bad_request");
+
+    // Same size, and sizes that round up to it, are no shrink and need no decision.
+    for size in [2 * GIB, 2 * GIB - 1_000_000, 2 * GIB - (1 << 20) + 1] {
+        assert_eq!(env.ok(resize(size, false)).await["size"], 2 * GIB, "{size}");
+    }
+    // Growing needs none either.
+    assert_eq!(env.ok(resize(3 * GIB, false)).await["size"], 3 * GIB);
+    // Asked for in so many words, the shrink is done.
+    assert_eq!(env.ok(resize(GIB, true)).await["size"], GIB);
+    assert_eq!(env.show_lun("sim", "lun1").await["size"], GIB);
+    // allow_shrink on a grow changes nothing about it.
+    assert_eq!(env.ok(resize(2 * GIB, true)).await["size"], 2 * GIB);
 }

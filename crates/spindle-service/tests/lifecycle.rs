@@ -92,6 +92,7 @@ async fn whole_lifecycle_on_the_simulated_array() {
             server: s(srv),
             lun: s("lun1"),
             size: 2 * GIB,
+            allow_shrink: false,
         })
         .await;
     assert_eq!(grown["size"], 2 * GIB);
@@ -270,6 +271,7 @@ async fn whole_lifecycle_on_the_simulated_array() {
         server: s(srv),
         lun: s("lun1"),
         size: 3 * GIB,
+        allow_shrink: false,
     })
     .await;
     let restored = env
@@ -846,6 +848,7 @@ async fn a_change_made_before_a_failure_is_read_back_at_once() {
             server: s("a1"),
             lun: s("made"),
             size: 2 * GIB,
+            allow_shrink: false,
         })
         .await;
     assert_eq!(e.exception(), Some(ExceptionKind::InvalidValueEx), "{e:?}");

@@ -63,7 +63,10 @@ pub fn name_fault(value: &str, also_refused: &[char]) -> Option<String> {
     // look the same and would be two names: only the composed one (NFC, what keyboards
     // type) is accepted, and the message shows it.
     let composed = value.nfc().collect::<String>();
-    let not_nfc = format!("is not in Unicode normal form C (write it as {})", shown(&composed));
+    let not_nfc = format!(
+        "is not in Unicode normal form C (write it as {})",
+        shown(&composed)
+    );
     let checks: [(bool, &str); 9] = [
         (composed != value, &not_nfc),
         (

@@ -421,11 +421,30 @@ impl Inner {
             } => {
                 check_size("size", size)?;
                 let _g = self.lock(&server).await;
-                let (srv, e) = self.load_one(&server, &lun, "lun", Want::Lun).await?;
+                let (srv, mut e) = self.load_one(&server, &lun, "lun", Want::Lun).await?;
                 // Checked under the server's lock against the record the plug-in is sent, so
                 // a resize racing this one cannot turn a grow into an unasked shrink.
                 if !allow_shrink {
                     check_not_shrunk(&e, size)?;
+                    // The stored record may be stale (the LUN grown through another
+                    // registration of the array, or by hand): a "grow" between the stored
+                    // and the real size would shrink it. The array's own record decides;
+                    // an array that cannot say is judged by the stored one.
+                    if let Ok(rec) = self
+                        .call(
+                            self.plugin(&srv)?,
+                            Method::GetInfo,
+                            args(&srv.ss, [("se_record", e.record.clone())]),
+                            id,
+                        )
+                        .await
+                    {
+                        let fresh = ElementRow::new(&e.server, rec.clone(), Vec::new());
+                        if fresh.uuid == e.uuid {
+                            check_not_shrunk(&fresh, size)?;
+                            e.record = rec;
+                        }
+                    }
                 }
                 let entry = self.plugin(&srv)?;
                 let v = self

@@ -87,7 +87,10 @@ async fn bad_input_is_refused_before_any_plugin_call_and_changes_nothing() {
     // the same, so only the composed spelling is accepted, and the message shows it
     let e = env.err(lun("caf\u{65}\u{301}", GIB)).await;
     expect_bad(&e, ExceptionKind::ValueFormatEx, "name");
-    assert!(e.message().contains("normal form C (write it as 'caf\u{e9}')"), "{e}");
+    assert!(
+        e.message().contains("normal form C (write it as 'caf\u{e9}')"),
+        "{e}"
+    );
     expect_bad(&env.err(lun("", GIB)).await, ExceptionKind::MissingKeyEx, "name");
     // sizes
     for size in [0, -1, i64::MIN] {
@@ -549,4 +552,40 @@ async fn a_shrink_is_refused_unless_allowed() {
     assert_eq!(env.show_lun("sim", "lun1").await["size"], GIB);
     // allow_shrink on a grow changes nothing about it.
     assert_eq!(env.ok(resize(2 * GIB, true)).await["size"], 2 * GIB);
+
+    // Grown to 4 GiB through another registration of the same array, the LUN is still 2 GiB
+    // in this server's records: 3 GiB looks like a grow there, but would drop a GiB. The
+    // array's own record decides.
+    env.ok(Action::AddServer(sim_server(
+        "sim2",
+        &env.state_dir("sim"),
+        "iSCSIStorage",
+        0,
+    )))
+    .await;
+    env.ok(Action::ListLuns {
+        server: s("sim2"),
+        refresh: true,
+    })
+    .await;
+    let grown = env
+        .ok(Action::ResizeLun {
+            server: s("sim2"),
+            lun: s("lun1"),
+            size: 4 * GIB,
+            allow_shrink: false,
+        })
+        .await;
+    assert_eq!(grown["size"], 4 * GIB);
+    assert_eq!(
+        env.show_lun("sim", "lun1").await["size"],
+        2 * GIB,
+        "the records are stale"
+    );
+    let e = env.err(resize(3 * GIB, false)).await;
+    expect_bad(&e, ExceptionKind::InvalidValueEx, "allow_shrink");
+    assert!(e.message().contains(&format!("{} bytes", 4 * GIB)), "{e}");
+    assert_eq!(env.show_lun("sim2", "lun1").await["size"], 4 * GIB);
+    // A real grow from there is no shrink.
+    assert_eq!(env.ok(resize(5 * GIB, false)).await["size"], 5 * GIB);
 }

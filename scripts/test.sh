@@ -25,11 +25,38 @@ if ((${#need_apt[@]})); then
 fi
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# The array program's host state (registrations, served files) of anything the tests run
+# without a state home of their own: exported as a safety net, so that nothing reaches the
+# host's /var/lib/spindle-array, and checked below to stay empty, since plain `cargo test`
+# has no such net.
+net_home=$(mktemp -d)
+trap 'rm -f "$log"; rm -rf "$net_home"' EXIT
 status=0
 
+# What the host's array program keeps (root's state home); the tests must add nothing to it:
+# a stale registration there refuses the real array's requests.
+host_home=/var/lib/spindle-array
+host_files() { find "$host_home" -type f 2>/dev/null | sort || true; }
+host_before=$(host_files)
+
 echo "== Rust workspace tests"
-cargo test --workspace --all-targets --locked --no-fail-fast 2>&1 | tee -a "$log" || status=1
+SPINDLE_ARRAY_STATE_HOME=$net_home cargo test --workspace --all-targets --locked --no-fail-fast 2>&1 | tee -a "$log" || status=1
+
+# comm -13: lines only in the second list, the files the run added.
+host_added=$(comm -13 <(printf '%s\n' "$host_before") <(host_files) | grep -v '^$' || true)
+if [ -n "$host_added" ]; then
+    echo "FAILED: the tests wrote into the host's array state $host_home (a test ran spindle-array without a private SPINDLE_ARRAY_STATE_HOME, or the array program on this host served meanwhile):" >&2
+    sed 's/^/  /' <<<"$host_added" >&2
+    echo "test result: FAILED. 0 passed; 1 failed; (host state check)" | tee -a "$log"
+    status=1
+fi
+net_files=$(find "$net_home" -type f | sort)
+if [ -n "$net_files" ]; then
+    echo "FAILED: tests left array state in the inherited SPINDLE_ARRAY_STATE_HOME; under plain cargo test it would have gone to $host_home (give them a private one, see plugins/linux/tests/common):" >&2
+    sed 's/^/  /' <<<"$net_files" >&2
+    echo "test result: FAILED. 0 passed; 1 failed; (host state check)" | tee -a "$log"
+    status=1
+fi
 
 echo "== Python package tests (OSCPlugin, OSCPluginUtils, runner)"
 (cd python/spindle-osc && python3 -m unittest discover -s tests 2>&1) | tee -a "$log" || status=1

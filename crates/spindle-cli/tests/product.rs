@@ -73,6 +73,11 @@ impl Server {
         self.data.path()
     }
 
+    /// The host state home of this server's array programs.
+    fn state_home(&self) -> std::path::PathBuf {
+        self.dir().join("array-state-home")
+    }
+
     fn portal(&self) -> String {
         format!("127.0.0.1:{}", self.portal_port)
     }
@@ -90,6 +95,9 @@ impl Server {
             .args(["--tgt-control", &self.control.to_string()])
             // A throttled split lasts long enough to restart spindle in the middle of it.
             .args(["--split-rate-mib", "16"])
+            // The array programs spindle runs keep the registrations here, not in the host's
+            // /var/lib/spindle-array (the same directory across restarts, as the host's is).
+            .env("SPINDLE_ARRAY_STATE_HOME", self.state_home())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -317,6 +325,17 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
     assert_eq!(server["name"], "local");
     assert_eq!(server["vol_groups"][0]["vol_name"], "default", "{server}");
     assert!(server.get("admin_passwd").is_none() && server.get("passwd").is_none());
+    // Its registration was kept in the private state home spindle serve was given.
+    let registrations: Vec<_> = std::fs::read_dir(srv.state_home().join("registrations"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        registrations
+            .iter()
+            .any(|n| n.to_string_lossy().ends_with(".json")),
+        "no registration in {}: {registrations:?}",
+        srv.state_home().display()
+    );
 
     // A LUN, a group, a presentation: the initiator sees exactly that, with the right id and size.
     let lun = srv.json(&["lun", "create", "vm1", "--size", "64M"]);

@@ -225,6 +225,13 @@ async fn the_record_is_accepted_by_the_real_plugin() {
     call(spindle_api::Method::Validate, json!({"ss_record": record}))
         .await
         .unwrap_or_else(|e| panic!("validate: {e}"));
+    // The registration is kept in this test run's state home, not the host's.
+    assert!(
+        common::state_home()
+            .join("registrations/4f0c3a52-7d61-4c8e-9f3a-2b1d0e5c6a71.json")
+            .is_file(),
+        "the array program did not use the test's SPINDLE_ARRAY_STATE_HOME"
+    );
     let info = call(spindle_api::Method::GetInfo, json!({"ss_record": record}))
         .await
         .unwrap_or_else(|e| panic!("getInfo: {e}"))

@@ -50,6 +50,7 @@ fn main() {
     let exe = array_exe();
     let opts = EngineOptions {
         worker_exe: Some(exe.clone()),
+        ..EngineOptions::default()
     };
     let m = xfs(16);
     let pool = m.mnt.join("p0");

@@ -541,6 +541,7 @@ fn main() {
     );
     let opts = EngineOptions {
         worker_exe: Some(exe.clone()),
+        ..EngineOptions::default()
     };
     let mut e = Engine::open(&cfg, opts).unwrap();
     let (d_create, _) = time(|| {

@@ -109,7 +109,7 @@ pub struct DaemonOptions {
     pub served: PathBuf,
     /// Stop when standard input reaches end of file (see the module documentation).
     pub stdin_lifeline: bool,
-    /// Engine options (the split worker's executable).
+    /// Engine options (the split worker's executable, the host's state home).
     pub engine: EngineOptions,
 }
 
@@ -220,7 +220,7 @@ impl Engines {
                 ))
             }
         };
-        let _first_binding = match protocol::check_registration(&env) {
+        let _first_binding = match protocol::check_registration(&env, opts) {
             Ok(guard) => guard,
             Err(e) => return protocol::error(&protocol::exception(&env, &e)),
         };
@@ -249,13 +249,13 @@ impl Engines {
 }
 
 /// Where a program listening on `socket` remembers its arrays when `--served` is not given:
-/// a file under `/var/lib/spindle-array` (root) or `$XDG_STATE_HOME/spindle-array` (else
-/// `~/.local/state/spindle-array`), named after the socket's path: `/` becomes `_`, and every
+/// a file in the host's state home `home` ([`crate::registry::host_state_home`]:
+/// `$SPINDLE_ARRAY_STATE_HOME`, else `/var/lib/spindle-array` for root or
+/// `$XDG_STATE_HOME/spindle-array`), named after the socket's path: `/` becomes `_`, and every
 /// byte but ASCII letters, digits, `.` and `-` becomes `%XX` (`_` too), so that two sockets
 /// never share a file (`/run/spindle/array.sock` → `run_spindle_array.sock.served.json`).
 /// Not beside the socket: sockets usually live under `/run`, which a reboot empties.
-pub fn default_served_file(socket: &Path) -> PathBuf {
-    let dir = crate::registry::host_state_home();
+pub fn default_served_file(home: &Path, socket: &Path) -> PathBuf {
     let path = socket.as_os_str().as_encoded_bytes();
     let mut name = String::with_capacity(path.len());
     for &b in path.strip_prefix(b"/").unwrap_or(path) {
@@ -265,7 +265,7 @@ pub fn default_served_file(socket: &Path) -> PathBuf {
             b => name.push_str(&format!("%{b:02X}")),
         }
     }
-    dir.join(format!("{name}.served.json"))
+    home.join(format!("{name}.served.json"))
 }
 
 /// The served file's content.
@@ -489,6 +489,12 @@ fn restored(engine: &Engine, cfg: &ArrayConfig) -> String {
 /// thread start nor a hand-over between threads. Stopping shuts the listening socket down,
 /// which wakes every waiting worker (Linux then fails their `accept`).
 pub fn run(opts: &DaemonOptions) -> Result<()> {
+    // The state home is decided once, before listening: a refused SPINDLE_ARRAY_STATE_HOME
+    // stops the program at its start instead of refusing every request it would serve.
+    let opts = &DaemonOptions {
+        engine: opts.engine.clone().resolved()?,
+        ..opts.clone()
+    };
     let (listener, _lock) = listen(&opts.socket)?;
     let listener = Arc::new(listener);
     let engines = Arc::new(Engines::default());
@@ -875,7 +881,7 @@ mod tests {
     #[test]
     fn the_default_file_is_named_after_the_socket_and_outlives_run() {
         let name = |p: &str| {
-            default_served_file(Path::new(p))
+            default_served_file(Path::new("/var/lib/spindle-array"), Path::new(p))
                 .file_name()
                 .and_then(|n| n.to_str())
                 .map(str::to_string)
@@ -892,6 +898,14 @@ mod tests {
         // Distinct sockets, distinct files.
         assert_ne!(name("/tmp/nu-data/array0.sock"), name("/tmp/nu-data_array0.sock"));
         assert_ne!(name("/a/b_c"), name("/a_b/c"));
-        assert!(!default_served_file(Path::new("/run/x.sock")).starts_with("/run"));
+        assert!(
+            !default_served_file(Path::new("/var/lib/spindle-array"), Path::new("/run/x.sock"))
+                .starts_with("/run")
+        );
+        // In the state home given, whatever the socket.
+        assert_eq!(
+            default_served_file(Path::new("/srv/home"), Path::new("/run/x.sock")),
+            Path::new("/srv/home/run_x.sock.served.json")
+        );
     }
 }

@@ -111,6 +111,24 @@ const CHUNK: usize = 4 << 20;
 pub struct EngineOptions {
     /// The `spindle-array` executable that runs split workers; default: this executable.
     pub worker_exe: Option<PathBuf>,
+    /// The host's state home, where the registrations are kept
+    /// ([`crate::registry::Registry::of`]); default: [`crate::registry::host_state_home`]
+    /// (`SPINDLE_ARRAY_STATE_HOME`, else `/var/lib/spindle-array` for root). A field, not only
+    /// the variable, so that a process serving requests itself (a test, the resident program)
+    /// can choose it without changing its own environment.
+    pub state_home: Option<PathBuf>,
+}
+
+impl EngineOptions {
+    /// These options with the state home decided: [`crate::registry::host_state_home`]'s when
+    /// none is given, refused as that refuses it. Decided once, so that every registration
+    /// check and note of one request (or of one resident program) uses the same directory.
+    pub fn resolved(mut self) -> Result<EngineOptions> {
+        if self.state_home.is_none() {
+            self.state_home = Some(crate::registry::host_state_home()?);
+        }
+        Ok(self)
+    }
 }
 
 /// A file move of a plan: a finished temporary and where it goes.
@@ -854,6 +872,11 @@ impl Engine {
     /// The state directory.
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
+    }
+
+    /// The options the engine was opened with.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
     }
 
     /// The id of the array whose state directory is `state_dir`, read without opening (or

@@ -383,7 +383,13 @@ pub fn exception(env: &Envelope, e: &Error) -> PluginException {
 
 /// Serves one parsed request with an engine opened for it (the one-shot program).
 pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
-    let _first_binding = match check_registration(env) {
+    // Decided once, before anything else: a refused SPINDLE_ARRAY_STATE_HOME refuses every
+    // request, not only those naming a registration, so the mistake shows at the first one.
+    let opts = match opts.resolved() {
+        Ok(o) => o,
+        Err(e) => return error(&exception(env, &e)),
+    };
+    let _first_binding = match check_registration(env, &opts) {
         Ok(guard) => guard,
         Err(e) => return error(&exception(env, &e)),
     };
@@ -467,7 +473,11 @@ fn handle_for_registration(env: &Envelope, engine: &mut Engine) -> Value {
     let Some(registration) = env.registration.as_deref() else {
         return handle_registered(env, engine);
     };
-    if let Err(e) = Registry::default().check_opened(registration, engine) {
+    let registry = match Registry::of(engine.options()) {
+        Ok(r) => r,
+        Err(e) => return error(&exception(env, &e)),
+    };
+    if let Err(e) = registry.check_opened(registration, engine) {
         return error(&exception(env, &e));
     }
     let answer = handle_registered(env, engine);
@@ -475,7 +485,7 @@ fn handle_for_registration(env: &Envelope, engine: &mut Engine) -> Value {
     // is not refused yet. A refused request binds nothing: the registration may have been
     // refused for settings its administrator then corrects.
     if answer.get("ok").is_some() {
-        let _ = Registry::default().note(registration, engine);
+        let _ = registry.note(registration, engine);
     }
     if env.config.tgt.is_some() {
         let _ = tgt::note_registration(engine, registration);
@@ -488,13 +498,14 @@ fn handle_for_registration(env: &Envelope, engine: &mut Engine) -> Value {
 /// ([`tgt::check_registration`]); checked before the array is opened, since opening it with
 /// a configuration makes a new array, or registers that configuration's new pools. For a
 /// registration bound to no array yet, the answer holds the lock of first bindings
-/// ([`Registry::lock_first_binding`]): keep it until the request is answered.
-pub fn check_registration(env: &Envelope) -> Result<Option<std::fs::File>, Error> {
+/// ([`Registry::lock_first_binding`]): keep it until the request is answered. The
+/// registrations are the ones of `opts`' state home ([`Registry::of`]).
+pub fn check_registration(env: &Envelope, opts: &EngineOptions) -> Result<Option<std::fs::File>, Error> {
     let Some(registration) = &env.registration else {
         return Ok(None);
     };
     crate::registry::check_id(registration)?;
-    let registry = Registry::default();
+    let registry = Registry::of(opts)?;
     let first = registry.lock_first_binding(registration)?;
     registry.check(registration, &env.config)?;
     if env.config.tgt.is_some() {

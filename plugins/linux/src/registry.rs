@@ -14,7 +14,7 @@
 //! the directory under its mount point would become a new, empty array.
 
 use crate::config::ArrayConfig;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, IoContext, Result};
 use crate::fsops;
 use crate::names::shown;
@@ -27,10 +27,46 @@ const MAX_REGISTRATION_LEN: usize = 200;
 /// Longest file name of a registration (a directory entry holds 255 bytes).
 const MAX_FILE_NAME_LEN: usize = 255;
 
-/// Where the array program keeps what belongs to the host rather than to one array:
-/// `/var/lib/spindle-array` (root) or `$XDG_STATE_HOME/spindle-array` (else
+/// The environment variable that moves the host's state home ([`host_state_home`]): an
+/// absolute directory. For a test suite, or a second array program on one host, whose
+/// registrations and served files must stay apart from the ones the host's array program uses.
+pub const STATE_HOME_VAR: &str = "SPINDLE_ARRAY_STATE_HOME";
+
+/// Where the array program keeps what belongs to the host rather than to one array (the
+/// registrations, a resident program's default served file): `$SPINDLE_ARRAY_STATE_HOME`
+/// when set, else `/var/lib/spindle-array` (root) or `$XDG_STATE_HOME/spindle-array` (else
 /// `~/.local/state/spindle-array`).
-pub fn host_state_home() -> PathBuf {
+///
+/// A set but empty or relative `SPINDLE_ARRAY_STATE_HOME` is refused, not ignored: whoever
+/// set it meant the state to be kept apart, and falling back to the host's directory would
+/// write exactly where they meant not to (an empty value is typically a script's unset
+/// variable).
+pub fn host_state_home() -> Result<PathBuf> {
+    match std::env::var_os(STATE_HOME_VAR) {
+        Some(home) => state_home_from(&home),
+        None => Ok(default_state_home()),
+    }
+}
+
+/// The state home a `SPINDLE_ARRAY_STATE_HOME` value names (see [`host_state_home`]).
+fn state_home_from(value: &std::ffi::OsStr) -> Result<PathBuf> {
+    let home = PathBuf::from(value);
+    if home.is_absolute() {
+        return Ok(home);
+    }
+    Err(Error::Failed(format!(
+        "{STATE_HOME_VAR} is {}: it must be an absolute directory (unset it to use {})",
+        if value.is_empty() {
+            "set but empty".to_string()
+        } else {
+            format!("{}, a relative path", shown(&value.to_string_lossy()))
+        },
+        default_state_home().display(),
+    )))
+}
+
+/// The host's state home when [`STATE_HOME_VAR`] is not set.
+fn default_state_home() -> PathBuf {
     if rustix::process::geteuid().is_root() {
         PathBuf::from("/var/lib/spindle-array")
     } else {
@@ -104,16 +140,21 @@ pub struct Registry {
     dir: PathBuf,
 }
 
-impl Default for Registry {
-    fn default() -> Self {
-        Registry::at(host_state_home().join("registrations"))
-    }
-}
-
 impl Registry {
     /// The registrations kept in `dir`.
     pub fn at(dir: impl Into<PathBuf>) -> Self {
         Registry { dir: dir.into() }
+    }
+
+    /// The registrations of the state home `opts` names ([`EngineOptions::state_home`]),
+    /// else of the host's ([`host_state_home`]). No `Default`: which directory is meant
+    /// must be decided, and the host's can be refused.
+    pub fn of(opts: &EngineOptions) -> Result<Self> {
+        let home = match &opts.state_home {
+            Some(home) => home.clone(),
+            None => host_state_home()?,
+        };
+        Ok(Registry::at(home.join("registrations")))
     }
 
     fn path(&self, registration: &str) -> Result<PathBuf> {
@@ -251,5 +292,32 @@ mod tests {
         assert_eq!(file_name_of(b".."), "%2E.");
         assert_ne!(file_name_of(b"a/b"), file_name_of(b"a%2Fb"));
         assert!(!file_name_of(b"a/b\0c").contains(['/', '\0']));
+    }
+
+    #[test]
+    fn only_an_absolute_state_home_is_taken() {
+        assert_eq!(
+            state_home_from(std::ffi::OsStr::new("/srv/test-home")).ok(),
+            Some(PathBuf::from("/srv/test-home"))
+        );
+        for (value, says) in [("", "set but empty"), ("rel/home", "relative path")] {
+            let text = match state_home_from(std::ffi::OsStr::new(value)) {
+                Ok(home) => panic!("{value:?} was taken as {}", home.display()),
+                Err(e) => e.to_string(),
+            };
+            assert!(text.contains(STATE_HOME_VAR) && text.contains(says), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_options_state_home_holds_the_registrations() {
+        let opts = EngineOptions {
+            state_home: Some(PathBuf::from("/srv/test-home")),
+            ..EngineOptions::default()
+        };
+        assert_eq!(
+            Registry::of(&opts).ok().map(|r| r.dir().to_path_buf()),
+            Some(PathBuf::from("/srv/test-home/registrations"))
+        );
     }
 }

@@ -221,6 +221,7 @@ fn help_is_there_for_people() {
         text.contains("usage:") && text.contains("daemon --socket PATH"),
         "{text}"
     );
+    assert!(text.contains("SPINDLE_ARRAY_STATE_HOME"), "{text}");
     let out = std::process::Command::new(exe())
         .args(["daemon", "--help"])
         .output()
@@ -494,11 +495,7 @@ fn parallel_first_requests_of_a_registration_bind_it_to_one_array() {
             listing(refused_pool).is_empty(),
             "round {round}: the refused request made something in its pool"
         );
-        let _ = std::fs::remove_file(
-            spindle_plugin_linux::registry::Registry::default()
-                .dir()
-                .join(format!("{registration}.json")),
-        );
+        let _ = std::fs::remove_file(registry().dir().join(format!("{registration}.json")));
     }
 }
 
@@ -616,7 +613,7 @@ fn a_registration_that_cannot_be_a_uuid_is_refused_and_writes_nothing() {
     let fs = TestFs::new(Kind::Xfs, 512);
     let pool = fs.pool("a");
     let cfg = config(&pool);
-    let registrations = spindle_plugin_linux::registry::Registry::default();
+    let registrations = registry();
     let long = "a".repeat(201);
     let escaped = "_".repeat(90);
     for reg in [
@@ -659,9 +656,7 @@ fn a_damaged_registration_file_refuses_its_requests() {
         req
     };
     ok(&config(&a), with(json!({"op": "validate"})));
-    let file = spindle_plugin_linux::registry::Registry::default()
-        .dir()
-        .join(format!("{reg}.json"));
+    let file = registry().dir().join(format!("{reg}.json"));
     let bound = std::fs::read(&file).unwrap();
     for damage in ["truncated", "directory"] {
         if damage == "truncated" {
@@ -691,4 +686,86 @@ fn a_damaged_registration_file_refuses_its_requests() {
     ok(&config(&a), with(json!({"op": "list"})));
     assert_eq!(std::fs::read(&file).unwrap(), bound);
     std::fs::remove_file(&file).unwrap();
+}
+
+/// `SPINDLE_ARRAY_STATE_HOME` moves what the program keeps for the host (the registrations,
+/// a resident program's default served file) out of `/var/lib/spindle-array`; set but empty
+/// or relative it is refused, never taken for unset (the state would land in the host's
+/// directory, the one it was set to keep apart).
+#[test]
+fn the_state_home_is_the_one_the_environment_names() {
+    if !can_mount() {
+        return;
+    }
+    use spindle_plugin_linux::registry::STATE_HOME_VAR;
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let pool = fs.pool("a");
+    let cfg = config(&pool);
+    let home = tempfile::tempdir().unwrap();
+    let home_text = home.path().to_str().unwrap();
+    let file_of = |dir: &std::path::Path, reg: &str| dir.join(format!("registrations/{reg}.json"));
+
+    let reg = uuid::Uuid::new_v4().to_string();
+    let (_, v) = request(
+        &cfg,
+        json!({"op": "validate", "registration": reg}),
+        &[(STATE_HOME_VAR, home_text)],
+    );
+    assert!(v.get("ok").is_some(), "{v}");
+    assert!(
+        file_of(home.path(), &reg).is_file(),
+        "no registration in the home named"
+    );
+    assert!(!file_of(state_home(), &reg).exists());
+    assert!(!file_of(std::path::Path::new("/var/lib/spindle-array"), &reg).exists());
+
+    for bad in ["", "relative/home"] {
+        let reg = uuid::Uuid::new_v4().to_string();
+        for req in [json!({"op": "list", "registration": reg}), json!({"op": "list"})] {
+            let (_, v) = request(&cfg, req.clone(), &[(STATE_HOME_VAR, bad)]);
+            let message = v["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(STATE_HOME_VAR), "{bad:?} {req}: {v}");
+        }
+        assert!(!file_of(std::path::Path::new("/var/lib/spindle-array"), &reg).exists());
+        assert!(!file_of(state_home(), &reg).exists());
+        // A resident program refuses to start.
+        let out = std::process::Command::new(exe())
+            .args(["daemon", "--socket"])
+            .arg(home.path().join("never.sock"))
+            .env(STATE_HOME_VAR, bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(STATE_HOME_VAR),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!home.path().join("never.sock").exists());
+    }
+
+    // A resident program without --served remembers its arrays in the home named.
+    let socket = home.path().join("array.sock");
+    let mut d = std::process::Command::new(exe())
+        .args(["daemon", "--stdin-lifeline", "--socket"])
+        .arg(&socket)
+        .env(STATE_HOME_VAR, home_text)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the daemon never listened"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (_, v) = socket_request(&socket, &cfg, json!({"op": "info"}));
+    assert!(v.get("ok").is_some(), "{v}");
+    drop(d.stdin.take());
+    assert!(d.wait().unwrap().success());
+    let served = spindle_plugin_linux::daemon::default_served_file(home.path(), &socket);
+    assert!(served.starts_with(home.path()));
+    assert!(served.is_file(), "no served file {}", served.display());
 }

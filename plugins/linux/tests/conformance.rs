@@ -52,7 +52,7 @@ async fn kit(resident: bool, kind: Kind) -> Option<spindle_conformance::Report> 
     if let Some(d) = &daemon {
         // No program to fall back to: every request must go through the socket.
         extra = extra.replace(
-            &format!("array_program={}", exe().display()),
+            &format!("array_program={}", program().display()),
             "array_program=/nonexistent/spindle-array",
         );
         extra.push_str(&format!(";array_socket={}", d.socket.display()));

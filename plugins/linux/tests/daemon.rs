@@ -212,7 +212,7 @@ fn closing_standard_input_stops_it_after_the_request_in_flight() {
 fn the_supervisor_restarts_a_killed_program() {
     let dir = tempfile::Builder::new().prefix("spindle-d-").tempdir().unwrap();
     let socket = dir.path().join("array.sock");
-    let mut r = Resident::start(&exe(), &socket, &dir.path().join("served.json")).unwrap();
+    let mut r = Resident::start(&program(), &socket, &dir.path().join("served.json")).unwrap();
     assert!(r.wait_ready(Duration::from_secs(5)));
     let first = r.pid().unwrap();
     rustix::process::kill_process(
@@ -264,7 +264,7 @@ async fn the_plugin_uses_the_socket_and_runs_the_program_when_nothing_listens() 
         "localhost",
         &format!(
             "{pools};array_program={};array_socket={}",
-            exe().display(),
+            program().display(),
             nobody.display()
         ),
     );

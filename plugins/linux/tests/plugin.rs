@@ -357,7 +357,11 @@ async fn validate_explains_what_is_missing() {
     let m = Mgr::new().await;
     let no_tgt = ss_record(
         "localhost",
-        &format!("pools=p0:{};array_program={}", pool.display(), exe().display()),
+        &format!(
+            "pools=p0:{};array_program={}",
+            pool.display(),
+            program().display()
+        ),
     );
     let e = m.raised(Method::Validate, json!({"ss_record": no_tgt})).await;
     assert_eq!(e.kind, ExceptionKind::InvalidStorageArrayEx);

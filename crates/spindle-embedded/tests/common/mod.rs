@@ -56,7 +56,8 @@ pub fn have_tools() -> bool {
 }
 
 /// The spindle-array program built beside the test binaries (`target/debug/spindle-array`),
-/// which `cargo test --workspace --all-targets` (scripts/test.sh) builds.
+/// which `cargo test --workspace --all-targets` (scripts/test.sh) builds, run through a script
+/// that gives it this test run's own host state home ([`state_home`]).
 pub fn array_program() -> Option<PathBuf> {
     let exe = std::env::current_exe().unwrap();
     let p = exe
@@ -64,12 +65,62 @@ pub fn array_program() -> Option<PathBuf> {
         .and_then(Path::parent)
         .map(|d| d.join("spindle-array"))
         .filter(|p| p.is_file());
-    if p.is_none() {
-        skip_or_fail(
-            "target/debug/spindle-array is not built; run `cargo build -p spindle-plugin-linux --bins` first",
-        );
+    match p {
+        Some(built) => Some(private_program(&built)),
+        None => {
+            skip_or_fail(
+                "target/debug/spindle-array is not built; run `cargo build -p spindle-plugin-linux --bins` first",
+            );
+            None
+        }
     }
-    p
+}
+
+/// The directory `SPINDLE_ARRAY_STATE_HOME` names for the array programs of this test run.
+pub fn state_home() -> &'static Path {
+    &test_home().0
+}
+
+/// (state home, directory of the script), made once per test process.
+fn test_home() -> &'static (PathBuf, PathBuf) {
+    static HOME: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        // Under cargo's scratch directory for tests, kept for a failed test to be looked at
+        // (`cargo clean` removes it): run as root, the program would otherwise keep the tests'
+        // registrations in the host's /var/lib/spindle-array, checked like the real array's.
+        let dir = tempfile::Builder::new()
+            .prefix("spindle-array-home-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap()
+            .keep();
+        let home = dir.join("state");
+        std::fs::create_dir(&home).unwrap();
+        (home, dir)
+    })
+}
+
+/// A script running `built` with this test run's state home. The plug-in and the resident
+/// program's supervisor run the program with this process's environment, which a test must
+/// not change (`set_var` races the other test threads).
+fn private_program(built: &Path) -> PathBuf {
+    static PROGRAM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PROGRAM
+        .get_or_init(|| {
+            let program = test_home().1.join("spindle-array");
+            let quoted = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+            std::fs::write(
+                &program,
+                format!(
+                    "#!/bin/sh\nexport SPINDLE_ARRAY_STATE_HOME={}\nexec {} \"$@\"\n",
+                    quoted(state_home()),
+                    quoted(built)
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+            program
+        })
+        .clone()
 }
 
 /// The mount at `path` (fstype, source), from /proc/self/mountinfo, counting all of them.

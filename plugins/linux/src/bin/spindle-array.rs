@@ -14,7 +14,7 @@
 //! - `spindle-array steps`: prints the crash-test step names, one per line.
 
 use spindle_plugin_linux::engine::{Engine, EngineOptions};
-use spindle_plugin_linux::{client, crash, daemon, protocol};
+use spindle_plugin_linux::{client, crash, daemon, protocol, registry};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,9 +29,19 @@ usage:
   spindle-array daemon --socket PATH [--served FILE] [--stdin-lifeline]
                                       the resident program: requests on a Unix socket; when it
                                       starts it serves again the arrays remembered in FILE
-                                      (default under /var/lib/spindle-array for root)
+                                      (default in the state home, see below)
   spindle-array steps                 the crash-test step names
   spindle-array --help                this text
+
+environment:
+  SPINDLE_ARRAY_STATE_HOME            the directory of what belongs to the host rather than to
+                                      one array (which array each registration is, the
+                                      resident program's default served file); an absolute
+                                      path, refused when empty or relative. Default:
+                                      /var/lib/spindle-array for root, else
+                                      $XDG_STATE_HOME/spindle-array (~/.local/state/...).
+                                      Over ssh, set it on the far side (the environment does
+                                      not cross ssh).
 
 The plug-in spindle.linux.LinuxArray runs it; the request format is documented in the
 crate spindle-plugin-linux (module protocol).";
@@ -118,8 +128,9 @@ arrays it remembers.
 
   --socket PATH      absolute path of the Unix socket to listen on (required)
   --served FILE      where the arrays served are remembered, to be served again at the next
-                     start (default: a file under /var/lib/spindle-array for root, else
-                     $XDG_STATE_HOME/spindle-array, named after the socket)
+                     start (default: a file in $SPINDLE_ARRAY_STATE_HOME, else under
+                     /var/lib/spindle-array for root, else $XDG_STATE_HOME/spindle-array,
+                     named after the socket)
   --stdin-lifeline   stop (after the requests in flight) when standard input reaches end of
                      file: how a supervisor runs it; without it, SIGTERM stops it at once
 
@@ -157,6 +168,14 @@ Point an array at it with array_socket=PATH in its extra_info.";
             return ExitCode::from(2);
         }
     };
+    // Decided here, before anything is served: the default served file lives in it too.
+    let state_home = match registry::host_state_home() {
+        Ok(home) => home,
+        Err(e) => {
+            eprintln!("spindle-array daemon: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let served = match served {
         Some(f) if f.is_absolute() && f.file_name().is_some() => f,
         Some(f) => {
@@ -166,13 +185,16 @@ Point an array at it with array_socket=PATH in its extra_info.";
             );
             return ExitCode::from(2);
         }
-        None => daemon::default_served_file(&socket),
+        None => daemon::default_served_file(&state_home, &socket),
     };
     let opts = daemon::DaemonOptions {
         socket,
         served,
         stdin_lifeline,
-        engine: EngineOptions::default(),
+        engine: EngineOptions {
+            state_home: Some(state_home),
+            ..EngineOptions::default()
+        },
     };
     match daemon::run(&opts) {
         Ok(()) => ExitCode::SUCCESS,

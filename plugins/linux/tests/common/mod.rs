@@ -189,10 +189,67 @@ pub fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_spindle-array"))
 }
 
-/// Engine options that run split workers from the built binary.
+/// This test run's private host state home and the array program that uses it.
+struct TestHome {
+    home: PathBuf,
+    program: PathBuf,
+}
+
+fn test_home() -> &'static TestHome {
+    static HOME: std::sync::OnceLock<TestHome> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        // One per test process: the array program run as root would otherwise keep the
+        // tests' registrations in the host's /var/lib/spindle-array, next to (and checked
+        // like) the real array's. A short path, no longer than that one: messages cut a path
+        // after 78 characters, and the tests look for the registration's file name in them.
+        // Kept after the run (a static is never dropped) for a failed test to be looked at.
+        let home = tempfile::Builder::new()
+            .prefix("sa-home-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        // The plug-in runs the program named by `array_program=` with the test process's
+        // environment, which a test must not change (set_var races the other test threads),
+        // and over ssh with the far side's: a script that sets the variable reaches both.
+        let program = home.join("spindle-array");
+        let quoted = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+        std::fs::write(
+            &program,
+            format!(
+                "#!/bin/sh\nexport {}={}\nexec {} \"$@\"\n",
+                spindle_plugin_linux::registry::STATE_HOME_VAR,
+                quoted(&home),
+                quoted(&exe())
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        TestHome { home, program }
+    })
+}
+
+/// The host state home of this test run (`SPINDLE_ARRAY_STATE_HOME` of every program the
+/// tests start): its registrations never mix with the host's.
+pub fn state_home() -> &'static Path {
+    &test_home().home
+}
+
+/// The array program for `array_program=` and supervisors: the built binary, run with this
+/// test run's state home.
+pub fn program() -> PathBuf {
+    test_home().program.clone()
+}
+
+/// The registrations of this test run.
+pub fn registry() -> spindle_plugin_linux::registry::Registry {
+    spindle_plugin_linux::registry::Registry::of(&opts()).unwrap()
+}
+
+/// Engine options that run split workers from the built binary, with this run's state home.
 pub fn opts() -> EngineOptions {
     EngineOptions {
         worker_exe: Some(exe()),
+        state_home: Some(state_home().to_path_buf()),
     }
 }
 
@@ -208,7 +265,9 @@ pub fn request(cfg: &ArrayConfig, req: Value, env: &[(&str, &str)]) -> (bool, Va
     let mut cmd = Command::new(exe());
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .env(spindle_plugin_linux::registry::STATE_HOME_VAR, state_home());
+    // After the state home: a test may set another one.
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -540,13 +599,14 @@ pub fn ss_record(admin_host: &str, extra_info: &str) -> Value {
     })
 }
 
-/// `extra_info` for a one-pool array served by `tgt`, run locally from the built program.
+/// `extra_info` for a one-pool array served by `tgt`, run locally from the built program
+/// (with this run's state home; over ssh to 127.0.0.1 too, the same path there).
 pub fn local_extra_info(pool: &Path, tgt: &Tgt) -> String {
     format!(
         "pools=p0:{};iqn_prefix=iqn.2025-01.org.example:array;{};array_program={}",
         pool.display(),
         tgt.extra_info(),
-        exe().display()
+        program().display()
     )
 }
 
@@ -637,7 +697,8 @@ impl Daemon {
             .arg("--stdin-lifeline")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(log);
+            .stderr(log)
+            .env(spindle_plugin_linux::registry::STATE_HOME_VAR, state_home());
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -213,17 +213,15 @@ fn test_home() -> &'static TestHome {
         // and over ssh with the far side's: a script that sets the variable reaches both.
         let program = home.join("spindle-array");
         let quoted = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
-        std::fs::write(
+        write_script(
             &program,
-            format!(
+            &format!(
                 "#!/bin/sh\nexport {}={}\nexec {} \"$@\"\n",
                 spindle_plugin_linux::registry::STATE_HOME_VAR,
                 quoted(&home),
                 quoted(&exe())
             ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        );
         TestHome { home, program }
     })
 }
@@ -765,4 +763,19 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Writes the executable script `path` through a child process: a file this process held open
+/// for writing could be inherited, for the moment between fork and exec, by a program another
+/// test thread starts, and running the script then fails with "Text file busy" (ETXTBSY).
+fn write_script(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut sh = Command::new("sh")
+        .args(["-c", "umask 022 && cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sh.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    assert!(sh.wait().unwrap().success(), "cannot write {}", path.display());
 }

@@ -48,6 +48,39 @@ pub fn host_state_home() -> Result<PathBuf> {
     }
 }
 
+/// Writes at `path` an executable script that runs `program` with [`STATE_HOME_VAR`] set to
+/// `home`: for whatever starts the array program where the environment cannot be set, as a
+/// test suite whose threads must not change it, or over ssh, which does not carry it.
+///
+/// The file is written by a child process: a file this process held open for writing could be
+/// inherited, for the moment between fork and exec, by a program another thread starts, and
+/// running the script would then fail with "Text file busy".
+pub fn write_launcher(path: &Path, program: &Path, home: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let quoted = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+    let text = format!(
+        "#!/bin/sh\nexport {STATE_HOME_VAR}={}\nexec {} \"$@\"\n",
+        quoted(home),
+        quoted(program)
+    );
+    let mut sh = Command::new("sh")
+        .args(["-c", "umask 022 && cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = sh.stdin.take() {
+        stdin.write_all(text.as_bytes())?;
+    }
+    match sh.wait()? {
+        st if st.success() => Ok(()),
+        st => Err(std::io::Error::other(format!(
+            "cannot write {}: sh {st}",
+            path.display()
+        ))),
+    }
+}
+
 /// The state home a `SPINDLE_ARRAY_STATE_HOME` value names (see [`host_state_home`]).
 fn state_home_from(value: &std::ffi::OsStr) -> Result<PathBuf> {
     let home = PathBuf::from(value);
@@ -280,7 +313,31 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_launcher_runs_the_program_with_the_state_home_and_the_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        // Quotes and blanks in both paths: the script must keep each one word.
+        let home = dir.path().join("it's a home");
+        let launcher = dir.path().join("launch me");
+        write_launcher(&launcher, Path::new("/usr/bin/env"), &home).unwrap();
+        let out = std::process::Command::new(&launcher)
+            .args([
+                "sh",
+                "-c",
+                "printf '%s|%s' \"$SPINDLE_ARRAY_STATE_HOME\" \"$0\"",
+                "an arg",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{}|an arg", home.display())
+        );
+    }
 
     #[test]
     fn file_names_stay_in_the_directory_and_never_collide() {

@@ -107,15 +107,7 @@ fn private_program(built: &Path) -> PathBuf {
     PROGRAM
         .get_or_init(|| {
             let program = test_home().1.join("spindle-array");
-            let quoted = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
-            write_script(
-                &program,
-                &format!(
-                    "#!/bin/sh\nexport SPINDLE_ARRAY_STATE_HOME={}\nexec {} \"$@\"\n",
-                    quoted(state_home()),
-                    quoted(built)
-                ),
-            );
+            spindle_plugin_linux::registry::write_launcher(&program, built, state_home()).unwrap();
             program
         })
         .clone()
@@ -253,19 +245,4 @@ impl Drop for DataDir {
             let _ = run("losetup", &["-d", dev]);
         }
     }
-}
-
-/// Writes the executable script `path` through a child process: a file this process held open
-/// for writing could be inherited, for the moment between fork and exec, by a program another
-/// test thread starts, and running the script then fails with "Text file busy" (ETXTBSY).
-fn write_script(path: &Path, text: &str) {
-    use std::io::Write;
-    let mut sh = Command::new("sh")
-        .args(["-c", "umask 022 && cat > \"$1\" && chmod 755 \"$1\"", "sh"])
-        .arg(path)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    sh.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    assert!(sh.wait().unwrap().success(), "cannot write {}", path.display());
 }

@@ -212,16 +212,7 @@ fn test_home() -> &'static TestHome {
         // environment, which a test must not change (set_var races the other test threads),
         // and over ssh with the far side's: a script that sets the variable reaches both.
         let program = home.join("spindle-array");
-        let quoted = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
-        write_script(
-            &program,
-            &format!(
-                "#!/bin/sh\nexport {}={}\nexec {} \"$@\"\n",
-                spindle_plugin_linux::registry::STATE_HOME_VAR,
-                quoted(&home),
-                quoted(&exe())
-            ),
-        );
+        spindle_plugin_linux::registry::write_launcher(&program, &exe(), &home).unwrap();
         TestHome { home, program }
     })
 }
@@ -763,19 +754,4 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Writes the executable script `path` through a child process: a file this process held open
-/// for writing could be inherited, for the moment between fork and exec, by a program another
-/// test thread starts, and running the script then fails with "Text file busy" (ETXTBSY).
-fn write_script(path: &Path, text: &str) {
-    use std::io::Write;
-    let mut sh = Command::new("sh")
-        .args(["-c", "umask 022 && cat > \"$1\" && chmod 755 \"$1\"", "sh"])
-        .arg(path)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    sh.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    assert!(sh.wait().unwrap().success(), "cannot write {}", path.display());
 }

@@ -308,6 +308,7 @@ fn adding_operations(
 }
 
 fn main() {
+    let _home = common::private_state_home();
     if !std::env::args().any(|a| a == "--bench") {
         println!("plug-in benchmark: run with cargo bench -p spindle-plugin-linux --bench plugin");
         return;

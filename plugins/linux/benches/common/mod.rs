@@ -128,3 +128,20 @@ pub fn xfs(gib: u64) -> Mount {
     sh("mount", &[&dev, mnt.to_str().unwrap()]);
     Mount { _tmp: tmp, mnt, dev }
 }
+
+/// Gives the array programs this bench runs (and its in-process engines) a state home of
+/// their own, unless one is set already: run as root they would otherwise keep the bench's
+/// registrations in the host's /var/lib/spindle-array, beside the real array's. Call it first
+/// thing in `main`, while the process has one thread (setting the environment races others).
+pub fn private_state_home() -> Option<tempfile::TempDir> {
+    let var = spindle_plugin_linux::registry::STATE_HOME_VAR;
+    if std::env::var_os(var).is_some() {
+        return None;
+    }
+    let home = tempfile::Builder::new()
+        .prefix("spindle-bench-home-")
+        .tempdir()
+        .unwrap();
+    std::env::set_var(var, home.path());
+    Some(home)
+}

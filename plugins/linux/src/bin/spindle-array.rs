@@ -87,15 +87,16 @@ fn serve(socket: Option<&Path>) -> ExitCode {
     let response = match std::io::stdin().read_to_string(&mut text) {
         Ok(_) => match socket.and_then(|s| forwarded(s, &text)) {
             Some(answer) => answer,
-            None => protocol::handle_text(&text, EngineOptions::default()),
+            None => protocol::answer_line(&protocol::handle_text(&text, EngineOptions::default())),
         },
-        Err(e) => protocol::error(&spindle_api::PluginException::value_format(
+        Err(e) => protocol::answer_line(&protocol::error(&spindle_api::PluginException::value_format(
             "request",
             format!("cannot read the request: {e}"),
-        )),
+        ))),
     };
+    // One write of the whole line: standard output writes a kilobyte at a time otherwise.
     let mut out = std::io::stdout().lock();
-    if writeln!(out, "{response}").and_then(|()| out.flush()).is_err() {
+    if out.write_all(&response).and_then(|()| out.flush()).is_err() {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
@@ -104,17 +105,19 @@ fn serve(socket: Option<&Path>) -> ExitCode {
 /// The resident program's answer to `text`, or `None` when nothing listens on `socket` (or the
 /// request cannot be parsed, which this run answers itself). A connection that broke after the
 /// request was sent is an error answer, never a second run: the request may have taken effect.
-fn forwarded(socket: &Path, text: &str) -> Option<serde_json::Value> {
+fn forwarded(socket: &Path, text: &str) -> Option<Vec<u8>> {
     let env = protocol::parse(text).ok()?;
-    match client::resident_request(socket, text, env.request.failure_kind())? {
-        Ok(line) => Some(serde_json::from_str(&line).unwrap_or_else(|e| {
-            protocol::error(&spindle_api::PluginException::new(
-                env.request.failure_kind(),
-                format!("the resident array program gave an answer that is not JSON: {e}"),
-            ))
-        })),
-        Err(e) => Some(protocol::error(&e)),
-    }
+    let answer = match client::resident_request(socket, text, env.request.failure_kind())? {
+        // Passed on as it came: read into a value and written again, a long list cost more
+        // than the request itself.
+        Ok(line) if client::is_answer(&line) => return Some([line.as_bytes(), b"\n"].concat()),
+        Ok(_) => protocol::error(&spindle_api::PluginException::new(
+            env.request.failure_kind(),
+            "the resident array program gave an answer that is not a JSON object with ok or error",
+        )),
+        Err(e) => protocol::error(&e),
+    };
+    Some(protocol::answer_line(&answer))
 }
 
 fn daemon(args: &[String]) -> ExitCode {

@@ -567,6 +567,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_answer_is_an_object_with_ok_or_error() {
+        for line in [
+            r#"{"ok":null}"#,
+            r#"{"ok":[{"uuid":"u","name":"n"}],"export":{"portal":"127.0.0.1:3260"}}"#,
+            r#"{"error":{"exception":"InvalidValueEx","message":"m","key":null}}"#,
+        ] {
+            assert!(is_answer(line), "{line}");
+        }
+        for line in ["", "ok", "[]", r#"["ok"]"#, r#"{"okay":1}"#, r#"{"ok":1"#, "null"] {
+            assert!(!is_answer(line), "{line}");
+        }
+        // The last non-empty line is the answer: what a program printed before it is not.
+        assert_eq!(
+            answer_in("warning: x\n{\"ok\":1}\n\n").as_deref(),
+            Some("{\"ok\":1}")
+        );
+        assert_eq!(answer_in("{\"ok\":1}\nwarning: x\n"), None);
+    }
+
+    #[test]
     fn client_keys_are_read_and_checked() {
         let s = ClientSettings::from_extra_info(Some(
             "pools=p:/a; ssh_key=/k/id ;known_hosts=/k/kh;ssh_port=2222;array_program=/opt/bin/spindle-array;ssh=no",

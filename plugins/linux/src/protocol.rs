@@ -774,3 +774,28 @@ fn serve(e: &mut Engine, env: &Envelope) -> Result<(Value, bool), Error> {
     };
     Ok((value, finished_split))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn an_answer_line_is_the_json_and_one_newline() {
+        let answer = ok(json!([{"name": "a\nb \u{e9}", "size": 1}]));
+        let line = answer_line(&answer);
+        assert_eq!(line.last(), Some(&b'\n'));
+        assert_eq!(
+            line.iter().filter(|&&b| b == b'\n').count(),
+            1,
+            "a newline in a value is escaped"
+        );
+        let back: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back, answer);
+        assert_eq!(
+            line[..line.len() - 1],
+            *answer.to_string().as_bytes(),
+            "the same text as before"
+        );
+    }
+}

@@ -422,6 +422,7 @@ impl Inner {
                 check_size("size", size)?;
                 let _g = self.lock(&server).await;
                 let (srv, mut e) = self.load_one(&server, &lun, "lun", Want::Lun).await?;
+                let entry = self.plugin(&srv)?;
                 // Checked under the server's lock against the record the plug-in is sent, so
                 // a resize racing this one cannot turn a grow into an unasked shrink.
                 if !allow_shrink {
@@ -430,23 +431,15 @@ impl Inner {
                     // registration of the array, or by hand): a "grow" between the stored
                     // and the real size would shrink it. The array's own record decides;
                     // an array that cannot say is judged by the stored one.
-                    if let Ok(rec) = self
-                        .call(
-                            self.plugin(&srv)?,
-                            Method::GetInfo,
-                            args(&srv.ss, [("se_record", e.record.clone())]),
-                            id,
-                        )
-                        .await
-                    {
-                        let fresh = ElementRow::new(&e.server, rec.clone(), Vec::new());
+                    let info = args(&srv.ss, [("se_record", e.record.clone())]);
+                    if let Ok(rec) = self.call(entry, Method::GetInfo, info, id).await {
+                        let fresh = ElementRow::new(&e.server, rec, Vec::new());
                         if fresh.uuid == e.uuid {
                             check_not_shrunk(&fresh, size)?;
-                            e.record = rec;
+                            e.record = fresh.record;
                         }
                     }
                 }
-                let entry = self.plugin(&srv)?;
                 let v = self
                     .call(
                         entry,

@@ -510,16 +510,14 @@ fn handle_for_registration(env: &Envelope, engine: &mut Engine) -> Value {
 /// ([`tgt::check_registration`]); checked before the array is opened, since opening it with
 /// a configuration makes a new array, or registers that configuration's new pools. For a
 /// registration bound to no array yet, the answer holds the lock of first bindings
-/// ([`Registry::lock_first_binding`]): keep it until the request is answered. The
+/// ([`Registry::check`]): keep it until the request is answered. The
 /// registrations are the ones of `opts`' state home ([`Registry::of`]).
 pub fn check_registration(env: &Envelope, opts: &EngineOptions) -> Result<Option<std::fs::File>, Error> {
     let Some(registration) = &env.registration else {
         return Ok(None);
     };
     crate::registry::check_id(registration)?;
-    let registry = Registry::of(opts)?;
-    let first = registry.lock_first_binding(registration)?;
-    registry.check(registration, &env.config)?;
+    let first = Registry::of(opts)?.check(registration, &env.config)?;
     if env.config.tgt.is_some() {
         tgt::check_registration(&env.config, registration)?;
     }

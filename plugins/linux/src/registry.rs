@@ -220,10 +220,32 @@ impl Registry {
 
     /// Refuses a request of `registration` whose configuration names another array than the
     /// one the registration is, while that one still exists (see the module documentation).
-    pub fn check(&self, registration: &str, cfg: &ArrayConfig) -> Result<()> {
-        let Some(bound) = self.bound(registration)? else {
-            return Ok(());
+    ///
+    /// While the registration is bound to no array, the answer holds the host's lock of first
+    /// bindings: keep it until the request is answered and its array recorded. Two first
+    /// requests of one registration naming different arrays, run in parallel, both passed
+    /// the check, and the registration stayed bound to whichever answered last while the
+    /// other array was made too. One lock for every registration: first bindings are rare,
+    /// and it leaves no file per registration. A bound registration's file is read once.
+    pub fn check(&self, registration: &str, cfg: &ArrayConfig) -> Result<Option<fs::File>> {
+        let (bound, first) = match self.bound(registration)? {
+            Some(bound) => (bound, None),
+            None => {
+                fs::create_dir_all(&self.dir).ctx("cannot create the registrations directory", &self.dir)?;
+                let lock = fsops::lock_file(&self.dir.join(".first-binding.lock"))?;
+                // Read again under the lock: a parallel first request may have bound it.
+                match self.bound(registration)? {
+                    Some(bound) => (bound, Some(lock)),
+                    None => return Ok(Some(lock)),
+                }
+            }
         };
+        self.check_bound(registration, cfg, &bound)?;
+        Ok(first)
+    }
+
+    /// [`Registry::check`] of a registration bound to `bound`.
+    fn check_bound(&self, registration: &str, cfg: &ArrayConfig, bound: &Bound) -> Result<()> {
         let state_dir = cfg.state_dir()?;
         if bound.state_dir == state_dir {
             // The array there is compared once it is open (`check_opened`).
@@ -289,20 +311,6 @@ impl Registry {
         let text = serde_json::to_vec(&now)
             .map_err(|e| Error::Failed(format!("cannot encode a registration: {e}")))?;
         fsops::replace_file(&self.path(registration)?, &text)
-    }
-
-    /// While `registration` is bound to no array, takes the host's lock of first bindings,
-    /// held until the guard is dropped (once the request is answered and its array recorded):
-    /// two first requests of one registration naming different arrays, run in parallel,
-    /// both passed [`Registry::check`], and the registration stayed bound to whichever
-    /// answered last while the other array was made too. One lock for every registration:
-    /// first bindings are rare, and it leaves no file per registration.
-    pub fn lock_first_binding(&self, registration: &str) -> Result<Option<fs::File>> {
-        if self.bound(registration)?.is_some() {
-            return Ok(None);
-        }
-        fs::create_dir_all(&self.dir).ctx("cannot create the registrations directory", &self.dir)?;
-        fsops::lock_file(&self.dir.join(".first-binding.lock")).map(Some)
     }
 
     /// The directory of the registrations.

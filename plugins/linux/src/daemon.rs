@@ -65,7 +65,7 @@ use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
 use crate::fsops;
 use crate::names::shown;
-use crate::protocol;
+use crate::protocol::{self, TgtdWatch};
 use crate::tgt::Watched;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -227,15 +227,18 @@ impl Engines {
         let made = protocol::NewArray::before_open(&env);
         // A resident engine that cannot be made current (its pools or database went away) is
         // dropped, and the array opened afresh, which says what is wrong if it still is.
+        // A resumed engine is one the tgtd watch has (it was idle); a new one is not yet.
         let engine = match self.take(&key).map(|mut e| e.resume().map(|()| e)) {
-            Some(Ok(e)) => Ok(e),
-            Some(Err(_)) | None => Engine::open(&env.config, opts.clone()),
+            Some(Ok(e)) => Ok((e, TgtdWatch::Resident)),
+            Some(Err(_)) | None => {
+                Engine::open(&env.config, opts.clone()).map(|e| (e, TgtdWatch::EveryRequest))
+            }
         };
-        let mut engine = match engine {
+        let (mut engine, watch) = match engine {
             Ok(e) => e,
             Err(e) => return protocol::error(&protocol::exception(&env, &e)),
         };
-        let answer = protocol::handle_with(&env, &mut engine);
+        let answer = protocol::handle_with(&env, &mut engine, watch);
         // An engine whose request failed is not kept: the failure may have been its own (a
         // database error), and opening a new one costs only a millisecond.
         if answer.get("ok").is_some() {

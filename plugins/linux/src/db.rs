@@ -522,8 +522,16 @@ impl Db {
     /// the next FULL commit, whose fsync covers the whole WAL).
     pub fn set_durable(&self, durable: bool) -> Result<()> {
         if self.durable.get() != durable {
+            // Cached: `pragma_update` parses the statement anew each time, and a create
+            // switches twice.
+            let sql = if durable {
+                "PRAGMA synchronous = FULL"
+            } else {
+                "PRAGMA synchronous = NORMAL"
+            };
             self.conn
-                .pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })
+                .prepare_cached(sql)
+                .and_then(|mut st| st.execute([]))
                 .dbx("set synchronous")?;
             self.durable.set(durable);
         }

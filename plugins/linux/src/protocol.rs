@@ -335,6 +335,11 @@ fn to_value<T: Serialize>(v: T) -> Result<Value, Error> {
 
 /// Parses one request (text); a request that cannot be parsed gets its error response.
 pub fn parse(text: &str) -> Result<Envelope, Value> {
+    // Straight into the envelope; only a request that does not parse so goes through a
+    // `Value`, whose checks make the error's message (the missing key, a withheld secret).
+    if let Ok(env) = serde_json::from_str::<Envelope>(text) {
+        return Ok(env);
+    }
     let raw: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -408,7 +413,7 @@ pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
     let made = NewArray::before_open(env);
     match Engine::open(&env.config, opts) {
         Ok(mut engine) => {
-            let answer = handle_with(env, &mut engine);
+            let answer = handle_with(env, &mut engine, TgtdWatch::EveryRequest);
             made.discard_if_refused(engine, &answer);
             answer
         }
@@ -453,12 +458,23 @@ impl NewArray {
     }
 }
 
+/// Who makes sure, between the requests that change exports, that tgtd still listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TgtdWatch {
+    /// Every request asks it ([`SyncMode::Check`]): a one-shot run, or an engine the resident
+    /// program has only just opened.
+    EveryRequest,
+    /// The resident program's watch ([`crate::daemon`]), which has this engine: a request
+    /// that changes no export syncs in [`SyncMode::Recorded`].
+    Resident,
+}
+
 /// Serves one parsed request with an engine that is open and current for `env.config`
 /// ([`Engine::open`], or [`Engine::resume`] in the resident program), then brings tgtd to the
 /// export plan as the module documentation says. The caller has checked the request's
 /// registration ([`check_registration`]) before opening the engine.
-pub fn handle_with(env: &Envelope, engine: &mut Engine) -> Value {
-    let mut answer = handle_for_registration(env, engine);
+pub fn handle_with(env: &Envelope, engine: &mut Engine, watch: TgtdWatch) -> Value {
+    let mut answer = handle_for_registration(env, engine, watch);
     // A degraded array says so with every answer: an administrator hears of it from any
     // call, not only from getInfo.
     if answer.get("ok").is_some() && !engine.unavailable_pools().is_empty() {
@@ -481,9 +497,9 @@ pub fn handle_with(env: &Envelope, engine: &mut Engine) -> Value {
 
 /// [`handle_with`] but for the note of a degraded array: checks the request's registration
 /// against the open array, serves it, and records what the registration sent.
-fn handle_for_registration(env: &Envelope, engine: &mut Engine) -> Value {
+fn handle_for_registration(env: &Envelope, engine: &mut Engine, watch: TgtdWatch) -> Value {
     let Some(registration) = env.registration.as_deref() else {
-        return handle_registered(env, engine);
+        return handle_registered(env, engine, watch);
     };
     let registry = match Registry::of(engine.options()) {
         Ok(r) => r,
@@ -492,7 +508,7 @@ fn handle_for_registration(env: &Envelope, engine: &mut Engine) -> Value {
     if let Err(e) = registry.check_opened(registration, engine) {
         return error(&exception(env, &e));
     }
-    let answer = handle_registered(env, engine);
+    let answer = handle_registered(env, engine, watch);
     // Best effort: a registration not recorded only means that a request of other settings
     // is not refused yet. A refused request binds nothing: the registration may have been
     // refused for settings its administrator then corrects.
@@ -525,7 +541,7 @@ pub fn check_registration(env: &Envelope, opts: &EngineOptions) -> Result<Option
 }
 
 /// [`handle_with`] once the request's registration may send its configuration.
-fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
+fn handle_registered(env: &Envelope, engine: &mut Engine, watch: TgtdWatch) -> Value {
     let exception = |e: &Error| exception(env, e);
     // A change of CHAP that tgtd cannot be brought to is put back ([`serve_and_export`]):
     // refused, it must change nothing, or the next sync would apply it behind the caller's
@@ -565,7 +581,7 @@ fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
     if let Err(e) = engine.check_identities(&env.expect_names, &env.expect_page83) {
         return error(&exception(&e));
     }
-    let answer = serve_and_export(env, engine, chap_before.clone());
+    let answer = serve_and_export(env, engine, chap_before.clone(), watch);
     if let (Some(registration), Some(_), Some(_)) = (registration, asked, answer.get("ok")) {
         // Best effort, as for the configuration: unrecorded, a later change by another
         // registration is not refused yet.
@@ -576,9 +592,18 @@ fn handle_registered(env: &Envelope, engine: &mut Engine) -> Value {
 
 /// [`handle_registered`] once a change of CHAP it asks for is allowed: serves the request,
 /// then brings tgtd to the export plan.
-fn serve_and_export(env: &Envelope, engine: &mut Engine, chap_before: Option<Option<ChapAccount>>) -> Value {
+fn serve_and_export(
+    env: &Envelope,
+    engine: &mut Engine,
+    chap_before: Option<Option<ChapAccount>>,
+    watch: TgtdWatch,
+) -> Value {
     let validate = matches!(env.request, Request::Validate { .. });
     let exception = |e: &Error| exception(env, e);
+    let check = match watch {
+        TgtdWatch::EveryRequest => SyncMode::Check,
+        TgtdWatch::Resident => SyncMode::Recorded,
+    };
     let served = serve(engine, env);
     let Some(settings) = &env.config.tgt else {
         return match served {
@@ -590,13 +615,15 @@ fn serve_and_export(env: &Envelope, engine: &mut Engine, chap_before: Option<Opt
         Ok(v) => v,
         Err(e) => {
             // The request changed nothing, but it still brings back a tgtd that died.
-            let _ = tgt::sync(engine, settings, SyncMode::Check);
+            let _ = tgt::sync(engine, settings, check);
             return error(&exception(&e));
         }
     };
     let (mut mode, strict) = env.request.export_effect();
     if finished_split {
         mode = SyncMode::Full;
+    } else if mode == SyncMode::Check {
+        mode = check;
     }
     let synced = tgt::sync(engine, settings, mode);
     let failure = match &synced {

@@ -9,6 +9,8 @@ use common::*;
 use serde_json::{json, Value};
 use spindle_api::make_mp_page83_from_raw_page83;
 use spindle_iscsi::{Chap, Lun, Session};
+use spindle_plugin_linux::config::ArrayConfig;
+use spindle_plugin_linux::protocol::{self, TgtdWatch};
 
 const MIB: u64 = 1 << 20;
 
@@ -1222,4 +1224,57 @@ fn any_request_takes_a_pool_that_went_away_out_of_the_export_and_back_in() {
         "the pool's LUN was not served again"
     );
     drop(fs);
+}
+
+/// Serves `req` in process as the resident program serves a request of an engine its tgtd
+/// watch has (`TgtdWatch::Resident`), or as a one-shot run does (`EveryRequest`).
+fn serve_in_process(cfg: &ArrayConfig, req: Value, watch: TgtdWatch) -> Value {
+    let mut body = req;
+    body["config"] = serde_json::to_value(cfg).unwrap();
+    let env = protocol::parse(&body.to_string()).unwrap();
+    let mut engine = engine(cfg);
+    protocol::handle_with(&env, &mut engine, watch)
+}
+
+/// A request that changes no export does not ask tgtd whether it still listens when the
+/// resident program's watch does (every 2 s, `a_killed_tgtd_comes_back_with_no_request` in
+/// tests/daemon.rs): with tgtd killed, such a request is served and leaves tgtd to the watch,
+/// where a one-shot run brings it back at once; a request that changes exports brings it back
+/// either way.
+#[test]
+fn only_requests_nobody_watches_for_ask_whether_tgtd_listens() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let (_fs, tgt, cfg) = array_with_group_ga();
+    let l1 = lun_presented_to_ga(&cfg);
+    let first = tgt.pid().unwrap();
+    tgt.kill9();
+
+    let create = json!({"op": "create", "name": "l2", "pool": "p0", "size": 4 * MIB});
+    let watched = serve_in_process(&cfg, create, TgtdWatch::Resident);
+    assert!(watched["ok"].is_object(), "{watched}");
+    assert_eq!(watched["export"]["started"], Value::Null, "{watched}");
+    assert_eq!(tgt.pid(), None, "a watched request started tgtd");
+
+    let status = json!({"op": "status", "uuid": uuid(&l1)});
+    let unwatched = serve_in_process(&cfg, status.clone(), TgtdWatch::EveryRequest);
+    assert_eq!(unwatched["ok"], "ONLINE", "{unwatched}");
+    let second = tgt.pid().expect("a request nobody watches for starts tgtd");
+    assert_ne!(second, first);
+    assert!(unwatched["export"]["started"].is_u64(), "{unwatched}");
+    let portal = tgt.portal();
+    let ta = "iqn.2025-01.org.example:array:ga".to_string();
+    assert_eq!(visible(&portal, INIT_A, None), vec![(ta.clone(), vec![1])]);
+
+    // The plan changed behind the record (l2 presented through the engine alone, as a run
+    // killed before its sync leaves it): a watched request finds that and brings tgtd to it.
+    engine(&cfg)
+        .present(&uuid(&watched["ok"]), &["ga".to_string()])
+        .unwrap();
+    let watched = serve_in_process(&cfg, status, TgtdWatch::Resident);
+    assert_eq!(watched["ok"], "ONLINE", "{watched}");
+    assert_eq!(watched["export"]["reconciled"], true, "{watched}");
+    assert_eq!(tgt.pid(), Some(second));
+    assert_eq!(visible(&portal, INIT_A, None), vec![(ta, vec![1, 2])]);
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// Which elements a `{lun}` / `{snap}` may designate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Want {
+pub(crate) enum Want {
     /// LUNs and clones.
     Lun,
     /// Snapshots.
@@ -885,7 +885,7 @@ impl Inner {
     }
 
     /// The server and the element `key` designates.
-    async fn load_one(
+    pub(crate) async fn load_one(
         &self,
         server: &str,
         key: &str,

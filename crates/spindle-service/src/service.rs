@@ -1,5 +1,6 @@
 //! The service: the one place an [`Action`] is handled.
 
+use crate::handlers::Want;
 use crate::metrics::Metrics;
 use crate::store::{self, ServerRow, Store};
 use crate::{Action, Reply, RequestContext, ServerSettings, ServiceError};
@@ -540,20 +541,38 @@ impl Inner {
         plugin.starts_with(&emb.plugin) && setting(ss).is_some() && setting(ss) == setting(&emb.ss_record)
     }
 
-    /// What the audit entry of `action` says besides its name and target: for `server set`,
-    /// what it changes (secrets only as `changed`), read before the change. `None` for the
-    /// rest: their target and outcome say it all.
+    /// What the audit entry of `action` says besides its name and target, read before the
+    /// change: for `server set`, what it changes (secrets only as `changed`); for a resize,
+    /// the stored size and the one asked for, and whether a shrink was allowed (the size a
+    /// shrink cut the LUN from is what an administrator needs to know afterwards). `None`
+    /// for the rest: their target and outcome say it all.
     async fn audit_detail(&self, action: &Action) -> Option<String> {
-        let Action::UpdateServer(u) = action else {
-            return None;
-        };
-        let srv = self.server(&u.server).await.ok()?;
-        let changes = settings_detail(&srv.ss, &u.settings);
-        Some(if changes.is_empty() {
-            "no change".into()
-        } else {
-            changes.join(", ")
-        })
+        match action {
+            Action::UpdateServer(u) => {
+                let srv = self.server(&u.server).await.ok()?;
+                let changes = settings_detail(&srv.ss, &u.settings);
+                Some(if changes.is_empty() {
+                    "no change".into()
+                } else {
+                    changes.join(", ")
+                })
+            }
+            Action::ResizeLun {
+                server,
+                lun,
+                size,
+                allow_shrink,
+            } => {
+                let stored = match self.load_one(server, lun, "lun", Want::Lun).await {
+                    Ok((_, e)) => e.record.get("size").and_then(Value::as_i64),
+                    Err(_) => None,
+                };
+                let from = stored.map_or_else(|| "unknown".to_string(), |n| n.to_string());
+                let allowed = if *allow_shrink { ", allow_shrink" } else { "" };
+                Some(format!("size {from} -> {size} bytes{allowed}"))
+            }
+            _ => None,
+        }
     }
 
     pub(crate) fn track(&self, h: JoinHandle<()>) {

@@ -540,6 +540,11 @@ async fn a_shrink_is_refused_unless_allowed() {
     );
     assert_eq!(rows[0]["action"], "lun.resize");
     assert_eq!(rows[0]["outcome"], "bad_request");
+    assert_eq!(
+        rows[0]["detail"],
+        format!("size {} -> {GIB} bytes", 2 * GIB),
+        "{audit}"
+    );
 
     // Same size, and sizes that round up to it, are no shrink and need no decision.
     for size in [2 * GIB, 2 * GIB - 1_000_000, 2 * GIB - (1 << 20) + 1] {
@@ -547,9 +552,16 @@ async fn a_shrink_is_refused_unless_allowed() {
     }
     // Growing needs none either.
     assert_eq!(env.ok(resize(3 * GIB, false)).await["size"], 3 * GIB);
-    // Asked for in so many words, the shrink is done.
+    // Asked for in so many words, the shrink is done, and audited with the size it cut.
     assert_eq!(env.ok(resize(GIB, true)).await["size"], GIB);
     assert_eq!(env.show_lun("sim", "lun1").await["size"], GIB);
+    let audit = env.ok(Action::ListAudit { limit: 1 }).await;
+    assert_eq!(audit[0]["outcome"], "ok", "{audit}");
+    assert_eq!(
+        audit[0]["detail"],
+        format!("size {} -> {GIB} bytes, allow_shrink", 3 * GIB),
+        "{audit}"
+    );
     // allow_shrink on a grow changes nothing about it.
     assert_eq!(env.ok(resize(2 * GIB, true)).await["size"], 2 * GIB);
 

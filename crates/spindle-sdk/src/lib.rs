@@ -267,7 +267,13 @@ fn handle_call(plugins: &[Box<dyn RawPlugin>], channel: &Mutex<Channel>, id: Id,
         dev_path_prefix: call.dev_path_prefix.clone(),
     };
     match plugin.call(&host, &call.method, &call.args) {
-        Ok(value) => Message::response(id, json!({ "value": value })),
+        Ok(value) => {
+            // Moved in: `json!` would serialize the value anew (a deep copy of, say, a list
+            // of thousands of records).
+            let mut result = serde_json::Map::with_capacity(1);
+            result.insert("value".into(), value);
+            Message::response(id, Value::Object(result))
+        }
         Err(e) => {
             let mut err = exception_error(&e);
             if let (Some(name), Some(Value::Object(data))) =

@@ -375,6 +375,13 @@ pub fn parse_body(spec: Option<&BodySpec>, bytes: &[u8]) -> Result<Map<String, V
             Err(e) => return Err(ApiError::value_format(None, format!("malformed JSON body: {e}"))),
         }
     };
+    if let Ok(TopLevelKeys(Some(twice))) = serde_json::from_slice::<TopLevelKeys>(bytes) {
+        let k = shorten(&twice);
+        return Err(ApiError::value_format(
+            Some(k),
+            format!("body field '{k}' is given twice: which one is meant cannot be told"),
+        ));
+    }
     let mut out = Map::with_capacity(obj.len());
     for (k, v) in obj {
         let Some(f) = fields.iter().find(|f| f.name == k) else {
@@ -417,6 +424,35 @@ pub fn parse_body(spec: Option<&BodySpec>, bytes: &[u8]) -> Result<Map<String, V
         ));
     }
     Ok(out)
+}
+
+/// The first key a JSON object gives twice, if any (its values are skipped). A parsed `Value`
+/// keeps only the last of two equal keys, so `{"size": 1, "size": 1099511627776}` would be
+/// served as whichever came last without a word.
+struct TopLevelKeys(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for TopLevelKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = TopLevelKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<TopLevelKeys, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                let mut twice = None;
+                while let Some(k) = m.next_key::<String>()? {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                    if twice.is_none() && !seen.insert(k.clone()) {
+                        twice = Some(k);
+                    }
+                }
+                Ok(TopLevelKeys(twice))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1442,6 +1478,17 @@ mod tests {
             body("createLun", "{\"name\": \"a\", \"size\": 1, \"vol_group\": null}").expect("null optional");
         assert!(!ok.contains_key("vol_group"));
         assert!(body("setLunQos", "{\"qos\": null}").is_ok());
+        // A field given twice is refused, not read as the last one.
+        let e = body(
+            "createLun",
+            "{\"name\": \"a\", \"size\": 1, \"size\": 1099511627776}",
+        )
+        .expect_err("twice");
+        assert_eq!(e.key.as_deref(), Some("size"));
+        assert_eq!(e.exception, Some(spindle_api::ExceptionKind::ValueFormatEx));
+        assert!(e.message.contains("'size' is given twice"), "{}", e.message);
+        // Equal keys inside a value are that value's business.
+        assert!(body("setLunQos", "{\"qos\": {\"a\": 1, \"a\": 2}}").is_ok());
     }
 
     #[test]

@@ -54,6 +54,24 @@ pub fn shown(value: &str) -> String {
     }
 }
 
+/// A path quoted for a message, as [`shown`] quotes a value, but a long one is cut in the
+/// middle, not at the end: its last component (the file a message is about) stays in sight
+/// however deep the directory, with the start of the path.
+pub fn shown_path(path: &std::path::Path) -> String {
+    let escaped: Vec<char> = path
+        .to_string_lossy()
+        .chars()
+        .flat_map(char::escape_debug)
+        .collect();
+    if escaped.len() > 78 {
+        let head: String = escaped[..30].iter().collect();
+        let tail: String = escaped[escaped.len() - 45..].iter().collect();
+        format!("'{head}...{tail}'")
+    } else {
+        format!("'{}'", escaped.iter().collect::<String>())
+    }
+}
+
 /// Why a non-empty `value` is not a usable name, if it is not: every fault, e.g. "contains
 /// blanks and shell metacharacters". `also_refused` names characters a backend refuses on
 /// top of [`SHELL_META`] (they count as metacharacters in the message).
@@ -245,6 +263,24 @@ mod tests {
         let long = shown(&"x".repeat(200));
         assert_eq!(long.chars().count(), 80);
         assert!(long.ends_with("...'"));
+    }
+
+    #[test]
+    fn long_paths_keep_their_end() {
+        let p = std::path::Path::new(
+            "/var/lib/spindle-array/registrations/b1a9359a-83b0-4215-8173-833f38b39d8c.json",
+        );
+        assert_eq!(shown_path(p), format!("'{}'", p.display()));
+        let deep = format!(
+            "/srv/{}/registrations/b1a9359a-83b0-4215-8173-833f38b39d8c.json",
+            "d/".repeat(40)
+        );
+        let s = shown_path(std::path::Path::new(&deep));
+        assert_eq!(s.chars().count(), 80, "{s}");
+        assert!(s.starts_with("'/srv/d/d/"), "{s}");
+        assert!(s.ends_with("/b1a9359a-83b0-4215-8173-833f38b39d8c.json'"), "{s}");
+        assert!(s.contains("..."), "{s}");
+        assert_eq!(shown_path(std::path::Path::new("/a'b")), "'/a\\'b'");
     }
 
     #[test]

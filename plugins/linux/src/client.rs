@@ -10,7 +10,7 @@
 //! prompts and an unknown or changed host key fails the call.
 
 use crate::config::CLIENT_KEYS;
-use crate::names::shown;
+use crate::names::{shown, shown_path};
 use spindle_api::{ExceptionKind, PluginException, PluginResult};
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
@@ -283,7 +283,7 @@ pub fn resident_request(socket: &Path, body: &str, failure: ExceptionKind) -> Op
     use std::os::unix::net::UnixStream;
     let mut stream = UnixStream::connect(socket).ok()?;
     let fail = |m: String| PluginException::new(failure, m);
-    let at = || shown(&socket.to_string_lossy());
+    let at = || shown_path(socket);
     let sent = stream
         .set_read_timeout(Some(REQUEST_TIMEOUT))
         .and_then(|()| stream.write_all(body.as_bytes()))

@@ -23,7 +23,7 @@
 //! afterwards a configuration that gives a registered pool another directory is refused.
 
 use crate::error::{Error, Result};
-use crate::names::{self, shown};
+use crate::names::{self, shown, shown_path};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -242,7 +242,7 @@ impl ArrayConfig {
                 if q.path.starts_with(&p.path) || p.path.starts_with(&q.path) {
                     return bad(format!(
                         "config pool directories {} and {} overlap",
-                        shown(&q.path.to_string_lossy()),
+                        shown_path(&q.path),
                         shown(&text)
                     ));
                 }
@@ -285,7 +285,7 @@ impl ArrayConfig {
                 if !tgt_safe_path(&p.path) {
                     return bad(format!(
                         "config pool directory {} cannot hold LUNs tgt exports: tgt takes only letters, digits and '._+@-' in path components",
-                        shown(&p.path.to_string_lossy())
+                        shown_path(&p.path)
                     ));
                 }
             }

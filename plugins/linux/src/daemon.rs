@@ -64,7 +64,7 @@ use crate::config::ArrayConfig;
 use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
 use crate::fsops;
-use crate::names::shown;
+use crate::names::shown_path;
 use crate::protocol::{self, TgtdWatch};
 use crate::tgt::Watched;
 use std::collections::{HashMap, HashSet};
@@ -623,9 +623,7 @@ fn serve_connection(mut stream: UnixStream, engines: &Engines, opts: &EngineOpti
 /// Binds `socket`: one resident program per socket (its lock file `<socket>.lock` is held
 /// for the program's life), a stale socket file replaced, mode 0600.
 fn listen(socket: &Path) -> Result<(UnixListener, File)> {
-    let fail = |what: &str, e: std::io::Error| {
-        Error::Failed(format!("{what} {}: {e}", shown(&socket.to_string_lossy())))
-    };
+    let fail = |what: &str, e: std::io::Error| Error::Failed(format!("{what} {}: {e}", shown_path(socket)));
     let mut lock_name = socket.as_os_str().to_owned();
     lock_name.push(".lock");
     let lock = OpenOptions::new()
@@ -640,7 +638,7 @@ fn listen(socket: &Path) -> Result<(UnixListener, File)> {
         Err(fs::TryLockError::WouldBlock) => {
             return Err(Error::Failed(format!(
                 "another resident array program already serves {}",
-                shown(&socket.to_string_lossy())
+                shown_path(socket)
             )))
         }
         Err(fs::TryLockError::Error(e)) => return Err(fail("cannot lock", e)),
@@ -652,7 +650,7 @@ fn listen(socket: &Path) -> Result<(UnixListener, File)> {
         Ok(_) => {
             return Err(Error::Failed(format!(
                 "{} exists and is not a socket; not touching it",
-                shown(&socket.to_string_lossy())
+                shown_path(socket)
             )))
         }
         Err(_) => {}
@@ -701,7 +699,7 @@ impl Resident {
         let first = spawn().map_err(|e| {
             Error::Failed(format!(
                 "cannot run the resident array program {}: {e}",
-                shown(&program.to_string_lossy())
+                shown_path(program)
             ))
         })?;
         let child = Arc::new(Mutex::new(Some(first)));

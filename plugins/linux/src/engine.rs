@@ -68,7 +68,7 @@ use crate::fsops::{self, ReflinkFailure, Stamp};
 use crate::model::{
     ArrayInfo, ChapAccount, Element, Group, GroupSpec, Limits, MemberView, PoolInfo, QosLevel, SplitStatus,
 };
-use crate::names::{self, shown};
+use crate::names::{self, shown, shown_path};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use spindle_api::{make_mp_page83_from_raw_page83, Abilities, Flag, MaxEntries, OpAbility, SeState, SeType};
@@ -341,17 +341,17 @@ fn claimed_key(pool: &Path) -> String {
 /// Why the directory of `label` ("pool 'p1'") at `path` cannot be used, if it cannot: it is
 /// missing (a file system not mounted, most likely) or not a directory.
 fn dir_fault(label: &str, path: &Path) -> Option<String> {
-    let shown_path = shown(&path.to_string_lossy());
+    let at = shown_path(path);
     match fs::metadata(path) {
         Err(e) => Some(format!(
-            "{label} directory {shown_path} is not usable: {e}{}",
+            "{label} directory {at} is not usable: {e}{}",
             if e.kind() == std::io::ErrorKind::NotFound {
                 " (is its file system mounted?)"
             } else {
                 ""
             }
         )),
-        Ok(md) if !md.is_dir() => Some(format!("{label} path {shown_path} is not a directory")),
+        Ok(md) if !md.is_dir() => Some(format!("{label} path {at} is not a directory")),
         Ok(_) => None,
     }
 }
@@ -362,7 +362,7 @@ fn dir_fault(label: &str, path: &Path) -> Option<String> {
 fn owner_file_lost(label: &str, path: &Path) -> String {
     format!(
         "{label} directory {} lacks the array's owner file ({POOL_OWNER_FILE}), written when the array claimed it (is its file system mounted?)",
-        shown(&path.to_string_lossy())
+        shown_path(path)
     )
 }
 
@@ -374,7 +374,7 @@ fn pool_owner(pool: &Path) -> Result<Option<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Unavailable(format!(
             "cannot read {}: {e}",
-            shown(&path.to_string_lossy())
+            shown_path(&path)
         ))),
     }
 }
@@ -410,7 +410,7 @@ fn claim_pool(pool: &Path, array_id: &str) -> Result<()> {
             Some(id) if id == array_id => Ok(()),
             Some(id) => Err(Error::InvalidArray(format!(
                 "pool directory {} was claimed by another array (array id {id}) at the same time",
-                shown(&pool.to_string_lossy())
+                shown_path(pool)
             ))),
             None => Err(Error::Failed(format!(
                 "cannot claim pool directory {}",
@@ -419,7 +419,7 @@ fn claim_pool(pool: &Path, array_id: &str) -> Result<()> {
         },
         Err(e) => Err(Error::Unavailable(format!(
             "cannot write {}: {e}",
-            shown(&owner.to_string_lossy())
+            shown_path(&owner)
         ))),
     }
 }
@@ -562,7 +562,7 @@ impl Engine {
                     Ok(Some(owner)) if owner == self.array_id => continue,
                     Ok(Some(_)) => format!(
                         "{label} directory {} belongs to another array",
-                        shown(&p.path.to_string_lossy())
+                        shown_path(&p.path)
                     ),
                     Ok(None) if self.db.meta(&claimed_key(&p.path))?.is_some() => {
                         owner_file_lost(&label, &p.path)
@@ -650,7 +650,7 @@ impl Engine {
         Err(Error::Unavailable(format!(
             "pool {} directory {} is not this array's pool: it lacks the array's owner file ({POOL_OWNER_FILE}) and {} (is its file system mounted?)",
             shown(&k.name),
-            shown(&k.path.to_string_lossy()),
+            shown_path(&k.path),
             why.join(", and ")
         )))
     }
@@ -664,7 +664,7 @@ impl Engine {
                 return Err(Error::InvalidArray(format!(
                     "pool {} directory {} belongs to another array (array id {owner}, in {}); two arrays never share a pool directory, since each would take the other's files for its own or remove them: give this array a directory of its own",
                     shown(&p.name),
-                    shown(&p.path.to_string_lossy()),
+                    shown_path(&p.path),
                     p.path.join(POOL_OWNER_FILE).display()
                 )))
             }
@@ -679,7 +679,7 @@ impl Engine {
             Some(first) => Err(Error::InvalidArray(format!(
                 "pool {} directory {} holds {} image file(s) this array did not make ({}{}): another array's, or one whose state directory was lost; this array does not take them over (it would remove them): give it an empty directory",
                 shown(&p.name),
-                shown(&p.path.to_string_lossy()),
+                shown_path(&p.path),
                 foreign.len(),
                 shown(first),
                 if foreign.len() > 1 { ", ..." } else { "" }
@@ -699,7 +699,7 @@ impl Engine {
         if self.db_file.is_none() || db_file_id(&self.state_dir) != self.db_file {
             return Err(Error::Unavailable(format!(
                 "the state database in {} was replaced or removed since it was opened",
-                shown(&self.state_dir.to_string_lossy())
+                shown_path(&self.state_dir)
             )));
         }
         if let Some(cfg) = &self.cfg {
@@ -777,7 +777,7 @@ impl Engine {
         if !state_dir.join("array.db").exists() {
             return Err(Error::Unavailable(format!(
                 "{} holds no array state",
-                shown(&state_dir.to_string_lossy())
+                shown_path(state_dir)
             )));
         }
         Engine::open_state_dir(state_dir, opts, None)
@@ -946,7 +946,7 @@ impl Engine {
                 return Err(Error::InvalidArray(format!(
                     "pool {} is registered at {}; the configuration gives {}",
                     shown(&p.name),
-                    shown(&k.path.to_string_lossy()),
+                    shown_path(&k.path),
                     shown(&path)
                 )));
             }

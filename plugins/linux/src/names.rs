@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use std::path::PathBuf;
 
-pub use spindle_api::names::{shown, MAX_ISCSI_NAME, MAX_NAME_LEN, MAX_PATH_LEN};
+pub use spindle_api::names::{shown, shown_path, MAX_ISCSI_NAME, MAX_NAME_LEN, MAX_PATH_LEN};
 
 /// Refused on top of the shared shell metacharacters: tgtadm's parameter syntax uses them
 /// (`--params a=b,c=d`, `%` in URLs).

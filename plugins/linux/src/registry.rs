@@ -17,7 +17,7 @@ use crate::config::ArrayConfig;
 use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, IoContext, Result};
 use crate::fsops;
-use crate::names::shown;
+use crate::names::{shown, shown_path};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -92,7 +92,7 @@ fn state_home_from(value: &std::ffi::OsStr) -> Result<PathBuf> {
         if value.is_empty() {
             "set but empty".to_string()
         } else {
-            format!("{}, a relative path", shown(&value.to_string_lossy()))
+            format!("{}, a relative path", shown_path(Path::new(value)))
         },
         default_state_home().display(),
     )))
@@ -205,7 +205,7 @@ impl Registry {
         let damaged = |why: String| {
             Error::Unavailable(format!(
                 "the file {} that says which array storage server uuid {} is cannot be used ({why}); check the array, then remove the file (the next request records the array it reaches)",
-                shown(&path.to_string_lossy()),
+                shown_path(&path),
                 shown(registration),
             ))
         };
@@ -258,7 +258,7 @@ impl Registry {
                 "the array of storage server uuid {} (array {}) is not in its state directory {} any more (is its pool's file system mounted?); if it was removed on purpose, register another storage server for a new array",
                 shown(registration),
                 bound.array_id,
-                shown(&state_dir.to_string_lossy()),
+                shown_path(&state_dir),
             )));
         }
         if Engine::stored_array_id(&bound.state_dir).as_deref() != Some(bound.array_id.as_str())
@@ -267,14 +267,14 @@ impl Registry {
             return Ok(());
         }
         let other = match Engine::stored_array_id(&state_dir) {
-            Some(id) => format!("array {id}, in {}", shown(&state_dir.to_string_lossy())),
-            None => format!("a new array, in {}", shown(&state_dir.to_string_lossy())),
+            Some(id) => format!("array {id}, in {}", shown_path(&state_dir)),
+            None => format!("a new array, in {}", shown_path(&state_dir)),
         };
         Err(Error::InvalidArray(format!(
             "storage server uuid {} is the array {} (state directory {}), and these settings name another one ({other}): the first pool (or state=) decides which array a storage server is, so keep it when changing pools (adding pools is fine); for another array, register another storage server (a record of its own uuid)",
             shown(registration),
             bound.array_id,
-            shown(&bound.state_dir.to_string_lossy()),
+            shown_path(&bound.state_dir),
         )))
     }
 
@@ -287,7 +287,7 @@ impl Registry {
             Some(b) if b.state_dir == engine.state_dir() && b.array_id != engine.array_id() => {
                 Err(Error::Unavailable(format!(
                     "the state directory {} of storage server uuid {} holds array {}, not this registration's array {} (is its pool's file system mounted? an array made in the directory under the mount point hides it); a registration keeps its array",
-                    shown(&b.state_dir.to_string_lossy()),
+                    shown_path(&b.state_dir),
                     shown(registration),
                     engine.array_id(),
                     b.array_id,

@@ -56,7 +56,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::export::{ExportPlan, LunPlan};
 use crate::fsops;
 use crate::model::ChapAccount;
-use crate::names::shown;
+use crate::names::{shown, shown_path};
 use serde::{Deserialize, Serialize};
 use spindle_tgt::{
     tgt_size_mb, BackingPath, CachePolicy, InitiatorAddress, Iqn, LunSpec, ProductId, ScsiId, ScsiSn, Secret,
@@ -321,7 +321,7 @@ pub fn check_registration(cfg: &ArrayConfig, registration: &str) -> Result<()> {
     }
     Err(Error::InvalidArray(format!(
         "the array in {} is exported by another registration (storage server uuid {}) with other settings ({}, in force → this registration's): one array has one export configuration, so register it with the same settings (and change them with server set), or give this registration an array of its own (its own pool directories)",
-        shown(&state_dir.to_string_lossy()),
+        shown_path(&state_dir),
         record.registrations[0],
         config_differences(in_force, cfg)
     )))

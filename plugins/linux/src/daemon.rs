@@ -65,8 +65,8 @@ use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
 use crate::fsops;
 use crate::names::shown_path;
-use crate::protocol::{self, TgtdWatch};
-use crate::tgt::Watched;
+use crate::protocol;
+use crate::tgt::{SyncMode, Watched};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -227,18 +227,17 @@ impl Engines {
         let made = protocol::NewArray::before_open(&env);
         // A resident engine that cannot be made current (its pools or database went away) is
         // dropped, and the array opened afresh, which says what is wrong if it still is.
-        // A resumed engine is one the tgtd watch has (it was idle); a new one is not yet.
+        // A resumed engine is one the tgtd watch has (it was idle), so its requests that
+        // change no export leave tgtd to the watch; a new one is not watched yet.
         let engine = match self.take(&key).map(|mut e| e.resume().map(|()| e)) {
-            Some(Ok(e)) => Ok((e, TgtdWatch::Resident)),
-            Some(Err(_)) | None => {
-                Engine::open(&env.config, opts.clone()).map(|e| (e, TgtdWatch::EveryRequest))
-            }
+            Some(Ok(e)) => Ok((e, SyncMode::Recorded)),
+            Some(Err(_)) | None => Engine::open(&env.config, opts.clone()).map(|e| (e, SyncMode::Check)),
         };
-        let (mut engine, watch) = match engine {
+        let (mut engine, check) = match engine {
             Ok(e) => e,
             Err(e) => return protocol::error(&protocol::exception(&env, &e)),
         };
-        let answer = protocol::handle_with(&env, &mut engine, watch);
+        let answer = protocol::handle_with(&env, &mut engine, check);
         // An engine whose request failed is not kept: the failure may have been its own (a
         // database error), and opening a new one costs only a millisecond.
         if answer.get("ok").is_some() {

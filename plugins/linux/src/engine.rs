@@ -120,13 +120,20 @@ pub struct EngineOptions {
 }
 
 impl EngineOptions {
-    /// These options with the state home decided: [`crate::registry::host_state_home`]'s when
-    /// none is given, refused as that refuses it. Decided once, so that every registration
-    /// check and note of one request (or of one resident program) uses the same directory.
-    pub fn resolved(mut self) -> Result<EngineOptions> {
-        if self.state_home.is_none() {
-            self.state_home = Some(crate::registry::host_state_home()?);
+    /// The state home these options name, else the host's
+    /// ([`crate::registry::host_state_home`], refused as that refuses it).
+    pub fn home(&self) -> Result<PathBuf> {
+        match &self.state_home {
+            Some(home) => Ok(home.clone()),
+            None => crate::registry::host_state_home(),
         }
+    }
+
+    /// These options with the state home decided ([`EngineOptions::home`]). Decided once, so
+    /// that every registration check and note of one request (or of one resident program)
+    /// uses the same directory.
+    pub fn resolved(mut self) -> Result<EngineOptions> {
+        self.state_home = Some(self.home()?);
         Ok(self)
     }
 }

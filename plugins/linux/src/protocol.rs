@@ -417,7 +417,7 @@ pub fn handle(env: &Envelope, opts: EngineOptions) -> Value {
     let made = NewArray::before_open(env);
     match Engine::open(&env.config, opts) {
         Ok(mut engine) => {
-            let answer = handle_with(env, &mut engine, TgtdWatch::EveryRequest);
+            let answer = handle_with(env, &mut engine, SyncMode::Check);
             made.discard_if_refused(engine, &answer);
             answer
         }
@@ -462,23 +462,17 @@ impl NewArray {
     }
 }
 
-/// Who makes sure, between the requests that change exports, that tgtd still listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TgtdWatch {
-    /// Every request asks it ([`SyncMode::Check`]): a one-shot run, or an engine the resident
-    /// program has only just opened.
-    EveryRequest,
-    /// The resident program's watch ([`crate::daemon`]), which has this engine: a request
-    /// that changes no export syncs in [`SyncMode::Recorded`].
-    Resident,
-}
-
 /// Serves one parsed request with an engine that is open and current for `env.config`
 /// ([`Engine::open`], or [`Engine::resume`] in the resident program), then brings tgtd to the
 /// export plan as the module documentation says. The caller has checked the request's
 /// registration ([`check_registration`]) before opening the engine.
-pub fn handle_with(env: &Envelope, engine: &mut Engine, watch: TgtdWatch) -> Value {
-    let mut answer = handle_for_registration(env, engine, watch);
+///
+/// `check` is the sync of a request that changes no export: [`SyncMode::Check`], which asks
+/// tgtd whether it still listens (a one-shot run, or an engine the resident program has only
+/// just opened), or [`SyncMode::Recorded`], which leaves that question to the resident
+/// program's watch ([`crate::daemon`]) that has the engine.
+pub fn handle_with(env: &Envelope, engine: &mut Engine, check: SyncMode) -> Value {
+    let mut answer = handle_for_registration(env, engine, check);
     // A degraded array says so with every answer: an administrator hears of it from any
     // call, not only from getInfo.
     if answer.get("ok").is_some() && !engine.unavailable_pools().is_empty() {
@@ -501,9 +495,9 @@ pub fn handle_with(env: &Envelope, engine: &mut Engine, watch: TgtdWatch) -> Val
 
 /// [`handle_with`] but for the note of a degraded array: checks the request's registration
 /// against the open array, serves it, and records what the registration sent.
-fn handle_for_registration(env: &Envelope, engine: &mut Engine, watch: TgtdWatch) -> Value {
+fn handle_for_registration(env: &Envelope, engine: &mut Engine, check: SyncMode) -> Value {
     let Some(registration) = env.registration.as_deref() else {
-        return handle_registered(env, engine, watch);
+        return handle_registered(env, engine, check);
     };
     let registry = match Registry::of(engine.options()) {
         Ok(r) => r,
@@ -512,7 +506,7 @@ fn handle_for_registration(env: &Envelope, engine: &mut Engine, watch: TgtdWatch
     if let Err(e) = registry.check_opened(registration, engine) {
         return error(&exception(env, &e));
     }
-    let answer = handle_registered(env, engine, watch);
+    let answer = handle_registered(env, engine, check);
     // Best effort: a registration not recorded only means that a request of other settings
     // is not refused yet. A refused request binds nothing: the registration may have been
     // refused for settings its administrator then corrects.
@@ -545,7 +539,7 @@ pub fn check_registration(env: &Envelope, opts: &EngineOptions) -> Result<Option
 }
 
 /// [`handle_with`] once the request's registration may send its configuration.
-fn handle_registered(env: &Envelope, engine: &mut Engine, watch: TgtdWatch) -> Value {
+fn handle_registered(env: &Envelope, engine: &mut Engine, check: SyncMode) -> Value {
     let exception = |e: &Error| exception(env, e);
     // A change of CHAP that tgtd cannot be brought to is put back ([`serve_and_export`]):
     // refused, it must change nothing, or the next sync would apply it behind the caller's
@@ -585,7 +579,7 @@ fn handle_registered(env: &Envelope, engine: &mut Engine, watch: TgtdWatch) -> V
     if let Err(e) = engine.check_identities(&env.expect_names, &env.expect_page83) {
         return error(&exception(&e));
     }
-    let answer = serve_and_export(env, engine, chap_before.clone(), watch);
+    let answer = serve_and_export(env, engine, chap_before.clone(), check);
     if let (Some(registration), Some(_), Some(_)) = (registration, asked, answer.get("ok")) {
         // Best effort, as for the configuration: unrecorded, a later change by another
         // registration is not refused yet.
@@ -600,14 +594,10 @@ fn serve_and_export(
     env: &Envelope,
     engine: &mut Engine,
     chap_before: Option<Option<ChapAccount>>,
-    watch: TgtdWatch,
+    check: SyncMode,
 ) -> Value {
     let validate = matches!(env.request, Request::Validate { .. });
     let exception = |e: &Error| exception(env, e);
-    let check = match watch {
-        TgtdWatch::EveryRequest => SyncMode::Check,
-        TgtdWatch::Resident => SyncMode::Recorded,
-    };
     let served = serve(engine, env);
     let Some(settings) = &env.config.tgt else {
         return match served {

@@ -183,11 +183,7 @@ impl Registry {
     /// else of the host's ([`host_state_home`]). No `Default`: which directory is meant
     /// must be decided, and the host's can be refused.
     pub fn of(opts: &EngineOptions) -> Result<Self> {
-        let home = match &opts.state_home {
-            Some(home) => home.clone(),
-            None => host_state_home()?,
-        };
-        Ok(Registry::at(home.join("registrations")))
+        Ok(Registry::at(opts.home()?.join("registrations")))
     }
 
     fn path(&self, registration: &str) -> Result<PathBuf> {

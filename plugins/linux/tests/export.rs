@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use spindle_api::make_mp_page83_from_raw_page83;
 use spindle_iscsi::{Chap, Lun, Session};
 use spindle_plugin_linux::config::ArrayConfig;
-use spindle_plugin_linux::protocol::{self, TgtdWatch};
+use spindle_plugin_linux::protocol;
+use spindle_plugin_linux::tgt::SyncMode;
 
 const MIB: u64 = 1 << 20;
 
@@ -1227,13 +1228,13 @@ fn any_request_takes_a_pool_that_went_away_out_of_the_export_and_back_in() {
 }
 
 /// Serves `req` in process as the resident program serves a request of an engine its tgtd
-/// watch has (`TgtdWatch::Resident`), or as a one-shot run does (`EveryRequest`).
-fn serve_in_process(cfg: &ArrayConfig, req: Value, watch: TgtdWatch) -> Value {
+/// watch has (`check` `SyncMode::Recorded`), or as a one-shot run does (`SyncMode::Check`).
+fn serve_in_process(cfg: &ArrayConfig, req: Value, check: SyncMode) -> Value {
     let mut body = req;
     body["config"] = serde_json::to_value(cfg).unwrap();
     let env = protocol::parse(&body.to_string()).unwrap();
     let mut engine = engine(cfg);
-    protocol::handle_with(&env, &mut engine, watch)
+    protocol::handle_with(&env, &mut engine, check)
 }
 
 /// A request that changes no export does not ask tgtd whether it still listens when the
@@ -1252,13 +1253,13 @@ fn only_requests_nobody_watches_for_ask_whether_tgtd_listens() {
     tgt.kill9();
 
     let create = json!({"op": "create", "name": "l2", "pool": "p0", "size": 4 * MIB});
-    let watched = serve_in_process(&cfg, create, TgtdWatch::Resident);
+    let watched = serve_in_process(&cfg, create, SyncMode::Recorded);
     assert!(watched["ok"].is_object(), "{watched}");
     assert_eq!(watched["export"]["started"], Value::Null, "{watched}");
     assert_eq!(tgt.pid(), None, "a watched request started tgtd");
 
     let status = json!({"op": "status", "uuid": uuid(&l1)});
-    let unwatched = serve_in_process(&cfg, status.clone(), TgtdWatch::EveryRequest);
+    let unwatched = serve_in_process(&cfg, status.clone(), SyncMode::Check);
     assert_eq!(unwatched["ok"], "ONLINE", "{unwatched}");
     let second = tgt.pid().expect("a request nobody watches for starts tgtd");
     assert_ne!(second, first);
@@ -1272,7 +1273,7 @@ fn only_requests_nobody_watches_for_ask_whether_tgtd_listens() {
     engine(&cfg)
         .present(&uuid(&watched["ok"]), &["ga".to_string()])
         .unwrap();
-    let watched = serve_in_process(&cfg, status, TgtdWatch::Resident);
+    let watched = serve_in_process(&cfg, status, SyncMode::Recorded);
     assert_eq!(watched["ok"], "ONLINE", "{watched}");
     assert_eq!(watched["export"]["reconciled"], true, "{watched}");
     assert_eq!(tgt.pid(), Some(second));

@@ -85,6 +85,23 @@ fn main() {
         ms(bare)
     );
     println!("{:<58} {:>14}", "  engine / bare", ratio(eng, bare));
+    // The same as the resident program runs it: answered once durable, committed after.
+    e.commit_after_answer(true);
+    let mut first = Vec::new();
+    for i in 0..5 {
+        let (d, x) = time(|| e.create(&format!("a{i}"), "p0", TIB, true, None).unwrap());
+        first.push(d);
+        e.finish_pending().unwrap();
+        e.remove(&x.uuid).unwrap();
+    }
+    e.commit_after_answer(false);
+    let first = median(first);
+    println!(
+        "{:<58} {:>14}",
+        "create, answered before its commit (resident program)",
+        ms(first)
+    );
+    println!("{:<58} {:>14}", "  answered first / bare", ratio(first, bare));
 
     // A 1 TiB LUN holding 1 GiB of data: 1024 x 1 MiB extents spread over the whole LUN.
     let lun = e.create("big", "p0", TIB, true, None).unwrap();

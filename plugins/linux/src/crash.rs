@@ -17,8 +17,10 @@
 //! - `intent`: the in-flight marker names the operation, no file has been touched;
 //! - `partial`: the new files are complete and marked, under their final names, not yet
 //!   fsynced, and no row names them (from here recovery rolls forward);
-//! - `prepared`: the intent (`applied`) and the rows are committed, the files not yet fsynced;
-//! - `renamed`: files and directories fsynced, the marker not yet cleared;
+//! - `renamed`: files and directories fsynced, nothing committed yet (the resident program
+//!   answers here);
+//! - `prepared`: the intent (`applied`) and the rows are committed, the marker not yet
+//!   cleared (in the resident program, after the answer);
 //! - for multi-snapshots on btrfs, which take the first protocol, `subvol`: the btrfs
 //!   subvolume snapshot exists.
 
@@ -32,8 +34,8 @@ pub const STEPS: &[(&str, &[&str])] = &[
         &[
             "create.intent",
             "create.partial",
-            "create.prepared",
             "create.renamed",
+            "create.prepared",
         ],
     ),
     ("resize", &["resize.intent", "resize.prepared", "resize.applied"]),
@@ -43,8 +45,8 @@ pub const STEPS: &[(&str, &[&str])] = &[
         &[
             "snapshot.intent",
             "snapshot.partial",
-            "snapshot.prepared",
             "snapshot.renamed",
+            "snapshot.prepared",
         ],
     ),
     (
@@ -63,15 +65,15 @@ pub const STEPS: &[(&str, &[&str])] = &[
     ),
     (
         "clone",
-        &["clone.intent", "clone.partial", "clone.prepared", "clone.renamed"],
+        &["clone.intent", "clone.partial", "clone.renamed", "clone.prepared"],
     ),
     (
         "snapclone",
         &[
             "snapclone.intent",
             "snapclone.partial",
-            "snapclone.prepared",
             "snapclone.renamed",
+            "snapclone.prepared",
         ],
     ),
     (

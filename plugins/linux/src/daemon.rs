@@ -113,6 +113,13 @@ pub struct DaemonOptions {
     pub engine: EngineOptions,
 }
 
+/// A served request whose engine still has to finish what its answer did not wait for
+/// ([`Engines::finish`]) before it is kept.
+struct Kept {
+    key: String,
+    engine: Engine,
+}
+
 /// Engines that stay open between requests, per array configuration (its JSON text).
 #[derive(Debug, Default)]
 struct Engines {
@@ -206,23 +213,28 @@ impl Engines {
     }
 
     /// Serves one request text, like [`protocol::handle_text`] but with a resident engine.
-    fn handle_text(&self, text: &str, opts: &EngineOptions, served: &Served) -> serde_json::Value {
+    /// The engine comes back with a served request's answer, to be kept once it finished
+    /// what the answer did not wait for ([`Engine::commit_after_answer`]).
+    fn handle_text(
+        &self,
+        text: &str,
+        opts: &EngineOptions,
+        served: &Served,
+    ) -> (serde_json::Value, Option<Kept>) {
         let env = match protocol::parse(text) {
             Ok(env) => env,
-            Err(answer) => return answer,
+            Err(answer) => return (answer, None),
         };
         let key = match serde_json::to_string(&env.config) {
             Ok(k) => k,
             Err(e) => {
-                return protocol::error(&protocol::exception(
-                    &env,
-                    &Error::Failed(format!("cannot encode the configuration: {e}")),
-                ))
+                let e = Error::Failed(format!("cannot encode the configuration: {e}"));
+                return (protocol::error(&protocol::exception(&env, &e)), None);
             }
         };
         let _first_binding = match protocol::check_registration(&env, opts) {
             Ok(guard) => guard,
-            Err(e) => return protocol::error(&protocol::exception(&env, &e)),
+            Err(e) => return (protocol::error(&protocol::exception(&env, &e)), None),
         };
         let made = protocol::NewArray::before_open(&env);
         // A resident engine that cannot be made current (its pools or database went away) is
@@ -235,18 +247,42 @@ impl Engines {
         };
         let (mut engine, check) = match engine {
             Ok(e) => e,
-            Err(e) => return protocol::error(&protocol::exception(&env, &e)),
+            Err(e) => return (protocol::error(&protocol::exception(&env, &e)), None),
         };
+        engine.commit_after_answer(true);
         let answer = protocol::handle_with(&env, &mut engine, check);
         // An engine whose request failed is not kept: the failure may have been its own (a
         // database error), and opening a new one costs only a millisecond.
         if answer.get("ok").is_some() {
             served.remember(&key, &env.config);
-            self.put(key, engine);
+            (answer, Some(Kept { key, engine }))
         } else {
+            // What a failed request left owed is done before its array may be discarded.
+            if let Err(e) = engine.finish_pending() {
+                eprintln!(
+                    "spindle-array daemon: the array at {}: {e}",
+                    engine.state_dir().display()
+                );
+            }
             made.discard_if_refused(engine, &answer);
+            (answer, None)
         }
-        answer
+    }
+
+    /// Finishes what a served request's answer did not wait for (an insert's commit), then
+    /// keeps its engine for the next request. An
+    /// engine whose commit failed is dropped: the next engine opened on its array rolls the
+    /// operation forward from its files.
+    fn finish(&self, kept: Kept) {
+        let Kept { key, mut engine } = kept;
+        let committed = engine.finish_pending();
+        match committed {
+            Ok(()) => self.put(key, engine),
+            Err(e) => eprintln!(
+                "spindle-array daemon: the array at {}: an answered operation is not recorded yet, the next request recovers it: {e}",
+                engine.state_dir().display()
+            ),
+        }
     }
 }
 
@@ -604,19 +640,31 @@ fn serve_connection(mut stream: UnixStream, engines: &Engines, opts: &EngineOpti
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     // Room for a typical request at once: reading into an empty string starts with tiny reads.
     let mut text = String::with_capacity(8 << 10);
-    let answer = match (&mut stream).take(MAX_REQUEST + 1).read_to_string(&mut text) {
-        Ok(n) if n as u64 > MAX_REQUEST => protocol::error(&spindle_api::PluginException::value_format(
-            "request",
-            format!("the request is longer than {MAX_REQUEST} bytes"),
-        )),
+    let (answer, kept) = match (&mut stream).take(MAX_REQUEST + 1).read_to_string(&mut text) {
+        Ok(n) if n as u64 > MAX_REQUEST => (
+            protocol::error(&spindle_api::PluginException::value_format(
+                "request",
+                format!("the request is longer than {MAX_REQUEST} bytes"),
+            )),
+            None,
+        ),
         Ok(_) => engines.handle_text(&text, opts, served),
-        Err(e) => protocol::error(&spindle_api::PluginException::value_format(
-            "request",
-            format!("cannot read the request: {e}"),
-        )),
+        Err(e) => (
+            protocol::error(&spindle_api::PluginException::value_format(
+                "request",
+                format!("cannot read the request: {e}"),
+            )),
+            None,
+        ),
     };
     // One write: formatting straight into the socket would make a system call per token.
     let _ = stream.write_all(&protocol::answer_line(&answer));
+    // The client reads to the end: it has its answer once the stream is closed, while the
+    // engine finishes what the answer did not wait for, still holding the array's lock.
+    drop(stream);
+    if let Some(kept) = kept {
+        engines.finish(kept);
+    }
 }
 
 /// Binds `socket`: one resident program per socket (its lock file `<socket>.lock` is held

@@ -22,9 +22,13 @@
 //! 2. each new file is built under its final name, then given the operation's whole intent
 //!    (id, kind and plan: [`fsops::RECORD_XATTR`]) and marked complete
 //!    ([`fsops::COMPLETE_XATTR`] = the operation's id), after its content;
-//! 3. one commit, not waiting for the disk, records the intent (step `applied`), takes the
-//!    serial and inserts the rows;
-//! 4. the files and their directories are fsynced; the marker is cleared.
+//! 3. the files and their directories are fsynced: the operation is durable, and the answer
+//!    waits for nothing more;
+//! 4. one commit, not waiting for the disk, records the intent (step `applied`), takes the
+//!    serial and inserts the rows; the marker is cleared. The resident program makes this
+//!    commit after it has given the answer ([`Engine::commit_after_answer`]), still holding
+//!    the array's lock, so that every other reader (each request takes the lock first)
+//!    finds it in.
 //!
 //! An intent left `applied` is a finished operation once the marker is clear, and the next
 //! operation's commit deletes it (unless it touches a pool that cannot be used now: it waits
@@ -45,7 +49,8 @@
 //! earlier commit durable; after it every engine is opened anew, and [`Engine::open`]
 //! recovers fully, whatever the marker says):
 //! - a new file unmarked or missing: the power went before the answer; the `applied` commit,
-//!   if it reached the disk, is rolled back, and the files are removed as orphans;
+//!   if it reached the disk (it follows the files' flush, so only a disk that reorders
+//!   writes holds it), is rolled back, and the files are removed as orphans;
 //! - the `applied` commit on disk and every new file marked: finished;
 //! - no commit on disk and every new file marked: the files' own copy of the intent rolls the
 //!   operation forward (recovery's orphan scan adopts it, in serial order, after checking that
@@ -262,6 +267,20 @@ pub struct Engine {
     /// The QoS levels, read once: they are fixed by the schema (its first migration), and
     /// checking a create's or clone's against them was one more database read per request.
     qos_levels: std::sync::OnceLock<Vec<QosLevel>>,
+    /// The lock this engine holds, if any: a guard asked for while it is held shares it.
+    held: std::sync::Mutex<std::sync::Weak<File>>,
+    /// Whether an insert's commit may wait until its answer is given
+    /// ([`Engine::commit_after_answer`]).
+    commit_after_answer: bool,
+    /// An insert's commit not made yet ([`Engine::finish_pending`]).
+    pending: Option<PendingCommit>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Left undone, the next run's recovery would make the same commit from the files.
+        let _ = self.finish_pending();
+    }
 }
 
 fn db_file_id(state_dir: &Path) -> Option<(u64, u64)> {
@@ -492,9 +511,23 @@ fn stored_identity(conn: &rusqlite::Connection) -> Result<Option<(String, u32, u
     }
 }
 
-/// The lock guard: the array's lock is held while this lives.
+/// The lock guard: the array's lock is held while this lives, and while any guard that the
+/// same engine gave out under it lives ([`Engine::lock`]).
 #[derive(Debug)]
-pub struct LockGuard(#[allow(dead_code)] File);
+pub struct LockGuard(#[allow(dead_code)] std::sync::Arc<File>);
+
+/// The end of an insert whose answer did not wait for it ([`Engine::commit_after_answer`]):
+/// its files are durable and carry its intent, and this commit records it. Holds the array's
+/// lock, so that no other engine reads the state before the commit is in.
+#[derive(Debug)]
+struct PendingCommit {
+    _lock: LockGuard,
+    op: String,
+    kind: String,
+    plan_json: String,
+    plan: Plan,
+    serial: Option<u64>,
+}
 
 impl Engine {
     /// Opens the array described by `cfg`: checks the configuration, creates the state
@@ -703,6 +736,9 @@ impl Engine {
     /// pending or the in-flight marker names an operation. An engine whose database file was replaced or removed meanwhile is refused
     /// (the resident program then opens the array afresh).
     pub fn resume(&mut self) -> Result<()> {
+        // A commit still owed to an answered insert comes first: recovery would otherwise
+        // take its operation for one whose program died.
+        self.finish_pending()?;
         if self.db_file.is_none() || db_file_id(&self.state_dir) != self.db_file {
             return Err(Error::Unavailable(format!(
                 "the state database in {} was replaced or removed since it was opened",
@@ -859,16 +895,46 @@ impl Engine {
             db_file: db_file_id(state_dir),
             unavailable: BTreeMap::new(),
             qos_levels: std::sync::OnceLock::new(),
+            held: std::sync::Mutex::new(std::sync::Weak::new()),
+            commit_after_answer: false,
+            pending: None,
         })
     }
 
     fn lock_at(state_dir: &Path) -> Result<LockGuard> {
-        fsops::lock_file(&state_dir.join("lock")).map(LockGuard)
+        fsops::lock_file(&state_dir.join("lock")).map(|f| LockGuard(std::sync::Arc::new(f)))
     }
 
-    /// Takes the array's lock (blocking) until the guard is dropped.
+    /// Takes the array's lock (blocking) until the guard is dropped. While this engine holds
+    /// it (a guard of it lives), the new guard shares it: a second lock of the same file
+    /// would wait for the first forever. An engine is used by one thread at a time.
     pub fn lock(&self) -> Result<LockGuard> {
-        Engine::lock_at(&self.state_dir)
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(file) = held.upgrade() {
+            return Ok(LockGuard(file));
+        }
+        let guard = Engine::lock_at(&self.state_dir)?;
+        *held = std::sync::Arc::downgrade(&guard.0);
+        Ok(guard)
+    }
+
+    /// Lets an insert (create, snapshot, clone...) answer once its files are durable, before
+    /// its commit, which [`Engine::finish_pending`] makes after the answer is given (the
+    /// resident program). Until then the engine holds the array's lock, so other engines
+    /// and programs wait for the commit; the rest of the same request must read only what
+    /// an insert does not change (the export state: a new element is presented nowhere).
+    pub fn commit_after_answer(&mut self, on: bool) {
+        self.commit_after_answer = on;
+    }
+
+    /// Makes the commit of an insert that was answered first, then releases the lock it
+    /// held. A commit that fails leaves the in-flight marker naming the operation, and the
+    /// next engine to take the lock rolls it forward from its files (module docs).
+    pub fn finish_pending(&mut self) -> Result<()> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        self.commit_insert(&p.op, &p.kind, &p.plan_json, &p.plan, p.serial)
     }
 
     /// Takes the array's CHAP lock (blocking) until the guard is dropped: a request that
@@ -877,7 +943,7 @@ impl Engine {
     /// settings) cannot both pass the takeover check against the same account and leave the
     /// older one in force. Its own file: the array's lock is taken and released inside.
     pub fn chap_lock(&self) -> Result<LockGuard> {
-        fsops::lock_file(&self.state_dir.join("chap.lock")).map(LockGuard)
+        fsops::lock_file(&self.state_dir.join("chap.lock")).map(|f| LockGuard(std::sync::Arc::new(f)))
     }
 
     /// The state directory.
@@ -1443,9 +1509,11 @@ impl Engine {
     /// (module docs, "Durability"):
     /// 1. the in-flight marker names `op` (an operation found there is recovered first);
     /// 2. `work` builds the files, each marked complete and carrying `record`, not fsynced;
-    /// 3. one commit, which does not wait for the disk, records the intent (step `applied`),
-    ///    takes the serial and inserts the new rows;
-    /// 4. the files and their directories are fsynced, and the marker is cleared.
+    /// 3. the files and their directories are fsynced;
+    /// 4. one commit, which does not wait for the disk, records the intent (step `applied`),
+    ///    takes the serial and inserts the new rows, and the marker is cleared
+    ///    ([`Engine::commit_insert`]); left pending for [`Engine::finish_pending`] when the
+    ///    engine commits after the answer.
     ///
     /// A file system that does not keep the marks gets the durable protocol instead: files
     /// fsynced, intent committed `prepared` and flushed, rolled forward with a flushed commit.
@@ -1493,20 +1561,47 @@ impl Engine {
             };
         }
         crash::point(&format!("{kind}.partial"));
-        // One commit that does not wait for the disk, then the flush of the files: measured
-        // no slower than overlapping the two on two threads, since the flush needs the
-        // machine's other core for the file system's and the loop device's own work.
-        let waiting = self.waiting_intents()?;
-        let committed = commit_applied(&mut self.db, op, kind, plan_json, plan, serial, &waiting);
-        if committed.is_ok() {
-            crash::point(&format!("{kind}.prepared"));
-        }
-        let synced = committed.and_then(|()| sync_new_files(plan));
-        if let Err(e) = synced.and_then(|()| Engine::do_moves(plan.moves())) {
+        // The flushes of the bare operation, then one commit that does not wait for the disk:
+        // the files carry the intent, so the answer needs nothing more, and the commit can
+        // follow it (the resident program). Overlapping the commit with the flush measured
+        // slower: the flush needs the machine's other core for the loop device's own work.
+        if let Err(e) = sync_new_files(plan).and_then(|()| Engine::do_moves(plan.moves())) {
             self.undo_insert(op, plan, &e.to_string());
             return Err(e);
         }
         crash::point(&format!("{kind}.renamed"));
+        if self.commit_after_answer {
+            self.pending = Some(PendingCommit {
+                _lock: self.lock()?,
+                op: op.to_string(),
+                kind: kind.to_string(),
+                plan_json: plan_json.to_string(),
+                plan: plan.clone(),
+                serial,
+            });
+            return Ok(());
+        }
+        if let Err(e) = self.commit_insert(op, kind, plan_json, plan, serial) {
+            self.undo_insert(op, plan, &e.to_string());
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The one commit of an insert whose files are durable: records the intent (step
+    /// `applied`), takes the serial and inserts the rows; then clears the in-flight marker.
+    /// Failing, it leaves the marker naming the operation.
+    fn commit_insert(
+        &mut self,
+        op: &str,
+        kind: &str,
+        plan_json: &str,
+        plan: &Plan,
+        serial: Option<u64>,
+    ) -> Result<()> {
+        let waiting = self.waiting_intents()?;
+        commit_applied(&mut self.db, op, kind, plan_json, plan, serial, &waiting)?;
+        crash::point(&format!("{kind}.prepared"));
         // Cleared only now: an operation that stops before this is recovered by the next run.
         let _ = self.set_marker(None);
         Ok(())

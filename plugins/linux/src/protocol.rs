@@ -507,6 +507,8 @@ fn handle_for_registration(env: &Envelope, engine: &mut Engine, check: SyncMode)
         return error(&exception(env, &e));
     }
     let answer = handle_registered(env, engine, check);
+    // Before the answer, even in the resident program: the client's next request, which
+    // another worker may serve, must find what this one sent.
     // Best effort: a registration not recorded only means that a request of other settings
     // is not refused yet. A refused request binds nothing: the registration may have been
     // refused for settings its administrator then corrects.

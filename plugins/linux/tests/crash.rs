@@ -194,10 +194,15 @@ fn crash_all(cfg: &ArrayConfig, ops: &[&str], mode: Crash) {
             n += 1;
             let req = setup(&via, cfg, op, n);
             let before = all_uuids(&via, cfg);
+            // The resident program answers an insert once its files are durable, and makes
+            // its commit (step `prepared`) after the answer.
+            let after_answer = mode == Crash::Resident
+                && matches!(*op, "create" | "snapshot" | "clone" | "snapclone")
+                && step.ends_with(".prepared");
             let (success, out) = if mode == Crash::Resident {
                 let mut d = Daemon::start(&[(CRASH_ENV, step)]);
                 let (answered, out) = socket_request(&d.socket, cfg, req.clone());
-                if !answered {
+                if !answered || after_answer {
                     assert!(!d.wait_exit().success(), "{step}: the program did not abort");
                 }
                 (out.get("ok").is_some(), out)
@@ -208,7 +213,8 @@ fn crash_all(cfg: &ArrayConfig, ops: &[&str], mode: Crash) {
             // Request-side steps abort the program; worker-side split steps abort the worker.
             let worker_side = matches!(*step, "split.copied" | "split.prepared" | "split.renamed");
             assert_eq!(
-                success, worker_side,
+                success,
+                worker_side || after_answer,
                 "{step}: the program did not stop at the step ({out})"
             );
             check_after(&via, cfg, step, &before, &req, &out);
@@ -305,7 +311,7 @@ fn stopped_after_its_commit(
 ) -> (BTreeSet<String>, Value, std::path::PathBuf) {
     let req = setup(&Via::Program, cfg, op, n);
     let before = all_uuids(&Via::Program, cfg);
-    let step = format!("{op}.renamed");
+    let step = format!("{op}.prepared");
     let (success, out) = request(cfg, req, &[(CRASH_ENV, step.as_str())]);
     assert!(!success, "{step}: {out}");
     let conn = rusqlite::Connection::open(cfg.state_dir().unwrap().join("array.db")).unwrap();
@@ -320,12 +326,11 @@ fn stopped_after_its_commit(
     (before, plan, dest)
 }
 
-/// A power cut can leave the one commit of an operation that adds elements (its intent, step
-/// `applied`, and its new rows) on disk while its new files are not: that commit does not wait
-/// for the disk, and the WAL may be written back before the files' flush ends. Simulated by
-/// stopping the program after that commit. New files complete and marked: the operation
-/// stands. A file without its mark (the power went before its flush ended): rolled back, its
-/// rows deleted and the file removed.
+/// The one commit of an operation that adds elements (its intent, step `applied`, and its new
+/// rows) found on disk while its new files are not (a disk that reorders or loses writes: the
+/// commit is made only after the files' flush). Simulated by stopping the program after that
+/// commit. New files complete and marked: the operation stands. A file without its mark:
+/// rolled back, its rows deleted and the file removed.
 #[test]
 fn a_commit_ahead_of_its_files_is_checked_against_their_marks() {
     if !can_mount() {
@@ -345,7 +350,7 @@ fn a_commit_ahead_of_its_files_is_checked_against_their_marks() {
         ("clone", true),
     ] {
         n += 1;
-        let step = format!("{op}.renamed");
+        let step = format!("{op}.prepared");
         let (before, plan, dest) = stopped_after_its_commit(&cfg, op, 100 + n, |conn| {
             let steps: Vec<String> = conn
                 .prepare("SELECT step FROM intents")
@@ -409,7 +414,7 @@ fn an_operation_whose_every_commit_was_lost_is_recovered_from_its_files() {
         ("create", "name taken"),
     ] {
         n += 1;
-        let step = format!("{op}.renamed");
+        let step = format!("{op}.prepared");
         let (before, plan, dest) = stopped_after_its_commit(&cfg, op, 200 + n, |conn| {
             // The counter goes back to the serial the operation took.
             let back = conn
@@ -475,8 +480,8 @@ fn an_operation_whose_every_commit_was_lost_is_recovered_from_its_files() {
     }
 }
 
-/// An insert whose program died before its files were durable, in a pool whose disk then
-/// went away (its unflushed file with it), waits for that pool: the requests of the other
+/// An insert whose program died after its commit, in a pool whose disk then went away and
+/// lost its new file (a disk that loses what it was told to keep), waits for that pool: the requests of the other
 /// pools meanwhile, an insert there included, do not take its intent for a finished one, so
 /// once the pool is back the operation is rolled back, never listed without its file.
 #[test]
@@ -502,7 +507,7 @@ fn an_insert_cut_short_in_a_pool_that_went_away_waits_for_it() {
         .filter(|n| n.ends_with(".img"))
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
-    // The file never reached the disk before the disk went away.
+    // The disk lost the file when it went away.
     std::fs::remove_file(second.mnt.join(&files[0])).unwrap();
     second.unmount();
     ok(&cfg, json!({"op": "list"}));

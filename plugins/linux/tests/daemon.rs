@@ -140,6 +140,43 @@ fn many_requests_at_once() {
     assert_eq!(ok_via(&d.via(), &cfg, json!({"op": "fsck"})), json!([]));
 }
 
+/// The resident program answers an insert once its files are durable and commits it after
+/// the answer, holding the array's lock until then: every request after the answer, served
+/// by any of its engines or by a one-shot run, finds the new element, and the page 83 ids
+/// handed out stay distinct.
+#[test]
+fn an_answered_insert_is_found_by_every_later_request() {
+    if !can_mount() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let cfg = config(&fs.pool("p0"));
+    let d = Daemon::start(&[]);
+    let mut ids = BTreeSet::new();
+    for i in 0..30 {
+        let l = ok_via(
+            &d.via(),
+            &cfg,
+            json!({"op": "create", "name": format!("n{i}"), "pool": "p0", "size": 1 << 20}),
+        );
+        let s = ok_via(&d.via(), &cfg, json!({"op": "snapshot", "uuid": l["uuid"]}));
+        for e in [&l, &s] {
+            let got = ok_via(&d.via(), &cfg, json!({"op": "get", "uuid": e["uuid"]}));
+            assert_eq!(got["page83_id"], e["page83_id"], "{i}: {got}");
+            assert!(
+                ids.insert(e["page83_id"].as_str().unwrap().to_string()),
+                "{i}: {e}"
+            );
+        }
+        if i % 10 == 0 {
+            let got = ok(&cfg, json!({"op": "get", "uuid": s["uuid"]}));
+            assert_eq!(got["page83_id"], s["page83_id"], "{i}: {got}");
+        }
+    }
+    assert_eq!(ok(&cfg, json!({"op": "list"})).as_array().unwrap().len(), 30);
+    assert_eq!(ok_via(&d.via(), &cfg, json!({"op": "fsck"})), json!([]));
+}
+
 #[test]
 fn the_socket_is_private_single_and_never_replaces_a_file() {
     if !can_mount() {

@@ -28,7 +28,11 @@
 //! like a remembered one below, never created: a degraded array stays watched, and a pool
 //! that comes back is exported again within two intervals; an administrator who stops tgtd on purpose stops the
 //! resident program first (and, since it restores its arrays when it starts, keeps it
-//! stopped).
+//! stopped). A tgtd that listens but does not answer (stopped with SIGSTOP, say) is asked
+//! with no lock and no engine held, and skipped while it does not answer (said on standard
+//! error): the array's requests that change no export go on meanwhile, since they leave the
+//! question to the watch; the ones that change exports wait for tgtd, up to tgtadm's 30 s,
+//! and fail saying it did not answer.
 //!
 //! The configuration in force: every request carries the array's configuration, and the
 //! latest one that brought tgtd to the plan, from any run (one-shot or resident, local or over
@@ -124,6 +128,10 @@ struct Kept {
 #[derive(Debug, Default)]
 struct Engines {
     idle: Mutex<HashMap<String, Vec<Engine>>>,
+    /// Engines per configuration that answered and are finishing what their answer did not
+    /// wait for ([`Engines::finish`]), with `returned` signalled as each one is kept.
+    finishing: Mutex<HashMap<String, usize>>,
+    returned: std::sync::Condvar,
     /// Watches so far (every [`FULL_WATCH_EVERY`]th is a full reconciliation).
     watches: std::sync::atomic::AtomicU64,
 }
@@ -135,6 +143,52 @@ impl Engines {
             .unwrap_or_else(|p| p.into_inner())
             .get_mut(key)
             .and_then(Vec::pop)
+    }
+
+    /// [`Engines::take`] for a request: with no engine idle but one finishing, waits for it.
+    /// The client's next request often arrives while the engine that answered the last one
+    /// finishes; a new engine would wait for the same array lock anyway, then cost its open
+    /// and, being unwatched yet, a question to tgtd.
+    fn take_for_request(&self, key: &str) -> Option<Engine> {
+        loop {
+            if let Some(engine) = self.take(key) {
+                return Some(engine);
+            }
+            let finishing = self.finishing.lock().unwrap_or_else(|p| p.into_inner());
+            if finishing.get(key).copied().unwrap_or(0) == 0 {
+                return None;
+            }
+            // Bounded: an engine whose finishing is not seen (taken by another request
+            // first) is looked for again.
+            let _ = self
+                .returned
+                .wait_timeout(finishing, std::time::Duration::from_secs(1))
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Counts an engine of `key` as finishing (`by` = 1) or done (`by` = -1).
+    fn count_finishing(&self, key: &str, by: isize) {
+        let mut finishing = self.finishing.lock().unwrap_or_else(|p| p.into_inner());
+        let n = finishing.entry(key.to_string()).or_default();
+        *n = n.saturating_add_signed(by);
+        if *n == 0 {
+            finishing.remove(key);
+        }
+        drop(finishing);
+        if by < 0 {
+            self.returned.notify_all();
+        }
+    }
+
+    /// The tgt settings of the idle engines of `key`, read without taking one.
+    fn tgt_settings_of(&self, key: &str) -> Option<crate::config::TgtSettings> {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .and_then(|list| list.last())
+            .and_then(|e| e.tgt_settings().cloned())
     }
 
     fn put(&self, key: String, engine: Engine) {
@@ -171,6 +225,18 @@ impl Engines {
             crate::tgt::SyncMode::Check
         };
         for key in &keys {
+            // tgtd is asked first with the engine left idle and no lock held: a tgtd that
+            // listens but does not answer (stopped, say) would keep both for tgtadm's whole
+            // timeout, and the array's requests waiting for them. Asked again by the sync.
+            if let Some(settings) = self.tgt_settings_of(key) {
+                if let Some(why) = crate::tgt::unresponsive(&settings) {
+                    eprintln!(
+                        "spindle-array daemon: the tgtd at control port {} does not answer, so it is not watched this time: {why}",
+                        settings.control_port
+                    );
+                    continue;
+                }
+            }
             let Some(mut engine) = self.take(key) else {
                 continue;
             };
@@ -241,7 +307,7 @@ impl Engines {
         // dropped, and the array opened afresh, which says what is wrong if it still is.
         // A resumed engine is one the tgtd watch has (it was idle), so its requests that
         // change no export leave tgtd to the watch; a new one is not watched yet.
-        let engine = match self.take(&key).map(|mut e| e.resume().map(|()| e)) {
+        let engine = match self.take_for_request(&key).map(|mut e| e.resume().map(|()| e)) {
             Some(Ok(e)) => Ok((e, SyncMode::Recorded)),
             Some(Err(_)) | None => Engine::open(&env.config, opts.clone()).map(|e| (e, SyncMode::Check)),
         };
@@ -255,6 +321,7 @@ impl Engines {
         // database error), and opening a new one costs only a millisecond.
         if answer.get("ok").is_some() {
             served.remember(&key, &env.config);
+            self.count_finishing(&key, 1);
             (answer, Some(Kept { key, engine }))
         } else {
             // What a failed request left owed is done before its array may be discarded.
@@ -276,13 +343,18 @@ impl Engines {
     fn finish(&self, kept: Kept) {
         let Kept { key, mut engine } = kept;
         let committed = engine.finish_pending();
+        let counted = key.clone();
         match committed {
             Ok(()) => self.put(key, engine),
-            Err(e) => eprintln!(
-                "spindle-array daemon: the array at {}: an answered operation is not recorded yet, the next request recovers it: {e}",
-                engine.state_dir().display()
-            ),
+            Err(e) => {
+                eprintln!(
+                    "spindle-array daemon: the array at {}: an answered operation is not recorded yet, the next request recovers it: {e}",
+                    engine.state_dir().display()
+                );
+                drop(engine);
+            }
         }
+        self.count_finishing(&counted, -1);
     }
 }
 

@@ -1467,6 +1467,23 @@ pub enum Watched {
     NotExported,
 }
 
+/// Why the tgtd of `settings` does not answer, if it listens but does not (a stopped or
+/// overloaded tgtd: the question waits for tgtadm's timeout); `None` when it answers or when
+/// nothing listens (a killed tgtd, which a sync starts again). Asked without any lock, so
+/// that the resident program's watch never holds an array's lock, nor one of its engines,
+/// while it waits for a tgtd that may never answer.
+pub fn unresponsive(settings: &TgtSettings) -> Option<String> {
+    let adm = match tgtadm(settings) {
+        Ok(adm) => adm,
+        Err(e) => return Some(e.to_string()),
+    };
+    match adm.system() {
+        Ok(_) => None,
+        Err(e) if e.is_not_running() => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
 /// The resident program's tgtd watch for an engine it holds: a sync in `mode`, but only when
 /// the engine's configuration is the one in force.
 pub fn watch(engine: &Engine, mode: SyncMode) -> Result<Watched> {

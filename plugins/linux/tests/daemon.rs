@@ -444,6 +444,70 @@ fn a_killed_tgtd_comes_back_with_no_request() {
 /// After a reboot (the resident program stopped, tgtd gone), a resident program started anew
 /// serves the arrays it remembers, tgtd included, before any request; a remembered array
 /// whose state was removed meanwhile is not made again.
+/// Sends SIGCONT to a stopped tgtd when dropped, so that a failing test leaves none stopped.
+struct Continue(u32);
+
+impl Drop for Continue {
+    fn drop(&mut self) {
+        let _ = run("kill", &["-CONT", &self.0.to_string()]);
+    }
+}
+
+/// A tgtd that listens but does not answer (stopped with SIGSTOP) holds up none of the
+/// array's requests that leave its exports alone: the watch asks it with no lock and no engine
+/// held. Were it asked under the array's lock, each request would wait for tgtadm's 30 s
+/// timeout. Once tgtd runs again, the export is as it was.
+#[test]
+fn a_stopped_tgtd_holds_up_no_request_that_leaves_exports_alone() {
+    if !can_mount() || !have_tgt() {
+        return;
+    }
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let tgt = Tgt::new();
+    let cfg = tgt_config(&fs.pool("p0"), &tgt);
+    let d = Daemon::start(&[]);
+    let (lun, want) = export_one_lun(&d.via(), &cfg, &tgt, "kept");
+    // The pool's first snapshot records that it reflinks, a change of the pools table that
+    // counts as one of the export plan's (and so asks tgtd): made before tgtd stops.
+    ok_via(&d.via(), &cfg, json!({"op": "snapshot", "uuid": lun["uuid"]}));
+    let pid = tgt.pid().unwrap();
+    run("kill", &["-STOP", &pid.to_string()]).unwrap();
+    let stopped = Continue(pid);
+    // Past one watch interval: the watch is now waiting for the stopped tgtd.
+    std::thread::sleep(Duration::from_secs(3));
+    let start = Instant::now();
+    for i in 0..3 {
+        let l = ok_via(
+            &d.via(),
+            &cfg,
+            json!({"op": "create", "name": format!("while-stopped-{i}"), "pool": "p0", "size": 1 << 20}),
+        );
+        ok_via(&d.via(), &cfg, json!({"op": "snapshot", "uuid": l["uuid"]}));
+        ok_via(&d.via(), &cfg, json!({"op": "get", "uuid": lun["uuid"]}));
+    }
+    assert_eq!(
+        ok_via(&d.via(), &cfg, json!({"op": "list"}))
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(
+        ok_via(&d.via(), &cfg, json!({"op": "snapshots"}))
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "requests waited for the stopped tgtd ({:?})",
+        start.elapsed()
+    );
+    drop(stopped);
+    wait_export(&tgt, &want);
+}
+
 #[test]
 fn a_restarted_program_serves_its_arrays_again_with_no_request() {
     if !can_mount() || !have_tgt() {

@@ -27,7 +27,8 @@ pub struct TestFs {
     pub kind: Kind,
 }
 
-fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
+/// Runs `cmd` with `args`; its trimmed standard output, or why it failed.
+pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(cmd)
         .args(args)
         .stdin(Stdio::null())

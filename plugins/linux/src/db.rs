@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Migrations: entry `i` takes the database from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -159,6 +159,12 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE groups ADD COLUMN target TEXT;
      UPDATE groups SET target = lower(name);
      CREATE UNIQUE INDEX groups_by_target ON groups (target);",
+    // 3 -> 4: only a pool's name and path are in the export plan. What a pool's first
+    // snapshot or clone learns of its file system (fs, reflink, subvolume) changed the
+    // export generation too, which sent the next request to ask tgtd for nothing.
+    "DROP TRIGGER export_gen_pools_update;
+     CREATE TRIGGER export_gen_pools_update AFTER UPDATE OF name, path ON pools
+        BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'export_gen'; END;",
 ];
 
 /// WAL size (pages) at which a commit folds the WAL into the database. Small, because every

@@ -18,7 +18,8 @@
 //!   same rule on the far side.
 //!
 //! Watching tgtd: every [`TGTD_WATCH_INTERVAL`] the program checks, for each array it holds an
-//! idle engine of (the arrays it served, whose last request succeeded), that tgtd still serves
+//! idle engine of (the arrays it served; one whose engine a failed request dropped is opened
+//! again by the next restore, below), that tgtd still serves
 //! that array's export plan, and restarts and reconciles it when it does not, exactly as a
 //! request would; every [`FULL_WATCH_EVERY`]th check reads tgtd's whole state and corrects
 //! it, which repairs changes made inside a running tgtd behind the array's back. A killed tgtd is back with every target, ACL, CHAP account, LUN number and
@@ -32,7 +33,8 @@
 //! with no lock and no engine held, and skipped while it does not answer (said on standard
 //! error): the array's requests that change no export go on meanwhile, since they leave the
 //! question to the watch; the ones that change exports wait for tgtd, up to tgtadm's 30 s,
-//! and fail saying it did not answer.
+//! and fail saying it does not answer (never starting another tgtd beside it), their change
+//! recorded and applied by the watch once tgtd answers again.
 //!
 //! The configuration in force: every request carries the array's configuration, and the
 //! latest one that brought tgtd to the plan, from any run (one-shot or resident, local or over
@@ -179,6 +181,15 @@ impl Engines {
         if by < 0 {
             self.returned.notify_all();
         }
+    }
+
+    /// Whether an engine of `key` is idle.
+    fn has_idle(&self, key: &str) -> bool {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .is_some_and(|list| !list.is_empty())
     }
 
     /// The tgt settings of the idle engines of `key`, read without taking one.
@@ -332,6 +343,12 @@ impl Engines {
                 );
             }
             made.discard_if_refused(engine, &answer);
+            // An array this program serves stays watched: with no engine of it left idle, it
+            // is opened again by the next restore (a change of exports that tgtd could not
+            // take is then applied once tgtd answers again).
+            if served.knows(&key) && !self.has_idle(&key) {
+                served.retry(env.config.clone());
+            }
             (answer, None)
         }
     }
@@ -486,6 +503,11 @@ impl Served {
 
     /// Opens `cfg` again at the next restore: an array whose engine the watch dropped
     /// (module docs, "Watching tgtd"). Not remembered anew: it was served already.
+    /// Whether the configuration of engine key `key` is remembered.
+    fn knows(&self, key: &str) -> bool {
+        self.known.lock().unwrap_or_else(|p| p.into_inner()).contains(key)
+    }
+
     fn retry(&self, cfg: ArrayConfig) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         if !pending.iter().any(|(c, _)| *c == cfg) {
@@ -517,6 +539,16 @@ impl Served {
         let mut newer = Vec::new();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.retain_mut(|(cfg, reported)| {
+            // Asked with no lock held, as the watch asks ([`Engines::watch_tgtd`]): opening
+            // the array brings tgtd to its plan under the array's lock.
+            if let Some(why) = cfg.tgt.as_ref().and_then(crate::tgt::unresponsive) {
+                eprintln!(
+                    "spindle-array daemon: the array remembered in {} is not served yet: {why}; tried again every {} s",
+                    self.path.display(),
+                    TGTD_WATCH_INTERVAL.as_secs()
+                );
+                return true;
+            }
             let opened = match cfg.state_dir() {
                 Ok(state) if state.join(crate::db::DB_FILE).is_file() => {
                     if let Some(latest) = crate::tgt::latest_config(&state)

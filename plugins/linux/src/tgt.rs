@@ -1544,11 +1544,25 @@ fn sync_locked(
         mode = SyncMode::Check;
     }
     // A check only needs to know that a tgtd still listens (a killed one does not); a full
-    // sync reads tgtd's state next anyway, so it asks it to answer.
+    // sync reads tgtd's state next anyway, so it asks it to answer. One that listens but
+    // does not answer (stopped, say) is not dead: another started beside it would find its
+    // portal taken, or, were the first gone from it, serve the array twice.
     let alive = match mode {
         // (A `Recorded` sync that gets here was made a `Check` above.)
         SyncMode::Check | SyncMode::Recorded => adm.is_listening(),
-        SyncMode::Full => adm.is_alive(),
+        SyncMode::Full => match adm.system() {
+            Ok(_) => true,
+            Err(e) if e.is_not_running() => false,
+            Err(e) => {
+                return Err(tgt_err(
+                    &format!(
+                        "tgtd on control port {} does not answer (is it stopped or overloaded?)",
+                        settings.control_port
+                    ),
+                    e,
+                ))
+            }
+        },
     };
     if !alive {
         let pid = start_tgtd(&adm, settings, &state_dir)?;

@@ -502,7 +502,20 @@ fn a_stopped_tgtd_holds_up_no_request_that_leaves_exports_alone() {
         "requests waited for the stopped tgtd ({:?})",
         start.elapsed()
     );
+    // A change of exports needs tgtd: it fails once tgtadm gives up (30 s), saying so, and
+    // is applied when tgtd answers again. No other tgtd is started meanwhile.
+    let l = &ok_via(&d.via(), &cfg, json!({"op": "list"}))[1];
+    let (_, refused) = request_via(
+        &d.via(),
+        &cfg,
+        json!({"op": "present", "uuid": l["uuid"], "groups": ["ga"]}),
+        &[],
+    );
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("does not answer"), "{refused}");
+    assert_eq!(tgt.pid(), Some(pid), "another tgtd was started");
     drop(stopped);
+    let want: Vec<_> = want.into_iter().map(|(t, _)| (t, vec![1, 2])).collect();
     wait_export(&tgt, &want);
 }
 

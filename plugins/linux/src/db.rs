@@ -739,6 +739,14 @@ impl Db {
             .dbx("read export generation")
     }
 
+    /// Whether an intent is pending that is not `applied` (one that did not finish).
+    pub fn has_unfinished_intent(&self) -> Result<bool> {
+        self.conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM intents WHERE step != 'applied')")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .dbx("look for unfinished intents")
+    }
+
     /// Every pending intent.
     pub fn intents(&self) -> Result<Vec<IntentRow>> {
         let mut st = self

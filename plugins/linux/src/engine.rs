@@ -759,7 +759,7 @@ impl Engine {
         let _g = self.lock()?;
         // Intents left `applied` belong to operations that finished, unless the marker still
         // names one (its program died).
-        if self.marker()?.is_some() || self.db.intents()?.iter().any(|i| i.step != "applied") {
+        if self.marker()?.is_some() || self.db.has_unfinished_intent()? {
             self.recover()?;
         }
         Ok(())

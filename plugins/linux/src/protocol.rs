@@ -503,9 +503,10 @@ fn handle_for_registration(env: &Envelope, engine: &mut Engine, check: SyncMode)
         Ok(r) => r,
         Err(e) => return error(&exception(env, &e)),
     };
-    if let Err(e) = registry.check_opened(registration, engine) {
-        return error(&exception(env, &e));
-    }
+    let seen = match registry.check_opened(registration, engine) {
+        Ok(seen) => seen,
+        Err(e) => return error(&exception(env, &e)),
+    };
     let answer = handle_registered(env, engine, check);
     // Before the answer, even in the resident program: the client's next request, which
     // another worker may serve, must find what this one sent.
@@ -513,7 +514,7 @@ fn handle_for_registration(env: &Envelope, engine: &mut Engine, check: SyncMode)
     // is not refused yet. A refused request binds nothing: the registration may have been
     // refused for settings its administrator then corrects.
     if answer.get("ok").is_some() {
-        let _ = registry.note(registration, engine);
+        let _ = registry.note(registration, engine, seen.as_ref());
     }
     if env.config.tgt.is_some() {
         let _ = tgt::note_registration(engine, registration);

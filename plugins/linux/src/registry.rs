@@ -162,7 +162,7 @@ pub fn check_id(registration: &str) -> Result<()> {
 
 /// The array a registration reached last.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Bound {
+pub struct Bound {
     array_id: String,
     state_dir: PathBuf,
 }
@@ -278,7 +278,8 @@ impl Registry {
     /// array in the same state directory: one made in the directory under an unmounted pool's
     /// mount point (by a request of another registration, or of none). Followed, the
     /// registration would show that array, empty, and make its LUNs on the wrong file system.
-    pub fn check_opened(&self, registration: &str, engine: &Engine) -> Result<()> {
+    /// Returns the binding it read, for [`Registry::note`].
+    pub fn check_opened(&self, registration: &str, engine: &Engine) -> Result<Option<Bound>> {
         match self.bound(registration)? {
             Some(b) if b.state_dir == engine.state_dir() && b.array_id != engine.array_id() => {
                 Err(Error::Unavailable(format!(
@@ -289,18 +290,21 @@ impl Registry {
                     b.array_id,
                 )))
             }
-            _ => Ok(()),
+            seen => Ok(seen),
         }
     }
 
-    /// Records that a request of `registration` was served by `engine`'s array.
-    pub fn note(&self, registration: &str, engine: &Engine) -> Result<()> {
+    /// Records that a request of `registration` was served by `engine`'s array. `seen` is
+    /// the binding [`Registry::check_opened`] read for this request: when it is already this
+    /// array's, nothing is read or written (reading it again, without a lock either, could
+    /// only find the change of a request that ran alongside, which may as well come after).
+    pub fn note(&self, registration: &str, engine: &Engine, seen: Option<&Bound>) -> Result<()> {
         let now = Bound {
             array_id: engine.array_id().to_string(),
             state_dir: engine.state_dir().to_path_buf(),
         };
         // The usual case, nothing new, writes nothing.
-        if self.bound(registration)?.as_ref() == Some(&now) {
+        if seen == Some(&now) || self.bound(registration)?.as_ref() == Some(&now) {
             return Ok(());
         }
         fs::create_dir_all(&self.dir).ctx("cannot create the registrations directory", &self.dir)?;

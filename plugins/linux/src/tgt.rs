@@ -258,9 +258,17 @@ pub fn tgtadm(settings: &TgtSettings) -> Result<Tgtadm> {
     Ok(adm)
 }
 
-/// `default` if it exists, else `name` (found on PATH by the OS).
-fn program(default: &str, name: &str) -> PathBuf {
+/// `default` if it exists, else `name` (found on PATH by the OS). A default found once is
+/// not looked for again (every request asks for tgtadm); one missing is looked for each time,
+/// since tgt may be installed while the resident program runs.
+fn program(default: &'static str, name: &str) -> PathBuf {
+    static FOUND: std::sync::Mutex<Vec<&str>> = std::sync::Mutex::new(Vec::new());
+    let mut found = FOUND.lock().unwrap_or_else(|p| p.into_inner());
+    if found.contains(&default) {
+        return PathBuf::from(default);
+    }
     if Path::new(default).is_file() {
+        found.push(default);
         PathBuf::from(default)
     } else {
         PathBuf::from(name)

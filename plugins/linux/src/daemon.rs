@@ -354,9 +354,8 @@ impl Engines {
     }
 
     /// Finishes what a served request's answer did not wait for (an insert's commit), then
-    /// keeps its engine for the next request. An
-    /// engine whose commit failed is dropped: the next engine opened on its array rolls the
-    /// operation forward from its files.
+    /// keeps its engine for the next request. An engine whose commit failed is dropped: the
+    /// next engine opened on its array rolls the operation forward from its files.
     fn finish(&self, kept: Kept) {
         let Kept { key, mut engine } = kept;
         let committed = engine.finish_pending();
@@ -501,13 +500,13 @@ impl Served {
         fsops::fsync_dir(dir)
     }
 
-    /// Opens `cfg` again at the next restore: an array whose engine the watch dropped
-    /// (module docs, "Watching tgtd"). Not remembered anew: it was served already.
     /// Whether the configuration of engine key `key` is remembered.
     fn knows(&self, key: &str) -> bool {
         self.known.lock().unwrap_or_else(|p| p.into_inner()).contains(key)
     }
 
+    /// Opens `cfg` again at the next restore: an array whose engine the watch dropped
+    /// (module docs, "Watching tgtd"). Not remembered anew: it was served already.
     fn retry(&self, cfg: ArrayConfig) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         if !pending.iter().any(|(c, _)| *c == cfg) {
@@ -537,16 +536,37 @@ impl Served {
     /// pending.
     fn restore(&self, engines: &Engines, opts: &EngineOptions) {
         let mut newer = Vec::new();
+        // tgtd is asked with no lock held, as the watch asks ([`Engines::watch_tgtd`]), not
+        // even this list's, which requests take: a tgtd that does not answer keeps the
+        // question waiting 30 s, and opening an array brings tgtd to its plan under its lock.
+        let settings: Vec<crate::config::TgtSettings> = {
+            let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.iter().filter_map(|(c, _)| c.tgt.clone()).collect()
+        };
+        let mut silent: Vec<(crate::config::TgtSettings, String)> = Vec::new();
+        for t in settings {
+            if !silent.iter().any(|(s, _)| *s == t) {
+                if let Some(why) = crate::tgt::unresponsive(&t) {
+                    silent.push((t, why));
+                }
+            }
+        }
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.retain_mut(|(cfg, reported)| {
-            // Asked with no lock held, as the watch asks ([`Engines::watch_tgtd`]): opening
-            // the array brings tgtd to its plan under the array's lock.
-            if let Some(why) = cfg.tgt.as_ref().and_then(crate::tgt::unresponsive) {
-                eprintln!(
-                    "spindle-array daemon: the array remembered in {} is not served yet: {why}; tried again every {} s",
-                    self.path.display(),
-                    TGTD_WATCH_INTERVAL.as_secs()
-                );
+            let unanswered = cfg
+                .tgt
+                .as_ref()
+                .and_then(|t| silent.iter().find(|(s, _)| s == t))
+                .map(|(_, why)| why);
+            if let Some(why) = unanswered {
+                if !*reported {
+                    eprintln!(
+                        "spindle-array daemon: the array remembered in {} is not served yet: {why}; tried again every {} s",
+                        self.path.display(),
+                        TGTD_WATCH_INTERVAL.as_secs()
+                    );
+                    *reported = true;
+                }
                 return true;
             }
             let opened = match cfg.state_dir() {

@@ -457,7 +457,8 @@ impl Drop for Continue {
 /// array's requests that leave its exports alone: the watch asks it with no lock and no engine
 /// held. Were it asked under the array's lock, each request would wait for tgtadm's 30 s
 /// timeout. The pool's first snapshot (which records what its file system can do) is among
-/// them. Once tgtd runs again, the export is as it was.
+/// them. A change of exports fails saying tgtd does not answer, with no second tgtd started,
+/// and is applied once tgtd runs again.
 #[test]
 fn a_stopped_tgtd_holds_up_no_request_that_leaves_exports_alone() {
     if !can_mount() || !have_tgt() {

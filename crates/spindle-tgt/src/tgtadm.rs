@@ -431,7 +431,19 @@ impl Tgtadm {
 
     /// Whether tgtd answers (`--op show --mode sys` over its management socket succeeds).
     pub fn is_alive(&self) -> bool {
-        self.system().is_ok()
+        matches!(self.liveness(), Ok(true))
+    }
+
+    /// What `--op show --mode sys` over the management socket finds: `Ok(true)` tgtd
+    /// answers, `Ok(false)` nothing listens (a killed tgtd: connecting is refused), `Err`
+    /// something listens but does not answer as tgtd does (stopped, overloaded: the question
+    /// waits for the timeout), which is not a dead tgtd.
+    pub fn liveness(&self) -> Result<bool, TgtError> {
+        match self.system() {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_running() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether a process listens on tgtd's management socket: a `--op show --mode sys` is
@@ -444,10 +456,7 @@ impl Tgtadm {
     /// is once it has served iSCSI I/O), keeps the socket and polls it forever — a leaked
     /// descriptor per check and a CPU spinning (usr/mgmt.c, `mtask_recv_send_handler`).
     pub fn is_listening(&self) -> bool {
-        match self.system() {
-            Ok(_) => true,
-            Err(e) => !e.is_not_running(),
-        }
+        !matches!(self.liveness(), Ok(false))
     }
 
     /// The portals tgtd listens on (`ADDRESS:PORT`).

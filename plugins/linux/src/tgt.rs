@@ -1481,13 +1481,8 @@ pub enum Watched {
 /// that the resident program's watch never holds an array's lock, nor one of its engines,
 /// while it waits for a tgtd that may never answer.
 pub fn unresponsive(settings: &TgtSettings) -> Option<String> {
-    let adm = match tgtadm(settings) {
-        Ok(adm) => adm,
-        Err(e) => return Some(e.to_string()),
-    };
-    match adm.system() {
-        Ok(_) => None,
-        Err(e) if e.is_not_running() => None,
+    match tgtadm(settings) {
+        Ok(adm) => adm.liveness().err().map(|e| e.to_string()),
         Err(e) => Some(e.to_string()),
     }
 }
@@ -1558,19 +1553,15 @@ fn sync_locked(
     let alive = match mode {
         // (A `Recorded` sync that gets here was made a `Check` above.)
         SyncMode::Check | SyncMode::Recorded => adm.is_listening(),
-        SyncMode::Full => match adm.system() {
-            Ok(_) => true,
-            Err(e) if e.is_not_running() => false,
-            Err(e) => {
-                return Err(tgt_err(
-                    &format!(
-                        "tgtd on control port {} does not answer (is it stopped or overloaded?)",
-                        settings.control_port
-                    ),
-                    e,
-                ))
-            }
-        },
+        SyncMode::Full => adm.liveness().map_err(|e| {
+            tgt_err(
+                &format!(
+                    "tgtd on control port {} does not answer (is it stopped or overloaded?)",
+                    settings.control_port
+                ),
+                e,
+            )
+        })?,
     };
     if !alive {
         let pid = start_tgtd(&adm, settings, &state_dir)?;

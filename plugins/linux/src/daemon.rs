@@ -32,8 +32,8 @@
 //! stopped). A tgtd that listens but does not answer (stopped with SIGSTOP, say) is asked
 //! with no lock and no engine held, and skipped while it does not answer (said on standard
 //! error): the array's requests that change no export go on meanwhile, since they leave the
-//! question to the watch; the ones that change exports wait for tgtd, up to tgtadm's 30 s,
-//! and fail saying it does not answer (never starting another tgtd beside it), their change
+//! question to the watch; the ones that change exports wait for tgtd's answer up to 5 s
+//! (`tgt::LIVENESS_TIMEOUT`), and fail saying it does not answer (never starting another tgtd beside it), their change
 //! recorded and applied by the watch once tgtd answers again.
 //!
 //! The configuration in force: every request carries the array's configuration, and the
@@ -328,10 +328,15 @@ impl Engines {
         };
         engine.commit_after_answer(true);
         let answer = protocol::handle_with(&env, &mut engine, check);
-        // An engine whose request failed is not kept: the failure may have been its own (a
-        // database error), and opening a new one costs only a millisecond.
+        // An engine whose request failed is kept only when the request was refused for what
+        // it asked (a taken name, an element in use...): the engine read the array to say so.
+        // Any other failure may have been its own (a database error), and a new engine is
+        // opened for the next request.
         if answer.get("ok").is_some() {
             served.remember(&key, &env.config);
+            self.count_finishing(&key, 1);
+            (answer, Some(Kept { key, engine }))
+        } else if refused_for_what_it_asked(&answer) && !made.is_new() {
             self.count_finishing(&key, 1);
             (answer, Some(Kept { key, engine }))
         } else {
@@ -538,7 +543,7 @@ impl Served {
         let mut newer = Vec::new();
         // tgtd is asked with no lock held, as the watch asks ([`Engines::watch_tgtd`]), not
         // even this list's, which requests take: a tgtd that does not answer keeps the
-        // question waiting 30 s, and opening an array brings tgtd to its plan under its lock.
+        // question waiting 5 s, and opening an array brings tgtd to its plan under its lock.
         let settings: Vec<crate::config::TgtSettings> = {
             let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             pending.iter().filter_map(|(c, _)| c.tgt.clone()).collect()
@@ -791,6 +796,30 @@ fn serve_connection(mut stream: UnixStream, engines: &Engines, opts: &EngineOpti
     }
 }
 
+/// Whether `answer` refuses a request for what it asked, with the array as usable as before:
+/// bad or missing values (but not a configuration the array cannot be opened with), unknown
+/// or busy elements, an operation the array cannot do or that is not safe. Not the failures of
+/// the operation itself, nor an array that cannot be used.
+fn refused_for_what_it_asked(answer: &serde_json::Value) -> bool {
+    use spindle_api::ExceptionKind as K;
+    let Some(Ok(e)) = answer
+        .get("error")
+        .map(|e| serde_json::from_value::<spindle_api::PluginException>(e.clone()))
+    else {
+        return false;
+    };
+    match e.kind {
+        K::ValueFormatEx => e.key.as_deref() != Some("config"),
+        K::MissingKeyEx
+        | K::InvalidValueEx
+        | K::StorageElementBusyEx
+        | K::NoSuchOperationEx
+        | K::SnapRestoreNotSafeEx
+        | K::OperationPreReqNotMetEx => true,
+        _ => false,
+    }
+}
+
 /// Binds `socket`: one resident program per socket (its lock file `<socket>.lock` is held
 /// for the program's life), a stale socket file replaced, mode 0600.
 fn listen(socket: &Path) -> Result<(UnixListener, File)> {
@@ -1035,6 +1064,67 @@ mod tests {
             kept[MAX_SERVED - 1],
             cfg(&format!("/srv/n{}", MAX_SERVED + 2), None)
         );
+    }
+
+    /// A request refused for what it asked leaves the array as usable as before: its engine
+    /// is kept for the next request (a bad input costs the next request no open, nor the watch
+    /// a full sync of a new engine). A failure of the operation itself drops the engine.
+    #[test]
+    fn an_engine_is_kept_after_a_refusal_and_dropped_after_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = dir.path().join("p0");
+        fs::create_dir(&pool).unwrap();
+        let opts = EngineOptions {
+            worker_exe: None,
+            state_home: Some(dir.path().join("home")),
+        };
+        let engines = Engines::default();
+        let served = Served::load(&dir.path().join("served.json"));
+        let c = cfg(pool.to_str().unwrap(), None);
+        let key = serde_json::to_string(&c).unwrap();
+        let serve = |mut request: serde_json::Value| {
+            request["config"] = serde_json::to_value(&c).unwrap();
+            let (answer, kept) = engines.handle_text(&request.to_string(), &opts, &served);
+            if let Some(kept) = kept {
+                engines.finish(kept);
+            }
+            answer
+        };
+        let idle = || engines.idle.lock().unwrap().get(&key).map_or(0, Vec::len);
+        let create = serde_json::json!({"op": "create", "name": "l1", "pool": "p0", "size": 1 << 20});
+        let made = serve(create.clone());
+        assert!(made["ok"].is_object(), "{made}");
+        assert_eq!(idle(), 1);
+
+        for (refused, exception) in [
+            (create, "InvalidValueEx"),
+            (
+                serde_json::json!({"op": "create", "name": "a/b", "pool": "p0", "size": 1 << 20}),
+                "ValueFormatEx",
+            ),
+            (
+                serde_json::json!({"op": "get", "uuid": "00000000-0000-4000-8000-000000000000"}),
+                "InvalidValueEx",
+            ),
+        ] {
+            let answer = serve(refused);
+            assert_eq!(answer["error"]["exception"], exception, "{answer}");
+            assert_eq!(idle(), 1, "the engine of a refused request was dropped: {answer}");
+        }
+
+        // The LUN's file removed behind the array's back: the resize fails in the operation
+        // itself, and its engine is not kept.
+        let uuid = made["ok"]["uuid"].as_str().unwrap().to_string();
+        let image = fs::read_dir(&pool)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().contains(&uuid))
+            .unwrap();
+        fs::remove_file(&image).unwrap();
+        let failed = serve(serde_json::json!({"op": "resize", "uuid": uuid, "size": 2 << 20}));
+        assert!(failed["error"].is_object(), "{failed}");
+        assert!(!refused_for_what_it_asked(&failed), "{failed}");
+        assert_eq!(idle(), 0, "the engine of a failed request was kept: {failed}");
     }
 
     #[test]

@@ -449,6 +449,11 @@ impl NewArray {
         }
     }
 
+    /// Whether the request found no array there and made one by opening it.
+    pub fn is_new(&self) -> bool {
+        self.new
+    }
+
     /// Removes the array `engine` opened when the request made it and was a refused
     /// validate ([`Engine::discard_new`]); best effort. Whether it tried.
     pub fn discard_if_refused(self, engine: Engine, answer: &Value) -> bool {

@@ -1462,6 +1462,13 @@ pub fn sync(engine: &Engine, settings: &TgtSettings, mode: SyncMode) -> Result<S
     sync_locked(engine, settings, mode, record)
 }
 
+/// How long the question whether tgtd answers waits: `show sys` is a few hundred bytes from
+/// tgtd's event loop, answered in well under a millisecond even while it serves I/O, so a
+/// tgtd silent this long is stopped or hung. tgtadm's own timeout (30 s) is kept for the
+/// changes themselves; a request that changes exports while tgtd is stopped then fails in
+/// seconds, its change recorded and applied once tgtd answers again.
+const LIVENESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What [`watch`] did.
 #[derive(Debug)]
 pub enum Watched {
@@ -1476,13 +1483,17 @@ pub enum Watched {
 }
 
 /// Why the tgtd of `settings` does not answer, if it listens but does not (a stopped or
-/// overloaded tgtd: the question waits for tgtadm's timeout); `None` when it answers or when
+/// overloaded tgtd: the question waits [`LIVENESS_TIMEOUT`]); `None` when it answers or when
 /// nothing listens (a killed tgtd, which a sync starts again). Asked without any lock, so
 /// that the resident program's watch never holds an array's lock, nor one of its engines,
 /// while it waits for a tgtd that may never answer.
 pub fn unresponsive(settings: &TgtSettings) -> Option<String> {
     match tgtadm(settings) {
-        Ok(adm) => adm.liveness().err().map(|e| e.to_string()),
+        Ok(adm) => adm
+            .with_timeout(LIVENESS_TIMEOUT)
+            .liveness()
+            .err()
+            .map(|e| e.to_string()),
         Err(e) => Some(e.to_string()),
     }
 }
@@ -1550,10 +1561,11 @@ fn sync_locked(
     // sync reads tgtd's state next anyway, so it asks it to answer. One that listens but
     // does not answer (stopped, say) is not dead: another started beside it would find its
     // portal taken, or, were the first gone from it, serve the array twice.
+    let asked = adm.clone().with_timeout(LIVENESS_TIMEOUT);
     let alive = match mode {
         // (A `Recorded` sync that gets here was made a `Check` above.)
-        SyncMode::Check | SyncMode::Recorded => adm.is_listening(),
-        SyncMode::Full => adm.liveness().map_err(|e| {
+        SyncMode::Check | SyncMode::Recorded => asked.is_listening(),
+        SyncMode::Full => asked.liveness().map_err(|e| {
             tgt_err(
                 &format!(
                     "tgtd on control port {} does not answer (is it stopped or overloaded?)",

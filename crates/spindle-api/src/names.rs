@@ -85,8 +85,10 @@ pub fn name_fault(value: &str, also_refused: &[char]) -> Option<String> {
         "is not in Unicode normal form C (write it as {})",
         shown(&composed)
     );
-    let checks: [(bool, &str); 9] = [
+    let mixed = script_mix_fault(value);
+    let checks: [(bool, &str); 10] = [
         (composed != value, &not_nfc),
+        (mixed.is_some(), mixed.as_deref().unwrap_or_default()),
         (
             value.chars().count() > MAX_NAME_LEN,
             "is longer than 64 characters",
@@ -124,6 +126,40 @@ pub fn name_fault(value: &str, also_refused: &[char]) -> Option<String> {
             last.trim_start_matches("contains ")
         )),
     }
+}
+
+/// Why `value` mixes the letters of several scripts, if it does beyond what Unicode's
+/// "highly restrictive" identifiers allow (UTS #39, section 5.2: one script, or Latin with
+/// Chinese, Japanese or Korean). Look-alike letters of two scripts (Latin `a`, Cyrillic `а`)
+/// make two names that read the same: a host presented the wrong LUN. Digits, punctuation
+/// and symbols belong to every script.
+fn script_mix_fault(value: &str) -> Option<String> {
+    use unicode_script::{Script, UnicodeScript};
+    use unicode_security::mixed_script::AugmentedScriptSet;
+    if !AugmentedScriptSet::for_str(value).is_empty() {
+        return None;
+    }
+    let not_latin: String = value.chars().filter(|c| c.script() != Script::Latin).collect();
+    let others = AugmentedScriptSet::for_str(&not_latin);
+    if not_latin.len() < value.len() && (others.jpan || others.kore || others.hanb) {
+        return None;
+    }
+    let mut scripts: Vec<&str> = Vec::new();
+    for c in value.chars() {
+        let script = c.script();
+        if !matches!(script, Script::Common | Script::Inherited | Script::Unknown)
+            && !scripts.contains(&script.full_name())
+        {
+            scripts.push(script.full_name());
+        }
+    }
+    let named = match scripts.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => "several scripts".to_string(),
+    };
+    Some(format!(
+        "mixes letters of {named} (look-alike letters of two scripts make names that read the same)"
+    ))
 }
 
 /// Longest path accepted in a setting.
@@ -314,6 +350,31 @@ mod tests {
         );
         // Hangul jamo that compose into one syllable.
         assert!(name_fault("\u{1100}\u{1161}", &[]).is_some_and(|f| f.contains("normal form C")));
+        // Look-alike letters of two scripts: Latin "vm" with a Cyrillic "м", Latin with Greek.
+        for (bad, scripts) in [
+            ("v\u{43C}1", "Latin and Cyrillic"),
+            ("\u{3B1}lpha", "Greek and Latin"),
+            ("\u{441}\u{3BF}py", "Cyrillic, Greek and Latin"),
+        ] {
+            assert_eq!(
+                name_fault(bad, &[]),
+                Some(format!(
+                    "mixes letters of {scripts} (look-alike letters of two scripts make names that read the same)"
+                )),
+                "{bad:?}"
+            );
+        }
+        // One script, with digits and symbols; Latin with Chinese, Japanese or Korean.
+        for good in [
+            "\u{432}\u{43C}-1",
+            "\u{3B1}\u{3B2}-2",
+            "vm-\u{6771}\u{4EAC}",
+            "vm-\u{3068}\u{3046}\u{304D}\u{3087}\u{3046}",
+            "vm-\u{C11C}\u{C6B8}",
+            "\u{6771}\u{4EAC}\u{30BF}\u{30EF}\u{30FC}",
+        ] {
+            assert_eq!(name_fault(good, &[]), None, "{good:?}");
+        }
         // Every fault is named.
         assert_eq!(
             name_fault("$(touch x)", &[]).as_deref(),

@@ -91,6 +91,10 @@ async fn bad_input_is_refused_before_any_plugin_call_and_changes_nothing() {
         e.message().contains("normal form C (write it as 'caf\u{e9}')"),
         "{e}"
     );
+    // "data1" with a Cyrillic "а" reads as the Latin name another LUN may have
+    let e = env.err(lun("d\u{430}ta1", GIB)).await;
+    expect_bad(&e, ExceptionKind::ValueFormatEx, "name");
+    assert!(e.message().contains("mixes letters of Latin and Cyrillic"), "{e}");
     expect_bad(&env.err(lun("", GIB)).await, ExceptionKind::MissingKeyEx, "name");
     // sizes
     for size in [0, -1, i64::MIN] {

@@ -648,7 +648,7 @@ impl Ctx<'_> {
                     Err(e) if is_shrink_refusal(&e) => {
                         let now = c.lun(&s, &name, false).ok();
                         let now = now.as_ref().and_then(|v| v.get("size")).and_then(Value::as_i64);
-                        return Err(Failure::from(e).with_hint(shrink_hint(&name, now, size)));
+                        return Err(Failure::from(e).reworded(shrink_refusal(&name, now, size)));
                     }
                     Err(e) => return Err(e.into()),
                 };
@@ -747,11 +747,15 @@ fn is_shrink_refusal(e: &spindle_client::Error) -> bool {
     matches!(e, spindle_client::Error::Api { body, .. } if body.key.as_deref() == Some("allow_shrink"))
 }
 
-/// The advice after a refused shrink: the sizes from and to (`now` when it could be read) and
+/// A refused shrink in the command's terms: the sizes from and to (`now` when it could be
+/// read), in bytes when rounded they look the same (the array rounds sizes up to its unit), and
 /// the flag that does it on purpose.
-fn shrink_hint(name: &str, now: Option<i64>, size: i64) -> String {
+fn shrink_refusal(name: &str, now: Option<i64>, size: i64) -> String {
     let name = views::terminal_safe(name);
     match now {
+        Some(now) if format_size(now) == format_size(size) => format!(
+            "resizing '{name}' from {now} to {size} bytes would drop the data past byte {size} (arrays round sizes up to their allocation unit); add --allow-shrink to do it on purpose"
+        ),
         Some(now) => format!(
             "resizing '{name}' from {} to {} would drop the data past {}; add --allow-shrink to do it on purpose",
             format_size(now),

@@ -73,6 +73,9 @@ pub struct Failure {
     pub body: Box<ErrorBody>,
     /// A line of advice printed after the message.
     pub hint: Option<String>,
+    /// The message in the command's own terms (its flags, not the API's fields), printed in
+    /// place of the body's; the JSON output keeps the body.
+    pub reworded: Option<String>,
 }
 
 impl Failure {
@@ -88,6 +91,7 @@ impl Failure {
                 call_id: None,
             }),
             hint: None,
+            reworded: None,
         }
     }
 
@@ -102,6 +106,7 @@ impl Failure {
             code: for_code(&body.code, None),
             body: Box::new(body),
             hint: None,
+            reworded: None,
         }
     }
 
@@ -111,9 +116,20 @@ impl Failure {
         self
     }
 
-    /// The line printed on stderr: `spindle: message [Exception, key k] (call id X)`.
+    /// Says what failed in the command's own terms instead of the server's message.
+    pub fn reworded(mut self, message: impl Into<String>) -> Failure {
+        self.reworded = Some(message.into());
+        self
+    }
+
+    /// The line printed on stderr: `spindle: message [Exception, key k] (call id X)`, or
+    /// `spindle: reworded message [Exception] (call id X)`.
     pub fn line(&self) -> String {
-        let mut s = format!("spindle: {}", self.body);
+        let mut s = match (&self.reworded, &self.body.exception) {
+            (Some(m), Some(ex)) => format!("spindle: {m} [{ex}]"),
+            (Some(m), None) => format!("spindle: {m}"),
+            (None, _) => format!("spindle: {}", self.body),
+        };
         if let Some(id) = &self.body.call_id {
             s.push_str(&format!(" (call id {id})"));
         }
@@ -134,6 +150,7 @@ impl From<ClientError> for Failure {
                 code,
                 body,
                 hint: None,
+                reworded: None,
             },
             ClientError::Unauthorized { mut body } => {
                 if !body.message.starts_with("unauthorized") {
@@ -143,6 +160,7 @@ impl From<ClientError> for Failure {
                     code,
                     body,
                     hint: None,
+                    reworded: None,
                 }
             }
             ClientError::Unreachable { .. } => Failure::local(code, "unreachable", e.to_string()),

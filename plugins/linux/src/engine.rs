@@ -1164,6 +1164,22 @@ impl Engine {
         Ok(map)
     }
 
+    /// The names a query of one parameter finds (the elements that keep another in use).
+    fn names_of(&self, sql: &str, param: &str) -> Result<Vec<String>> {
+        let mut st = self.db.conn.prepare_cached(sql).dbx("list names")?;
+        let names = st
+            .query_map([param], |r| r.get(0))
+            .dbx("list names")?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .dbx("list names")?;
+        Ok(names)
+    }
+
+    /// The names of the unsplit clones made from the element or snapshot `uuid`.
+    fn clone_names(&self, uuid: &str) -> Result<Vec<String>> {
+        self.names_of("SELECT name FROM elements WHERE parent = ?1 ORDER BY name", uuid)
+    }
+
     fn running_splits(&self) -> Result<HashMap<String, String>> {
         let mut st = self
             .db
@@ -2552,18 +2568,23 @@ impl Engine {
                     .join(", ")
             )));
         }
-        let snaps = self.count("SELECT count(*) FROM members WHERE element = ?1", &[&r.uuid])?;
-        if snaps > 0 {
+        let snaps = self.names_of(
+            "SELECT s.name FROM members m JOIN elements s ON s.uuid = m.snap WHERE m.element = ?1 ORDER BY s.name",
+            &r.uuid,
+        )?;
+        if !snaps.is_empty() {
             return Err(Error::Busy(format!(
-                "element {} has {snaps} snapshot(s); remove them first",
-                shown(&r.name)
+                "element {} has {}; remove them first",
+                shown(&r.name),
+                counted(&snaps, "snapshot", "snapshots")
             )));
         }
-        let clones = self.count("SELECT count(*) FROM elements WHERE parent = ?1", &[&r.uuid])?;
-        if clones > 0 {
+        let clones = self.clone_names(&r.uuid)?;
+        if !clones.is_empty() {
             return Err(Error::Busy(format!(
-                "element {} has {clones} unsplit clone(s); split or remove them first",
-                shown(&r.name)
+                "element {} has {}; split or remove them first",
+                shown(&r.name),
+                counted(&clones, "unsplit clone", "unsplit clones")
             )));
         }
         let path = self.pool_path(&r.pool)?;
@@ -2779,11 +2800,12 @@ impl Engine {
     pub fn snap_remove(&mut self, snap: &str) -> Result<()> {
         let _g = self.lock()?;
         let s = self.snap_row("snap_se_record", snap)?;
-        let clones = self.count("SELECT count(*) FROM elements WHERE parent = ?1", &[&s.uuid])?;
-        if clones > 0 {
+        let clones = self.clone_names(&s.uuid)?;
+        if !clones.is_empty() {
             return Err(Error::Busy(format!(
-                "snapshot {} has {clones} unsplit clone(s); split or remove them first",
-                shown(&s.name)
+                "snapshot {} has {}; split or remove them first",
+                shown(&s.name),
+                counted(&clones, "unsplit clone", "unsplit clones")
             )));
         }
         let path = self.pool_path(&s.pool)?;
@@ -4030,4 +4052,19 @@ fn reflink_or(src: &Path, dst: &Path, mode: u32, what: &str, mark: Option<&fsops
         ))),
         Err(ReflinkFailure::Other(e)) => Err(e),
     }
+}
+
+/// "1 snapshot 's1'" or "3 snapshots 'a', 'b', 'c'": what keeps an element in use, named
+/// (the first 10, then how many more).
+fn counted(names: &[String], one: &str, many: &str) -> String {
+    const SHOWN: usize = 10;
+    let listed: Vec<String> = names.iter().take(SHOWN).map(|n| shown(n)).collect();
+    let more = names.len().saturating_sub(SHOWN);
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let what = if names.len() == 1 { one } else { many };
+    format!("{} {what} {}{tail}", names.len(), listed.join(", "))
 }

@@ -112,14 +112,20 @@ fn snapshots_freeze_clones_diverge_and_restore() {
     let cs = e.clone_from_snap(&lun.uuid, &snap.uuid, None, None).unwrap();
     assert_eq!(read(cs.path.as_ref().unwrap(), 0, 4096), vec![0xA1; 4096]);
     assert_eq!(e.clones(Some(&lun.uuid)).unwrap().len(), 2);
-    // Dependents block removal.
-    assert_eq!(
-        kind(&e.remove(&lun.uuid).unwrap_err()),
-        ExceptionKind::StorageElementBusyEx
+    // Dependents block removal, and the refusal names them.
+    let busy = e.remove(&lun.uuid).unwrap_err();
+    assert_eq!(kind(&busy), ExceptionKind::StorageElementBusyEx);
+    assert!(
+        busy.to_string()
+            .contains(&format!("has 1 snapshot '{}'", snap.name)),
+        "{busy}"
     );
-    assert_eq!(
-        kind(&e.snap_remove(&snap.uuid).unwrap_err()),
-        ExceptionKind::StorageElementBusyEx
+    let busy = e.snap_remove(&snap.uuid).unwrap_err();
+    assert_eq!(kind(&busy), ExceptionKind::StorageElementBusyEx);
+    assert!(
+        busy.to_string()
+            .contains(&format!("has 1 unsplit clone '{}'", cs.name)),
+        "{busy}"
     );
     // Restore: clones and the later data of other elements do not block it.
     e.resize(&lun.uuid, 32 * MIB).unwrap();

@@ -86,7 +86,7 @@ pub fn name_fault(value: &str, also_refused: &[char]) -> Option<String> {
         shown(&composed)
     );
     let mixed = script_mix_fault(value);
-    let checks: [(bool, &str); 10] = [
+    let checks: [(bool, &str); 11] = [
         (composed != value, &not_nfc),
         (mixed.is_some(), mixed.as_deref().unwrap_or_default()),
         (
@@ -103,7 +103,8 @@ pub fn name_fault(value: &str, also_refused: &[char]) -> Option<String> {
             "contains blanks",
         ),
         (value.contains('/'), "contains '/'"),
-        (value.contains("..") || value == ".", "contains '..' or is '.'"),
+        (value.contains(".."), "contains '..'"),
+        (value == ".", "is '.'"),
         (
             value
                 .chars()
@@ -328,6 +329,9 @@ mod tests {
             Some("contains shell metacharacters")
         );
         assert_eq!(name_fault("a/b", &[]).as_deref(), Some("contains '/'"));
+        assert_eq!(name_fault("..", &[]).as_deref(), Some("contains '..'"));
+        assert_eq!(name_fault(".", &[]).as_deref(), Some("is '.'"));
+        assert_eq!(name_fault("../x", &[]).as_deref(), Some("contains '/' and '..'"));
         // A name that looks like another, or turns its line around, is refused.
         for bad in [
             "vm1\u{200B}",

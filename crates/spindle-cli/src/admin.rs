@@ -658,7 +658,8 @@ impl Ctx<'_> {
             LunCommand::Remove { name } => self.reply(
                 c.remove_lun(&s, &name)?,
                 views::elements,
-                &format!("LUN '{name}' removed"),
+                // `lun` commands take clones too: the element is named, not its kind.
+                &format!("'{}' removed", views::terminal_safe(&name)),
             ),
             LunCommand::Online { name } => self.reply(c.online(&s, &name)?, views::elements, ""),
             LunCommand::Offline { name } => self.reply(c.offline(&s, &name)?, views::elements, ""),

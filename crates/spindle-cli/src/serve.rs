@@ -185,11 +185,20 @@ pub async fn run(plugin_roots: Vec<PathBuf>, args: ServeArgs) -> Result<u8, Fail
         p.abort();
     }
     service.shutdown().await;
+    let exported = resident.is_some();
     if let Some(r) = resident {
         // Waits for the requests it is serving; the LUNs stay exported by tgtd.
         let _ = tokio::task::spawn_blocking(move || drop(r)).await;
     }
     eprintln!("spindle stopped; running jobs resume at the next start");
+    if exported {
+        // Hosts keep their disks through a restart of spindle: say so, since an
+        // administrator may expect everything to stop with it.
+        eprintln!(
+            "  tgtd (control port {}) keeps exporting the embedded array's LUNs to their hosts; README.md, 'The server', says how to stop it too",
+            args.tgt_control
+        );
+    }
     Ok(0)
 }
 

@@ -102,6 +102,40 @@ struct ExportNote {
     started: Option<u32>,
 }
 
+impl ExportNote {
+    /// How the note of a request `op` is logged. A tgtd that had to be started, or moved (its
+    /// sessions end), is news for an administrator; the rest is routine, and so is the start
+    /// a validate makes (an array being registered: `server add` on a machine where tgtd is
+    /// not running yet).
+    fn level(&self, op: &str) -> LogLevel {
+        if self.started.is_some() && op != "validate" {
+            LogLevel::Warning
+        } else {
+            LogLevel::Info
+        }
+    }
+}
+
+#[cfg(test)]
+mod export_note_tests {
+    use super::*;
+
+    #[test]
+    fn a_started_tgtd_is_news_except_when_an_array_is_registered() {
+        let started = ExportNote {
+            actions: vec![],
+            started: Some(42),
+        };
+        assert_eq!(started.level("create"), LogLevel::Warning);
+        assert_eq!(started.level("validate"), LogLevel::Info);
+        let routine = ExportNote {
+            actions: vec!["added LUN 1 to target t".into()],
+            started: None,
+        };
+        assert_eq!(routine.level("present"), LogLevel::Info);
+    }
+}
+
 /// What an ss_record's `extra_info`, `admin_host` and `admin_user` make: the array's
 /// configuration (also as the JSON every request carries) and how to reach the array.
 #[derive(Debug)]
@@ -279,13 +313,7 @@ impl<'a> Call<'a> {
             .export
             .filter(|n| !n.actions.is_empty() || n.started.is_some())
         {
-            // A tgtd that had to be started, or moved (its sessions end), is news for an
-            // administrator; the rest is routine.
-            let level = if note.started.is_some() {
-                LogLevel::Warning
-            } else {
-                LogLevel::Info
-            };
+            let level = note.level(op);
             // (A move is one of the actions, which say so.)
             let parts: Vec<String> = note
                 .started

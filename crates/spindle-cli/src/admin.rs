@@ -680,11 +680,24 @@ impl Ctx<'_> {
                 self.show(&c.snapshots(&s, lun.as_deref())?, views::snapshots);
                 Ok(())
             }
-            SnapCommand::Restore { snap, lun } => self.reply(
-                c.restore_snapshot(&s, &snap, lun.as_deref())?,
-                views::elements,
-                &format!("snapshot '{snap}' restored"),
-            ),
+            SnapCommand::Restore { snap, lun } => {
+                // A restore brings the LUN back to the snapshot's size too: said, since it
+                // may differ from the size the LUN has now (a LUN grown since).
+                let before = restored_lun(c, &s, &snap, lun.as_deref())
+                    .and_then(|l| Some((l.clone(), c.lun(&s, &l, false).ok()?.get("size")?.as_i64()?)));
+                let reply = c.restore_snapshot(&s, &snap, lun.as_deref())?;
+                if let (Some((name, was)), Reply::Value(v)) = (&before, &reply) {
+                    if let Some(now) = v.get("size").and_then(Value::as_i64).filter(|now| now != was) {
+                        eprintln!(
+                            "note: '{}' is back to the snapshot's size, {} (it was {})",
+                            views::terminal_safe(name),
+                            format_size(now),
+                            format_size(*was)
+                        );
+                    }
+                }
+                self.reply(reply, views::elements, &format!("snapshot '{snap}' restored"))
+            }
             SnapCommand::Remove { snap } => self.reply(
                 c.remove_snapshot(&s, &snap)?,
                 views::snapshots,
@@ -767,6 +780,23 @@ fn shrink_refusal(name: &str, now: Option<i64>, size: i64) -> String {
             "resizing '{name}' to {} would drop the data past it; add --allow-shrink to do it on purpose",
             format_size(size)
         ),
+    }
+}
+
+/// The LUN a restore of `snap` brings back: `lun` when given, else the snapshot's one parent
+/// (`None` when it covers several, or cannot be read).
+fn restored_lun(c: &spindle_client::Client, server: &str, snap: &str, lun: Option<&str>) -> Option<String> {
+    if let Some(l) = lun {
+        return Some(l.to_string());
+    }
+    let all = c.snapshots(server, None).ok()?;
+    let found = all.as_array()?.iter().find(|v| {
+        v.get("name").and_then(Value::as_str) == Some(snap)
+            || v.get("uuid").and_then(Value::as_str) == Some(snap)
+    })?;
+    match found.get("parents")?.as_array()?.as_slice() {
+        [one] => one.as_str().map(str::to_string),
+        _ => None,
     }
 }
 

@@ -410,6 +410,16 @@ fn the_whole_lifecycle_through_the_cli() {
         "{}",
         snaps.explain()
     );
+    // Grown since the snapshot: the restore brings the size back too, and says so.
+    s.json(&["lun", "resize", "db1", "2G"]);
+    let restored = s.ok(&["snap", "restore", "s1"]);
+    assert!(
+        restored
+            .stderr
+            .contains("note: 'db1' is back to the snapshot's size, 1.5 GiB (it was 2.0 GiB)"),
+        "{}",
+        restored.explain()
+    );
     let restored = s.json(&["snap", "restore", "s1"]);
     assert_eq!(restored["name"], "db1");
     assert_eq!(restored["size"], 3 * GIB / 2);

@@ -60,7 +60,7 @@ pub fn check_new_group_name(key: &str, value: &str) -> Result<()> {
         return Err(Error::format(
             key,
             format!(
-                "{key} {} may not contain ':' (its target would look like one of another array whose prefix is longer)",
+                "{key} {} may not contain ':': the group is the iSCSI target <iqn_prefix>:<group>, and with a ':' in the group that name could be another array's target (one whose iqn_prefix ends where this group's ':' is)",
                 shown(value)
             ),
         ));

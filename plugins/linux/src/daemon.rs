@@ -18,8 +18,9 @@
 //!   same rule on the far side.
 //!
 //! Watching tgtd: every [`TGTD_WATCH_INTERVAL`] the program checks, for each array it holds an
-//! idle engine of (the arrays it served; one whose engine a failed request dropped is opened
-//! again by the next restore, below), that tgtd still serves
+//! idle engine of (the arrays it served; a request refused for what it asked keeps its engine,
+//! and one whose engine a failed request dropped is opened again by the next restore, below),
+//! that tgtd still serves
 //! that array's export plan, and restarts and reconciles it when it does not, exactly as a
 //! request would; every [`FULL_WATCH_EVERY`]th check reads tgtd's whole state and corrects
 //! it, which repairs changes made inside a running tgtd behind the array's back. A killed tgtd is back with every target, ACL, CHAP account, LUN number and

@@ -551,8 +551,9 @@ impl Transport {
             }
         }
         Err(fail(format!(
-            "{} gave no answer ({status}){}",
+            "{} gave no answer ({status}){}{}",
             self.describe(),
+            printed_instead(&out),
             if err_tail.is_empty() {
                 String::new()
             } else {
@@ -562,9 +563,32 @@ impl Transport {
     }
 }
 
+/// What a program printed on its standard output in place of an answer, for the message of
+/// its failure: a login shell that refuses the account (nologin's "This account is currently
+/// not available.") says why there, not on standard error. Empty when it printed nothing.
+fn printed_instead(out: &str) -> String {
+    let text: String = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        return String::new();
+    }
+    // (`shown` escapes it and keeps a long text to its head and tail.)
+    format!("; it printed {}", shown(&text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_program_printed_instead_of_an_answer_is_said() {
+        assert_eq!(printed_instead(" \n"), "");
+        assert_eq!(
+            printed_instead("This account is currently not available.\n"),
+            "; it printed 'This account is currently not available.'"
+        );
+        let long = printed_instead(&"x".repeat(4000));
+        assert!(long.starts_with("; it printed 'x") && long.len() < 200, "{long}");
+    }
 
     #[test]
     fn an_answer_is_an_object_with_ok_or_error() {

@@ -61,9 +61,9 @@ tgt_socket=/abs/base (optional, default tgt's /var/run/tgtd/socket): base of tgt
 state=/abs/dir (optional, default <first pool>/.spindle-array): where the array keeps its state database. \
 iqn_prefix=iqn.YYYY-MM.reverse.domain[:x] (optional): targets are named <iqn_prefix>:<access group>. \
 split_rate_mib=N (optional, default 0 = unlimited): bandwidth limit of clone splits in MiB/s. \
-How the plug-in reaches the array: admin_host localhost runs the array program on this host (so do 127.0.0.1 and ::1 \
-with ssh=no); any other admin_host is reached as admin_user@admin_host over ssh with key authentication only \
-(admin_passwd is not used) and a verified host key. \
+How the plug-in reaches the array: admin_host localhost runs the array program on this host; any other admin_host, \
+127.0.0.1 and ::1 included unless ssh=no, is reached as admin_user@admin_host over ssh (admin_user empty: the user \
+spindle runs as) with key authentication only (admin_passwd is not used) and a verified host key. \
 array_program=PROGRAM (optional): the array program, an absolute path or a name on PATH; default spindle-array \
 beside this program (else on PATH) locally, spindle-array on the remote PATH over ssh. \
 array_socket=/abs/socket (optional): the socket of a resident array program \

@@ -209,9 +209,10 @@ fn check_access(ss: &SsRecord, portal: std::net::SocketAddr) -> Result<(), Strin
     if let Some(port) = given(&ss.access_port) {
         if port.parse::<u16>().ok() != Some(portal.port()) {
             return Err(format!(
-                "access_port {} is not the port of the array's portal {portal} (extra_info portal=): hosts would be sent where nothing listens; give access_port {} (server set --access-port), or the portal that port",
+                "access_port {} is not the port of the array's portal {portal} (extra_info portal=): hosts would be sent where nothing listens; give access_port {} (server set --access-port), or move the portal to port {} (extra_info portal=)",
                 shown(&port),
-                portal.port()
+                portal.port(),
+                shown(&port)
             ));
         }
     }

@@ -34,8 +34,8 @@
 //! with no lock and no engine held, and skipped while it does not answer (said on standard
 //! error): the array's requests that change no export go on meanwhile, since they leave the
 //! question to the watch; the ones that change exports wait for tgtd's answer up to 5 s
-//! (`tgt::LIVENESS_TIMEOUT`), and fail saying it does not answer (never starting another tgtd beside it), their change
-//! recorded and applied by the watch once tgtd answers again.
+//! (`tgt::LIVENESS_TIMEOUT`), and fail saying it does not answer (never starting another
+//! tgtd beside it), their change recorded and applied by the watch once tgtd answers again.
 //!
 //! The configuration in force: every request carries the array's configuration, and the
 //! latest one that brought tgtd to the plan, from any run (one-shot or resident, local or over

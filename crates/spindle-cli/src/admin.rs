@@ -623,8 +623,12 @@ impl Ctx<'_> {
                     thin: !thick,
                     qos,
                 };
+                let thin = lun.thin;
                 let reply = c.create_lun(&s, &lun)?;
                 note_size_given(&reply, size);
+                if thin {
+                    note_overcommitted(c, &s, &reply);
+                }
                 self.reply(reply, views::elements, "")
             }
             LunCommand::List { refresh } => {
@@ -731,13 +735,17 @@ impl Ctx<'_> {
         let s = self.server()?;
         match cmd {
             GroupCommand::Create { name, entries } => {
-                self.reply(c.create_group(&s, &name, &entries)?, views::groups, "")
+                let reply = c.create_group(&s, &name, &entries)?;
+                note_entries_kept_as(&reply, &entries);
+                self.reply(reply, views::groups, "")
             }
             GroupCommand::Rename { old, new } => {
                 self.reply(c.rename_group(&s, &old, &new)?, views::groups, "")
             }
             GroupCommand::Add { name, entries } => {
-                self.reply(c.add_group_entries(&s, &name, &entries)?, views::groups, "")
+                let reply = c.add_group_entries(&s, &name, &entries)?;
+                note_entries_kept_as(&reply, &entries);
+                self.reply(reply, views::groups, "")
             }
             GroupCommand::RemoveEntries { name, entries } => {
                 self.reply(c.remove_group_entries(&s, &name, &entries)?, views::groups, "")
@@ -780,6 +788,68 @@ fn shrink_refusal(name: &str, now: Option<i64>, size: i64) -> String {
             "resizing '{name}' to {} would drop the data past it; add --allow-shrink to do it on purpose",
             format_size(size)
         ),
+    }
+}
+
+/// Says on standard error when a thin LUN is larger than its whole pool: allowed (thin LUNs
+/// take blocks as they are written), but writes fail once the pool is full, and an
+/// administrator who typed `100T` for `100G` should hear of it at once.
+fn note_overcommitted(c: &Client, server: &str, reply: &Reply) {
+    let Reply::Value(v) = reply else { return };
+    let (Some(size), Some(pool)) = (
+        v.get("size").and_then(Value::as_i64),
+        v.get("vol_group_name").and_then(Value::as_str),
+    ) else {
+        return;
+    };
+    let Ok(srv) = c.server(server) else { return };
+    let total = srv
+        .get("vol_groups")
+        .and_then(Value::as_array)
+        .and_then(|pools| {
+            pools
+                .iter()
+                .find(|p| p.get("vol_name").and_then(Value::as_str) == Some(pool))
+        })
+        .and_then(|p| p.get("vol_total_sz"))
+        .and_then(Value::as_i64);
+    if let Some(total) = total.filter(|t| *t > 0 && size > *t) {
+        eprintln!(
+            "note: thin LUN '{}' ({}) is larger than its whole pool '{}' ({}): writes fail once the pool is full",
+            views::terminal_safe(v.get("name").and_then(Value::as_str).unwrap_or_default()),
+            format_size(size),
+            views::terminal_safe(pool),
+            format_size(total)
+        );
+    }
+}
+
+/// Says on standard error which initiator names the array keeps in another spelling than the
+/// one given (iSCSI names are not case-sensitive: `IQN.…:HOST-A` is kept as `iqn.…:host-a`),
+/// so that nobody looks for the one typed.
+fn note_entries_kept_as(reply: &Reply, given: &[String]) {
+    let Reply::Value(v) = reply else { return };
+    let groups: Vec<&Value> = match v {
+        Value::Array(all) => all.iter().collect(),
+        one => vec![one],
+    };
+    let kept: Vec<&str> = groups
+        .iter()
+        .filter_map(|g| g.get("grp_entries").and_then(Value::as_array))
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for entry in given {
+        if kept.contains(&entry.as_str()) {
+            continue;
+        }
+        if let Some(k) = kept.iter().find(|k| k.eq_ignore_ascii_case(entry)) {
+            eprintln!(
+                "note: initiator '{}' is kept as '{}' (iSCSI names are not case-sensitive)",
+                views::terminal_safe(entry),
+                views::terminal_safe(k)
+            );
+        }
     }
 }
 

@@ -358,6 +358,17 @@ fn the_whole_lifecycle_through_the_cli() {
     assert_eq!(g["grp_entries"].as_array().map(Vec::len), Some(2), "{g}");
     let g = s.json(&["group", "remove-entries", "hosts", IQN2]);
     assert_eq!(g["grp_entries"].as_array().map(Vec::len), Some(1), "{g}");
+    // iSCSI names are not case-sensitive: one typed in capitals is kept in lower case, said.
+    let added = s.ok(&["group", "add", "hosts", &IQN2.to_uppercase()]);
+    assert!(
+        added.stderr.contains(&format!(
+            "note: initiator '{}' is kept as '{IQN2}'",
+            IQN2.to_uppercase()
+        )),
+        "{}",
+        added.explain()
+    );
+    s.json(&["group", "remove-entries", "hosts", IQN2]);
     s.ok(&["group", "rename", "hosts", "hosts2"]);
     let groups = s.json(&["group", "list"]);
     assert!(

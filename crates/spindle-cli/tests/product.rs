@@ -340,6 +340,16 @@ fn administrator_lifecycle_over_http_with_the_embedded_linux_array() {
     // A LUN, a group, a presentation: the initiator sees exactly that, with the right id and size.
     let lun = srv.json(&["lun", "create", "vm1", "--size", "64M"]);
     assert_eq!(lun["size"], 64 * MIB, "{lun}");
+    // A thin LUN larger than its whole pool is made (thin LUNs take blocks as they are
+    // written), and the administrator is told.
+    let huge = srv.cli(&["lun", "create", "huge", "--size", "1P"]);
+    let said = String::from_utf8_lossy(&huge.stderr);
+    assert!(huge.status.success(), "{said}");
+    assert!(
+        said.contains("note: thin LUN 'huge' (1.0 PiB) is larger than its whole pool"),
+        "{said}"
+    );
+    assert!(srv.cli(&["lun", "remove", "huge"]).status.success());
     let page83 = s(&lun, "page83_id");
     srv.json(&["group", "create", "hosts", HOST_A]);
     let presented = srv.json(&["present", "vm1", "hosts"]);

@@ -650,8 +650,7 @@ impl Ctx<'_> {
                 let reply = match c.resize_lun(&s, &name, size, allow_shrink) {
                     Ok(reply) => reply,
                     Err(e) if is_shrink_refusal(&e) => {
-                        let now = c.lun(&s, &name, false).ok();
-                        let now = now.as_ref().and_then(|v| v.get("size")).and_then(Value::as_i64);
+                        let now = lun_size(c, &s, &name);
                         return Err(Failure::from(e).reworded(shrink_refusal(&name, now, size)));
                     }
                     Err(e) => return Err(e.into()),
@@ -688,17 +687,10 @@ impl Ctx<'_> {
                 // A restore brings the LUN back to the snapshot's size too: said, since it
                 // may differ from the size the LUN has now (a LUN grown since).
                 let before = restored_lun(c, &s, &snap, lun.as_deref())
-                    .and_then(|l| Some((l.clone(), c.lun(&s, &l, false).ok()?.get("size")?.as_i64()?)));
+                    .and_then(|l| lun_size(c, &s, &l).map(|size| (l, size)));
                 let reply = c.restore_snapshot(&s, &snap, lun.as_deref())?;
-                if let (Some((name, was)), Reply::Value(v)) = (&before, &reply) {
-                    if let Some(now) = v.get("size").and_then(Value::as_i64).filter(|now| now != was) {
-                        eprintln!(
-                            "note: '{}' is back to the snapshot's size, {} (it was {})",
-                            views::terminal_safe(name),
-                            format_size(now),
-                            format_size(*was)
-                        );
-                    }
+                if let Some((name, was)) = before {
+                    note_size_restored(&reply, &name, was);
                 }
                 self.reply(reply, views::elements, &format!("snapshot '{snap}' restored"))
             }
@@ -853,9 +845,28 @@ fn note_entries_kept_as(reply: &Reply, given: &[String]) {
     }
 }
 
+/// The size of `lun` as the server last read it, if it can be had.
+fn lun_size(c: &Client, server: &str, lun: &str) -> Option<i64> {
+    c.lun(server, lun, false).ok()?.get("size")?.as_i64()
+}
+
+/// Says on standard error when a restore brought `name` back to another size than the one
+/// it had (`was`): the snapshot's.
+fn note_size_restored(reply: &Reply, name: &str, was: i64) {
+    let Reply::Value(v) = reply else { return };
+    if let Some(now) = v.get("size").and_then(Value::as_i64).filter(|now| *now != was) {
+        eprintln!(
+            "note: '{}' is back to the snapshot's size, {} (it was {})",
+            views::terminal_safe(name),
+            format_size(now),
+            format_size(was)
+        );
+    }
+}
+
 /// The LUN a restore of `snap` brings back: `lun` when given, else the snapshot's one parent
 /// (`None` when it covers several, or cannot be read).
-fn restored_lun(c: &spindle_client::Client, server: &str, snap: &str, lun: Option<&str>) -> Option<String> {
+fn restored_lun(c: &Client, server: &str, snap: &str, lun: Option<&str>) -> Option<String> {
     if let Some(l) = lun {
         return Some(l.to_string());
     }

@@ -333,11 +333,11 @@ impl Engines {
         // it asked (a taken name, an element in use...): the engine read the array to say so.
         // Any other failure may have been its own (a database error), and a new engine is
         // opened for the next request.
-        if answer.get("ok").is_some() {
+        let served_ok = answer.get("ok").is_some();
+        if served_ok {
             served.remember(&key, &env.config);
-            self.count_finishing(&key, 1);
-            (answer, Some(Kept { key, engine }))
-        } else if refused_for_what_it_asked(&answer) && !made.is_new() {
+        }
+        if served_ok || (refused_for_what_it_asked(&answer) && !made.is_new()) {
             self.count_finishing(&key, 1);
             (answer, Some(Kept { key, engine }))
         } else {

@@ -386,6 +386,34 @@ fn export_one_lun(via: &Via, cfg: &ArrayConfig, tgt: &Tgt, name: &str) -> (Value
     (lun, want)
 }
 
+/// An array on a file system of its own with one LUN (`lun`) presented to group `ga`, which
+/// `INIT_A` sees (`want`), served by a resident program and a tgtd of their own: where the
+/// watch tests start. Fields drop in order: the program first, the file system last.
+struct ServedLun {
+    d: Daemon,
+    cfg: ArrayConfig,
+    tgt: Tgt,
+    lun: Value,
+    want: Vec<(String, Vec<u32>)>,
+    _fs: TestFs,
+}
+
+fn served_lun(name: &str) -> ServedLun {
+    let fs = TestFs::new(Kind::Xfs, 512);
+    let tgt = Tgt::new();
+    let cfg = tgt_config(&fs.pool("p0"), &tgt);
+    let d = Daemon::start(&[]);
+    let (lun, want) = export_one_lun(&d.via(), &cfg, &tgt, name);
+    ServedLun {
+        d,
+        cfg,
+        tgt,
+        lun,
+        want,
+        _fs: fs,
+    }
+}
+
 /// Waits (at most 20 s) until `INIT_A` sees `want` on `tgt`'s portal; connections made while
 /// a restarted tgtd is still being configured may fail, so it polls.
 fn wait_export(tgt: &Tgt, want: &[(String, Vec<u32>)]) {
@@ -411,15 +439,11 @@ fn a_killed_tgtd_comes_back_with_no_request() {
     if !can_mount() || !have_tgt() {
         return;
     }
-    let fs = TestFs::new(Kind::Xfs, 512);
-    let tgt = Tgt::new();
-    let cfg = tgt_config(&fs.pool("p0"), &tgt);
-    let d = Daemon::start(&[]);
-    let (_, want) = export_one_lun(&d.via(), &cfg, &tgt, "watched");
-    let before = tgt.pid();
-    tgt.kill9();
+    let s = served_lun("watched");
+    let before = s.tgt.pid();
+    s.tgt.kill9();
     let start = Instant::now();
-    while tgt.pid().is_none() || tgt.pid() == before {
+    while s.tgt.pid().is_none() || s.tgt.pid() == before {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "tgtd was not restarted"
@@ -427,8 +451,8 @@ fn a_killed_tgtd_comes_back_with_no_request() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Restarted; the target and its LUN follow within the same check.
-    wait_export(&tgt, &want);
-    assert!(visible(&tgt.portal(), INIT_B, None).is_empty());
+    wait_export(&s.tgt, &s.want);
+    assert!(visible(&s.tgt.portal(), INIT_B, None).is_empty());
     // And it says so (once the watch that restored it has finished; the export is visible a
     // moment before).
     let said = |log: &str| log.contains("not running: started again") && log.contains("corrected:");
@@ -436,14 +460,11 @@ fn a_killed_tgtd_comes_back_with_no_request() {
     let mut log = String::new();
     while !said(&log) && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(50));
-        log = std::fs::read_to_string(d.dir.path().join("daemon.log")).unwrap_or_default();
+        log = std::fs::read_to_string(s.d.dir.path().join("daemon.log")).unwrap_or_default();
     }
     assert!(said(&log), "{log}");
 }
 
-/// After a reboot (the resident program stopped, tgtd gone), a resident program started anew
-/// serves the arrays it remembers, tgtd included, before any request; a remembered array
-/// whose state was removed meanwhile is not made again.
 /// Sends SIGCONT to a stopped tgtd when dropped, so that a failing test leaves none stopped.
 struct Continue(u32);
 
@@ -464,12 +485,8 @@ fn a_stopped_tgtd_holds_up_no_request_that_leaves_exports_alone() {
     if !can_mount() || !have_tgt() {
         return;
     }
-    let fs = TestFs::new(Kind::Xfs, 512);
-    let tgt = Tgt::new();
-    let cfg = tgt_config(&fs.pool("p0"), &tgt);
-    let d = Daemon::start(&[]);
-    let (lun, want) = export_one_lun(&d.via(), &cfg, &tgt, "kept");
-    let pid = tgt.pid().unwrap();
+    let s = served_lun("kept");
+    let pid = s.tgt.pid().unwrap();
     run("kill", &["-STOP", &pid.to_string()]).unwrap();
     let stopped = Continue(pid);
     // Past one watch interval: the watch is now waiting for the stopped tgtd.
@@ -477,22 +494,22 @@ fn a_stopped_tgtd_holds_up_no_request_that_leaves_exports_alone() {
     let start = Instant::now();
     for i in 0..3 {
         let l = ok_via(
-            &d.via(),
-            &cfg,
+            &s.d.via(),
+            &s.cfg,
             json!({"op": "create", "name": format!("while-stopped-{i}"), "pool": "p0", "size": 1 << 20}),
         );
-        ok_via(&d.via(), &cfg, json!({"op": "snapshot", "uuid": l["uuid"]}));
-        ok_via(&d.via(), &cfg, json!({"op": "get", "uuid": lun["uuid"]}));
+        ok_via(&s.d.via(), &s.cfg, json!({"op": "snapshot", "uuid": l["uuid"]}));
+        ok_via(&s.d.via(), &s.cfg, json!({"op": "get", "uuid": s.lun["uuid"]}));
     }
     assert_eq!(
-        ok_via(&d.via(), &cfg, json!({"op": "list"}))
+        ok_via(&s.d.via(), &s.cfg, json!({"op": "list"}))
             .as_array()
             .unwrap()
             .len(),
         4
     );
     assert_eq!(
-        ok_via(&d.via(), &cfg, json!({"op": "snapshots"}))
+        ok_via(&s.d.via(), &s.cfg, json!({"op": "snapshots"}))
             .as_array()
             .unwrap()
             .len(),
@@ -506,11 +523,11 @@ fn a_stopped_tgtd_holds_up_no_request_that_leaves_exports_alone() {
     // A change of exports needs tgtd: it fails once the question whether tgtd answers gives
     // up (5 s, not tgtadm's 30 s), saying so, and is applied when tgtd answers again. No
     // other tgtd is started meanwhile.
-    let l = &ok_via(&d.via(), &cfg, json!({"op": "list"}))[1];
+    let l = &ok_via(&s.d.via(), &s.cfg, json!({"op": "list"}))[1];
     let asked = Instant::now();
     let (_, refused) = request_via(
-        &d.via(),
-        &cfg,
+        &s.d.via(),
+        &s.cfg,
         json!({"op": "present", "uuid": l["uuid"], "groups": ["ga"]}),
         &[],
     );
@@ -519,12 +536,15 @@ fn a_stopped_tgtd_holds_up_no_request_that_leaves_exports_alone() {
     // Not a timing assertion on the machine's speed: the refusal comes from a 5 s question,
     // where tgtadm's own timeout is 30 s.
     assert!(asked.elapsed() < Duration::from_secs(25), "{:?}", asked.elapsed());
-    assert_eq!(tgt.pid(), Some(pid), "another tgtd was started");
+    assert_eq!(s.tgt.pid(), Some(pid), "another tgtd was started");
     drop(stopped);
-    let want: Vec<_> = want.into_iter().map(|(t, _)| (t, vec![1, 2])).collect();
-    wait_export(&tgt, &want);
+    let want: Vec<_> = s.want.iter().map(|(t, _)| (t.clone(), vec![1, 2])).collect();
+    wait_export(&s.tgt, &want);
 }
 
+/// After a reboot (the resident program stopped, tgtd gone), a resident program started anew
+/// serves the arrays it remembers, tgtd included, before any request; a remembered array
+/// whose state was removed meanwhile is not made again.
 #[test]
 fn a_restarted_program_serves_its_arrays_again_with_no_request() {
     if !can_mount() || !have_tgt() {
@@ -575,20 +595,16 @@ fn a_portal_changed_by_any_run_is_the_one_kept() {
     if !can_mount() || !have_tgt() {
         return;
     }
-    let fs = TestFs::new(Kind::Xfs, 512);
-    let tgt = Tgt::new();
-    let cfg = tgt_config(&fs.pool("p0"), &tgt);
-    let mut d = Daemon::start(&[]);
-    let (lun, want) = export_one_lun(&d.via(), &cfg, &tgt, "kept");
+    let mut s = served_lun("kept");
     let new_portal = format!("127.0.0.1:{}", free_port());
-    let mut moved = cfg.clone();
+    let mut moved = s.cfg.clone();
     moved.tgt.as_mut().unwrap().portal = new_portal.parse().unwrap();
     let report = ok(&moved, json!({"op": "export-sync"}));
     assert!(report["actions"].to_string().contains("moved tgtd"), "{report}");
-    wait_export_on(&new_portal, &want);
+    wait_export_on(&new_portal, &s.want);
 
     // The program's watch leaves tgtd on the new portal, and follows the change.
-    let served = d.dir.path().join("served.json");
+    let served = s.d.dir.path().join("served.json");
     let start = Instant::now();
     while !std::fs::read_to_string(&served).unwrap().contains(&new_portal) {
         assert!(
@@ -598,15 +614,15 @@ fn a_portal_changed_by_any_run_is_the_one_kept() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(spindle_plugin_linux::daemon::TGTD_WATCH_INTERVAL * 2);
-    assert_eq!(tgt.adm().portals().unwrap(), vec![new_portal.clone()]);
+    assert_eq!(s.tgt.adm().portals().unwrap(), vec![new_portal.clone()]);
 
     // After a restart of everything, the new portal is the one restored.
-    d.restart_after(|| tgt.kill9());
-    wait_export_on(&new_portal, &want);
-    assert_eq!(tgt.adm().portals().unwrap(), vec![new_portal.clone()]);
-    let listed = ok_via(&d.via(), &moved, json!({"op": "list"}));
-    assert_eq!(listed[0]["page83_id"], lun["page83_id"]);
-    let log = std::fs::read_to_string(d.dir.path().join("daemon.log")).unwrap();
+    s.d.restart_after(|| s.tgt.kill9());
+    wait_export_on(&new_portal, &s.want);
+    assert_eq!(s.tgt.adm().portals().unwrap(), vec![new_portal.clone()]);
+    let listed = ok_via(&s.d.via(), &moved, json!({"op": "list"}));
+    assert_eq!(listed[0]["page83_id"], s.lun["page83_id"]);
+    let log = std::fs::read_to_string(s.d.dir.path().join("daemon.log")).unwrap();
     assert!(
         log.contains(&format!("portal {new_portal}, 1 target(s), tgtd started")),
         "{log}"

@@ -113,19 +113,17 @@ fn snapshots_freeze_clones_diverge_and_restore() {
     assert_eq!(read(cs.path.as_ref().unwrap(), 0, 4096), vec![0xA1; 4096]);
     assert_eq!(e.clones(Some(&lun.uuid)).unwrap().len(), 2);
     // Dependents block removal, and the refusal names them.
-    let busy = e.remove(&lun.uuid).unwrap_err();
-    assert_eq!(kind(&busy), ExceptionKind::StorageElementBusyEx);
-    assert!(
-        busy.to_string()
-            .contains(&format!("has 1 snapshot '{}'", snap.name)),
-        "{busy}"
+    let busy_naming = |refused: Error, what: String| {
+        assert_eq!(kind(&refused), ExceptionKind::StorageElementBusyEx);
+        assert!(refused.to_string().contains(&what), "{refused}");
+    };
+    busy_naming(
+        e.remove(&lun.uuid).unwrap_err(),
+        format!("has 1 snapshot '{}'", snap.name),
     );
-    let busy = e.snap_remove(&snap.uuid).unwrap_err();
-    assert_eq!(kind(&busy), ExceptionKind::StorageElementBusyEx);
-    assert!(
-        busy.to_string()
-            .contains(&format!("has 1 unsplit clone '{}'", cs.name)),
-        "{busy}"
+    busy_naming(
+        e.snap_remove(&snap.uuid).unwrap_err(),
+        format!("has 1 unsplit clone '{}'", cs.name),
     );
     // Restore: clones and the later data of other elements do not block it.
     e.resize(&lun.uuid, 32 * MIB).unwrap();
